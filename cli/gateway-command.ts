@@ -1,0 +1,57 @@
+/** `leaderway gateway`: the leader-routing proxy. */
+
+import { GatewayServer } from '../gateway/gateway-server';
+import { type GatewaySettings, gatewaySettings } from '../gateway/settings';
+import { formatHostPort } from '../shared/config/formats';
+import { type GatewayConfig, gatewaySchema } from '../shared/config/gateway-schema';
+import { loadConfig, unknownEnvVars } from '../shared/config/load';
+import { openStorage, warmUp } from '../shared/storage/open';
+import { createLogger } from '../shared/telemetry/logger';
+import { VERSION } from '../shared/version';
+import { banner } from './banner';
+import { closeOnSignals, exitOnConfigError } from './run';
+
+/** Locks are read, never held, by a gateway: a short command timeout keeps reads snappy. */
+const GATEWAY_LOCK_COMMAND_TIMEOUT_MS = 1_000;
+
+export async function gatewayCommand(): Promise<void> {
+  let settings: GatewaySettings;
+  try {
+    settings = gatewaySettings(
+      loadConfig<GatewayConfig>(gatewaySchema, {
+        forbiddenEnv: {
+          LEADERWAY_SEAL_KEY: 'the gateway holds only the advertisement key, never the seal key',
+        },
+      }),
+    );
+  } catch (err) {
+    exitOnConfigError(err);
+  }
+  const log = createLogger({
+    service: 'leaderway-gateway',
+    nodeId: settings.nodeId,
+    level: settings.logLevel,
+  });
+  for (const v of unknownEnvVars([gatewaySchema], process.env)) {
+    log.warn({ variable: v }, 'unknown LEADERWAY_ environment variable ignored');
+  }
+  const data = { type: 'redis' as const, redisUrl: settings.redisUrl, prefix: settings.prefix };
+  const ha = settings.haRedisUrl ? { ...data, redisUrl: settings.haRedisUrl } : null;
+  const storage = openStorage(data, ha, { lockCommandTimeoutMs: GATEWAY_LOCK_COMMAND_TIMEOUT_MS });
+  process.stdout.write(
+    banner('leaderway gateway', {
+      Listener: `tcp (addr: "${formatHostPort(settings.listen)}", tls: "${settings.tls ? 'enabled' : 'disabled'}")`,
+      Storage: ha ? 'redis (split: lock in HA storage)' : 'redis',
+      Version: `leaderway v${VERSION}`,
+    }),
+  );
+  if (!settings.tls)
+    log.warn(
+      'the gateway listener has no TLS: traffic is plain HTTP (set LEADERWAY_TLS_CERT_FILE/_KEY_FILE)',
+    );
+  if (!(await warmUp(storage, 5_000))) log.warn('storage is not reachable yet; will keep trying');
+  const gateway = new GatewayServer(settings, { ...storage, log });
+  closeOnSignals([gateway], (sig) => log.info({ signal: sig }, 'draining'));
+  await gateway.start();
+  log.info({ addr: formatHostPort(gateway.address()) }, 'listening');
+}

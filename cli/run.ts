@@ -1,0 +1,40 @@
+/**
+ * What every entry point shares: turn configuration errors into exit code 2, wire SIGTERM and
+ * SIGINT to close(), and exit 0 once closed. Only entry points call process.exit.
+ */
+import { ConfigError } from '../shared/config/load';
+
+/** A long-running part with an idempotent close. */
+export interface Closable {
+  close(): Promise<void>;
+}
+
+/** Prints a configuration error and exits 2; rethrows anything else. */
+export function exitOnConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`leaderway: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+/** Closes `parts` in order on the first SIGTERM/SIGINT, then exits 0; a second signal exits at once. */
+export function closeOnSignals(parts: Closable[], onSignal?: (sig: string) => void): void {
+  let closing = false;
+  const handler = (sig: NodeJS.Signals) => {
+    if (closing) process.exit(1);
+    closing = true;
+    onSignal?.(sig);
+    (async () => {
+      for (const p of parts) await p.close();
+    })().then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`leaderway: shutdown failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}

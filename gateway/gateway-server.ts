@@ -1,0 +1,157 @@
+/**
+ * The gateway: a stateless reverse proxy in front of the cluster. It follows the leader through
+ * the LeaderWatcher and sends every request straight to it (GatewayProxy); it answers the load
+ * balancer's probes itself (`/-/live`, `/-/ready`) and drains gracefully.
+ *
+ * Shutdown order (close()): report not-ready at once; keep serving for `drainDelayMs` so the
+ * load balancer moves away; stop accepting; let in-flight requests finish (bounded); stop
+ * following the leader; close storage.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { sendJson } from '../shared/http/respond';
+import { closeGracefully, createApiServer, listen } from '../shared/http/server';
+import { LeaderWatcher } from '../shared/leader/leader-watcher';
+import type { Backend, HABackend } from '../shared/storage/backend';
+import { GatewayProxy, type ProxyHooks } from './proxy';
+import type { GatewaySettings } from './settings';
+import { proxyUpgrade } from './upgrade';
+
+export interface GatewayDeps {
+  data: Backend;
+  ha: HABackend;
+  log: Logger;
+  /** Serves `/metrics` (set by the telemetry wiring). */
+  metrics?: (res: ServerResponse) => void;
+  hooks?: ProxyHooks;
+}
+
+export type GatewayStatus = 'new' | 'running' | 'draining' | 'closed';
+
+export class GatewayServer {
+  private status: GatewayStatus = 'new';
+  private server: Server | undefined;
+  private inFlight = 0;
+  readonly watcher: LeaderWatcher;
+  private readonly proxy: GatewayProxy;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly settings: GatewaySettings,
+    private readonly deps: GatewayDeps,
+  ) {
+    this.watcher = new LeaderWatcher({
+      data: deps.data,
+      ha: deps.ha,
+      keys: settings.advertisementKeys,
+      connect: true,
+      connections: settings.upstreamConnections,
+      hooks: {
+        onChange: (l) =>
+          deps.log.info(
+            { leader: l?.ad.node_id ?? null, epoch: l?.ad.epoch ?? null },
+            'leader change observed',
+          ),
+        onReject: (reason) => deps.log.warn({ reason }, 'leader advertisement rejected; not routing to it'),
+        onReadError: (err) => deps.log.debug({ err: (err as Error).message }, 'leader read failed'),
+      },
+    });
+    this.proxy = new GatewayProxy({
+      watcher: this.watcher,
+      trustedProxies: settings.trustedProxies,
+      tls: settings.tls !== null,
+      failoverWaitMs: settings.failoverWaitMs,
+      hooks: deps.hooks,
+    });
+  }
+
+  private setStatus(s: GatewayStatus): void {
+    if (this.status === s) return;
+    this.deps.log.info({ from: this.status, to: s }, 'gateway status');
+    this.status = s;
+  }
+
+  /** The listening address (useful with port 0). */
+  address(): { host: string; port: number } {
+    const a = this.server?.address();
+    return typeof a === 'object' && a ? { host: a.address, port: a.port } : this.settings.listen;
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    await this.watcher.start();
+    this.server = createApiServer(this.settings.tls, (req, res) => this.onRequest(req, res));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
+    );
+    await listen(this.server, this.settings.listen.host, this.settings.listen.port);
+    this.setStatus('running');
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/';
+    if (url.startsWith('/-/') || url === '/metrics') {
+      this.operatorEndpoint(url, req, res);
+      return;
+    }
+    this.inFlight++;
+    res.once('close', () => this.inFlight--);
+    if (this.status === 'draining') res.setHeader('connection', 'close');
+    this.proxy.handle(req, res).catch((err) => {
+      this.deps.log.error({ err: (err as Error).message }, 'proxy failed');
+      if (!res.headersSent) sendJson(res, 502, { errors: ['gateway error'] });
+      else res.destroy();
+    });
+  }
+
+  private operatorEndpoint(url: string, req: IncomingMessage, res: ServerResponse): void {
+    const path = url.split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { errors: ['unsupported operation'] });
+      return;
+    }
+    const head = req.method === 'HEAD';
+    if (path === '/-/live') {
+      sendJson(res, 200, { status: 'live' }, {}, head);
+    } else if (path === '/-/ready') {
+      const leader = this.watcher.current();
+      if (this.status === 'running' && leader?.client) {
+        sendJson(res, 200, { status: 'ready', leader: leader.ad.node_id, epoch: leader.ad.epoch }, {}, head);
+      } else {
+        const why = this.status !== 'running' ? 'draining' : 'no valid leader known';
+        sendJson(res, 503, { errors: [why] }, { 'retry-after': '1' }, head);
+      }
+    } else if (path === '/metrics' && this.deps.metrics) {
+      this.deps.metrics(res);
+    } else {
+      sendJson(res, 404, { errors: ['not found'] });
+    }
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const leader = this.watcher.current();
+    proxyUpgrade(req, socket, head, leader, this.proxy.forwardedHeaders(req)).catch((err) => {
+      this.deps.log.warn({ err: (err as Error).message }, 'upgrade failed');
+      socket.destroy();
+    });
+  }
+
+  /** Drains and stops. Idempotent. */
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    if (this.status === 'running') {
+      this.setStatus('draining');
+      this.deps.log.info({ drain_delay_ms: this.settings.drainDelayMs }, 'draining: /-/ready now 503');
+      await new Promise((r) => setTimeout(r, this.settings.drainDelayMs));
+    }
+    if (this.server) await closeGracefully(this.server, () => this.inFlight, this.settings.shutdownTimeoutMs);
+    await this.watcher.close();
+    await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
+    this.setStatus('closed');
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The gateway's data path: every request goes straight to the leader over mutual TLS, and a
+ * failover is a pause, not an error.
+ *
+ * Retry policy (bounded by `failoverWaitMs` and MAX_ATTEMPTS):
+ *  - no leader known → wait for one;
+ *  - the leader refused it unserved (503 + x-leaderway-not-served: not active, draining, fenced)
+ *    or it never reached the leader (connect refused, TLS failure) → wait for the next leader (or
+ *    a short backoff) and retry, whatever the method;
+ *  - the connection failed after the request may have reached the leader → retry only idempotent
+ *    methods (GET, HEAD, OPTIONS, LIST); others get 503 "outcome unknown";
+ *  - a 307 from a node (it points at us: the nodes' api_addr is the gateway) is never passed on:
+ *    re-resolve and retry, so no redirect loop can form.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BlockList } from 'node:net';
+import { isIP } from 'node:net';
+import { LwError, MESSAGES } from '../shared/errors';
+import { upstreamHeaders } from '../shared/http/headers';
+import { ReplayableBody } from '../shared/http/replayable-body';
+import { sendError } from '../shared/http/respond';
+import type { Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
+import { type ProxyOutcome, proxyOnce } from '../shared/leader/proxy-request';
+
+/** Attempts per request, whatever the outcomes; keeps a pathological cluster from looping. */
+const MAX_ATTEMPTS = 20;
+/** After a failure on a leader that is still advertised, retry it after this (doubling). */
+const RETRY_BACKOFF_MS = 50;
+const RETRY_BACKOFF_MAX_MS = 1_000;
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'LIST']);
+
+/** Hooks for metrics. */
+export interface ProxyHooks {
+  onAttempt?(outcome: ProxyOutcome['kind']): void;
+  onRetry?(reason: string): void;
+  onLeaderWait?(ms: number): void;
+  onUnknownOutcome?(): void;
+  onNoLeader?(): void;
+}
+
+export interface ProxyOptions {
+  watcher: LeaderWatcher;
+  trustedProxies: BlockList;
+  tls: boolean;
+  failoverWaitMs: number;
+  hooks?: ProxyHooks;
+}
+
+function trusted(list: BlockList, addr: string | undefined): boolean {
+  if (!addr) return false;
+  const family = isIP(addr);
+  if (family === 0) return false;
+  return list.check(addr, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+export class GatewayProxy {
+  constructor(private readonly o: ProxyOptions) {}
+
+  /** The X-Forwarded-* view of a client connection. */
+  forwardedHeaders(req: IncomingMessage): string[] {
+    const remote = req.socket.remoteAddress ?? '';
+    return upstreamHeaders(req.headers, {
+      remoteAddress: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
+      proto: this.o.tls ? 'https' : 'http',
+      host: req.headers.host ?? '',
+      trustClientForwarded: trusted(this.o.trustedProxies, req.socket.remoteAddress),
+    });
+  }
+
+  /** Finds a leader to try: the current one, or waits for one until `deadline`. */
+  async leaderFor(
+    deadline: number,
+    avoid: string | undefined,
+    backoffMs: number,
+    signal: AbortSignal,
+  ): Promise<Leader | null> {
+    const { watcher } = this.o;
+    const now = watcher.current();
+    if (now && now.ad.uuid !== avoid) return now;
+    const started = performance.now();
+    let leader: Leader | null;
+    if (avoid && now) {
+      // The leader we just failed on is still advertised: wait for a new one, briefly.
+      leader = await watcher.waitFor(Math.min(backoffMs, deadline - started), avoid, signal);
+      leader ??= watcher.current();
+    } else {
+      leader = await watcher.waitFor(Math.max(0, deadline - started), undefined, signal);
+    }
+    this.o.hooks?.onLeaderWait?.(performance.now() - started);
+    return leader;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const headers = this.forwardedHeaders(req);
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    const body = hasBody ? new ReplayableBody(req) : null;
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const deadline = performance.now() + this.o.failoverWaitMs;
+    let avoid: string | undefined;
+    let backoff = RETRY_BACKOFF_MS;
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS && !abort.signal.aborted; attempt++) {
+      const leader = await this.leaderFor(deadline, avoid, backoff, abort.signal);
+      if (abort.signal.aborted) return;
+      if (!leader?.client) break;
+      const outcome = await proxyOnce(leader.client.pool, {
+        method,
+        path: url,
+        headers,
+        body: body ? body.stream() : null,
+        res,
+        interceptRedirects: true,
+        signal: abort.signal,
+      });
+      this.o.hooks?.onAttempt?.(outcome.kind);
+      if (outcome.kind === 'served' || outcome.kind === 'broken') return;
+      const retryable =
+        (outcome.kind !== 'maybe-sent' || IDEMPOTENT.has(method)) && (body === null || body.replayable());
+      if (!retryable) {
+        this.o.hooks?.onUnknownOutcome?.();
+        sendError(
+          res,
+          new LwError(
+            'LW_ERR_OUTCOME_UNKNOWN',
+            'the leader failed while handling this request; its outcome is unknown: check before retrying',
+            { retryAfter: 1 },
+          ),
+        );
+        return;
+      }
+      if (performance.now() >= deadline) break;
+      this.o.hooks?.onRetry?.(outcome.kind);
+      avoid = leader.ad.uuid;
+      backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
+      void this.o.watcher.refresh();
+    }
+    if (abort.signal.aborted || res.headersSent) return;
+    this.o.hooks?.onNoLeader?.();
+    sendError(res, new LwError('LW_ERR_NO_LEADER', MESSAGES.noActiveNode, { retryAfter: 1 }));
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * One term as the active node, from winning the lock to giving it up.
+ *
+ * Start order (each step needs the previous one):
+ *   1. open the cluster listener — so nobody learns our address before we can answer on it;
+ *   2. write the encrypted advertisement at `core/leader/<uuid>` (fenced: only while we hold
+ *      the lock);
+ *   3. publish `advertised`, so standbys and gateways switch at once;
+ *   4. in the background, delete stale `core/leader/*` entries.
+ * Close order: stop serving new requests (they are answered "not served" and retried by
+ * gateways), drain in-flight ones with a bound, close the listener, delete our advertisement,
+ * release the lock, publish `released` so a standby takes over at once.
+ */
+import type { Logger } from 'pino';
+import { type Advertisement, advertisementPath, encodeAdvertisement } from '../../shared/advertisement';
+import type { HostPort } from '../../shared/config/formats';
+import { type Backend, type HABackend, isFencingBackend, LEADER_PREFIX } from '../../shared/storage/backend';
+import type { HeldLock } from '../../shared/storage/held-lock';
+import type { SecureStorage } from '../barrier/secure-storage';
+import type { ClusterIdentity } from './cluster-cert';
+import { ClusterListener, type ClusterListenerOptions } from './cluster-listener';
+
+/** Pause between stale-entry deletes, so the store is not slammed after a long outage. */
+const STALE_DELETE_INTERVAL_MS = 200;
+
+export interface ActiveSessionOptions {
+  lock: HeldLock;
+  identity: ClusterIdentity;
+  data: Backend;
+  ha: HABackend;
+  /** Fencing is possible only when the lock lives in the data store. */
+  fence: boolean;
+  storage: SecureStorage;
+  advertisementKeys: readonly Buffer[];
+  nodeId: string;
+  apiAddr: string;
+  clusterAddr: string;
+  /** Null with clustering disabled. */
+  clusterListen: HostPort | null;
+  log: Logger;
+  handlers: Pick<ClusterListenerOptions, 'handle' | 'internal'>;
+}
+
+/** The active term. */
+export class ActiveSession {
+  readonly activeTime = new Date().toISOString();
+  readonly ad: Advertisement;
+  /** Storage for requests served in this term (writes fenced with our lock value). */
+  readonly storage: SecureStorage;
+  private readonly data: Backend;
+  private listener: ClusterListener | null = null;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private stopping = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly o: ActiveSessionOptions) {
+    this.data = o.fence && isFencingBackend(o.data) ? o.data.fenced(o.lock.value, o.lock.lost) : o.data;
+    this.storage = o.storage.withBackend(this.data);
+    this.ad = {
+      uuid: o.identity.uuid,
+      epoch: o.lock.epoch,
+      node_id: o.nodeId,
+      api_addr: o.apiAddr,
+      cluster_addr: o.clusterListen ? o.clusterAddr : '',
+      cert: o.identity.certDer,
+      key: o.identity.keyDer,
+      active_time: this.activeTime,
+    };
+  }
+
+  /** True until close() begins: requests may be served in this term. */
+  serving(): boolean {
+    return !this.stopping && this.o.lock.isValid();
+  }
+
+  /** Counts a request served in this term; call the returned function when it finishes. */
+  track(): () => void {
+    this.inFlight++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.inFlight--;
+      if (this.inFlight === 0) this.drained?.();
+    };
+  }
+
+  async start(): Promise<void> {
+    const { o } = this;
+    if (o.clusterListen) {
+      this.listener = new ClusterListener({
+        address: o.clusterListen,
+        identity: o.identity,
+        log: o.log,
+        ...o.handlers,
+      });
+      await this.listener.start();
+    }
+    await this.data.put(advertisementPath(this.ad.uuid), encodeAdvertisement(this.ad, o.advertisementKeys));
+    o.log.info({ epoch: this.ad.epoch, cluster_addr: this.ad.cluster_addr }, 'advertisement written');
+    await o.ha.publish({ type: 'advertised', epoch: this.ad.epoch });
+    void this.cleanStale();
+  }
+
+  /** Deletes other nodes' advertisements left behind, one at a time, while we are active. */
+  private async cleanStale(): Promise<void> {
+    try {
+      const keys = await this.data.list(LEADER_PREFIX);
+      for (const k of keys) {
+        if (!this.serving()) return;
+        if (k === this.ad.uuid || k.endsWith('/')) continue;
+        await this.data.delete(LEADER_PREFIX + k);
+        this.o.log.info('stale advertisement deleted');
+        await new Promise((r) => setTimeout(r, STALE_DELETE_INTERVAL_MS));
+      }
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'stale advertisement cleanup stopped');
+    }
+  }
+
+  /** Ends the term (idempotent): drain with `graceMs`, delete the advertisement, release the lock. */
+  close(graceMs: number): Promise<void> {
+    if (!this.closing) this.closing = this.doClose(graceMs);
+    return this.closing;
+  }
+
+  private async doClose(graceMs: number): Promise<void> {
+    this.stopping = true;
+    const deadline = Date.now() + graceMs;
+    if (this.inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        this.drained = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    await this.listener?.close(Math.max(0, deadline - Date.now()));
+    // Deleting our advertisement is fenced: if the lock is already gone this is refused, and the
+    // next active node's cleanup removes it instead.
+    if (this.o.lock.isValid()) {
+      await this.data.delete(advertisementPath(this.ad.uuid)).catch(() => undefined);
+    }
+    const wasHeld = this.o.lock.isValid();
+    await this.o.lock.release();
+    if (wasHeld) await this.o.ha.publish({ type: 'released', epoch: this.ad.epoch });
+  }
+}

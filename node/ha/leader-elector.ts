@@ -1,0 +1,155 @@
+/**
+ * Contends for the HA lock, for as long as the node runs. Wins → `onActive(lock, identity)`;
+ * the term lasts until the lock is lost or `stepDown()`/`close()` ends it, then
+ * `onStandby()` runs (it drains and releases) and contention resumes — after a cooldown when
+ * the node stepped down by request, so another node wins.
+ *
+ * Standbys hear a release at once through the HA channel and try immediately; otherwise they
+ * retry every `retryMs` with jitter. Store errors back off exponentially.
+ */
+import type { Logger } from 'pino';
+import type { HABackend } from '../../shared/storage/backend';
+import { type HeldLock, tryLock } from '../../shared/storage/held-lock';
+import { type ClusterIdentity, newClusterIdentity } from './cluster-cert';
+
+/** Retry period while someone else holds the lock (upstream: 1 s). */
+const RETRY_MS = 1_000;
+/** ± this fraction of jitter, so standbys do not retry in lockstep. */
+const JITTER = 0.2;
+/** Backoff after store errors: from 15 ms (upstream's start) doubling up to 2 s (upstream: 10 s;
+ * we cap lower so the cluster recovers within a couple of seconds of Redis returning). */
+const BACKOFF_MIN_MS = 15;
+const BACKOFF_MAX_MS = 2_000;
+
+export type ElectorStatus = 'idle' | 'contending' | 'active' | 'cooldown' | 'closed';
+
+export interface ElectorOptions {
+  ha: HABackend;
+  ttlMs: number;
+  log: Logger;
+  /** Called on winning; when it rejects, the term is ended at once. */
+  onActive(lock: HeldLock, identity: ClusterIdentity): Promise<void>;
+  /** Called when the term ends (lost, stepped down or closing); must release the lock. */
+  onStandby(reason: string): Promise<void>;
+  onStatus?(status: ElectorStatus): void;
+}
+
+export class LeaderElector {
+  private status: ElectorStatus = 'idle';
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private endTerm: ((reason: string) => void) | undefined;
+  private cooldownMs = 0;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly o: ElectorOptions) {}
+
+  start(): void {
+    if (this.loop) return;
+    this.unsubscribe = this.o.ha.subscribe((e) => {
+      if (e.type === 'released') this.wake?.();
+    });
+    this.loop = this.run();
+  }
+
+  /** Ends the current term (if any) and waits `cooldownMs` before contending again. */
+  stepDown(cooldownMs: number): void {
+    if (this.status !== 'active') return;
+    this.cooldownMs = cooldownMs;
+    this.endTerm?.('step-down');
+  }
+
+  /** Ends the term (releasing the lock) and stops contending. Idempotent. */
+  async close(): Promise<void> {
+    this.abort.abort();
+    this.unsubscribe?.();
+    this.endTerm?.('shutdown');
+    this.wake?.();
+    await this.loop;
+    this.setStatus('closed');
+  }
+
+  private setStatus(s: ElectorStatus): void {
+    if (this.status === s) return;
+    this.status = s;
+    this.o.log.debug({ status: s }, 'elector status');
+    this.o.onStatus?.(s);
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    let backoff = 0;
+    let identity: ClusterIdentity | undefined;
+    while (!signal.aborted) {
+      this.setStatus('contending');
+      // A candidate identity is made before trying and kept until it wins: a failed SET NX leaves
+      // no trace, so the uuid is still unused by anyone (and standbys don't burn CPU each retry).
+      identity ??= await newClusterIdentity();
+      let lock: HeldLock | null;
+      try {
+        lock = await tryLock(this.o.ha, identity.uuid, this.o.ttlMs, {
+          onRenewError: (err) => this.o.log.warn({ err: (err as Error).message }, 'lock renew failed'),
+          onLost: (reason) => {
+            if (reason !== 'released') this.o.log.warn({ reason }, 'leadership lost');
+          },
+        });
+        backoff = 0;
+      } catch (err) {
+        backoff = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, backoff * 2));
+        this.o.log.warn({ err: (err as Error).message, retry_ms: backoff }, 'lock acquisition failed');
+        await this.sleep(backoff);
+        continue;
+      }
+      if (!lock) {
+        await this.sleep(RETRY_MS * (1 - JITTER + Math.random() * 2 * JITTER));
+        continue;
+      }
+      const won = identity;
+      identity = undefined;
+      await this.term(lock, won);
+      if (this.cooldownMs > 0 && !signal.aborted) {
+        this.setStatus('cooldown');
+        const ms = this.cooldownMs;
+        this.cooldownMs = 0;
+        await this.sleep(ms, false);
+      }
+    }
+  }
+
+  /** Runs one active term until it ends, then hands over to `onStandby`. */
+  private async term(lock: HeldLock, identity: ClusterIdentity): Promise<void> {
+    this.setStatus('active');
+    this.o.log.info({ epoch: lock.epoch }, 'lock acquired; becoming active');
+    const ended = new Promise<string>((resolve) => {
+      this.endTerm = resolve;
+      lock.lost.addEventListener('abort', () => resolve(lock.lostReason ?? 'lost'), { once: true });
+      if (this.abort.signal.aborted) resolve('shutdown');
+    });
+    try {
+      await this.o.onActive(lock, identity);
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, 'becoming active failed; stepping down');
+      this.endTerm?.('activation-failed');
+    }
+    const reason = await ended;
+    this.endTerm = undefined;
+    await this.o.onStandby(reason);
+    await lock.release();
+  }
+
+  /** Sleeps `ms`, or until a release is announced (when `wakeable`) or the elector closes. */
+  private sleep(ms: number, wakeable = true): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wake = undefined;
+        this.abort.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      if (wakeable) this.wake = done;
+      this.abort.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}

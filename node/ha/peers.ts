@@ -1,0 +1,126 @@
+/**
+ * Heartbeats between standbys and the active, for sys/ha-status. Each standby posts a small echo
+ * to the active every second over the cluster channel; the active keeps whom it heard from.
+ */
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Logger } from 'pino';
+import { sendJson } from '../../shared/http/respond';
+import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
+import type { PeerInfo } from '../api/node-api';
+import { CLUSTER_PATH_PREFIX } from './cluster-listener';
+
+/** How often standbys echo (upstream: 5 s; the issue asks for 1 s). */
+export const ECHO_INTERVAL_MS = 1_000;
+/** A peer not heard from for this long is dropped from ha-status. */
+const PEER_EXPIRY_MS = 30_000;
+/** An echo body is tiny; refuse anything larger. */
+const MAX_ECHO_BYTES = 4096;
+
+interface Echo {
+  node_id: string;
+  api_addr: string;
+  cluster_addr: string;
+  version: string;
+}
+
+/** The active side: who has echoed. */
+export class PeerTable {
+  private readonly peers = new Map<string, { echo: Echo; at: number }>();
+
+  /** Serves `POST /lw-cluster/echo`. */
+  handle(req: Http2ServerRequest, res: Http2ServerResponse, path: string): void {
+    if (path !== 'echo' || req.method !== 'POST') {
+      sendJson(res, 404, { errors: ['not found'] });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_ECHO_BYTES) chunks.push(c);
+    });
+    req.on('end', () => {
+      try {
+        if (size > MAX_ECHO_BYTES) throw new Error('too large');
+        const e = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Echo;
+        if (typeof e.node_id !== 'string' || typeof e.api_addr !== 'string') throw new Error('bad echo');
+        this.peers.set(e.node_id, {
+          echo: {
+            node_id: e.node_id.slice(0, 128),
+            api_addr: String(e.api_addr).slice(0, 512),
+            cluster_addr: String(e.cluster_addr ?? '').slice(0, 512),
+            version: String(e.version ?? '').slice(0, 64),
+          },
+          at: Date.now(),
+        });
+        sendJson(res, 204, undefined);
+      } catch {
+        sendJson(res, 400, { errors: ['invalid echo'] });
+      }
+    });
+  }
+
+  /** Peers heard from recently, plus this node. */
+  list(self: Omit<PeerInfo, 'last_echo' | 'active_node'>): PeerInfo[] {
+    const now = Date.now();
+    const out: PeerInfo[] = [{ ...self, active_node: true, last_echo: null }];
+    for (const [id, p] of this.peers) {
+      if (now - p.at > PEER_EXPIRY_MS) {
+        this.peers.delete(id);
+        continue;
+      }
+      if (id === self.hostname) continue;
+      out.push({
+        hostname: p.echo.node_id,
+        api_address: p.echo.api_addr,
+        cluster_address: p.echo.cluster_addr,
+        active_node: false,
+        last_echo: new Date(p.at).toISOString(),
+        version: p.echo.version,
+      });
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.peers.clear();
+  }
+}
+
+/** The standby side: echo to the current leader every second. */
+export class Echoer {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly watcher: LeaderWatcher,
+    private readonly me: Echo,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.echo(), ECHO_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async echo(): Promise<void> {
+    const client = this.watcher.current()?.client;
+    if (!client) return;
+    try {
+      const r = await client.pool.request({
+        method: 'POST',
+        path: `${CLUSTER_PATH_PREFIX}echo`,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(this.me),
+      });
+      await r.body.dump();
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'echo to active failed');
+    }
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * What a standby does with a request it must not serve: forward it to the active over the
+ * cluster channel, or answer 307 to the active's api_addr, or 503 when no leader is known.
+ * The order is upstream's: `X-Vault-No-Request-Forwarding` → 307; no leader → 503
+ * ("local node not active but active cluster node not found"); forwarding off or clustering
+ * disabled → 307; forward, and on failure log, count and fall back to 307.
+ */
+import type { Logger } from 'pino';
+import { LwError, MESSAGES } from '../../shared/errors';
+import { upstreamHeaders } from '../../shared/http/headers';
+import { type AnyResponse, sendError, sendJson } from '../../shared/http/respond';
+import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
+import { proxyOnce } from '../../shared/leader/proxy-request';
+import type { AnyRequest } from '../api/request';
+
+/** Seconds a client should wait before retrying when no leader is known. */
+const NO_LEADER_RETRY_AFTER_S = 1;
+
+/** Builds the 307 target: api_addr's scheme and host, plus the original path and raw query. */
+export function redirectLocation(apiAddr: string, url: string): string {
+  const base = new URL(apiAddr);
+  return `${base.protocol}//${base.host}${url.startsWith('/') ? url : `/${url}`}`;
+}
+
+export interface StandbyPolicyOptions {
+  watcher: LeaderWatcher;
+  forwarding: boolean;
+  tlsApi: boolean;
+  log: Logger;
+  onForward?(outcome: string): void;
+}
+
+export class StandbyPolicy {
+  constructor(private readonly o: StandbyPolicyOptions) {}
+
+  async handle(req: AnyRequest, res: AnyResponse, url: string): Promise<void> {
+    const leader = this.o.watcher.current();
+    if (!leader) {
+      throw new LwError('LW_ERR_NO_LEADER', MESSAGES.noActiveNode, { retryAfter: NO_LEADER_RETRY_AFTER_S });
+    }
+    const noForward = req.headers['x-vault-no-request-forwarding'];
+    const client = leader.client;
+    if ((typeof noForward === 'string' && noForward !== '') || !this.o.forwarding || !client) {
+      this.redirect(res, leader.ad.api_addr, url);
+      return;
+    }
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    const outcome = await proxyOnce(client.pool, {
+      method: req.method ?? 'GET',
+      path: url,
+      headers: upstreamHeaders(req.headers, {
+        remoteAddress: req.socket?.remoteAddress ?? '',
+        proto: this.o.tlsApi ? 'https' : 'http',
+        host: String(req.headers.host ?? req.headers[':authority'] ?? ''),
+        // The standby is a hop of its own: the client's X-Forwarded-For is not ours to vouch for.
+        trustClientForwarded: false,
+      }),
+      body: hasBody ? (req as unknown as import('node:stream').Readable) : null,
+      res,
+      interceptRedirects: false,
+    });
+    this.o.onForward?.(outcome.kind);
+    if (outcome.kind === 'served' || outcome.kind === 'broken') return;
+    // Upstream hid forwarding failures behind a silent 307 (openbao#3899); we log them.
+    this.o.log.warn(
+      { outcome: outcome.kind, error: 'error' in outcome ? outcome.error : undefined },
+      'forwarding failed; redirecting',
+    );
+    if (outcome.kind === 'maybe-sent' && res.headersSent) return;
+    this.redirect(res, leader.ad.api_addr, url);
+  }
+
+  private redirect(res: AnyResponse, apiAddr: string, url: string): void {
+    if (!apiAddr) {
+      sendError(res, new LwError('LW_ERR_NO_LEADER', 'no active Vault instance found', { retryAfter: 1 }));
+      return;
+    }
+    sendJson(res, 307, undefined, { location: redirectLocation(apiAddr, url) });
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Settings the node derives from its configuration, with upstream's rules and error messages:
+ * api_addr is required in HA mode and must carry a scheme; cluster_addr defaults to api_addr's
+ * host with port + 1, is always https, and must differ from api_addr; the cluster listener
+ * defaults to the API listener's IP with port + 1.
+ */
+import { type HostPort, parseHostPort, parseKeyList } from '../shared/config/formats';
+import { ConfigError } from '../shared/config/load';
+import type { NodeConfig } from '../shared/config/node-schema';
+
+export interface NodeSettings {
+  nodeId: string;
+  listen: HostPort;
+  tls: { certFile: string; keyFile: string } | null;
+  /** Null when clustering is disabled. */
+  clusterListen: HostPort | null;
+  apiAddr: string;
+  clusterAddr: string;
+  sealKey: Buffer;
+  advertisementKeys: Buffer[];
+  storage: { type: 'redis' | 'inmem'; redisUrl: string; prefix: string };
+  /** Set for split storage: the lock lives only here. */
+  haStorage: { type: 'redis' | 'inmem'; redisUrl: string; prefix: string } | null;
+  forwarding: boolean;
+  lockTtlMs: number;
+  stepDownCooldownMs: number;
+  shutdownTimeoutMs: number;
+  maxRequestSize: number;
+  logLevel: string;
+}
+
+function defaultPort(u: URL): number {
+  if (u.port) return Number(u.port);
+  return u.protocol === 'https:' ? 443 : 80;
+}
+
+/** Derives the cluster address (always https) from the config or from api_addr. */
+export function deriveClusterAddr(apiAddr: string, clusterAddr: string): string {
+  if (clusterAddr) {
+    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(clusterAddr) ? clusterAddr : `https://${clusterAddr}`;
+    let u: URL;
+    try {
+      u = new URL(withScheme);
+    } catch {
+      throw new ConfigError(
+        'cluster_addr (BAO_CLUSTER_ADDR or VAULT_CLUSTER_ADDR): must be host:port or a URL',
+      );
+    }
+    if (!u.port)
+      throw new ConfigError('cluster_addr (BAO_CLUSTER_ADDR or VAULT_CLUSTER_ADDR): must include a port');
+    return `https://${u.host}`;
+  }
+  const api = new URL(apiAddr);
+  return `https://${api.hostname.includes(':') ? `[${api.hostname}]` : api.hostname}:${defaultPort(api) + 1}`;
+}
+
+/** Validates cross-field rules and derives the node's settings. Throws ConfigError. */
+export function nodeSettings(c: NodeConfig): NodeSettings {
+  const listen = parseHostPort(c.listener.address) as HostPort;
+  if (!c.api_addr)
+    throw new ConfigError('missing API address, please set in configuration or via environment');
+  const sealKeys = c.seal.key ? parseKeyList(c.seal.key) : [];
+  if (sealKeys.length !== 1) {
+    throw new ConfigError('seal.key (LEADERWAY_SEAL_KEY): required: base64 of exactly 32 bytes');
+  }
+  const advertisementKeys = c.advertisement_key ? parseKeyList(c.advertisement_key) : [];
+  if (advertisementKeys.length === 0) {
+    throw new ConfigError('advertisement_key (LEADERWAY_ADVERTISEMENT_KEY): required: base64 of 32 bytes');
+  }
+  if ((c.listener.tls_cert_file === '') !== (c.listener.tls_key_file === '')) {
+    throw new ConfigError(
+      'listener.tls_cert_file and listener.tls_key_file (LEADERWAY_TLS_CERT_FILE, LEADERWAY_TLS_KEY_FILE): set both or neither',
+    );
+  }
+  const clusterAddr = c.disable_clustering ? '' : deriveClusterAddr(c.api_addr, c.cluster_addr);
+  if (clusterAddr && new URL(clusterAddr).host === new URL(c.api_addr).host) {
+    throw new ConfigError('cluster_addr: the cluster address must differ from the API address (api_addr)');
+  }
+  const clusterListen = c.disable_clustering
+    ? null
+    : c.listener.cluster_address
+      ? (parseHostPort(c.listener.cluster_address) as HostPort)
+      : { host: listen.host, port: listen.port + 1 };
+  if (clusterListen && clusterListen.port > 65535) {
+    throw new ConfigError(
+      'listener.cluster_address (LEADERWAY_CLUSTER_LISTEN_ADDR): API port + 1 is out of range; set it',
+    );
+  }
+  const haType = c.ha_storage.type || (c.ha_storage.redis_url ? 'redis' : '');
+  if (c.ha_storage.type === 'redis' && !c.ha_storage.redis_url) {
+    throw new ConfigError(
+      'ha_storage.redis_url (LEADERWAY_HA_REDIS_URL): required when LEADERWAY_HA_STORAGE=redis',
+    );
+  }
+  if (c.lock_ttl < 300) throw new ConfigError('lock_ttl (LEADERWAY_LOCK_TTL): must be at least 300ms');
+  return {
+    nodeId: c.node_id,
+    listen,
+    tls: c.listener.tls_cert_file
+      ? { certFile: c.listener.tls_cert_file, keyFile: c.listener.tls_key_file }
+      : null,
+    clusterListen,
+    apiAddr: c.api_addr,
+    clusterAddr,
+    sealKey: sealKeys[0] as Buffer,
+    advertisementKeys,
+    storage: { type: c.storage.type, redisUrl: c.storage.redis_url, prefix: c.storage.prefix },
+    haStorage: haType
+      ? { type: haType as 'redis' | 'inmem', redisUrl: c.ha_storage.redis_url, prefix: c.storage.prefix }
+      : null,
+    forwarding: c.request_forwarding,
+    lockTtlMs: c.lock_ttl,
+    stepDownCooldownMs: c.step_down_cooldown,
+    shutdownTimeoutMs: c.shutdown_timeout,
+    maxRequestSize: c.max_request_size,
+    logLevel: c.log_level,
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * The node's (`leaderway server`) configuration schema. Stanza names mirror OpenBao's
+ * (`storage`, `ha_storage`, `listener`, `api_addr`, `cluster_addr`, `disable_clustering`,
+ * `seal`) so a config file reads like a `bao server` one.
+ */
+import { hostname } from 'node:os';
+import type { Schema } from './load';
+
+/** The node id used when LEADERWAY_NODE_ID is unset: the host name, made log-safe. */
+export function defaultNodeId(): string {
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 63) || 'node'
+  );
+}
+
+/** Storage kinds a node can use. */
+export const STORAGE_TYPES = ['redis', 'inmem'] as const;
+
+export const nodeSchema = {
+  listener: {
+    address: {
+      doc: 'API listener host:port.',
+      format: 'host-port',
+      default: '127.0.0.1:8200',
+      env: 'LEADERWAY_LISTEN_ADDR',
+    },
+    cluster_address: {
+      doc: "Cluster listener host:port (only the active node listens). Default: the API listener's IP, port + 1.",
+      format: 'optional-host-port',
+      default: '',
+      env: 'LEADERWAY_CLUSTER_LISTEN_ADDR',
+    },
+    tls_cert_file: {
+      doc: 'PEM certificate for the API listener. Without it the API is plain HTTP (a warning is printed).',
+      format: String,
+      default: '',
+      env: 'LEADERWAY_TLS_CERT_FILE',
+    },
+    tls_key_file: {
+      doc: 'PEM private key for the API listener.',
+      format: String,
+      default: '',
+      env: 'LEADERWAY_TLS_KEY_FILE',
+    },
+  },
+  storage: {
+    type: {
+      doc: 'Data storage: redis, or inmem (one process only; not for production).',
+      format: [...STORAGE_TYPES],
+      default: 'redis',
+      env: 'LEADERWAY_STORAGE',
+    },
+    redis_url: {
+      doc: 'Redis for storage: redis://[:password@]host:port[/db], rediss://... (TLS) or redis+sentinel://host:port[,host:port]/mastername.',
+      format: 'redis-url',
+      default: 'redis://127.0.0.1:6379',
+      env: 'LEADERWAY_REDIS_URL',
+    },
+    prefix: {
+      doc: 'Key namespace in Redis, so several clusters can share one Redis. Used as a hash tag.',
+      format: 'redis-prefix',
+      default: 'leaderway',
+      env: 'LEADERWAY_REDIS_PREFIX',
+    },
+  },
+  ha_storage: {
+    type: {
+      doc: 'Separate HA storage for the lock (split storage): redis, or empty to keep the lock in storage.',
+      format: ['', ...STORAGE_TYPES],
+      default: '',
+      env: 'LEADERWAY_HA_STORAGE',
+    },
+    redis_url: {
+      doc: 'Redis for ha_storage. Setting it alone implies LEADERWAY_HA_STORAGE=redis.',
+      format: 'optional-redis-url',
+      default: '',
+      env: 'LEADERWAY_HA_REDIS_URL',
+    },
+  },
+  seal: {
+    key: {
+      doc: 'The static seal key: base64 of 32 bytes. Wraps the root key. Required.',
+      format: 'key-list',
+      default: '',
+      env: 'LEADERWAY_SEAL_KEY',
+      sensitive: true,
+    },
+  },
+  advertisement_key: {
+    doc: 'Key(s) for the leader advertisement: base64 of 32 bytes; a comma-separated list rotates keys (the first encrypts, all decrypt). Gateways hold only this key.',
+    format: 'key-list',
+    default: '',
+    env: 'LEADERWAY_ADVERTISEMENT_KEY',
+    sensitive: true,
+  },
+  api_addr: {
+    doc: 'Full URL clients are redirected to when they reach a standby (with a gateway: the load balancer / gateway URL). Required in HA mode.',
+    format: 'optional-url',
+    default: '',
+    env: 'BAO_API_ADDR',
+    envAliases: ['VAULT_API_ADDR'],
+  },
+  cluster_addr: {
+    doc: "Address this node advertises for the cluster channel when active. Default: api_addr's host, port + 1. Always https.",
+    format: String,
+    default: '',
+    env: 'BAO_CLUSTER_ADDR',
+    envAliases: ['VAULT_CLUSTER_ADDR'],
+  },
+  disable_clustering: {
+    doc: 'No cluster listener; standbys always answer 307 to the active api_addr.',
+    format: Boolean,
+    default: false,
+    env: 'LEADERWAY_DISABLE_CLUSTERING',
+  },
+  request_forwarding: {
+    doc: 'Standbys forward requests to the active over the cluster channel (false: always 307).',
+    format: Boolean,
+    default: true,
+    env: 'LEADERWAY_REQUEST_FORWARDING',
+  },
+  lock_ttl: {
+    doc: 'HA lock TTL; the holder renews every third of it and gives up before it can expire.',
+    format: 'duration',
+    default: '5s',
+    env: 'LEADERWAY_LOCK_TTL',
+  },
+  step_down_cooldown: {
+    doc: 'After sys/step-down, how long the node waits before contending for the lock again.',
+    format: 'duration',
+    default: '10s',
+    env: 'LEADERWAY_STEP_DOWN_COOLDOWN',
+  },
+  shutdown_timeout: {
+    doc: 'On SIGTERM/SIGINT, how long in-flight requests may take before they are cut off.',
+    format: 'duration',
+    default: '10s',
+    env: 'LEADERWAY_SHUTDOWN_TIMEOUT',
+  },
+  node_id: {
+    doc: 'Node name in logs, sys/ha-status and traces. Default: the host name.',
+    format: String,
+    default: defaultNodeId(),
+    env: 'LEADERWAY_NODE_ID',
+  },
+  log_level: {
+    doc: 'Log level: fatal, error, warn, info, debug, trace or silent.',
+    format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    default: 'info',
+    env: 'LEADERWAY_LOG_LEVEL',
+  },
+  max_request_size: {
+    doc: 'Largest request body accepted; larger bodies get 413.',
+    format: 'byte-size',
+    default: '32MiB',
+    env: 'LEADERWAY_MAX_REQUEST_SIZE',
+  },
+} satisfies Schema;
+
+/** The node configuration as loaded (durations and sizes already in ms and bytes). */
+export interface NodeConfig {
+  listener: { address: string; cluster_address: string; tls_cert_file: string; tls_key_file: string };
+  storage: { type: (typeof STORAGE_TYPES)[number]; redis_url: string; prefix: string };
+  ha_storage: { type: '' | (typeof STORAGE_TYPES)[number]; redis_url: string };
+  seal: { key: string };
+  advertisement_key: string;
+  api_addr: string;
+  cluster_addr: string;
+  disable_clustering: boolean;
+  request_forwarding: boolean;
+  lock_ttl: number;
+  step_down_cooldown: number;
+  shutdown_timeout: number;
+  node_id: string;
+  log_level: string;
+  max_request_size: number;
+}

@@ -1,0 +1,94 @@
+/**
+ * Header handling for proxying (gateway) and forwarding (standby): hop-by-hop headers are
+ * dropped (RFC 9110 §7.6.1, including any named in `Connection`), internal headers a client
+ * might forge are dropped, and the X-Forwarded-* headers are set.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { INTERNAL_HEADER_PREFIX } from './internal-headers';
+
+/** Headers that apply to one connection only and must not be forwarded. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'host',
+]);
+
+const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+
+/** What the forwarding headers should say about the client. */
+export interface ForwardedInfo {
+  /** The peer address of this hop. */
+  remoteAddress: string;
+  proto: 'http' | 'https';
+  host: string;
+  /** Keep the client's own X-Forwarded-* (it is a trusted proxy) and append to it. */
+  trustClientForwarded: boolean;
+}
+
+/**
+ * The headers to send upstream, as a flat array for undici (`[name, value, name, value...]`).
+ * One pass over the incoming headers; no per-header allocation beyond the output.
+ */
+export function upstreamHeaders(
+  incoming: IncomingHttpHeaders,
+  fwd: ForwardedInfo,
+  extra?: Record<string, string>,
+): string[] {
+  const connectionListed = listedInConnection(incoming.connection);
+  const out: string[] = [];
+  let priorFor: string | undefined;
+  let priorProto: string | undefined;
+  let priorHost: string | undefined;
+  for (const name in incoming) {
+    const value = incoming[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' http2 pseudo-header */) continue;
+    if (HOP_BY_HOP.has(name) || connectionListed?.has(name) || name.startsWith(INTERNAL_HEADER_PREFIX))
+      continue;
+    if (FORWARDED.has(name)) {
+      if (!fwd.trustClientForwarded) continue;
+      const v = Array.isArray(value) ? value.join(', ') : value;
+      if (name === 'x-forwarded-for') priorFor = v;
+      else if (name === 'x-forwarded-proto') priorProto = v;
+      else if (name === 'x-forwarded-host') priorHost = v;
+      else out.push(name, v);
+      continue;
+    }
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, value);
+  }
+  out.push('x-forwarded-for', priorFor ? `${priorFor}, ${fwd.remoteAddress}` : fwd.remoteAddress);
+  out.push('x-forwarded-proto', priorProto ?? fwd.proto);
+  out.push('x-forwarded-host', priorHost ?? fwd.host);
+  if (extra) for (const k in extra) out.push(k, extra[k] as string);
+  return out;
+}
+
+/** Response headers to pass back to the client (hop-by-hop and internal ones removed). */
+export function downstreamHeaders(
+  upstream: Record<string, string | string[] | undefined>,
+): Record<string, string | string[]> {
+  const connectionListed = listedInConnection(upstream.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || connectionListed?.has(name)) continue;
+    if (name.startsWith(INTERNAL_HEADER_PREFIX)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function listedInConnection(v: string | string[] | undefined): Set<string> | undefined {
+  if (!v) return undefined;
+  const s = (Array.isArray(v) ? v.join(',') : v).toLowerCase();
+  if (s === 'keep-alive' || s === 'close') return undefined;
+  return new Set(s.split(',').map((x) => x.trim()));
+}

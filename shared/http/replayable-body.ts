@@ -1,0 +1,84 @@
+/**
+ * A request body that can be sent more than once. A failover may cut a request off before the
+ * leader answered; to retry it on the next leader the body must be sent again, yet bodies are
+ * streamed, not buffered. So each attempt streams the client's body straight through while a
+ * bounded copy (up to `cap` bytes) is kept; an attempt after a failure replays the copy and then
+ * continues with the unread rest. A body larger than `cap` streams without a copy and can be
+ * retried only if no byte of it was taken yet.
+ */
+import { Readable } from 'node:stream';
+
+/** Bodies up to this size stay replayable (KV writes are usually far smaller). */
+export const DEFAULT_REPLAY_CAP = 1024 * 1024;
+
+export class ReplayableBody {
+  private readonly chunks: Buffer[] = [];
+  private recorded = 0;
+  private taken = 0;
+  private overflowed = false;
+  private ended = false;
+  private readonly source: AsyncIterator<Buffer>;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    source: AsyncIterable<Buffer>,
+    private readonly cap = DEFAULT_REPLAY_CAP,
+  ) {
+    this.source = source[Symbol.asyncIterator]();
+  }
+
+  /** True when another attempt can send the whole body again. */
+  replayable(): boolean {
+    return !this.overflowed || this.taken === 0;
+  }
+
+  /** A fresh stream of the whole body for one attempt. Only one attempt may run at a time. */
+  stream(): Readable {
+    if (!this.replayable()) throw new Error('body is not replayable');
+    // The stream must never end the client's request: we read through a shared iterator and
+    // never call its return(), so a destroyed attempt leaves the source intact.
+    const self = this;
+    return Readable.from(
+      (async function* () {
+        let i = 0;
+        for (;;) {
+          if (i < self.chunks.length) {
+            yield self.chunks[i++] as Buffer;
+            continue;
+          }
+          const next = await self.next();
+          if (next === null) return;
+          // A recorded chunk is now in `chunks` (possibly after one an abandoned attempt read):
+          // loop back and yield from the copy, in order.
+          if (!next.recorded) yield next.chunk;
+        }
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  /** Reads the next chunk from the source, serialised so an abandoned attempt cannot interleave. */
+  private next(): Promise<{ chunk: Buffer; recorded: boolean } | null> {
+    const p = this.chain.then(async () => {
+      if (this.ended) return null;
+      const r = await this.source.next();
+      if (r.done) {
+        this.ended = true;
+        return null;
+      }
+      const chunk = r.value;
+      this.taken += chunk.length;
+      if (!this.overflowed && this.recorded + chunk.length <= this.cap) {
+        this.chunks.push(chunk);
+        this.recorded += chunk.length;
+        return { chunk, recorded: true };
+      }
+      // Past the cap: stop keeping a copy (memory stays flat however large the body).
+      this.overflowed = true;
+      this.chunks.length = 0;
+      return { chunk, recorded: false };
+    });
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The connection pool to one leader's cluster listener: mutual TLS 1.2 presenting the advertised
+ * cert and key, trusting only the advertised cert, keep-alive, TLS sessions reused. One pool per
+ * advertisement; when the leader changes the old pool is destroyed, closing its connections.
+ */
+import { X509Certificate } from 'node:crypto';
+import { Pool } from 'undici';
+import type { Advertisement } from '../advertisement';
+
+/** Connections kept per leader by one process (a gateway or a standby). */
+const DEFAULT_CONNECTIONS = 128;
+/** Idle keep-alive connections are closed after this long (under the server's 5 s default). */
+const KEEP_ALIVE_MS = 4_000;
+/** A leader that accepts no TCP/TLS connection within this is treated as gone. */
+const CONNECT_TIMEOUT_MS = 2_000;
+
+/** How long a retired leader's in-flight requests may take before their connections are cut. */
+const RETIRE_BOUND_MS = 30_000;
+
+/** Converts DER (base64) to PEM. */
+export function derToPem(derBase64: string, label: 'CERTIFICATE' | 'PRIVATE KEY'): string {
+  const lines = derBase64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
+
+/** A pool to one advertised leader. */
+export class LeaderClient {
+  readonly pool: Pool;
+  readonly origin: string;
+
+  constructor(
+    readonly ad: Advertisement,
+    opts: { connections?: number } = {},
+  ) {
+    const certPem = derToPem(ad.cert, 'CERTIFICATE');
+    const keyPem = derToPem(ad.key, 'PRIVATE KEY');
+    // Parse once so a malformed cert fails here, not on the first request.
+    new X509Certificate(certPem);
+    this.origin = ad.cluster_addr;
+    this.pool = new Pool(ad.cluster_addr, {
+      connections: opts.connections ?? DEFAULT_CONNECTIONS,
+      pipelining: 1,
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      keepAliveMaxTimeout: KEEP_ALIVE_MS,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connect: {
+        ca: [certPem],
+        cert: certPem,
+        key: keyPem,
+        servername: `fw-${ad.uuid}`,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+        maxVersion: 'TLSv1.2',
+        ALPNProtocols: ['http/1.1'],
+        timeout: CONNECT_TIMEOUT_MS,
+      },
+    });
+  }
+
+  /** Closes every connection now; requests in flight fail (callers decide whether to retry). */
+  async destroy(): Promise<void> {
+    await this.pool.destroy().catch(() => undefined);
+  }
+
+  /**
+   * Stops sending new requests here (they fail with UND_ERR_CLOSED, i.e. "never sent", so a
+   * caller can retry them on the next leader) while requests in flight finish; whatever is left
+   * after `boundMs` is destroyed. Destroying at once would turn requests the old leader is still
+   * answering into failures of unknown outcome.
+   */
+  retire(boundMs = RETIRE_BOUND_MS): void {
+    const t = setTimeout(() => void this.destroy(), boundMs);
+    t.unref();
+    this.pool.close().then(
+      () => clearTimeout(t),
+      () => undefined,
+    );
+  }
+}

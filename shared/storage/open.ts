@@ -1,0 +1,64 @@
+/**
+ * Opens the data and HA backends a process is configured for. With no separate HA storage the
+ * lock lives beside the data (same Redis, same prefix), which is what makes fencing possible.
+ */
+import { LwError } from '../errors';
+import { type Backend, type HABackend, isHABackend } from './backend';
+import { InmemBackend, InmemHABackend, InmemStore } from './inmem';
+import { RedisBackend } from './redis/redis-backend';
+import { RedisHABackend } from './redis/redis-ha-backend';
+
+/** Where one backend lives. */
+export interface StorageSpec {
+  type: 'redis' | 'inmem';
+  redisUrl: string;
+  prefix: string;
+}
+
+/** The opened backends. */
+export interface OpenedStorage {
+  data: Backend;
+  ha: HABackend;
+  /** True when the lock is in a different store than the data (no fencing). */
+  split: boolean;
+}
+
+export interface OpenOptions {
+  /** Lock commands time out after this (the HA layer passes ttl/3, so a renew never lingers). */
+  lockCommandTimeoutMs: number;
+  /** The in-process store to use for `inmem` (shared by the nodes of `leaderway dev`). */
+  inmem?: InmemStore;
+}
+
+function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore): HABackend {
+  const ha: unknown =
+    spec.type === 'redis'
+      ? new RedisHABackend({
+          url: spec.redisUrl,
+          prefix: spec.prefix,
+          commandTimeoutMs: o.lockCommandTimeoutMs,
+        })
+      : new InmemHABackend(store);
+  if (!isHABackend(ha)) throw new LwError('LW_ERR_CONFIG', 'specified HA storage does not support HA');
+  return ha;
+}
+
+/** Opens storage (connections are made lazily; see each backend's start()). */
+export function openStorage(data: StorageSpec, ha: StorageSpec | null, o: OpenOptions): OpenedStorage {
+  const store = o.inmem ?? new InmemStore();
+  const dataBackend =
+    data.type === 'redis'
+      ? new RedisBackend({ url: data.redisUrl, prefix: data.prefix })
+      : new InmemBackend(store);
+  const haBackend = openHA(ha ?? data, o, ha && ha.type === 'inmem' ? new InmemStore() : store);
+  return { data: dataBackend, ha: haBackend, split: ha !== null };
+}
+
+/** Waits until the backends can be reached, or `timeoutMs` passes (then resolves anyway: they heal). */
+export async function warmUp(s: OpenedStorage, timeoutMs: number): Promise<boolean> {
+  const starts = [s.data, s.ha].map((b) =>
+    (b as { start?: (t: number) => Promise<void> }).start?.(timeoutMs),
+  );
+  const results = await Promise.allSettled(starts);
+  return results.every((r) => r.status === 'fulfilled');
+}

@@ -1,0 +1,149 @@
+/**
+ * The data backend on Redis. Every write goes through `batch.lua`, which checks the fence (the
+ * lock value) and the ifAbsent guard and applies the writes in one atomic step, keeping the
+ * path index (`{p}/index`) in step with the data keys.
+ */
+import { LwError } from '../../errors';
+import type { Backend, FencingBackend, WriteOp } from '../backend';
+import { FencedView, type FenceTarget, fencedWriteError } from '../fenced-view';
+import { immediateChildren } from '../semantics';
+import { DEFAULT_START_TIMEOUT_MS, RedisConnection } from './connection';
+import { type RedisKeys, redisKeys } from './keys';
+import type { RedisArg } from './scripts';
+
+/** Default per-command timeout: a data request should fail over to a 503 well before clients time out. */
+const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
+
+/** The upper bound of a ZRANGEBYLEX prefix scan: 0xFF never occurs in UTF-8, so it sorts last. */
+const LEX_MAX_BYTE = Buffer.from([0xff]);
+
+/** batch.lua replies. */
+const BATCH_APPLIED = 1;
+const BATCH_GUARD_EXISTS = 0;
+const BATCH_FENCED = -1;
+
+/** Options for {@link RedisBackend}. */
+export interface RedisBackendOptions {
+  /** `redis://`, `rediss://` or `redis+sentinel://` URL. May hold a password: never logged. */
+  url: string;
+  /** Key namespace (wrapped as a hash tag). Default `leaderway`. */
+  prefix?: string;
+  /** Per-command timeout; default 2000 ms. */
+  commandTimeoutMs?: number;
+}
+
+/**
+ * Data storage on Redis, with fencing (the lock lives in the same Redis, so the lock check and
+ * the write can be one script). Construct it while Redis is down if need be: calls reject with
+ * `LW_ERR_STORAGE_UNAVAILABLE` until it comes back, and the connection heals by itself.
+ */
+export class RedisBackend implements FencingBackend, FenceTarget {
+  readonly kind = 'redis';
+  readonly keys: RedisKeys;
+  private readonly conn: RedisConnection;
+
+  constructor(opts: RedisBackendOptions) {
+    this.keys = redisKeys(opts.prefix);
+    this.conn = new RedisConnection({
+      url: opts.url,
+      connectionName: `leaderway-data-${this.keys.prefix}`,
+      commandTimeoutMs: opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    });
+  }
+
+  /**
+   * Connects; resolves once ready or rejects with `LW_ERR_STORAGE_UNAVAILABLE` after
+   * `timeoutMs` (default 5 s). Optional: the first call connects too, but fails while doing so.
+   */
+  start(timeoutMs: number = DEFAULT_START_TIMEOUT_MS): Promise<void> {
+    return this.conn.start(timeoutMs);
+  }
+
+  /** True while connected. */
+  get connected(): boolean {
+    return this.conn.ready;
+  }
+
+  get(path: string): Promise<Buffer | null> {
+    return this.conn.run((c) => c.getBuffer(this.keys.data(path)));
+  }
+
+  async put(path: string, value: Buffer): Promise<void> {
+    await this.batch([{ op: 'put', path, value }]);
+  }
+
+  async delete(path: string): Promise<void> {
+    await this.batch([{ op: 'delete', path }]);
+  }
+
+  list(prefix: string): Promise<string[]> {
+    return this.conn.run(async (c) => {
+      // Buffers, so the 0xFF bound is one raw byte and not UTF-8 encoded as C3 BF.
+      const min = prefix === '' ? '-' : Buffer.from(`[${prefix}`);
+      const max = prefix === '' ? '+' : Buffer.concat([Buffer.from(`[${prefix}`), LEX_MAX_BYTE]);
+      return immediateChildren(prefix, await c.zrangebylex(this.keys.index, min, max));
+    });
+  }
+
+  batch(ops: WriteOp[], opts: { ifAbsent?: string } = {}): Promise<boolean> {
+    return this.runBatch(ops, opts.ifAbsent, undefined);
+  }
+
+  /** @internal Used by the fenced view. */
+  fencedBatch(ops: WriteOp[], opts: { ifAbsent?: string }, fence: string): Promise<boolean> {
+    return this.runBatch(ops, opts.ifAbsent, fence);
+  }
+
+  /** A view whose writes are refused unless `{p}/core/lock` holds `lockValue`. No new connection. */
+  fenced(lockValue: string, signal: AbortSignal): Backend {
+    return new FencedView(this, lockValue, signal);
+  }
+
+  close(): Promise<void> {
+    return this.conn.close();
+  }
+
+  private async runBatch(
+    ops: WriteOp[],
+    ifAbsent: string | undefined,
+    fence: string | undefined,
+  ): Promise<boolean> {
+    const { keys, args } = this.batchArguments(ops, ifAbsent, fence);
+    const reply = await this.conn.run((c) => c.lwBatch(keys.length, ...keys, ...args));
+    switch (reply) {
+      case BATCH_APPLIED:
+        return true;
+      case BATCH_GUARD_EXISTS:
+        return false;
+      case BATCH_FENCED:
+        throw fencedWriteError();
+      default:
+        throw new LwError('LW_ERR_INTERNAL', 'unexpected reply from the storage batch script');
+    }
+  }
+
+  /** Builds KEYS and ARGV as documented at the top of `scripts/batch.lua`. */
+  private batchArguments(
+    ops: WriteOp[],
+    ifAbsent: string | undefined,
+    fence: string | undefined,
+  ): { keys: string[]; args: RedisArg[] } {
+    const keys = [this.keys.index, this.keys.lock];
+    const args: RedisArg[] = [
+      fence === undefined ? '0' : '1',
+      fence ?? '',
+      ifAbsent === undefined ? '0' : '1',
+    ];
+    if (ifAbsent !== undefined) keys.push(this.keys.data(ifAbsent));
+    for (const op of ops) {
+      keys.push(this.keys.data(op.path));
+      if (op.op === 'put') {
+        if (!Buffer.isBuffer(op.value)) throw new TypeError('storage values must be Buffers');
+        args.push('P', op.path, op.value);
+      } else {
+        args.push('D', op.path, '');
+      }
+    }
+    return { keys, args };
+  }
+}
