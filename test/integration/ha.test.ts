@@ -1,0 +1,434 @@
+/**
+ * HA mode end to end: three real node processes on a real Redis. Lock TTL is 2 s here.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { derToPem } from '../../shared/leader/leader-client';
+import { findActive, rawRedis, readAdvertisement, waitActive } from '../helpers/cluster';
+import { call, initCluster } from '../helpers/http';
+import { type Proc, spawnNode, testKeys, waitFor } from '../helpers/procs';
+import { type RedisServer, startRedis } from '../helpers/redis';
+
+/** Opens a TLS connection to the cluster port; resolves true when the handshake (and a request) succeeds. */
+function tryTls(
+  port: number,
+  opts: { cert?: string; key?: string; ca?: string; servername?: string },
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.2',
+      ALPNProtocols: ['http/1.1'],
+      ...opts,
+    });
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      s.destroy();
+      resolve(ok);
+    };
+    s.once('secureConnect', () => {
+      s.write('GET /v1/sys/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    });
+    s.on('data', (d: Buffer) => finish(d.toString().startsWith('HTTP/1.1')));
+    s.once('error', () => finish(false));
+    s.once('close', () => finish(false));
+    setTimeout(() => finish(false), 3000).unref();
+  });
+}
+
+describe('HA: three nodes on one Redis', () => {
+  let redis: RedisServer;
+  const keys = testKeys();
+  let nodes: Proc[] = [];
+  let token = '';
+
+  before(async () => {
+    redis = await startRedis({ appendonly: true });
+    nodes = await Promise.all(['n1', 'n2', 'n3'].map((n) => spawnNode(n, { redisUrl: redis.url, keys })));
+    token = await initCluster(nodes[0]!.url);
+    await waitActive(nodes);
+  });
+
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    await redis?.stop();
+  });
+
+  it('has exactly one active; standbys answer 429 and report the leader', async () => {
+    const active = await waitActive(nodes);
+    for (const n of nodes) {
+      const h = await waitFor(
+        async () => {
+          const r = await call(n.url, '/v1/sys/health');
+          return r.status === 200 || r.status === 429 ? r : null;
+        },
+        10_000,
+        `${n.name} unsealed`,
+      );
+      assert.equal(h.status, n === active ? 200 : 429);
+      const l = await waitFor(
+        async () => {
+          const r = await call(n.url, '/v1/sys/leader');
+          return (r.body as { leader_address: string }).leader_address ? r : null;
+        },
+        10_000,
+        `${n.name} knows the leader`,
+      );
+      const body = l.body as Record<string, unknown>;
+      assert.equal(body.ha_enabled, true);
+      assert.equal(body.is_self, n === active);
+      assert.equal(body.leader_address, active.url);
+      assert.equal(body.leader_cluster_address, `https://127.0.0.1:${active.clusterPort}`);
+    }
+  });
+
+  it('forwards writes and reads sent to each standby to the active', async () => {
+    const active = await waitActive(nodes);
+    for (const n of nodes.filter((x) => x !== active)) {
+      const w = await call(n.url, `/v1/secret/data/via-${n.name}`, {
+        token,
+        body: { data: { from: n.name } },
+      });
+      assert.equal(w.status, 200, w.text);
+      const r = await call(n.url, `/v1/secret/data/via-${n.name}`, { token });
+      assert.equal(r.status, 200);
+      assert.deepEqual((r.body as { data: { data: unknown } }).data.data, { from: n.name });
+      const direct = await call(active.url, `/v1/secret/data/via-${n.name}`, { token });
+      assert.deepEqual((direct.body as { data: { data: unknown } }).data.data, { from: n.name });
+    }
+    const ha = await call(active.url, '/v1/sys/ha-status', { token });
+    assert.equal(ha.status, 200);
+    const names = await waitFor(
+      async () => {
+        const r = await call(active.url, '/v1/sys/ha-status', { token });
+        const ns = (r.body as { nodes: Array<{ hostname: string; active_node: boolean }> }).nodes;
+        return ns.length === 3 ? ns : null;
+      },
+      10_000,
+      'all three nodes in ha-status',
+    );
+    assert.deepEqual(
+      names.filter((x) => x.active_node).map((x) => x.hostname),
+      [active.name],
+    );
+  });
+
+  it('answers 307 to the active api_addr when asked not to forward', async () => {
+    const active = await waitActive(nodes);
+    const standby = nodes.find((n) => n !== active)!;
+    const r = await call(standby.url, '/v1/secret/data/x?version=1', {
+      token,
+      headers: { 'x-vault-no-request-forwarding': 'true' },
+    });
+    assert.equal(r.status, 307);
+    assert.equal(r.headers.location, `${active.url}/v1/secret/data/x?version=1`);
+    assert.equal(r.headers['cache-control'], 'no-store');
+  });
+
+  it('only the active listens on its cluster port, and only for the advertised cert', async () => {
+    const active = await waitActive(nodes);
+    const ad = await readAdvertisement(redis.url, keys.adKey);
+    const cert = derToPem(ad.cert, 'CERTIFICATE');
+    const key = derToPem(ad.key, 'PRIVATE KEY');
+    assert.equal(await tryTls(active.clusterPort, { cert, key, ca: cert }), true, 'advertised cert accepted');
+    assert.equal(await tryTls(active.clusterPort, {}), false, 'no client cert refused');
+    const { newClusterIdentity } = await import('../../node/ha/cluster-cert');
+    const other = await newClusterIdentity();
+    assert.equal(
+      await tryTls(active.clusterPort, { cert: other.certPem, key: other.keyPem }),
+      false,
+      'self-made cert refused',
+    );
+    for (const s of nodes.filter((n) => n !== active)) {
+      assert.equal(
+        await tryTls(s.clusterPort, { cert, key, ca: cert }),
+        false,
+        `${s.name} cluster port closed`,
+      );
+    }
+  });
+
+  it('step-down hands over at once and the cooldown keeps the old active out', async () => {
+    const a = await waitActive(nodes);
+    const r = await call(a.url, '/v1/sys/step-down', { method: 'PUT', token });
+    assert.equal(r.status, 204);
+    const b = await waitActive(nodes, 10_000, a);
+    assert.notEqual(b, a);
+    // Step down the new one at once: `a` is still cooling down (3 s), so the third node wins.
+    const r2 = await call(b.url, '/v1/sys/step-down', { method: 'PUT', token });
+    assert.equal(r2.status, 204);
+    const c = await waitActive(
+      nodes.filter((n) => n !== b),
+      10_000,
+      b,
+    );
+    assert.notEqual(c, a, 'the node in cooldown must not win');
+    assert.notEqual(c, b);
+    // The old active's cluster listener is closed once it stepped down.
+    const ad = await readAdvertisement(redis.url, keys.adKey);
+    const cert = derToPem(ad.cert, 'CERTIFICATE');
+    assert.equal(await tryTls(a.clusterPort, { cert, key: derToPem(ad.key, 'PRIVATE KEY') }), false);
+  });
+
+  it('cleans stale core/leader/* entries when a node becomes active', async () => {
+    const r = await rawRedis(redis.url);
+    try {
+      const stale = `core/leader/${randomUUID()}`;
+      await r.set(`{leaderway}/d/${stale}`, Buffer.from('left over by a restored backup'));
+      await r.zadd('{leaderway}/index', 0, stale);
+      const a = await waitActive(nodes);
+      await call(a.url, '/v1/sys/step-down', { method: 'PUT', token });
+      await waitActive(nodes, 10_000, a);
+      await waitFor(
+        async () => (await r.exists(`{leaderway}/d/${stale}`)) === 0,
+        10_000,
+        'stale entry deleted',
+      );
+      const left = await r.zrangebylex('{leaderway}/index', '[core/leader/', '[core/leader/\xff');
+      assert.equal(left.length, 1, `one advertisement left, got ${left.join(',')}`);
+    } finally {
+      r.disconnect();
+    }
+  });
+
+  it('kill -9 of the active: a standby takes over and every acknowledged write is there', async () => {
+    const a = await waitActive(nodes);
+    const acked: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const w = await call(a.url, `/v1/secret/data/k9-${i}`, { token, body: { data: { i } } });
+      if (w.status === 200) acked.push(`k9-${i}`);
+    }
+    assert.equal(acked.length, 20);
+    await a.stop('SIGKILL');
+    const survivors = nodes.filter((n) => n !== a);
+    const b = await waitActive(survivors, 15_000);
+    for (const k of acked) {
+      const r = await call(b.url, `/v1/secret/data/${k}`, { token });
+      assert.equal(r.status, 200, `${k} lost`);
+    }
+    // Replace the killed node so later tests have three nodes again.
+    const idx = nodes.indexOf(a);
+    nodes[idx] = await spawnNode(`${a.name}b`, { redisUrl: redis.url, keys });
+  });
+
+  it('a SIGSTOPped active resumed after the TTL cannot store a write', async () => {
+    const a = await waitActive(nodes);
+    // Start a write whose body is only half sent: the active has authenticated it and holds the
+    // storage of its term while it waits for the rest.
+    const { request } = await import('undici');
+    const body = JSON.stringify({ data: { stale: 'must-not-be-stored' } });
+    let sendRest: () => void = () => {};
+    const rest = new Promise<void>((r) => {
+      sendRest = r;
+    });
+    const { Readable } = await import('node:stream');
+    const stream = Readable.from(
+      (async function* () {
+        yield Buffer.from(body.slice(0, 10));
+        await rest;
+        yield Buffer.from(body.slice(10));
+      })(),
+    );
+    const pending = request(`${a.url}/v1/secret/data/fenced`, {
+      method: 'POST',
+      headers: { 'x-vault-token': token, 'content-type': 'application/json' },
+      body: stream,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    a.pause();
+    try {
+      const b = await waitActive(
+        nodes.filter((n) => n !== a),
+        15_000,
+      );
+      assert.notEqual(b, a);
+    } finally {
+      a.resume();
+    }
+    sendRest();
+    const res = await pending;
+    const text = await res.body.text();
+    assert.notEqual(res.statusCode, 200, `stale write acknowledged: ${text}`);
+    const b = await waitActive(nodes);
+    const read = await call(b.url, '/v1/secret/data/fenced', { token });
+    assert.equal(read.status, 404, 'nothing was stored');
+  });
+
+  it('rejects a garbage advertisement: a new standby does not route to it', async () => {
+    const active = await waitActive(nodes);
+    const r = await rawRedis(redis.url);
+    try {
+      const uuid = await r.get('{leaderway}/core/lock');
+      assert.ok(uuid);
+      await r.set(
+        `{leaderway}/d/core/leader/${uuid}`,
+        Buffer.from('{"api_addr":"http://evil:1","cluster_addr":"https://evil:2"}'),
+      );
+      const fresh = await spawnNode('n-fresh', { redisUrl: redis.url, keys });
+      try {
+        const h = await waitFor(
+          async () => {
+            const x = await call(fresh.url, '/v1/sys/health');
+            return x.status === 429 ? x : null;
+          },
+          10_000,
+          'fresh node unsealed',
+        );
+        assert.equal(h.status, 429);
+        const res = await call(fresh.url, '/v1/secret/data/x', { token });
+        assert.equal(res.status, 503, res.text);
+        assert.deepEqual(res.body, { errors: ['local node not active but active cluster node not found'] });
+        assert.ok(res.headers['retry-after']);
+        const l = (await call(fresh.url, '/v1/sys/leader')).body as Record<string, unknown>;
+        assert.equal(l.leader_address, '');
+        assert.ok(fresh.logs().some((x) => x.msg === 'leader advertisement rejected'));
+      } finally {
+        await fresh.stop('SIGKILL');
+      }
+      // The active rewrites a good advertisement on the next term.
+      await call(active.url, '/v1/sys/step-down', { method: 'PUT', token });
+      await waitActive(nodes, 10_000, active);
+    } finally {
+      r.disconnect();
+    }
+  });
+
+  it('SIGTERM on the active releases the lock so a standby takes over, and exits 0', async () => {
+    const a = await waitActive(nodes);
+    const code = await a.stop('SIGTERM');
+    assert.equal(code, 0);
+    const b = await waitActive(
+      nodes.filter((n) => n !== a),
+      10_000,
+    );
+    assert.notEqual(b, a);
+    assert.ok(a.logs().some((x) => x.msg === 'stepping down' && x.reason === 'shutdown'));
+    const idx = nodes.indexOf(a);
+    nodes[idx] = await spawnNode(`${a.name}c`, { redisUrl: redis.url, keys });
+  });
+});
+
+describe('HA: redirects when forwarding is impossible', () => {
+  let redis: RedisServer;
+  const keys = testKeys();
+  const nodes: Proc[] = [];
+  let token = '';
+
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    await redis?.stop();
+  });
+
+  it('307s with forwarding disabled, and when the cluster address is unreachable', async () => {
+    // The active advertises a cluster address nobody listens on.
+    const a = await spawnNode('bad-cluster', {
+      redisUrl: redis.url,
+      keys,
+      env: { VAULT_CLUSTER_ADDR: 'https://127.0.0.1:9' },
+    });
+    nodes.push(a);
+    token = await initCluster(a.url);
+    await waitActive([a]);
+    const noFwd = await spawnNode('no-forwarding', {
+      redisUrl: redis.url,
+      keys,
+      env: { LEADERWAY_REQUEST_FORWARDING: 'false' },
+    });
+    const fwd = await spawnNode('forwarding', { redisUrl: redis.url, keys });
+    nodes.push(noFwd, fwd);
+    for (const n of [noFwd, fwd]) {
+      const r = await waitFor(
+        async () => {
+          const x = await call(n.url, '/v1/secret/data/y', { token });
+          return x.status === 307 ? x : null;
+        },
+        10_000,
+        `${n.name} redirects`,
+      );
+      assert.equal(r.headers.location, `${a.url}/v1/secret/data/y`);
+      // Following the redirect works (the client resends to the active).
+      const follow = await call(
+        String(r.headers.location).replace('/v1/secret/data/y', ''),
+        '/v1/secret/data/y',
+        { token },
+      );
+      assert.equal(follow.status, 404);
+    }
+    // The forwarding failure is visible, not hidden behind the 307 (openbao#3899).
+    assert.ok(fwd.logs().some((x) => x.msg === 'forwarding failed; redirecting'));
+  });
+});
+
+describe('HA: split storage and configuration precedence', () => {
+  let data: RedisServer;
+  let haRedis: RedisServer;
+  const keys = testKeys();
+  const nodes: Proc[] = [];
+
+  before(async () => {
+    [data, haRedis] = await Promise.all([startRedis(), startRedis()]);
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    await Promise.all([data?.stop(), haRedis?.stop()]);
+  });
+
+  it('keeps the lock out of the data Redis, and the environment beats the config file', async () => {
+    const file = path.join(tmpdir(), `lw-${randomUUID()}.yaml`);
+    writeFileSync(
+      file,
+      'api_addr: "http://from-file.invalid:8200"\ncluster_addr: "https://from-file.invalid:8201"\n',
+    );
+    const n = await spawnNode('split', {
+      redisUrl: data.url,
+      keys,
+      env: { LEADERWAY_HA_REDIS_URL: haRedis.url, LEADERWAY_CONFIG: file },
+    });
+    nodes.push(n);
+    assert.ok(
+      n.lines.some((l) => /HA Storage: redis/.test(l)),
+      'banner shows HA Storage',
+    );
+    assert.ok(
+      n.lines.some((l) => /Storage: redis$/.test(l)),
+      'storage line has no (HA available) when split',
+    );
+    await initCluster(n.url);
+    await waitActive([n]);
+    const d = await rawRedis(data.url);
+    const h = await rawRedis(haRedis.url);
+    try {
+      assert.equal(await d.exists('{leaderway}/core/lock'), 0, 'no lock in the data Redis');
+      assert.equal(await h.exists('{leaderway}/core/lock'), 1, 'lock in the HA Redis');
+      assert.equal((await h.keys('{leaderway}/d/*')).length, 0, 'no data in the HA Redis');
+      assert.ok(
+        (await d.keys('{leaderway}/d/core/leader/*')).length === 1,
+        'advertisement in the data Redis',
+      );
+    } finally {
+      d.disconnect();
+      h.disconnect();
+    }
+    const l = (await call(n.url, '/v1/sys/leader')).body as Record<string, unknown>;
+    assert.equal(l.leader_address, n.url, 'VAULT_API_ADDR beats the file');
+    assert.equal(
+      l.leader_cluster_address,
+      `https://127.0.0.1:${n.clusterPort}`,
+      'VAULT_CLUSTER_ADDR beats the file',
+    );
+    assert.ok(await findActive([n]));
+  });
+});
