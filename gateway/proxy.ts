@@ -68,7 +68,11 @@ export class GatewayProxy {
     });
   }
 
-  /** Finds a leader to try: the current one, or waits for one until `deadline`. */
+  /**
+   * Finds a leader to try: the current one, or waits for one until `deadline`. After a failure
+   * on `avoid` (still advertised), waits up to `backoffMs` for a different leader and otherwise
+   * retries the same one — it may have recovered, and a dead leader's lock expires in one TTL.
+   */
   async leaderFor(
     deadline: number,
     avoid: string | undefined,
@@ -76,17 +80,16 @@ export class GatewayProxy {
     signal: AbortSignal,
   ): Promise<Leader | null> {
     const { watcher } = this.o;
-    const now = watcher.current();
-    if (now && now.ad.uuid !== avoid) return now;
     const started = performance.now();
-    let leader: Leader | null;
-    if (avoid && now) {
-      // The leader we just failed on is still advertised: wait for a new one, briefly.
-      leader = await watcher.waitFor(Math.min(backoffMs, deadline - started), avoid, signal);
-      leader ??= watcher.current();
-    } else {
-      leader = await watcher.waitFor(Math.max(0, deadline - started), undefined, signal);
+    const remaining = () => Math.max(0, deadline - performance.now());
+    let leader = watcher.current();
+    if (leader && leader.ad.uuid !== avoid) return leader;
+    // With the store unreachable no new leader can be learned: fail fast rather than hold.
+    if (!leader && !watcher.storeReachable()) return null;
+    if (leader) {
+      leader = (await watcher.waitFor(Math.min(backoffMs, remaining()), avoid, signal)) ?? watcher.current();
     }
+    if (!leader && !signal.aborted) leader = await watcher.waitFor(remaining(), undefined, signal);
     this.o.hooks?.onLeaderWait?.(performance.now() - started);
     return leader;
   }

@@ -112,6 +112,20 @@ export class NodeServer implements NodeApi {
   private serve(req: AnyRequest, res: AnyResponse, viaCluster: boolean): void {
     const s = this.session;
     if (s?.serving()) res.once('close', s.track());
+    if (this.deps.log.isLevelEnabled('debug')) {
+      res.once('finish', () =>
+        this.deps.log.debug(
+          {
+            method: req.method,
+            route: routeClass(req.url),
+            status: res.statusCode,
+            via: viaCluster ? 'cluster' : 'api',
+            remote_addr: clientAddress(req, viaCluster),
+          },
+          'request',
+        ),
+      );
+    }
     this.api.handle(req, res, viaCluster);
   }
 
@@ -314,6 +328,23 @@ export class NodeServer implements NodeApi {
     await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
     this.setStatus('closed');
   }
+}
+
+/** A bounded-cardinality label for a request path: its first two segments (`secret/data`). */
+export function routeClass(url: string | undefined): string {
+  const path = (url ?? '/').split('?')[0] ?? '/';
+  return path.split('/').slice(2, 4).join('/') || '/';
+}
+
+/**
+ * The client's address. Over the cluster channel the peer is a standby or gateway (mutually
+ * authenticated), which has already dropped forwarding headers it does not trust, so the
+ * left-most X-Forwarded-For entry is the client.
+ */
+function clientAddress(req: AnyRequest, viaCluster: boolean): string {
+  const xff = req.headers['x-forwarded-for'];
+  if (viaCluster && typeof xff === 'string' && xff !== '') return (xff.split(',')[0] ?? '').trim();
+  return req.socket?.remoteAddress ?? '';
 }
 
 function formatUuid(hex: string): string {

@@ -58,6 +58,7 @@ export class LeaderWatcher extends EventEmitter {
   private leader: Leader | null = null;
   private maxEpoch = 0;
   private lastGoodRead = 0;
+  private lastReadFailed = false;
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private inflight: Promise<void> | undefined;
@@ -94,6 +95,11 @@ export class LeaderWatcher extends EventEmitter {
       this.set(null);
     }
     return this.leader;
+  }
+
+  /** False while the last attempt to read the store failed: waiting for a leader is then futile. */
+  storeReachable(): boolean {
+    return !this.lastReadFailed;
   }
 
   /** True when `current()` would return a leader. */
@@ -150,9 +156,11 @@ export class LeaderWatcher extends EventEmitter {
     try {
       holder = await ha.holder();
     } catch (err) {
+      this.lastReadFailed = true;
       hooks?.onReadError?.(err);
       return;
     }
+    this.lastReadFailed = false;
     if (!holder) {
       this.lastGoodRead = performance.now();
       this.set(null);
@@ -167,6 +175,7 @@ export class LeaderWatcher extends EventEmitter {
     try {
       raw = await data.get(path);
     } catch (err) {
+      this.lastReadFailed = true;
       hooks?.onReadError?.(err);
       return;
     }
