@@ -3,6 +3,7 @@
  * SIGINT to close(), and exit 0 once closed. Only entry points call process.exit.
  */
 import { ConfigError } from '../shared/config/load';
+import { flushTelemetry } from '../shared/telemetry/tracing';
 
 /** A long-running part with an idempotent close. */
 export interface Closable {
@@ -27,6 +28,7 @@ export function closeOnSignals(parts: Closable[], onSignal?: (sig: string) => vo
     onSignal?.(sig);
     (async () => {
       for (const p of parts) await p.close();
+      await flushTelemetry();
     })().then(
       () => process.exit(0),
       (err) => {

@@ -11,10 +11,18 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { sendJson } from '../shared/http/respond';
+import { routeClass } from '../shared/http/route-class';
 import { closeGracefully, createApiServer, listen } from '../shared/http/server';
 import { LeaderWatcher } from '../shared/leader/leader-watcher';
 import type { Backend, HABackend } from '../shared/storage/backend';
-import { GatewayProxy, type ProxyHooks } from './proxy';
+import {
+  createGatewayMetrics,
+  type GatewayMetrics,
+  methodLabel,
+  serveMetrics,
+} from '../shared/telemetry/metrics';
+import { addEvent } from '../shared/telemetry/tracing';
+import { GatewayProxy } from './proxy';
 import type { GatewaySettings } from './settings';
 import { proxyUpgrade } from './upgrade';
 
@@ -22,9 +30,6 @@ export interface GatewayDeps {
   data: Backend;
   ha: HABackend;
   log: Logger;
-  /** Serves `/metrics` (set by the telemetry wiring). */
-  metrics?: (res: ServerResponse) => void;
-  hooks?: ProxyHooks;
 }
 
 export type GatewayStatus = 'new' | 'running' | 'draining' | 'closed';
@@ -35,6 +40,8 @@ export class GatewayServer {
   private inFlight = 0;
   readonly watcher: LeaderWatcher;
   private readonly proxy: GatewayProxy;
+  /** This gateway's Prometheus metrics (served at /metrics). */
+  readonly metrics: GatewayMetrics = createGatewayMetrics();
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -48,12 +55,19 @@ export class GatewayServer {
       connect: true,
       connections: settings.upstreamConnections,
       hooks: {
-        onChange: (l) =>
+        onChange: (l) => {
+          this.metrics.leaderKnown.set(l ? 1 : 0);
+          if (l) this.metrics.leaderChanges.inc();
+          addEvent('leader.change', { 'lw.leader.epoch': l?.ad.epoch ?? 0 });
           deps.log.info(
             { leader: l?.ad.node_id ?? null, epoch: l?.ad.epoch ?? null },
             'leader change observed',
-          ),
-        onReject: (reason) => deps.log.warn({ reason }, 'leader advertisement rejected; not routing to it'),
+          );
+        },
+        onReject: (reason) => {
+          this.metrics.advertisementsRejected.inc({ reason });
+          deps.log.warn({ reason }, 'leader advertisement rejected; not routing to it');
+        },
         onReadError: (err) => deps.log.debug({ err: (err as Error).message }, 'leader read failed'),
       },
     });
@@ -62,7 +76,17 @@ export class GatewayServer {
       trustedProxies: settings.trustedProxies,
       tls: settings.tls !== null,
       failoverWaitMs: settings.failoverWaitMs,
-      hooks: deps.hooks,
+      hooks: {
+        onAttempt: (kind) => {
+          this.metrics.attempts.inc({ outcome: kind });
+          if (kind === 'not-sent' || kind === 'maybe-sent' || kind === 'broken')
+            this.metrics.upstreamErrors.inc({ kind });
+        },
+        onRetry: (reason) => this.metrics.retries.inc({ reason }),
+        onLeaderWait: (ms) => this.metrics.leaderWait.observe(ms / 1000),
+        onUnknownOutcome: () => this.metrics.unknownOutcome.inc(),
+        onNoLeader: () => this.metrics.noLeader.inc(),
+      },
     });
   }
 
@@ -96,7 +120,18 @@ export class GatewayServer {
       return;
     }
     this.inFlight++;
-    res.once('close', () => this.inFlight--);
+    const started = performance.now();
+    res.once('close', () => {
+      this.inFlight--;
+      const route = routeClass(url);
+      this.metrics.http.requests.inc({
+        route,
+        method: methodLabel(req.method),
+        status: String(res.statusCode),
+        via: 'gateway',
+      });
+      this.metrics.http.duration.observe({ route, via: 'gateway' }, (performance.now() - started) / 1000);
+    });
     if (this.status === 'draining') res.setHeader('connection', 'close');
     this.proxy.handle(req, res).catch((err) => {
       this.deps.log.error({ err: (err as Error).message }, 'proxy failed');
@@ -122,8 +157,8 @@ export class GatewayServer {
         const why = this.status !== 'running' ? 'draining' : 'no valid leader known';
         sendJson(res, 503, { errors: [why] }, { 'retry-after': '1' }, head);
       }
-    } else if (path === '/metrics' && this.deps.metrics) {
-      this.deps.metrics(res);
+    } else if (path === '/metrics') {
+      serveMetrics(this.metrics.registry, res);
     } else {
       sendJson(res, 404, { errors: ['not found'] });
     }

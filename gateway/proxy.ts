@@ -21,6 +21,7 @@ import { ReplayableBody } from '../shared/http/replayable-body';
 import { sendError } from '../shared/http/respond';
 import type { Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
 import { type ProxyOutcome, proxyOnce } from '../shared/leader/proxy-request';
+import { endSpan, startClientSpan, traced, tracingEnabled } from '../shared/telemetry/tracing';
 
 /** Attempts per request, whatever the outcomes; keeps a pathological cluster from looping. */
 const MAX_ATTEMPTS = 20;
@@ -86,12 +87,16 @@ export class GatewayProxy {
     if (leader && leader.ad.uuid !== avoid) return leader;
     // With the store unreachable no new leader can be learned: fail fast rather than hold.
     if (!leader && !watcher.storeReachable()) return null;
-    if (leader) {
-      leader = (await watcher.waitFor(Math.min(backoffMs, remaining()), avoid, signal)) ?? watcher.current();
-    }
-    if (!leader && !signal.aborted) leader = await watcher.waitFor(remaining(), undefined, signal);
-    this.o.hooks?.onLeaderWait?.(performance.now() - started);
-    return leader;
+    return traced('lw.gateway.leader_wait', { 'lw.avoid': avoid !== undefined }, async (span) => {
+      if (leader) {
+        leader =
+          (await watcher.waitFor(Math.min(backoffMs, remaining()), avoid, signal)) ?? watcher.current();
+      }
+      if (!leader && !signal.aborted) leader = await watcher.waitFor(remaining(), undefined, signal);
+      this.o.hooks?.onLeaderWait?.(performance.now() - started);
+      span?.setAttribute('lw.found', leader !== null);
+      return leader;
+    });
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -113,15 +118,24 @@ export class GatewayProxy {
       const leader = await this.leaderFor(deadline, avoid, backoff, abort.signal);
       if (abort.signal.aborted) return;
       if (!leader?.client) break;
+      // A traceparent per attempt; without tracing the headers are shared, not copied.
+      const attemptHeaders = tracingEnabled() ? headers.slice() : headers;
+      const span = startClientSpan(
+        'lw.gateway.proxy',
+        { 'lw.attempt': attempt, 'lw.leader.epoch': leader.ad.epoch },
+        attemptHeaders,
+      );
       const outcome = await proxyOnce(leader.client.pool, {
         method,
         path: url,
-        headers,
+        headers: attemptHeaders,
         body: body ? body.stream() : null,
         res,
         interceptRedirects: true,
         signal: abort.signal,
       });
+      const served = outcome.kind === 'served';
+      endSpan(span, outcome.kind, !served, served ? { 'http.response.status_code': outcome.status } : {});
       this.o.hooks?.onAttempt?.(outcome.kind);
       if (outcome.kind === 'served' || outcome.kind === 'broken') return;
       const retryable =

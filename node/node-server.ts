@@ -14,10 +14,13 @@ import type { Logger } from 'pino';
 import type { Advertisement } from '../shared/advertisement';
 import { LwError, MESSAGES } from '../shared/errors';
 import type { AnyResponse } from '../shared/http/respond';
+import { routeClass } from '../shared/http/route-class';
 import { closeGracefully, createApiServer, listen } from '../shared/http/server';
 import { LeaderWatcher } from '../shared/leader/leader-watcher';
 import type { Backend, HABackend } from '../shared/storage/backend';
 import type { HeldLock } from '../shared/storage/held-lock';
+import { createNodeMetrics, methodLabel, type NodeMetrics, serveMetrics } from '../shared/telemetry/metrics';
+import { detached, endServerSpan, traced, withIncomingContext } from '../shared/telemetry/tracing';
 import { VERSION } from '../shared/version';
 import { ApiHandler } from './api/dispatch';
 import type { NodeApi, PeerInfo, SealState } from './api/node-api';
@@ -70,6 +73,8 @@ export class NodeServer implements NodeApi {
   private unsealLoop: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private clusterId = '';
+  /** This node's Prometheus metrics (served at /metrics on the API listener). */
+  readonly metrics: NodeMetrics = createNodeMetrics();
 
   constructor(
     readonly settings: NodeSettings,
@@ -102,6 +107,10 @@ export class NodeServer implements NodeApi {
   }
 
   private onApiRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (req.url === '/metrics' && req.method === 'GET') {
+      serveMetrics(this.metrics.registry, res);
+      return;
+    }
     this.apiInFlight++;
     res.once('close', () => this.apiInFlight--);
     // While closing, tell keep-alive clients (and load balancers) to reconnect elsewhere.
@@ -112,21 +121,31 @@ export class NodeServer implements NodeApi {
   private serve(req: AnyRequest, res: AnyResponse, viaCluster: boolean): void {
     const s = this.session;
     if (s?.serving()) res.once('close', s.track());
-    if (this.deps.log.isLevelEnabled('debug')) {
-      res.once('finish', () =>
-        this.deps.log.debug(
-          {
-            method: req.method,
-            route: routeClass(req.url),
-            status: res.statusCode,
-            via: viaCluster ? 'cluster' : 'api',
-            remote_addr: clientAddress(req, viaCluster),
-          },
-          'request',
-        ),
-      );
-    }
-    this.api.handle(req, res, viaCluster);
+    const started = performance.now();
+    const via = viaCluster ? 'cluster' : 'api';
+    const route = routeClass(req.url);
+    const run = (span: Parameters<typeof endServerSpan>[0]) => {
+      res.once('close', () => {
+        const status = res.statusCode;
+        this.metrics.http.requests.inc({
+          route,
+          method: methodLabel(req.method),
+          status: String(status),
+          via,
+        });
+        this.metrics.http.duration.observe({ route, via }, (performance.now() - started) / 1000);
+        endServerSpan(span, status);
+        if (this.deps.log.isLevelEnabled('debug')) {
+          const remote_addr = clientAddress(req, viaCluster);
+          this.deps.log.debug({ method: req.method, route, status, via, remote_addr }, 'request');
+        }
+      });
+      this.api.handle(req, res, viaCluster);
+    };
+    // The API listener's server spans come from the http instrumentation; the cluster listener
+    // (HTTP/2 server) continues the forwarder's trace here.
+    if (viaCluster) withIncomingContext(req.headers, 'lw.cluster.request', run);
+    else run(undefined);
   }
 
   /** Tries to unseal until it works: waits for init, retries while storage is down. */
@@ -166,6 +185,11 @@ export class NodeServer implements NodeApi {
   }
 
   private onUnsealed(storage: SecureStorage): void {
+    detached(() => this.startHA(storage));
+  }
+
+  /** Starts following the leader and contending for the lock (outside any request's trace). */
+  private startHA(storage: SecureStorage): void {
     if (this.storage || this.stop.signal.aborted) return;
     this.storage = storage;
     this.seal = 'unsealed';
@@ -182,9 +206,14 @@ export class NodeServer implements NodeApi {
       connections: 32,
       selfValue: () => this.session?.ad.uuid ?? null,
       hooks: {
-        onChange: (l) =>
-          this.deps.log.info({ leader: l?.ad.node_id ?? null, epoch: l?.ad.epoch }, 'leader change observed'),
-        onReject: (reason) => this.deps.log.warn({ reason }, 'leader advertisement rejected'),
+        onChange: (l) => {
+          if (l) this.metrics.leaderChanges.inc();
+          this.deps.log.info({ leader: l?.ad.node_id ?? null, epoch: l?.ad.epoch }, 'leader change observed');
+        },
+        onReject: (reason) => {
+          this.metrics.advertisementsRejected.inc({ reason });
+          this.deps.log.warn({ reason }, 'leader advertisement rejected');
+        },
       },
     });
     this.standby = new StandbyPolicy({
@@ -192,6 +221,7 @@ export class NodeServer implements NodeApi {
       forwarding: connect,
       tlsApi: s.tls !== null,
       log: this.deps.log,
+      metrics: this.metrics,
     });
     this.echoer = new Echoer(
       this.watcher,
@@ -206,6 +236,7 @@ export class NodeServer implements NodeApi {
       log: this.deps.log,
       onActive: (lock, identity) => this.becomeActive(lock, identity),
       onStandby: (reason) => this.becomeStandby(reason),
+      metrics: this.metrics,
     });
     this.elector.start();
   }
@@ -232,7 +263,7 @@ export class NodeServer implements NodeApi {
     });
     this.session = session;
     this.peerTable.clear();
-    await session.start();
+    await traced('lw.advertise', { 'lw.epoch': lock.epoch }, () => session.start());
     this.setStatus('active');
     void this.watcher?.refresh();
   }
@@ -241,7 +272,10 @@ export class NodeServer implements NodeApi {
     const session = this.session;
     if (!session) return;
     this.deps.log.info({ reason }, 'stepping down');
-    await session.close(this.closing ? this.settings.shutdownTimeoutMs : STEP_DOWN_GRACE_MS);
+    const grace = this.closing ? this.settings.shutdownTimeoutMs : STEP_DOWN_GRACE_MS;
+    await traced('lw.step_down', { 'lw.reason': reason, 'lw.epoch': session.ad.epoch }, () =>
+      session.close(grace),
+    );
     this.session = null;
     if (!this.closing) this.setStatus('standby');
     void this.watcher?.refresh();
@@ -297,6 +331,7 @@ export class NodeServer implements NodeApi {
   }
 
   onFencedWrite(): void {
+    this.metrics.fencedWrites.inc();
     this.deps.log.error('write refused by fencing: another node holds the lock; stepping down');
     this.elector?.stepDown(0);
   }
@@ -328,12 +363,6 @@ export class NodeServer implements NodeApi {
     await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
     this.setStatus('closed');
   }
-}
-
-/** A bounded-cardinality label for a request path: its first two segments (`secret/data`). */
-export function routeClass(url: string | undefined): string {
-  const path = (url ?? '/').split('?')[0] ?? '/';
-  return path.split('/').slice(2, 4).join('/') || '/';
 }
 
 /**

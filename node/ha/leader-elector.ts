@@ -10,6 +10,8 @@
 import type { Logger } from 'pino';
 import type { HABackend } from '../../shared/storage/backend';
 import { type HeldLock, tryLock } from '../../shared/storage/held-lock';
+import type { NodeMetrics } from '../../shared/telemetry/metrics';
+import { recordSpan } from '../../shared/telemetry/tracing';
 import { type ClusterIdentity, newClusterIdentity } from './cluster-cert';
 
 /** Retry period while someone else holds the lock (upstream: 1 s). */
@@ -32,6 +34,7 @@ export interface ElectorOptions {
   /** Called when the term ends (lost, stepped down or closing); must release the lock. */
   onStandby(reason: string): Promise<void>;
   onStatus?(status: ElectorStatus): void;
+  metrics?: NodeMetrics;
 }
 
 export class LeaderElector {
@@ -87,15 +90,30 @@ export class LeaderElector {
       // no trace, so the uuid is still unused by anyone (and standbys don't burn CPU each retry).
       identity ??= await newClusterIdentity();
       let lock: HeldLock | null;
+      const metrics = this.o.metrics;
+      const attemptAt = Date.now();
       try {
         lock = await tryLock(this.o.ha, identity.uuid, this.o.ttlMs, {
-          onRenewError: (err) => this.o.log.warn({ err: (err as Error).message }, 'lock renew failed'),
+          onRenewError: (err) => {
+            metrics?.lockErrors.inc({ op: 'renew' });
+            recordSpan(
+              'lw.lock.renew',
+              Date.now(),
+              { 'lw.error': (err as { code?: string }).code ?? 'error' },
+              true,
+            );
+            this.o.log.warn({ err: (err as Error).message }, 'lock renew failed');
+          },
           onLost: (reason) => {
+            metrics?.lockHeld.set(0);
+            metrics?.lockLosses.inc({ reason });
             if (reason !== 'released') this.o.log.warn({ reason }, 'leadership lost');
           },
         });
         backoff = 0;
       } catch (err) {
+        metrics?.lockErrors.inc({ op: 'acquire' });
+        recordSpan('lw.lock.acquire', attemptAt, { 'lw.outcome': 'error' }, true);
         backoff = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, backoff * 2));
         this.o.log.warn({ err: (err as Error).message, retry_ms: backoff }, 'lock acquisition failed');
         await this.sleep(backoff);
@@ -107,6 +125,10 @@ export class LeaderElector {
       }
       const won = identity;
       identity = undefined;
+      // Only acquisitions are traced: a standby's unsuccessful attempt every second is noise.
+      recordSpan('lw.lock.acquire', attemptAt, { 'lw.outcome': 'acquired', 'lw.epoch': lock.epoch });
+      metrics?.lockAcquisitions.inc();
+      metrics?.lockHeld.set(1);
       await this.term(lock, won);
       if (this.cooldownMs > 0 && !signal.aborted) {
         this.setStatus('cooldown');

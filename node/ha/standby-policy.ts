@@ -11,6 +11,8 @@ import { upstreamHeaders } from '../../shared/http/headers';
 import { type AnyResponse, sendError, sendJson } from '../../shared/http/respond';
 import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
 import { proxyOnce } from '../../shared/leader/proxy-request';
+import type { NodeMetrics } from '../../shared/telemetry/metrics';
+import { endSpan, startClientSpan } from '../../shared/telemetry/tracing';
 import type { AnyRequest } from '../api/request';
 
 /** Seconds a client should wait before retrying when no leader is known. */
@@ -27,7 +29,7 @@ export interface StandbyPolicyOptions {
   forwarding: boolean;
   tlsApi: boolean;
   log: Logger;
-  onForward?(outcome: string): void;
+  metrics: NodeMetrics;
 }
 
 export class StandbyPolicy {
@@ -40,39 +42,49 @@ export class StandbyPolicy {
     }
     const noForward = req.headers['x-vault-no-request-forwarding'];
     const client = leader.client;
-    if ((typeof noForward === 'string' && noForward !== '') || !this.o.forwarding || !client) {
-      this.redirect(res, leader.ad.api_addr, url);
+    if (typeof noForward === 'string' && noForward !== '') {
+      this.redirect(res, leader.ad.api_addr, url, 'requested');
+      return;
+    }
+    if (!this.o.forwarding || !client) {
+      this.redirect(res, leader.ad.api_addr, url, 'forwarding-off');
       return;
     }
     const hasBody =
       req.headers['transfer-encoding'] !== undefined ||
       (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    const headers = upstreamHeaders(req.headers, {
+      remoteAddress: req.socket?.remoteAddress ?? '',
+      proto: this.o.tlsApi ? 'https' : 'http',
+      host: String(req.headers.host ?? req.headers[':authority'] ?? ''),
+      // The standby is a hop of its own: the client's X-Forwarded-For is not ours to vouch for.
+      trustClientForwarded: false,
+    });
+    const span = startClientSpan('lw.forward', { 'lw.leader.epoch': leader.ad.epoch }, headers);
     const outcome = await proxyOnce(client.pool, {
       method: req.method ?? 'GET',
       path: url,
-      headers: upstreamHeaders(req.headers, {
-        remoteAddress: req.socket?.remoteAddress ?? '',
-        proto: this.o.tlsApi ? 'https' : 'http',
-        host: String(req.headers.host ?? req.headers[':authority'] ?? ''),
-        // The standby is a hop of its own: the client's X-Forwarded-For is not ours to vouch for.
-        trustClientForwarded: false,
-      }),
+      headers,
       body: hasBody ? (req as unknown as import('node:stream').Readable) : null,
       res,
       interceptRedirects: false,
     });
-    this.o.onForward?.(outcome.kind);
-    if (outcome.kind === 'served' || outcome.kind === 'broken') return;
+    const ok = outcome.kind === 'served';
+    endSpan(span, outcome.kind, !ok, ok ? { 'http.response.status_code': outcome.status } : {});
+    this.o.metrics.forwarded.inc({ outcome: outcome.kind });
+    if (ok || outcome.kind === 'broken') return;
+    this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
     // Upstream hid forwarding failures behind a silent 307 (openbao#3899); we log them.
     this.o.log.warn(
       { outcome: outcome.kind, error: 'error' in outcome ? outcome.error : undefined },
       'forwarding failed; redirecting',
     );
     if (outcome.kind === 'maybe-sent' && res.headersSent) return;
-    this.redirect(res, leader.ad.api_addr, url);
+    this.redirect(res, leader.ad.api_addr, url, 'forward-failed');
   }
 
-  private redirect(res: AnyResponse, apiAddr: string, url: string): void {
+  private redirect(res: AnyResponse, apiAddr: string, url: string, reason: string): void {
+    this.o.metrics.redirects.inc({ reason });
     if (!apiAddr) {
       sendError(res, new LwError('LW_ERR_NO_LEADER', 'no active Vault instance found', { retryAfter: 1 }));
       return;

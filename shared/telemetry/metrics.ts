@@ -1,0 +1,144 @@
+/**
+ * Prometheus metrics (prom-client), one registry per server so several servers can share a
+ * process (`leaderway dev`). Labels are bounded: route classes, methods, status codes, outcome
+ * kinds — never raw paths, tokens or addresses.
+ */
+import type { ServerResponse } from 'node:http';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Latency buckets in seconds: sub-millisecond proxying up to multi-second failovers. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'LIST']);
+
+/** Method label, bounded. */
+export function methodLabel(m: string | undefined): string {
+  const up = (m ?? '').toUpperCase();
+  return METHODS.has(up) ? up : 'OTHER';
+}
+
+function httpMetrics(registry: Registry, prefix: string) {
+  return {
+    requests: new Counter({
+      name: `${prefix}_http_requests_total`,
+      help: 'HTTP requests by route class, method and status.',
+      labelNames: ['route', 'method', 'status', 'via'] as const,
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: `${prefix}_http_request_duration_seconds`,
+      help: 'HTTP request latency by route class.',
+      labelNames: ['route', 'via'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+  };
+}
+
+/** A node's metrics. */
+export function createNodeMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const c = (name: string, help: string, labelNames: string[] = []) =>
+    new Counter({ name, help, labelNames, registers: [registry] });
+  return {
+    registry,
+    http: httpMetrics(registry, 'leaderway'),
+    forwarded: c(
+      'leaderway_forwarded_requests_total',
+      'Requests a standby forwarded to the active, by outcome.',
+      ['outcome'],
+    ),
+    redirects: c('leaderway_redirects_total', 'Requests a standby answered with 307, by reason.', ['reason']),
+    forwardFailures: c(
+      'leaderway_forwarding_failures_total',
+      'Forwarding attempts that failed (then redirected), by kind.',
+      ['kind'],
+    ),
+    lockHeld: new Gauge({
+      name: 'leaderway_lock_held',
+      help: '1 while this node holds the HA lock.',
+      registers: [registry],
+    }),
+    lockAcquisitions: c('leaderway_lock_acquisitions_total', 'Times this node took the HA lock.'),
+    lockLosses: c('leaderway_lock_losses_total', 'Times this node lost or gave up the lock, by reason.', [
+      'reason',
+    ]),
+    lockErrors: c(
+      'leaderway_lock_errors_total',
+      'Lock acquisition or renewal errors (store unreachable), by op.',
+      ['op'],
+    ),
+    fencedWrites: c(
+      'leaderway_fenced_writes_total',
+      'Writes refused because the lock had changed ownership.',
+    ),
+    leaderChanges: c('leaderway_leader_changes_total', 'Leader changes observed by this node.'),
+    advertisementsRejected: c(
+      'leaderway_advertisements_rejected_total',
+      'Advertisements refused, by reason.',
+      ['reason'],
+    ),
+  };
+}
+
+/** A gateway's metrics. */
+export function createGatewayMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const c = (name: string, help: string, labelNames: string[] = []) =>
+    new Counter({ name, help, labelNames, registers: [registry] });
+  return {
+    registry,
+    http: httpMetrics(registry, 'leaderway_gateway'),
+    leaderChanges: c('leaderway_gateway_leader_changes_total', 'Leader changes seen by this gateway.'),
+    leaderKnown: new Gauge({
+      name: 'leaderway_gateway_leader_known',
+      help: '1 while a valid leader is known.',
+      registers: [registry],
+    }),
+    leaderWait: new Histogram({
+      name: 'leaderway_gateway_leader_wait_seconds',
+      help: 'Time requests spent waiting for a leader.',
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    attempts: c('leaderway_gateway_upstream_attempts_total', 'Attempts to the leader, by outcome kind.', [
+      'outcome',
+    ]),
+    retries: c('leaderway_gateway_retries_total', 'Requests retried on a (new) leader, by reason.', [
+      'reason',
+    ]),
+    unknownOutcome: c(
+      'leaderway_gateway_unknown_outcome_total',
+      'Requests failed because their outcome is unknown.',
+    ),
+    noLeader: c('leaderway_gateway_no_leader_total', 'Requests failed because no leader was found in time.'),
+    upstreamErrors: c(
+      'leaderway_gateway_upstream_errors_total',
+      'Connection-level errors talking to the leader, by kind.',
+      ['kind'],
+    ),
+    advertisementsRejected: c(
+      'leaderway_gateway_advertisements_rejected_total',
+      'Advertisements refused, by reason.',
+      ['reason'],
+    ),
+  };
+}
+
+export type NodeMetrics = ReturnType<typeof createNodeMetrics>;
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
+
+/** Serves a registry in the Prometheus text format. */
+export function serveMetrics(registry: Registry, res: ServerResponse): void {
+  registry.metrics().then(
+    (text) => {
+      res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+      res.end(text);
+    },
+    () => {
+      res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end('{"errors":["metrics unavailable"]}');
+    },
+  );
+}

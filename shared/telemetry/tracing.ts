@@ -1,0 +1,162 @@
+/**
+ * The one module that uses the OpenTelemetry API. Spans are named `lw.*`; attributes never carry
+ * tokens, secret values, keys, advertisement contents or Redis arguments. When tracing is off
+ * (no OTLP endpoint), every helper here is a cheap no-op that allocates nothing.
+ */
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  type SpanAttributes,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
+import { addLogMixin } from './logger';
+
+const tracer = trace.getTracer('leaderway');
+let enabled = false;
+const shutdownHooks: Array<() => Promise<void>> = [];
+
+/** Called by the preload once the SDK has started. */
+export function setTracingEnabled(on: boolean): void {
+  enabled = on;
+  if (on) {
+    addLogMixin(() => {
+      const ctx = trace.getSpan(context.active())?.spanContext();
+      return ctx ? { trace_id: ctx.traceId, span_id: ctx.spanId } : {};
+    });
+  }
+}
+
+/** True when spans are recorded and exported. */
+export function tracingEnabled(): boolean {
+  return enabled;
+}
+
+/** Registers a flush to run on shutdown. */
+export function onTelemetryShutdown(fn: () => Promise<void>): void {
+  shutdownHooks.push(fn);
+}
+
+/** Flushes pending spans (bounded); entry points call this before exiting. */
+export async function flushTelemetry(timeoutMs = 2_000): Promise<void> {
+  if (shutdownHooks.length === 0) return;
+  await Promise.race([
+    Promise.allSettled(shutdownHooks.map((f) => f())),
+    new Promise((r) => setTimeout(r, timeoutMs).unref()),
+  ]);
+}
+
+/** Runs `fn` inside a span (ended when `fn` settles; errors recorded by class, not message). */
+export async function traced<T>(
+  name: string,
+  attributes: SpanAttributes,
+  fn: (span: Span | undefined) => Promise<T>,
+  kind: SpanKind = SpanKind.INTERNAL,
+): Promise<T> {
+  if (!enabled) return fn(undefined);
+  return tracer.startActiveSpan(name, { kind, attributes }, async (span) => {
+    try {
+      return await fn(span);
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? 'error' });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/**
+ * Runs `fn` as the server side of a request that arrived over the cluster channel, continuing
+ * the caller's trace from its `traceparent` header.
+ */
+export function withIncomingContext(
+  headers: Record<string, unknown>,
+  name: string,
+  fn: (span: Span | undefined) => void,
+): void {
+  if (!enabled) {
+    fn(undefined);
+    return;
+  }
+  const parent = propagation.extract(ROOT_CONTEXT, headers);
+  const span = tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
+  context.with(trace.setSpan(parent, span), () => fn(span));
+}
+
+/** Starts a client span for an outgoing request and appends its `traceparent` to `headers`. */
+export function startClientSpan(
+  name: string,
+  attributes: SpanAttributes,
+  headers: string[],
+): Span | undefined {
+  if (!enabled) return undefined;
+  const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes });
+  const carrier: Record<string, string> = {};
+  propagation.inject(trace.setSpan(context.active(), span), carrier);
+  // The client's own trace headers were copied through; ours (children of them) replace them,
+  // or the next hop would see two traceparents and start a new trace.
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if ((headers[i] as string) in carrier) headers.splice(i, 2);
+  }
+  for (const k in carrier) headers.push(k, carrier[k] as string);
+  return span;
+}
+
+/** Ends a span with an outcome attribute; an error outcome marks the span failed. */
+export function endSpan(
+  span: Span | undefined,
+  outcome: string,
+  failed: boolean,
+  attrs: SpanAttributes = {},
+): void {
+  if (!span) return;
+  span.setAttributes({ 'lw.outcome': outcome, ...attrs });
+  if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+  span.end();
+}
+
+/** Sets an attribute on the span of the current request, if any. */
+export function setSpanAttribute(
+  span: Span | undefined,
+  key: string,
+  value: string | number | boolean,
+): void {
+  span?.setAttribute(key, value);
+}
+
+/** Adds an event (e.g. `leader.change`) to the active span, if any. */
+export function addEvent(name: string, attributes: SpanAttributes = {}): void {
+  if (!enabled) return;
+  trace.getSpan(context.active())?.addEvent(name, attributes);
+}
+
+/** Records a standalone span that already happened (e.g. a lock acquisition), from `startMs`. */
+export function recordSpan(name: string, startMs: number, attributes: SpanAttributes, failed = false): void {
+  if (!enabled) return;
+  const span = tracer.startSpan(name, { attributes, startTime: startMs });
+  if (failed) span.setStatus({ code: SpanStatusCode.ERROR });
+  span.end();
+}
+
+/**
+ * Runs `fn` outside any request's trace. Background loops (lock renewal, leader watching,
+ * heartbeats) started while handling a request (sys/init) would otherwise add every span they
+ * ever make to that request's trace.
+ */
+export function detached<T>(fn: () => T): T {
+  return enabled ? context.with(ROOT_CONTEXT, fn) : fn();
+}
+
+/** Sets the HTTP status on a server span. */
+export function endServerSpan(span: Span | undefined, status: number): void {
+  if (!span) return;
+  span.setAttribute('http.response.status_code', status);
+  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  span.end();
+}
+
+export type { Span };

@@ -1,0 +1,222 @@
+/**
+ * Tracing, metrics and logs end to end: real node and gateway processes export OTLP/HTTP to a
+ * real receiver in this test; every request is one trace from the gateway (or a standby) to the
+ * active node and its Redis calls; nothing secret is exported.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { waitActive } from '../helpers/cluster';
+import { call, initCluster } from '../helpers/http';
+import { type OtlpReceiver, startOtlpReceiver } from '../helpers/otlp-receiver';
+import { freePort } from '../helpers/ports';
+import { type Proc, spawnGateway, spawnNode, testKeys, waitFor } from '../helpers/procs';
+import { type RedisServer, startRedis } from '../helpers/redis';
+
+const SECRET_VALUE = `s3cr3t-${randomBytes(8).toString('hex')}`;
+
+/** Checks the Prometheus text format line by line; returns the samples. */
+function parseProm(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    const m =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(
+        line,
+      );
+    assert.ok(m, `not Prometheus text: ${line}`);
+    samples.set(m[1] as string, Number(m[2]));
+  }
+  return samples;
+}
+
+function traceparent(): { header: string; traceId: string } {
+  const traceId = randomBytes(16).toString('hex');
+  return { header: `00-${traceId}-${randomBytes(8).toString('hex')}-01`, traceId };
+}
+
+describe('observability', () => {
+  let redis: RedisServer;
+  let otlp: OtlpReceiver;
+  const keys = testKeys();
+  let nodes: Proc[] = [];
+  let gw: Proc;
+  let token = '';
+
+  before(async () => {
+    redis = await startRedis();
+    otlp = await startOtlpReceiver();
+    const otel = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    };
+    const gwPort = await freePort();
+    nodes = await Promise.all(
+      ['o1', 'o2'].map((n) =>
+        spawnNode(n, { redisUrl: redis.url, keys, apiAddr: `http://127.0.0.1:${gwPort}`, env: otel }),
+      ),
+    );
+    token = await initCluster(nodes[0]!.url);
+    await waitActive(nodes);
+    gw = await spawnGateway('ogw', { redisUrl: redis.url, keys, port: gwPort, env: otel });
+    await waitFor(async () => (await call(gw.url, '/-/ready')).status === 200, 10_000, 'gateway ready');
+    for (const n of nodes) {
+      await waitFor(
+        async () =>
+          ((await call(n.url, '/v1/sys/leader')).body as { leader_address?: string }).leader_address,
+        10_000,
+        'leader known',
+      );
+    }
+  });
+
+  after(async () => {
+    await Promise.all([...nodes, gw].filter(Boolean).map((p) => p.stop('SIGKILL')));
+    await otlp?.close();
+    await redis?.stop();
+  });
+
+  it('one request through the gateway is one trace: gateway, active node and Redis spans', async () => {
+    const tp = traceparent();
+    const w = await call(gw.url, '/v1/secret/data/traced', {
+      token,
+      body: { data: { value: SECRET_VALUE } },
+      headers: { traceparent: tp.header },
+    });
+    assert.equal(w.status, 200, w.text);
+    const spans = await waitFor(
+      () => {
+        const s = otlp.spans().filter((x) => x.traceId === tp.traceId);
+        const services = new Set(s.map((x) => x.service));
+        const redisSpan = s.some(
+          (x) =>
+            x.service === 'leaderway-node' &&
+            (x.attributes['db.system'] === 'redis' || x.attributes['db.system.name'] === 'redis'),
+        );
+        if (process.env.LW_TEST_VERBOSE === '1')
+          console.log([...new Set(s.map((x) => `${x.service}:${x.name}`))]);
+        return services.has('leaderway-gateway') && services.has('leaderway-node') && redisSpan ? s : null;
+      },
+      15_000,
+      'gateway, node and redis spans in one trace',
+    );
+    const names = new Set(spans.map((s) => s.name));
+    assert.ok(names.has('lw.gateway.proxy'), [...names].join(','));
+    assert.ok(names.has('lw.cluster.request'), [...names].join(','));
+    // The node's span is a child of the gateway's proxy span: one tree, not two traces.
+    const proxy = spans.find((s) => s.name === 'lw.gateway.proxy')!;
+    const server = spans.find((s) => s.name === 'lw.cluster.request')!;
+    assert.equal(server.parentSpanId, proxy.spanId);
+  });
+
+  it('a request sent to a standby is one trace with standby and active spans', async () => {
+    const active = await waitActive(nodes);
+    const standby = nodes.find((n) => n !== active)!;
+    const tp = traceparent();
+    const r = await call(standby.url, '/v1/secret/data/traced', {
+      token,
+      headers: { traceparent: tp.header },
+    });
+    assert.equal(r.status, 200, r.text);
+    const spans = await waitFor(
+      () => {
+        const s = otlp.spans().filter((x) => x.traceId === tp.traceId);
+        return s.some((x) => x.name === 'lw.forward') && s.some((x) => x.name === 'lw.cluster.request')
+          ? s
+          : null;
+      },
+      15_000,
+      'standby and active spans',
+    );
+    const fwd = spans.find((s) => s.name === 'lw.forward')!;
+    const srv = spans.find((s) => s.name === 'lw.cluster.request')!;
+    assert.equal(srv.parentSpanId, fwd.spanId);
+  });
+
+  it('/metrics on a node and on the gateway parse as Prometheus text; leader changes are counted', async () => {
+    const before = parseProm((await call(gw.url, '/metrics')).text);
+    const changes = before.get('leaderway_gateway_leader_changes_total') ?? 0;
+    assert.ok(changes >= 1);
+    const active = await waitActive(nodes);
+    const nm = parseProm((await call(active.url, '/metrics')).text);
+    assert.equal(nm.get('leaderway_lock_held'), 1);
+    assert.ok([...nm.keys()].some((k) => k.startsWith('process_cpu_seconds_total')));
+    assert.equal((await call(active.url, '/v1/sys/step-down', { method: 'PUT', token })).status, 204);
+    await waitActive(nodes, 10_000, active);
+    await waitFor(
+      async () => {
+        const m = parseProm((await call(gw.url, '/metrics')).text);
+        return (m.get('leaderway_gateway_leader_changes_total') ?? 0) > changes;
+      },
+      10_000,
+      'leader change counted',
+    );
+    const after = parseProm((await call(active.url, '/metrics')).text);
+    assert.equal(after.get('leaderway_lock_held'), 0);
+    // Labels stay bounded: random paths become route="other".
+    await call(gw.url, `/v1/${randomBytes(6).toString('hex')}/x`, { token });
+    const m = (await call(gw.url, '/metrics')).text;
+    assert.ok(m.includes('route="other"'));
+    assert.ok(!/route="[0-9a-f]{12}/.test(m));
+  });
+
+  it('logs carry trace ids; nothing secret is exported, logged or labelled', async () => {
+    await new Promise((r) => setTimeout(r, 500));
+    const everything = [
+      ...otlp.raw.map((b) => b.toString('utf8')),
+      ...[...nodes, gw].flatMap((p) => p.lines),
+      (await call(gw.url, '/metrics')).text,
+      ...(await Promise.all(nodes.map(async (n) => (await call(n.url, '/metrics')).text))),
+    ].join('\n');
+    for (const [what, secret] of [
+      ['secret value', SECRET_VALUE],
+      ['root token', token],
+      ['seal key', keys.sealKey],
+      ['advertisement key', keys.adKey],
+    ] as const) {
+      assert.ok(!everything.includes(secret), `${what} leaked into telemetry`);
+    }
+    assert.ok(!everything.includes('BEGIN PRIVATE KEY'), 'a private key leaked');
+  });
+});
+
+describe('observability: defaults', () => {
+  it('exports http/protobuf by default and nothing at all without an endpoint', async () => {
+    const redis = await startRedis();
+    const otlp = await startOtlpReceiver();
+    const keys = testKeys();
+    const procs: Proc[] = [];
+    try {
+      procs.push(
+        await spawnGateway('proto', {
+          redisUrl: redis.url,
+          keys,
+          env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: '100' },
+        }),
+      );
+      procs.push(
+        await spawnGateway('silent', {
+          redisUrl: redis.url,
+          keys,
+          env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_SDK_DISABLED: 'true' },
+        }),
+      );
+      procs.push(await spawnGateway('unset', { redisUrl: redis.url, keys }));
+      await call(procs[0]!.url, '/v1/secret/data/x');
+      await waitFor(() => otlp.contentTypes.includes('application/x-protobuf'), 10_000, 'a protobuf export');
+      const n = otlp.raw.length;
+      await call(procs[1]!.url, '/v1/secret/data/x');
+      await call(procs[2]!.url, '/v1/secret/data/x');
+      await new Promise((r) => setTimeout(r, 1_000));
+      // Only the first gateway exports (and only its own spans, which name it).
+      assert.ok(otlp.raw.slice(n).every((b) => !b.includes('silent') && !b.includes('unset')));
+      for (const p of procs.slice(1))
+        assert.ok(!p.lines.some((l) => /"level":"error"/.test(l)), `${p.name} logged an error`);
+    } finally {
+      await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+      await otlp.close();
+      await redis.stop();
+    }
+  });
+});
