@@ -74,6 +74,14 @@ export async function kvRoute(
         sendJson(res, found.found ? 200 : 404, envelope(found.secret));
         return;
       }
+      if (op === 'write' && req.method === 'PATCH') {
+        // Vault's PATCH merges into the latest version (`vault kv patch`); treating it as a write
+        // would silently drop every key the patch leaves out. Refuse it until merge is supported.
+        throw new LwError(
+          'LW_ERR_METHOD_NOT_ALLOWED',
+          'PATCH is not supported: read the secret, then write it whole with options.cas',
+        );
+      }
       if (op === 'write') {
         const body = await readJsonBody(req.raw, maxBody);
         const data = body.data;
@@ -81,7 +89,7 @@ export async function kvRoute(
           throw new LwError('LW_ERR_BAD_REQUEST', 'no data provided');
         }
         const options = (body.options ?? {}) as Record<string, unknown>;
-        if (typeof options !== 'object' || options === null)
+        if (typeof options !== 'object' || options === null || Array.isArray(options))
           throw new LwError('LW_ERR_BAD_REQUEST', 'invalid options');
         let cas: number | undefined;
         if (options.cas !== undefined) {

@@ -16,6 +16,10 @@ export class ReplayableBody {
   private recorded = 0;
   private taken = 0;
   private overflowed = false;
+  /** An abandoned attempt consumed a chunk no copy kept: no attempt can send the whole body. */
+  private lost = false;
+  /** Number of the latest attempt; only it may take an uncopied chunk. */
+  private attempts = 0;
   private ended = false;
   private readonly source: AsyncIterator<Buffer>;
   private chain: Promise<unknown> = Promise.resolve();
@@ -29,7 +33,7 @@ export class ReplayableBody {
 
   /** True when another attempt can send the whole body again. */
   replayable(): boolean {
-    return !this.overflowed || this.taken === 0;
+    return !this.lost && (!this.overflowed || this.taken === 0);
   }
 
   /** A fresh stream of the whole body for one attempt. Only one attempt may run at a time. */
@@ -38,6 +42,7 @@ export class ReplayableBody {
     // The stream must never end the client's request: we read through a shared iterator and
     // never call its return(), so a destroyed attempt leaves the source intact.
     const self = this;
+    const attempt = ++this.attempts;
     return Readable.from(
       (async function* () {
         let i = 0;
@@ -46,7 +51,7 @@ export class ReplayableBody {
             yield self.chunks[i++] as Buffer;
             continue;
           }
-          const next = await self.next();
+          const next = await self.next(attempt);
           if (next === null) return;
           // A recorded chunk is now in `chunks` (possibly after one an abandoned attempt read):
           // loop back and yield from the copy, in order.
@@ -57,9 +62,15 @@ export class ReplayableBody {
     );
   }
 
-  /** Reads the next chunk from the source, serialised so an abandoned attempt cannot interleave. */
-  private next(): Promise<{ chunk: Buffer; recorded: boolean } | null> {
+  /**
+   * Reads the next chunk from the source for `attempt`, serialised so an abandoned attempt
+   * cannot interleave. An abandoned attempt may still be waiting here when a newer one starts;
+   * if the chunk it then takes is not copied, the newer attempt fails instead of silently
+   * sending the body with that chunk missing.
+   */
+  private next(attempt: number): Promise<{ chunk: Buffer; recorded: boolean } | null> {
     const p = this.chain.then(async () => {
+      if (this.lost) throw new Error('body is not replayable: an abandoned attempt consumed part of it');
       if (this.ended) return null;
       const r = await this.source.next();
       if (r.done) {
@@ -76,6 +87,7 @@ export class ReplayableBody {
       // Past the cap: stop keeping a copy (memory stays flat however large the body).
       this.overflowed = true;
       this.chunks.length = 0;
+      if (attempt !== this.attempts) this.lost = true;
       return { chunk, recorded: false };
     });
     this.chain = p.catch(() => undefined);

@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import { LwError } from '../errors';
+import { sendError } from './respond';
 
 /** A client must send its headers within this (slowloris guard). */
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -27,13 +29,24 @@ export function createApiServer(
     headersTimeout: HEADERS_TIMEOUT_MS,
     requestTimeout: REQUEST_TIMEOUT_MS,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // Node would answer a missing Host with a bare 400 (no JSON, no Cache-Control): we do it.
+    requireHostHeader: false,
+  };
+  const handler: RequestListener = (req, res) => {
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+      res.shouldKeepAlive = false;
+      sendError(res, new LwError('LW_ERR_BAD_REQUEST', 'missing required Host header'));
+      req.resume();
+      return;
+    }
+    onRequest(req, res);
   };
   const server = tls
     ? https.createServer(
         { ...options, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
-        onRequest,
+        handler,
       )
-    : http.createServer(options, onRequest);
+    : http.createServer(options, handler);
   server.on('clientError', onClientError);
   return server;
 }
