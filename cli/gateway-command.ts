@@ -9,7 +9,7 @@ import { openStorage, warmUp } from '../shared/storage/open';
 import { createLogger } from '../shared/telemetry/logger';
 import { VERSION } from '../shared/version';
 import { banner } from './banner';
-import { closeOnSignals, exitOnConfigError } from './run';
+import { closeOnSignals, exitOnConfigError, exitOnListenError } from './run';
 
 /** Locks are read, never held, by a gateway: a short command timeout keeps reads snappy. */
 const GATEWAY_LOCK_COMMAND_TIMEOUT_MS = 1_000;
@@ -52,6 +52,6 @@ export async function gatewayCommand(): Promise<void> {
   if (!(await warmUp(storage, 5_000))) log.warn('storage is not reachable yet; will keep trying');
   const gateway = new GatewayServer(settings, { ...storage, log });
   closeOnSignals([gateway], (sig) => log.info({ signal: sig }, 'draining'));
-  await gateway.start();
+  await gateway.start().catch((err) => exitOnListenError(err, 'LEADERWAY_LISTEN_ADDR'));
   log.info({ addr: formatHostPort(gateway.address()) }, 'listening');
 }

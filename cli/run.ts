@@ -19,6 +19,18 @@ export function exitOnConfigError(err: unknown): never {
   throw err;
 }
 
+/** Turns a failure to bind a listener into a one-line message and exit code 1. */
+export function exitOnListenError(err: unknown, variable: string): never {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+    process.stderr.write(
+      `leaderway: cannot listen on ${(e as { address?: string }).address ?? ''}:${(e as { port?: number }).port ?? ''} (${variable}): ${e.code}\n`,
+    );
+    process.exit(1);
+  }
+  throw err;
+}
+
 /** Closes `parts` in order on the first SIGTERM/SIGINT, then exits 0; a second signal exits at once. */
 export function closeOnSignals(parts: Closable[], onSignal?: (sig: string) => void): void {
   let closing = false;

@@ -9,7 +9,7 @@ import { openStorage, warmUp } from '../shared/storage/open';
 import { createLogger } from '../shared/telemetry/logger';
 import { VERSION } from '../shared/version';
 import { banner } from './banner';
-import { closeOnSignals, exitOnConfigError } from './run';
+import { closeOnSignals, exitOnConfigError, exitOnListenError } from './run';
 
 /** The banner lines for a node. */
 export function nodeBanner(s: NodeSettings, storageKind: string, haKind: string | null): string {
@@ -51,6 +51,6 @@ export async function serverCommand(): Promise<void> {
   if (!(await warmUp(storage, 5_000))) log.warn('storage is not reachable yet; will keep trying');
   const node = new NodeServer(settings, { ...storage, log });
   closeOnSignals([node], (sig) => log.info({ signal: sig }, 'shutting down'));
-  await node.start();
+  await node.start().catch((err) => exitOnListenError(err, 'LEADERWAY_LISTEN_ADDR'));
   log.info({ addr: formatHostPort(node.address()) }, 'listening');
 }

@@ -51,7 +51,8 @@ export function deriveClusterAddr(apiAddr: string, clusterAddr: string): string 
     return `https://${u.host}`;
   }
   const api = new URL(apiAddr);
-  return `https://${api.hostname.includes(':') ? `[${api.hostname}]` : api.hostname}:${defaultPort(api) + 1}`;
+  // URL.hostname keeps IPv6 brackets ([::1]), so it can be used as is.
+  return `https://${api.hostname}:${defaultPort(api) + 1}`;
 }
 
 /** Validates cross-field rules and derives the node's settings. Throws ConfigError. */
