@@ -84,7 +84,10 @@ export class GatewayServer {
         },
         onRetry: (reason) => this.metrics.retries.inc({ reason }),
         onLeaderWait: (ms) => this.metrics.leaderWait.observe(ms / 1000),
-        onUnknownOutcome: () => this.metrics.unknownOutcome.inc(),
+        onUnknownOutcome: (error) => {
+          this.metrics.unknownOutcome.inc();
+          deps.log.warn({ error }, 'leader connection failed mid-request; answered outcome unknown');
+        },
         onNoLeader: () => this.metrics.noLeader.inc(),
       },
     });

@@ -36,7 +36,7 @@ export interface ProxyHooks {
   onAttempt?(outcome: ProxyOutcome['kind']): void;
   onRetry?(reason: string): void;
   onLeaderWait?(ms: number): void;
-  onUnknownOutcome?(): void;
+  onUnknownOutcome?(error: string): void;
   onNoLeader?(): void;
 }
 
@@ -141,7 +141,7 @@ export class GatewayProxy {
       const retryable =
         (outcome.kind !== 'maybe-sent' || IDEMPOTENT.has(method)) && (body === null || body.replayable());
       if (!retryable) {
-        this.o.hooks?.onUnknownOutcome?.();
+        this.o.hooks?.onUnknownOutcome?.('error' in outcome ? outcome.error : outcome.kind);
         sendError(
           res,
           new LwError(

@@ -20,6 +20,8 @@ import type { SecureStorage } from '../barrier/secure-storage';
 import type { ClusterIdentity } from './cluster-cert';
 import { ClusterListener, type ClusterListenerOptions } from './cluster-listener';
 
+/** After handing over, how long open cluster connections may linger before they are cut. */
+const LISTENER_LINGER_MS = 2_000;
 /** Pause between stale-entry deletes, so the store is not slammed after a long outage. */
 const STALE_DELETE_INTERVAL_MS = 200;
 
@@ -127,7 +129,6 @@ export class ActiveSession {
 
   private async doClose(graceMs: number): Promise<void> {
     this.stopping = true;
-    const deadline = Date.now() + graceMs;
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, graceMs);
@@ -137,7 +138,7 @@ export class ActiveSession {
         };
       });
     }
-    await this.listener?.close(Math.max(0, deadline - Date.now()));
+    this.listener?.stopServing();
     // Deleting our advertisement is fenced: if the lock is already gone this is refused, and the
     // next active node's cleanup removes it instead.
     if (this.o.lock.isValid()) {
@@ -146,5 +147,8 @@ export class ActiveSession {
     const wasHeld = this.o.lock.isValid();
     await this.o.lock.release();
     if (wasHeld) await this.o.ha.publish({ type: 'released', epoch: this.ad.epoch });
+    // Only now close open cluster connections: peers drop them once they see the next leader,
+    // and until then anything they send is answered "not served" instead of being reset.
+    await this.listener?.close(LISTENER_LINGER_MS);
   }
 }

@@ -9,11 +9,15 @@ import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2Serve
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HostPort } from '../../shared/config/formats';
+import { NOT_SERVED_HEADER } from '../../shared/http/internal-headers';
 import { sendJson } from '../../shared/http/respond';
 import type { ClusterIdentity } from './cluster-cert';
 
 /** After ending connections, how long a peer has to close its side before we cut it. */
 const SOCKET_END_GRACE_MS = 1_000;
+
+/** While lingering, how often to check whether peers have closed their connections. */
+const LINGER_POLL_MS = 20;
 
 /** Internal paths served only on the cluster channel. */
 export const CLUSTER_PATH_PREFIX = '/lw-cluster/';
@@ -32,9 +36,8 @@ export interface ClusterListenerOptions {
 export class ClusterListener {
   private server: Http2SecureServer | undefined;
   private readonly sockets = new Set<Socket>();
-  private inFlight = 0;
-  private idle: (() => void) | undefined;
-  private closing: Promise<void> | undefined;
+  private stopped = false;
+  private closed = false;
 
   constructor(private readonly opts: ClusterListenerOptions) {}
 
@@ -66,52 +69,46 @@ export class ClusterListener {
   }
 
   private onRequest(req: Http2ServerRequest, res: Http2ServerResponse): void {
-    this.inFlight++;
-    res.once('close', () => {
-      this.inFlight--;
-      if (this.inFlight === 0) this.idle?.();
-    });
     const url = req.url ?? '/';
     if (url.startsWith(CLUSTER_PATH_PREFIX)) {
       this.opts.internal(req, res, url.slice(CLUSTER_PATH_PREFIX.length));
       return;
     }
-    if (this.closing) {
+    if (this.stopped) {
       // Nothing is served once we stop being active; the caller retries on the next leader.
-      sendJson(res, 503, { errors: ['node is not active'] }, { 'x-leaderway-not-served': 'LW_ERR_DRAINING' });
+      sendJson(res, 503, { errors: ['node is not active'] }, { [NOT_SERVED_HEADER]: 'LW_ERR_DRAINING' });
       return;
     }
     this.opts.handle(req, res);
   }
 
   /**
-   * Stops accepting connections and waits up to `graceMs` for in-flight requests, then cuts every
-   * remaining connection.
+   * Stops serving: from now on every request is answered "not served" (503), so a peer retries
+   * it on the next leader. Connections stay open — closing them now would race peers sending on
+   * them (a reset whose outcome they cannot know) — until close().
    */
-  close(graceMs: number): Promise<void> {
-    if (!this.server) return Promise.resolve();
-    if (!this.closing) this.closing = this.doClose(this.server, graceMs);
-    return this.closing;
+  stopServing(): void {
+    this.stopped = true;
   }
 
-  private async doClose(server: Http2SecureServer, graceMs: number): Promise<void> {
-    const closed = new Promise<void>((r) => server.close(() => r()));
-    if (this.inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, graceMs);
-        this.idle = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-    }
-    // end() lets responses already written reach the client before FIN; destroy() would drop
-    // them (a step-down's own 204 would be lost). Stragglers are destroyed after a short bound.
+  /**
+   * Closes the listener: waits up to `lingerMs` for peers to close their connections (they do as
+   * soon as they see the next leader), then stops listening and ends what is left.
+   */
+  async close(lingerMs: number): Promise<void> {
+    const server = this.server;
+    if (!server || this.closed) return;
+    this.closed = true;
+    this.stopServing();
+    const deadline = Date.now() + lingerMs;
+    while (this.sockets.size > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, LINGER_POLL_MS));
+    server.close();
+    // end() lets responses already written reach the peer before FIN; stragglers are destroyed.
     for (const s of this.sockets) s.end();
     const stragglers = setTimeout(() => {
       for (const s of this.sockets) s.destroy();
     }, SOCKET_END_GRACE_MS);
-    await closed;
-    clearTimeout(stragglers);
+    stragglers.unref();
   }
 }

@@ -174,10 +174,14 @@ describe('HA: three nodes on one Redis', () => {
     );
     assert.notEqual(c, a, 'the node in cooldown must not win');
     assert.notEqual(c, b);
-    // The old active's cluster listener is closed once it stepped down.
+    // The old active's cluster listener closes once its peers have moved to the new leader.
     const ad = await readAdvertisement(redis.url, keys.adKey);
     const cert = derToPem(ad.cert, 'CERTIFICATE');
-    assert.equal(await tryTls(a.clusterPort, { cert, key: derToPem(ad.key, 'PRIVATE KEY') }), false);
+    await waitFor(
+      async () => !(await tryTls(a.clusterPort, { cert, key: derToPem(ad.key, 'PRIVATE KEY') })),
+      5_000,
+      'the old active to close its cluster port',
+    );
   });
 
   it('cleans stale core/leader/* entries when a node becomes active', async () => {
