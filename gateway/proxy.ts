@@ -137,7 +137,8 @@ export class GatewayProxy {
       const served = outcome.kind === 'served';
       endSpan(span, outcome.kind, !served, served ? { 'http.response.status_code': outcome.status } : {});
       this.o.hooks?.onAttempt?.(outcome.kind);
-      if (outcome.kind === 'served' || outcome.kind === 'broken') return;
+      // Served, broken mid-response, or the client went away: nothing more to do.
+      if (outcome.kind === 'served' || outcome.kind === 'broken' || abort.signal.aborted) return;
       const retryable =
         (outcome.kind !== 'maybe-sent' || IDEMPOTENT.has(method)) && (body === null || body.replayable());
       if (!retryable) {

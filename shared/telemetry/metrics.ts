@@ -34,12 +34,18 @@ function httpMetrics(registry: Registry, prefix: string) {
   };
 }
 
-/** A node's metrics. */
-export function createNodeMetrics() {
+/** A registry with the default process metrics, and a counter factory bound to it. */
+function newRegistry() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const c = (name: string, help: string, labelNames: string[] = []) =>
     new Counter({ name, help, labelNames, registers: [registry] });
+  return { registry, c };
+}
+
+/** A node's metrics. */
+export function createNodeMetrics() {
+  const { registry, c } = newRegistry();
   return {
     registry,
     http: httpMetrics(registry, 'leaderway'),
@@ -83,10 +89,7 @@ export function createNodeMetrics() {
 
 /** A gateway's metrics. */
 export function createGatewayMetrics() {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const c = (name: string, help: string, labelNames: string[] = []) =>
-    new Counter({ name, help, labelNames, registers: [registry] });
+  const { registry, c } = newRegistry();
   return {
     registry,
     http: httpMetrics(registry, 'leaderway_gateway'),
