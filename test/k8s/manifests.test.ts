@@ -1,0 +1,285 @@
+/**
+ * The Kubernetes manifests: every overlay renders offline with `kubectl kustomize`, every object
+ * validates against the Kubernetes schemas (kubernetes-models), and the invariants in
+ * `invariants.ts` hold. The last suite breaks a rendered overlay on purpose and checks each rule
+ * notices, so a rule that cannot fail does not go unseen.
+ *
+ * Needs kubectl (with its built-in kustomize); without it the suites are skipped with a message.
+ */
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { before, describe, test } from 'node:test';
+import type { IDeployment, IStatefulSet } from 'kubernetes-models/apps/v1';
+import type { IConfigMap, IContainer, IService } from 'kubernetes-models/v1';
+import {
+  apiAddrProblems,
+  containerProblems,
+  extrasProblems,
+  GATEWAY_LABELS,
+  gatewayProblems,
+  imageProblems,
+  leaderwayEnvProblems,
+  NODE_LABELS,
+  networkPolicyProblems,
+  nodeProblems,
+  type OverlayExpectations,
+  otelProblems,
+  rolePod,
+  secretProblems,
+  selectorProblems,
+} from './invariants';
+import { type K8sObject, kubectlMissing, OVERLAYS_DIR, overlayNames, render, schemaProblems } from './render';
+
+/** Every overlay under k8s/overlays must be listed here (a new one fails until it is). */
+const EXPECTATIONS: Record<string, OverlayExpectations> = {
+  dev: { redis: true, jaeger: true, requiredNodeAntiAffinity: false },
+  production: { redis: false, jaeger: false, requiredNodeAntiAffinity: true },
+};
+
+const skip = kubectlMissing() ?? false;
+
+function rendered(name: string): K8sObject[] {
+  return render(path.join(OVERLAYS_DIR, name));
+}
+
+describe('k8s overlays', { skip }, () => {
+  test('every overlay has expectations', () => {
+    assert.deepEqual(overlayNames(), Object.keys(EXPECTATIONS).sort());
+  });
+
+  for (const name of Object.keys(EXPECTATIONS)) {
+    const expect = EXPECTATIONS[name] as OverlayExpectations;
+    describe(`overlay ${name}`, () => {
+      let objects: K8sObject[] = [];
+      before(() => {
+        objects = rendered(name);
+      });
+
+      test('renders and every object validates against the Kubernetes schemas', () => {
+        assert.ok(objects.length > 0);
+        assert.deepEqual(schemaProblems(objects), []);
+      });
+      test('every container has resources, probes and a locked-down security context', () => {
+        assert.deepEqual(containerProblems(objects), []);
+      });
+      test('no Secret object and no secret value inline; secrets come from secretKeyRef', () => {
+        assert.deepEqual(secretProblems(objects), []);
+      });
+      test("the nodes' and gateways' environment passes their config validation, no seal key on gateways", () => {
+        assert.deepEqual(leaderwayEnvProblems(objects), []);
+      });
+      test("node pods' VAULT_API_ADDR is the gateway Service's URL", () => {
+        assert.deepEqual(apiAddrProblems(objects), []);
+      });
+      test('nodes: StatefulSet of 3, probes, anti-affinity, PDB, headless Service, grace period', () => {
+        assert.deepEqual(nodeProblems(objects, expect), []);
+      });
+      test('gateways: probes, preStop + drain + shutdown fit the grace period, LoadBalancer, PDB', () => {
+        assert.deepEqual(gatewayProblems(objects), []);
+      });
+      test('OTEL_* variables on every leaderway pod', () => {
+        assert.deepEqual(otelProblems(objects, expect), []);
+      });
+      test('NetworkPolicies: cluster port and Redis only from nodes and gateways', () => {
+        assert.deepEqual(networkPolicyProblems(objects, expect), []);
+      });
+      test(expect.redis ? 'has Redis (append-only) and Jaeger' : 'has no Redis and no Jaeger', () => {
+        assert.deepEqual(extrasProblems(objects, expect), []);
+      });
+      test('images are pinned; selectors select', () => {
+        assert.deepEqual([...imageProblems(objects), ...selectorProblems(objects)], []);
+      });
+    });
+  }
+});
+
+/** A deep copy of `objects` changed by `mutate`. */
+function broken(objects: K8sObject[], mutate: (objs: K8sObject[]) => void): K8sObject[] {
+  const copy = structuredClone(objects);
+  mutate(copy);
+  return copy;
+}
+
+function workload(objs: K8sObject[], labels: Record<string, string>): IDeployment | IStatefulSet {
+  const owner = rolePod(objs, labels).owner;
+  return objs.find((o) => `${o.kind}/${o.metadata.name}` === owner) as unknown as IDeployment;
+}
+
+function container(objs: K8sObject[], labels: Record<string, string>): IContainer {
+  return workload(objs, labels).spec?.template.spec?.containers[0] as IContainer;
+}
+
+function configMap(objs: K8sObject[]): IConfigMap {
+  return objs.find((o) => o.kind === 'ConfigMap') as unknown as IConfigMap;
+}
+
+/** Asserts that `problems` has an entry matching `pattern`. */
+function catches(problems: string[], pattern: RegExp): void {
+  assert.ok(
+    problems.some((p) => pattern.test(p)),
+    `expected a problem matching ${pattern}, got:\n${problems.join('\n') || '(none)'}`,
+  );
+}
+
+describe('the invariants catch broken manifests', { skip }, () => {
+  let dev: K8sObject[] = [];
+  const expect = EXPECTATIONS.dev as OverlayExpectations;
+  before(() => {
+    dev = rendered('dev');
+  });
+
+  test('a schema violation', () => {
+    const objs = broken(dev, (o) => {
+      (workload(o, NODE_LABELS).spec as { replicas: unknown }).replicas = 'three';
+    });
+    catches(schemaProblems(objs), /StatefulSet\/leaderway-node: .*replicas must be integer/);
+  });
+  test('missing limits, a missing probe, privilege escalation, a writable root filesystem', () => {
+    const objs = broken(dev, (o) => {
+      const c = container(o, GATEWAY_LABELS);
+      delete c.resources?.limits;
+      delete c.livenessProbe;
+      if (c.securityContext) {
+        c.securityContext.allowPrivilegeEscalation = true;
+        c.securityContext.readOnlyRootFilesystem = false;
+      }
+    });
+    const problems = containerProblems(objs);
+    catches(problems, /gateway: no resources\.limits\.cpu/);
+    catches(problems, /gateway: no livenessProbe/);
+    catches(problems, /gateway: allowPrivilegeEscalation is not false/);
+    catches(problems, /gateway: readOnlyRootFilesystem is not true/);
+  });
+  test('running as root', () => {
+    const objs = broken(dev, (o) => {
+      const spec = workload(o, NODE_LABELS).spec?.template.spec;
+      if (spec?.securityContext) spec.securityContext.runAsUser = 0;
+    });
+    catches(containerProblems(objs), /leaderway-node container node: no non-zero runAsUser/);
+  });
+  test('an inline Secret, an inline key, a password in a ConfigMap', () => {
+    const key = Buffer.alloc(32, 9).toString('base64');
+    const objs = broken(dev, (o) => {
+      o.push({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'leaderway-seal' },
+        stringData: { 'seal-key': key },
+      });
+      const env = container(o, NODE_LABELS).env ?? [];
+      const seal = env.find((v) => v.name === 'LEADERWAY_SEAL_KEY');
+      if (seal) {
+        delete seal.valueFrom;
+        seal.value = key;
+      }
+      const data = configMap(o).data;
+      if (data) data.REDIS = 'redis://:hunter2@redis:6379';
+    });
+    const problems = secretProblems(objs);
+    catches(problems, /Secret\/leaderway-seal is rendered/);
+    catches(problems, /LEADERWAY_SEAL_KEY must come from a secretKeyRef/);
+    catches(problems, /looks like an inline key/);
+    catches(problems, /a URL with a password/);
+  });
+  test('the seal key on a gateway, and a mistyped variable', () => {
+    const objs = broken(dev, (o) => {
+      const c = container(o, GATEWAY_LABELS);
+      c.env?.push({
+        name: 'LEADERWAY_SEAL_KEY',
+        valueFrom: { secretKeyRef: { name: 'leaderway-seal', key: 'seal-key' } },
+      });
+      c.env?.push({ name: 'LEADERWAY_DRAIN_DELAYS', value: '5s' });
+    });
+    const problems = leaderwayEnvProblems(objs);
+    catches(problems, /leaderway-gateway: references the seal key/);
+    catches(problems, /LEADERWAY_SEAL_KEY must not be set/);
+    catches(problems, /unknown LEADERWAY_ variables: LEADERWAY_DRAIN_DELAYS/);
+  });
+  test('an invalid value', () => {
+    const objs = broken(dev, (o) => {
+      const data = configMap(o).data;
+      if (data) data.LEADERWAY_LOCK_TTL = 'five seconds';
+    });
+    catches(leaderwayEnvProblems(objs), /lock_ttl \(LEADERWAY_LOCK_TTL\)/);
+  });
+  test("VAULT_API_ADDR that is not the gateway's URL", () => {
+    for (const wrong of [
+      'http://leaderway-node-0.leaderway-node:8200',
+      'http://leaderway-gateway:9999',
+      'https://leaderway-gateway:8300',
+    ]) {
+      const objs = broken(dev, (o) => {
+        const data = configMap(o).data;
+        if (data) data.VAULT_API_ADDR = wrong;
+      });
+      assert.notDeepEqual(apiAddrProblems(objs), [], wrong);
+    }
+  });
+  test('a grace period too short for preStop + drain + shutdown', () => {
+    const objs = broken(dev, (o) => {
+      const spec = workload(o, GATEWAY_LABELS).spec?.template.spec;
+      if (spec) spec.terminationGracePeriodSeconds = 15;
+    });
+    catches(
+      gatewayProblems(objs),
+      /terminationGracePeriodSeconds 15 < preStop 5s \+ drain 5000ms \+ shutdown 10000ms/,
+    );
+  });
+  test('wrong node probes, ordered pod management, no PDB', () => {
+    const objs = broken(dev, (o) => {
+      const sts = workload(o, NODE_LABELS) as IStatefulSet;
+      if (sts.spec) sts.spec.podManagementPolicy = 'OrderedReady';
+      const c = container(o, NODE_LABELS);
+      if (c.livenessProbe?.httpGet) c.livenessProbe.httpGet.path = '/v1/sys/health';
+      const i = o.findIndex((x) => x.kind === 'PodDisruptionBudget' && x.metadata.name === 'leaderway-node');
+      o.splice(i, 1);
+    });
+    const problems = nodeProblems(objs, expect);
+    catches(problems, /podManagementPolicy must be Parallel/);
+    catches(problems, /liveness must be/);
+    catches(problems, /expected one PodDisruptionBudget, found 0/);
+  });
+  test('a NetworkPolicy opening the cluster port to everyone, or Redis to another pod', () => {
+    const objs = broken(dev, (o) => {
+      o.push({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'too-open' },
+        spec: { podSelector: { matchLabels: NODE_LABELS }, ingress: [{ ports: [{ port: 8201 }] }] },
+      });
+      o.push({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'redis-too' },
+        spec: {
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'redis' } },
+          ingress: [{ from: [{ podSelector: { matchLabels: { app: 'debug' } } }] }],
+        },
+      });
+    });
+    const problems = networkPolicyProblems(objs, expect);
+    catches(problems, /nodes: port 8201 is open to any source/);
+    catches(problems, /redis: port 6379 allows pods \{"app":"debug"\}/);
+  });
+  test('Jaeger missing from dev, OTEL variables missing, a Service selecting nothing', () => {
+    const objs = broken(dev, (o) => {
+      const i = o.findIndex((x) => x.kind === 'Deployment' && x.metadata.name === 'leaderway-jaeger');
+      o.splice(i, 1);
+      const c = container(o, NODE_LABELS);
+      c.env = (c.env ?? []).filter((v) => v.name !== 'OTEL_SERVICE_NAME');
+      const svc = o.find(
+        (x) => x.kind === 'Service' && x.metadata.name === 'leaderway-gateway',
+      ) as unknown as IService;
+      if (svc.spec?.selector) svc.spec.selector['app.kubernetes.io/component'] = 'gatewya';
+    });
+    catches(extrasProblems(objs, expect), /no Jaeger workload/);
+    catches(otelProblems(objs, expect), /OTEL_SERVICE_NAME must be leaderway-node/);
+    catches(selectorProblems(objs), /Service\/leaderway-gateway: selects no pod/);
+  });
+  test('an unpinned image', () => {
+    const objs = broken(dev, (o) => {
+      container(o, GATEWAY_LABELS).image = 'leaderway:latest';
+    });
+    catches(imageProblems(objs), /image "leaderway:latest" is not pinned/);
+  });
+});
