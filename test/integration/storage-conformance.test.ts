@@ -124,8 +124,25 @@ describe('redis storage', () => {
     await d1.put('same/path', Buffer.from('one'));
     assert.equal(await d2.get('same/path'), null);
     assert.deepEqual(await d2.list(''), []);
-    assert.equal(await h1.acquire(randomUUID(), 10_000), 1);
-    assert.equal(await h2.acquire(randomUUID(), 10_000), 1, 'own lock and own epoch');
+    const v1 = randomUUID();
+    const e1 = await h1.acquire(v1, 10_000);
+    const e2 = await h2.acquire(randomUUID(), 10_000);
+    assert.ok(e1 && e2, 'each prefix has its own lock');
+    assert.equal(await h1.release(v1), true);
+    const e1b = await h1.acquire(randomUUID(), 10_000);
+    assert.ok(e1b && e1b > e1);
+    assert.equal((await h2.holder())?.epoch, e2, 'own epoch');
+  });
+
+  it('keeps the epoch rising when Redis loses its data (restore from backup, no persistence)', async () => {
+    const p = nextPrefix();
+    const h = await openHA(p);
+    const v = randomUUID();
+    const before = await h.acquire(v, 10_000);
+    assert.ok(before);
+    await redis.cli('FLUSHALL');
+    const after = await h.acquire(randomUUID(), 10_000);
+    assert.ok(after && after > before, `epoch went from ${before} to ${after}`);
   });
 
   it('rejects a bad prefix with LW_ERR_CONFIG', () => {
