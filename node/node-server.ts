@@ -26,7 +26,7 @@ import { ApiHandler } from './api/dispatch';
 import type { NodeApi, PeerInfo, SealState } from './api/node-api';
 import type { AnyRequest } from './api/request';
 import { newToken, rootTokenEntry } from './api/tokens';
-import { initialize, unseal } from './barrier/seal';
+import { initialize, isInitialized, unseal } from './barrier/seal';
 import type { SecureStorage } from './barrier/secure-storage';
 import { ActiveSession } from './ha/active-session';
 import type { ClusterIdentity } from './ha/cluster-cert';
@@ -243,6 +243,15 @@ export class NodeServer implements NodeApi {
 
   private async becomeActive(lock: HeldLock, identity: ClusterIdentity): Promise<void> {
     const s = this.settings;
+    // A Redis that lost its data (or was replaced) has no root key: serving from it would answer
+    // from an empty store with keys it no longer holds. Seal instead, and wait for init.
+    if (!(await isInitialized(this.deps.data))) {
+      this.deps.log.error(
+        'storage has no root key (Redis lost its data?): sealing instead of becoming active',
+      );
+      setImmediate(() => void this.reseal());
+      throw new LwError('LW_ERR_SEALED', MESSAGES.sealed);
+    }
     const session = new ActiveSession({
       lock,
       identity,
@@ -279,6 +288,19 @@ export class NodeServer implements NodeApi {
     this.session = null;
     if (!this.closing) this.setStatus('standby');
     void this.watcher?.refresh();
+  }
+
+  /** Drops the keyring and HA machinery and goes back to waiting for an initialized storage. */
+  private async reseal(): Promise<void> {
+    if (!this.storage || this.stop.signal.aborted) return;
+    await this.elector?.close();
+    this.echoer?.close();
+    await this.watcher?.close();
+    this.elector = this.echoer = this.watcher = this.standby = undefined;
+    this.storage = null;
+    this.seal = 'uninitialized';
+    this.setStatus('sealed');
+    this.unsealLoop = this.unsealWhenReady();
   }
 
   // ---- NodeApi ----

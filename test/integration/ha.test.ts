@@ -436,3 +436,40 @@ describe('HA: split storage and configuration precedence', () => {
     assert.ok(await findActive([n]));
   });
 });
+
+describe('HA: Redis loses its data', () => {
+  let redis: RedisServer;
+  const keys = testKeys();
+  let nodes: Proc[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    nodes = await Promise.all(['w1', 'w2'].map((n) => spawnNode(n, { redisUrl: redis.url, keys })));
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    await redis?.stop();
+  });
+
+  it('no node serves from an emptied store: all go back to uninitialized, and a new init works', async () => {
+    const token = await initCluster(nodes[0]!.url);
+    const active = await waitActive(nodes);
+    assert.equal(
+      (await call(active.url, '/v1/secret/data/a', { token, body: { data: { v: 1 } } })).status,
+      200,
+    );
+    await redis.cli('FLUSHALL');
+    for (const n of nodes) {
+      await waitFor(
+        async () => (await call(n.url, '/v1/sys/health')).status === 501,
+        15_000,
+        `${n.name} uninitialized`,
+      );
+    }
+    assert.ok(nodes.some((n) => n.logs().some((l) => String(l.msg).startsWith('storage has no root key'))));
+    const token2 = await initCluster(nodes[1]!.url);
+    const again = await waitActive(nodes, 15_000);
+    const r = await call(again.url, '/v1/secret/data/a', { token: token2 });
+    assert.equal(r.status, 404, 'the old data is gone, and nothing stale is served');
+  });
+});
