@@ -309,6 +309,11 @@ export class NodeServer implements NodeApi {
     return this.seal;
   }
 
+  async initializedNow(): Promise<boolean> {
+    if (this.seal !== 'uninitialized') return true;
+    return isInitialized(this.deps.data);
+  }
+
   async initialize(): Promise<string> {
     const token = newToken();
     const storage = await initialize(this.deps.data, this.settings.sealKey, (s) => [

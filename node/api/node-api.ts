@@ -27,6 +27,8 @@ export interface NodeApi {
   readonly maxRequestSize: number;
   readonly storageType: string;
   sealState(): SealState;
+  /** Whether storage is initialized right now (reads storage while this node still waits for init). */
+  initializedNow(): Promise<boolean>;
   /** Initializes storage; resolves the root token. */
   initialize(): Promise<string>;
   /** True while this node is the active node and may serve requests. */

@@ -75,7 +75,7 @@ export function sealStatus(_req: ApiRequest, res: AnyResponse, node: NodeApi, cl
 /** GET|PUT|POST sys/init. */
 export async function init(req: ApiRequest, res: AnyResponse, node: NodeApi): Promise<void> {
   if (req.operation === 'read') {
-    sendJson(res, 200, { initialized: node.sealState() !== 'uninitialized' });
+    sendJson(res, 200, { initialized: await node.initializedNow() });
     return;
   }
   if (req.operation !== 'write') throw new LwError('LW_ERR_METHOD_NOT_ALLOWED', 'unsupported operation');
