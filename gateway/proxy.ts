@@ -139,16 +139,30 @@ export class GatewayProxy {
       this.o.hooks?.onAttempt?.(outcome.kind);
       // Served, broken mid-response, or the client went away: nothing more to do.
       if (outcome.kind === 'served' || outcome.kind === 'broken' || abort.signal.aborted) return;
-      const retryable =
-        (outcome.kind !== 'maybe-sent' || IDEMPOTENT.has(method)) && (body === null || body.replayable());
-      if (!retryable) {
-        this.o.hooks?.onUnknownOutcome?.('error' in outcome ? outcome.error : outcome.kind);
+      const mayHaveRun = outcome.kind === 'maybe-sent';
+      if (mayHaveRun && !IDEMPOTENT.has(method)) {
+        this.o.hooks?.onUnknownOutcome?.(outcome.error);
         sendError(
           res,
           new LwError(
             'LW_ERR_OUTCOME_UNKNOWN',
             'the leader failed while handling this request; its outcome is unknown: check before retrying',
             { retryAfter: 1 },
+          ),
+        );
+        return;
+      }
+      if (body !== null && !body.replayable()) {
+        // Too large to have been kept for a replay, and part of it went to a leader that did not
+        // run it (or, for an idempotent request, may have): the client must send it again.
+        sendError(
+          res,
+          new LwError(
+            'LW_ERR_NO_LEADER',
+            'the leader changed while the request body was being sent; send it again',
+            {
+              retryAfter: 1,
+            },
           ),
         );
         return;
