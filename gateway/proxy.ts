@@ -14,7 +14,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { LwError, MESSAGES } from '../shared/errors';
 import { upstreamHeaders } from '../shared/http/headers';
 import { ReplayableBody } from '../shared/http/replayable-body';
@@ -55,8 +55,26 @@ function trusted(list: BlockList, addr: string | undefined): boolean {
   return list.check(addr, family === 6 ? 'ipv6' : 'ipv4');
 }
 
+/** Whether a request carries a body (so it needs a replayable copy). */
+function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+/** The trust decision for a connection, made once (BlockList.check allocates per call). */
+const trustBySocket = new WeakMap<Socket, boolean>();
+
 export class GatewayProxy {
   constructor(private readonly o: ProxyOptions) {}
+
+  private trustedPeer(socket: Socket): boolean {
+    let t = trustBySocket.get(socket);
+    if (t === undefined) {
+      t = trusted(this.o.trustedProxies, socket.remoteAddress);
+      trustBySocket.set(socket, t);
+    }
+    return t;
+  }
 
   /** The X-Forwarded-* view of a client connection. */
   forwardedHeaders(req: IncomingMessage): string[] {
@@ -65,7 +83,7 @@ export class GatewayProxy {
       remoteAddress: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
       proto: this.o.tls ? 'https' : 'http',
       host: req.headers.host ?? '',
-      trustClientForwarded: trusted(this.o.trustedProxies, req.socket.remoteAddress),
+      trustClientForwarded: this.trustedPeer(req.socket),
     });
   }
 
@@ -100,13 +118,18 @@ export class GatewayProxy {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = hasBody(req) ? new ReplayableBody(req) : null;
+    try {
+      await this.run(req, res, body);
+    } finally {
+      body?.dispose();
+    }
+  }
+
+  private async run(req: IncomingMessage, res: ServerResponse, body: ReplayableBody | null): Promise<void> {
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const headers = this.forwardedHeaders(req);
-    const hasBody =
-      req.headers['transfer-encoding'] !== undefined ||
-      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-    const body = hasBody ? new ReplayableBody(req) : null;
     const abort = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
@@ -125,22 +148,32 @@ export class GatewayProxy {
         { 'lw.attempt': attempt, 'lw.leader.epoch': leader.ad.epoch },
         attemptHeaders,
       );
-      const outcome = await proxyOnce(leader.client.pool, {
-        method,
-        path: url,
-        headers: attemptHeaders,
-        body: body ? body.stream() : null,
-        res,
-        interceptRedirects: true,
-        signal: abort.signal,
-      });
-      const served = outcome.kind === 'served';
-      endSpan(span, outcome.kind, !served, served ? { 'http.response.status_code': outcome.status } : {});
+      const { admission, pool } = leader.client;
+      if (!(await admission.enter(abort.signal))) return;
+      let outcome: ProxyOutcome;
+      try {
+        outcome = await proxyOnce(pool, {
+          method,
+          path: url,
+          headers: attemptHeaders,
+          body: body ? body.stream() : null,
+          res,
+          interceptRedirects: true,
+          signal: abort.signal,
+        });
+      } finally {
+        admission.leave();
+      }
+      endSpan(
+        span,
+        outcome.kind,
+        outcome.kind !== 'served',
+        outcome.kind === 'served' ? { 'http.response.status_code': outcome.status } : {},
+      );
       this.o.hooks?.onAttempt?.(outcome.kind);
       // Served, broken mid-response, or the client went away: nothing more to do.
       if (outcome.kind === 'served' || outcome.kind === 'broken' || abort.signal.aborted) return;
-      const mayHaveRun = outcome.kind === 'maybe-sent';
-      if (mayHaveRun && !IDEMPOTENT.has(method)) {
+      if (outcome.kind === 'maybe-sent' && !IDEMPOTENT.has(method)) {
         this.o.hooks?.onUnknownOutcome?.(outcome.error);
         sendError(
           res,

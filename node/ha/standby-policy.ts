@@ -5,12 +5,13 @@
  * ("local node not active but active cluster node not found"); forwarding off or clustering
  * disabled → 307; forward, and on failure log, count and fall back to 307.
  */
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { LwError, MESSAGES } from '../../shared/errors';
 import { upstreamHeaders } from '../../shared/http/headers';
 import { type AnyResponse, sendError, sendJson } from '../../shared/http/respond';
 import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
-import { proxyOnce } from '../../shared/leader/proxy-request';
+import { type ProxyOutcome, proxyOnce } from '../../shared/leader/proxy-request';
 import type { NodeMetrics } from '../../shared/telemetry/metrics';
 import { endSpan, startClientSpan } from '../../shared/telemetry/tracing';
 import type { AnyRequest } from '../api/request';
@@ -61,18 +62,33 @@ export class StandbyPolicy {
       trustClientForwarded: false,
     });
     const span = startClientSpan('lw.forward', { 'lw.leader.epoch': leader.ad.epoch }, headers);
-    const outcome = await proxyOnce(client.pool, {
-      method: req.method ?? 'GET',
-      path: url,
-      headers,
-      body: hasBody ? (req as unknown as import('node:stream').Readable) : null,
-      res,
-      interceptRedirects: false,
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
     });
-    const ok = outcome.kind === 'served';
-    endSpan(span, outcome.kind, !ok, ok ? { 'http.response.status_code': outcome.status } : {});
+    if (!(await client.admission.enter(abort.signal))) return;
+    let outcome: ProxyOutcome;
+    try {
+      outcome = await proxyOnce(client.pool, {
+        method: req.method ?? 'GET',
+        path: url,
+        headers,
+        body: hasBody ? (req as unknown as Readable) : null,
+        res,
+        interceptRedirects: false,
+        signal: abort.signal,
+      });
+    } finally {
+      client.admission.leave();
+    }
+    endSpan(
+      span,
+      outcome.kind,
+      outcome.kind !== 'served',
+      outcome.kind === 'served' ? { 'http.response.status_code': outcome.status } : {},
+    );
     this.o.metrics.forwarded.inc({ outcome: outcome.kind });
-    if (ok || outcome.kind === 'broken') return;
+    if (outcome.kind === 'served' || outcome.kind === 'broken' || abort.signal.aborted) return;
     this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
     // Upstream hid forwarding failures behind a silent 307 (openbao#3899); we log them.
     this.o.log.warn(

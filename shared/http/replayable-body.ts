@@ -10,6 +10,18 @@ import { Readable } from 'node:stream';
 
 /** Bodies up to this size stay replayable (KV writes are usually far smaller). */
 export const DEFAULT_REPLAY_CAP = 1024 * 1024;
+/**
+ * All copies in the process together stay under this, so memory does not grow with
+ * concurrency × body size (1,000 concurrent 256 KB writes otherwise held ~250 MB). A body that
+ * finds the budget spent streams without a copy, like one over the cap.
+ */
+export const REPLAY_BUDGET_BYTES = 64 * 1024 * 1024;
+let budgetUsed = 0;
+
+/** Bytes currently held by replay copies in this process (for tests and metrics). */
+export function replayBytesHeld(): number {
+  return budgetUsed;
+}
 
 export class ReplayableBody {
   private readonly chunks: Buffer[] = [];
@@ -29,6 +41,13 @@ export class ReplayableBody {
     private readonly cap = DEFAULT_REPLAY_CAP,
   ) {
     this.source = source[Symbol.asyncIterator]();
+  }
+
+  /** Drops the copy and returns its bytes to the budget. Call when the request is done. */
+  dispose(): void {
+    budgetUsed -= this.recorded;
+    this.recorded = 0;
+    this.chunks.length = 0;
   }
 
   /** True when another attempt can send the whole body again. */
@@ -79,14 +98,19 @@ export class ReplayableBody {
       }
       const chunk = r.value;
       this.taken += chunk.length;
-      if (!this.overflowed && this.recorded + chunk.length <= this.cap) {
+      if (
+        !this.overflowed &&
+        this.recorded + chunk.length <= this.cap &&
+        budgetUsed + chunk.length <= REPLAY_BUDGET_BYTES
+      ) {
         this.chunks.push(chunk);
         this.recorded += chunk.length;
+        budgetUsed += chunk.length;
         return { chunk, recorded: true };
       }
-      // Past the cap: stop keeping a copy (memory stays flat however large the body).
+      // Past the cap or the budget: stop keeping a copy (memory stays flat however large).
       this.overflowed = true;
-      this.chunks.length = 0;
+      this.dispose();
       if (attempt !== this.attempts) this.lost = true;
       return { chunk, recorded: false };
     });

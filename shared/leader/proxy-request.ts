@@ -39,8 +39,10 @@ const NOT_SENT_CODES = new Set([
 ]);
 
 function errorCode(err: unknown): string {
-  const e = err as { code?: string; cause?: { code?: string } } | null;
-  return e?.cause?.code ?? e?.code ?? 'UNKNOWN';
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | null;
+  // DOMException (an abort) has a numeric code; only string codes name a system/undici error.
+  const code = typeof e?.cause?.code === 'string' ? e.cause.code : e?.code;
+  return typeof code === 'string' ? code : (e as Error | null)?.name || 'UNKNOWN';
 }
 
 /** True for TLS handshake failures: the request was never sent over a failed handshake. */
