@@ -1,0 +1,104 @@
+/** Markdown for the failover sections: windows under load, and the standby client's view. */
+import type { Fault } from '../sections/failover';
+import { metaLine, mm, table } from './markdown';
+import { BUCKET_MS, RECOVERY_FRACTION, type WindowStats } from './recording-load';
+import type { Measured, Results } from './results';
+import { fmt, max, median } from './stats';
+
+/** The failover-windows block. */
+export function failover(f: Measured<NonNullable<Results['failover']>['data']>): string {
+  const d = f.data;
+  const out = [metaLine(f.meta)];
+  out.push(
+    `${d.workersPerPath} client loops per path, each alternating a KV read and a KV write (1 KB) at ${d.ratePerWorker} req/s ` +
+      `(${d.workersPerPath * d.ratePerWorker} req/s per path, well under capacity), through the gateway and through HAProxy at the same time. ` +
+      `Figures are median / max over the runs. Error window: first failure to end of last. ` +
+      `Recovery: from the fault until successful throughput stays at ≥ ${RECOVERY_FRACTION * 100}% of its pre-fault rate (${BUCKET_MS} ms buckets; "+" = not recovered by the end of the observation).`,
+    '',
+  );
+  const rows: string[][] = [];
+  for (const fault of ['step-down', 'sigterm', 'kill-9'] as Fault[]) {
+    const runs = d.runs.filter((r) => r.fault === fault);
+    if (!runs.length) continue;
+    for (const side of ['gateway', 'haproxy'] as const) {
+      const w = runs.map((r) => r[side]);
+      const pick = (fn: (x: WindowStats) => number) => w.map(fn);
+      const censored = w.some((x) => x.recoveryCensored) ? '+' : '';
+      rows.push([
+        fault,
+        side === 'gateway' ? 'gateway' : 'HAProxy',
+        String(runs.length),
+        mm(pick((x) => x.failedReads)),
+        mm(pick((x) => x.failedWrites)),
+        mm(pick((x) => x.longestMs)),
+        mm(pick((x) => x.errorWindowMs)),
+        `${mm(pick((x) => x.recoveryMs))}${censored}`,
+      ]);
+    }
+  }
+  out.push(
+    table(
+      [
+        'Fault',
+        'Path',
+        'Runs',
+        'failed reads',
+        'failed writes',
+        'longest request ms',
+        'error window ms',
+        'recovery ms',
+      ],
+      rows,
+    ),
+  );
+  const codes: Record<string, number> = {};
+  for (const r of d.runs)
+    for (const side of ['gateway', 'haproxy'] as const)
+      for (const [c, n] of Object.entries(r[side].failureCodes))
+        codes[`${side} ${c}`] = (codes[`${side} ${c}`] ?? 0) + n;
+  out.push(
+    '',
+    `Failure statuses over all runs (0 = connection error): ${
+      Object.entries(codes)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ') || 'none'
+    }.`,
+  );
+  return out.join('\n');
+}
+
+/** The issue-3 block: failover seen through a standby. */
+export function standbyFailover(s: Measured<NonNullable<Results['standbyFailover']>['data']>): string {
+  const d = s.data;
+  const out = [metaLine(s.meta), ''];
+  out.push(
+    'One client sends KV reads (1 KB) back to back through a surviving standby. Served again: from the fault to the end of the first successful request that started after the fault and after the last failure ("+" = not within the observation). Failures are what that client saw (307 = the standby fell back to redirecting, 503 = no leader known, 0 = connection error).',
+    '',
+  );
+  out.push(
+    table(
+      [
+        'Fault',
+        'runs',
+        'served again: median ms',
+        'max ms',
+        'failed requests median / max',
+        'longest request median / max ms',
+        'runs where the client’s standby became the active',
+      ],
+      (['step-down', 'sigterm', 'kill-9'] as Fault[])
+        .map((f) => d.runs.filter((x) => x.fault === f))
+        .filter((runs) => runs.length)
+        .map((runs) => [
+          runs[0]?.fault ?? '',
+          String(runs.length),
+          fmt(median(runs.map((x) => x.servedAgainMs))),
+          `${fmt(max(runs.map((x) => x.servedAgainMs)))}${runs.some((x) => x.censored) ? '+' : ''}`,
+          mm(runs.map((x) => x.failures)),
+          mm(runs.map((x) => x.longestMs)),
+          String(runs.filter((x) => x.via === x.to).length),
+        ]),
+    ),
+  );
+  return out.join('\n');
+}

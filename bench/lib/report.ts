@@ -1,0 +1,166 @@
+/**
+ * Renders the results as Markdown tables and rewrites them in BENCHMARKS.md between
+ * `<!-- bench:<block>:begin -->` and `<!-- bench:<block>:end -->` markers (appended when missing).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { EngineName } from '../engines/compare';
+import { metaLine, table } from './markdown';
+import { failover, standbyFailover } from './report-failover';
+import { growth, steady } from './report-throughput';
+import type { Measured, Results } from './results';
+import { fmt, median, ratio } from './stats';
+import { engineMedian, evaluateTargets } from './targets';
+
+export const BENCHMARKS_MD = path.resolve(__dirname, '..', '..', 'BENCHMARKS.md');
+
+function tracing(t: Measured<NonNullable<Results['tracing']>['data']>): string {
+  const d = t.data;
+  const out = [metaLine(t.meta), ''];
+  const off = d.runs.filter((r) => r.tracing === 'off').map((r) => r.result);
+  const on = d.runs.filter((r) => r.tracing === 'on').map((r) => r.result);
+  out.push(
+    d.implemented
+      ? `Tracing is wired: ${d.exportRequests} OTLP export requests (${fmt(d.exportBytes / 1024)} KB; ${d.exportPaths.join(', ')}) reached the local sink.`
+      : '**Tracing not yet implemented** in the measured build: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, no export reached the sink, so the "on" column measures nothing but noise.',
+    '',
+    table(
+      ['Tracing', 'runs', 'req/s (median)', 'p99 ms (median)', 'gateway CPU ms/1k (median)'],
+      [
+        [
+          'off (OTEL_SDK_DISABLED=true)',
+          String(off.length),
+          fmt(median(off.map((r) => r.rps))),
+          fmt(median(off.map((r) => r.p99))),
+          fmt(median(off.map((r) => r.cpuPer1k.gateway ?? Number.NaN))),
+        ],
+        [
+          'on (OTLP to local sink)',
+          String(on.length),
+          fmt(median(on.map((r) => r.rps))),
+          fmt(median(on.map((r) => r.p99))),
+          fmt(median(on.map((r) => r.cpuPer1k.gateway ?? Number.NaN))),
+        ],
+      ],
+    ),
+    '',
+    `On/off req/s ratio: ${fmt(ratio(median(on.map((r) => r.rps)), median(off.map((r) => r.rps))))}.`,
+  );
+  return out.join('\n');
+}
+
+function engines(e: Measured<NonNullable<Results['engines']>['data']>, r: Results): string {
+  const d = e.data;
+  const names: EngineName[] = ['undici', 'http-proxy-3', 'gateway', 'haproxy'];
+  const out = [metaLine(e.meta, median(d.rounds.map((x) => x.result.foreignCpuPct ?? Number.NaN))), ''];
+  out.push(
+    `Rounds alternate with a rotating order; each run ${d.connections} connections. "Own CPU" is the proxy process's CPU per 1,000 requests.`,
+    '',
+  );
+  if (d.skipped) out.push(`http-proxy-3 skipped: ${d.skipped}`, '');
+  const rows: string[][] = [];
+  for (const op of ['read', 'write'] as const) {
+    const u = engineMedian(r, 'undici', (x) => x.rps, op);
+    const hp = engineMedian(r, 'haproxy', (x) => x.rps, op);
+    for (const n of names) {
+      const runs = d.rounds.filter((x) => x.engine === n && (x.op ?? 'read') === op);
+      if (!runs.length) continue;
+      const rps = engineMedian(r, n, (x) => x.rps, op);
+      rows.push([
+        `${op} 1 KB`,
+        n,
+        String(runs.length),
+        fmt(rps),
+        fmt(engineMedian(r, n, (x) => x.p99, op)),
+        fmt(engineMedian(r, n, (x) => x.cpu, op)),
+        fmt(ratio(rps, u)),
+        fmt(ratio(rps, hp)),
+      ]);
+    }
+  }
+  out.push(
+    table(
+      [
+        'Load',
+        'Engine',
+        'rounds',
+        'req/s (median)',
+        'p99 ms (median)',
+        'own CPU ms/1k (median)',
+        'vs bare undici',
+        'vs HAProxy',
+      ],
+      rows,
+    ),
+  );
+  return out.join('\n');
+}
+
+function profile(p: Measured<NonNullable<Results['profile']>['data']>): string {
+  const d = p.data;
+  // Shares of the gateway's busy time: idle samples (waiting for I/O) are left out.
+  const idle = d.groups.find((g) => g.name === '(idle)')?.share ?? 0;
+  const pct = (x: number) => `${((x / (1 - idle)) * 100).toFixed(1)}%`;
+  return [
+    metaLine(p.meta),
+    '',
+    `Gateway under \`node --cpu-prof\` at ${fmt(d.load.rps)} req/s (KV reads 1 KB, 100 connections, after a 3 s priming load; the profiler itself costs throughput). The gateway was idle ${(idle * 100).toFixed(0)}% of the time; shares below are of its busy time. Self time by package or file, then the top frames:`,
+    '',
+    table(
+      ['Package / file', 'self time'],
+      d.groups
+        .filter((g) => g.name !== '(idle)')
+        .slice(0, 15)
+        .map((g) => [g.name, pct(g.share)]),
+    ),
+    '',
+    table(
+      ['Frame', 'self time'],
+      d.frames
+        .filter((f) => !f.name.startsWith('(idle)'))
+        .slice(0, 20)
+        .map((f) => [`\`${f.name}\``, pct(f.share)]),
+    ),
+  ].join('\n');
+}
+
+function targets(r: Results): string {
+  const checks = evaluateTargets(r);
+  if (!checks.length) return '_No results yet._';
+  return table(
+    ['Target', 'Measured', 'Met?'],
+    checks.map((c) => [c.target, c.measured, c.met === null ? '—' : c.met ? '✅ met' : '❌ missed']),
+  );
+}
+
+/** Every block, rendered from the results. */
+export function renderBlocks(r: Results): Record<string, string> {
+  const none = '_Not measured yet._';
+  return {
+    targets: targets(r),
+    steady: r.steady ? steady(r.steady) : none,
+    failover: r.failover ? failover(r.failover) : none,
+    growth: r.growth ? growth(r.growth) : none,
+    tracing: r.tracing ? tracing(r.tracing) : none,
+    engines: r.engines ? engines(r.engines, r) : none,
+    'standby-failover': r.standbyFailover ? standbyFailover(r.standbyFailover) : none,
+    profile: r.profile ? profile(r.profile) : none,
+  };
+}
+
+/** Rewrites the blocks in BENCHMARKS.md (creating the file or missing markers as needed). */
+export function updateBenchmarksMd(r: Results, file = BENCHMARKS_MD): void {
+  let md = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  for (const [name, body] of Object.entries(renderBlocks(r))) {
+    const begin = `<!-- bench:${name}:begin -->`;
+    const end = `<!-- bench:${name}:end -->`;
+    const block = `${begin}\n${body}\n${end}`;
+    const i = md.indexOf(begin);
+    const j = md.indexOf(end);
+    md =
+      i >= 0 && j > i
+        ? md.slice(0, i) + block + md.slice(j + end.length)
+        : `${md.trimEnd()}\n\n## ${name}\n\n${block}\n`;
+  }
+  writeFileSync(file, md);
+}

@@ -1,0 +1,178 @@
+/**
+ * The targets of issues 3, 4 and 7, evaluated against the latest results. Each says what was
+ * compared, so "met" and "missed" can be checked by a reader.
+ */
+import type { EngineName } from '../engines/compare';
+import type { Fault } from '../sections/failover';
+import type { PathName, SteadyRow } from '../sections/steady';
+import type { LoadResult } from './load';
+import type { Results } from './results';
+import { parseDurationMs } from './standby-failover';
+import { fmt, max, median, ratio } from './stats';
+
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  met: boolean | null;
+}
+
+const KB = 1024;
+const MB = 1024 * KB;
+
+/** The steady-state figures for a path and condition: the median over its rounds. */
+export function cell(
+  rows: SteadyRow[],
+  path: PathName,
+  op: 'read' | 'write',
+  size: number,
+  connections: number,
+): LoadResult | undefined {
+  const rs = rows
+    .filter((r) => r.path === path && r.op === op && r.size === size && r.connections === connections)
+    .map((r) => r.result);
+  const first = rs[0];
+  if (!first) return undefined;
+  if (rs.length === 1) return first;
+  const med = (f: (x: LoadResult) => number | undefined) => median(rs.map((x) => f(x) ?? Number.NaN));
+  const cpuPer1k: Record<string, number> = {};
+  for (const k of Object.keys(first.cpuPer1k)) cpuPer1k[k] = med((x) => x.cpuPer1k[k]);
+  return {
+    ...first,
+    rps: med((x) => x.rps),
+    p50: med((x) => x.p50),
+    p99: med((x) => x.p99),
+    maxMs: Math.max(...rs.map((x) => x.maxMs)),
+    errors: rs.reduce((n, x) => n + x.errors, 0),
+    cpuPer1k,
+    rssMb: Math.max(...rs.map((x) => x.rssMb ?? 0)),
+    foreignCpuPct: med((x) => x.foreignCpuPct),
+  };
+}
+
+/** Median of one engine's rounds for one operation (reads by default). */
+export function engineMedian(
+  r: Results,
+  engine: EngineName,
+  pick: (x: { rps: number; p99: number; cpu: number }) => number,
+  op: 'read' | 'write' = 'read',
+) {
+  const rounds = r.engines?.data.rounds.filter((x) => x.engine === engine && (x.op ?? 'read') === op) ?? [];
+  return median(
+    rounds.map((x) =>
+      pick({ rps: x.result.rps, p99: x.result.p99, cpu: x.result.cpuPer1k[engine] ?? Number.NaN }),
+    ),
+  );
+}
+
+export function evaluateTargets(r: Results): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const rows = r.steady?.data.rows ?? [];
+  const gw = cell(rows, 'gateway', 'read', KB, 100);
+  const hp = cell(rows, 'haproxy', 'read', KB, 100);
+  const direct = cell(rows, 'direct', 'read', KB, 100);
+  const standby = cell(rows, 'standby', 'read', KB, 100);
+  if (gw && hp) {
+    const q = ratio(gw.rps, hp.rps);
+    out.push({
+      target: 'Gateway ≥ 0.75× HAProxy req/s (KV reads 1 KB, 100 connections)',
+      measured: `${fmt(q)}× (${fmt(gw.rps)} vs ${fmt(hp.rps)} req/s)`,
+      met: q >= 0.75,
+    });
+    const p = ratio(gw.p99, hp.p99);
+    out.push({
+      target: 'Gateway p99 ≤ 1.5× HAProxy p99 (same load)',
+      measured: `${fmt(p)}× (${gw.p99} vs ${hp.p99} ms)`,
+      met: p <= 1.5,
+    });
+    out.push({
+      target: 'CPU per 1,000 requests, gateway vs HAProxy (reported, no target)',
+      measured: `${fmt(gw.cpuPer1k.gateway)} vs ${fmt(hp.cpuPer1k.haproxy)} ms (${fmt(ratio(gw.cpuPer1k.gateway, hp.cpuPer1k.haproxy))}×)`,
+      met: null,
+    });
+  }
+  if (standby && direct) {
+    const q = ratio(standby.rps, direct.rps);
+    out.push({
+      target: 'Forwarding through a standby ≥ 0.7× direct req/s (reads 1 KB, 100 connections)',
+      measured: `${fmt(q)}×`,
+      met: q >= 0.7,
+    });
+  }
+  const fo = r.failover?.data;
+  if (fo) {
+    const ttl = parseDurationMs(fo.lockTtl);
+    for (const fault of ['step-down', 'sigterm'] as Fault[]) {
+      const runs = fo.runs.filter((x) => x.fault === fault);
+      if (!runs.length) continue;
+      const failed = runs.map((x) => x.gateway.failedReads + x.gateway.failedWrites);
+      const hpFailed = runs.map((x) => x.haproxy.failedReads + x.haproxy.failedWrites);
+      out.push({
+        target: `${fault} through the gateway: 0 failed requests (${runs.length} runs)`,
+        measured: `max ${max(failed)} failed (HAProxy: max ${max(hpFailed)})`,
+        met: max(failed) === 0,
+      });
+    }
+    const kills = fo.runs.filter((x) => x.fault === 'kill-9');
+    if (kills.length) {
+      const reads = max(kills.map((x) => x.gateway.failedReads));
+      const longest = max(kills.map((x) => x.gateway.longestMs));
+      out.push({
+        target: `kill -9 through the gateway: 0 failed idempotent requests, longest ≤ TTL + 1 s = ${fmt(ttl + 1000)} ms`,
+        measured: `max ${reads} failed reads, longest ${fmt(longest)} ms (HAProxy: max ${max(kills.map((x) => x.haproxy.failedReads))} failed reads, longest ${fmt(max(kills.map((x) => x.haproxy.longestMs)))} ms)`,
+        met: reads === 0 && longest <= ttl + 1000,
+      });
+    }
+  }
+  const growth = r.growth?.data;
+  // Measured on the fresh gateway of the cost-growth section (900 idle + 100 busy connections);
+  // the steady-state cell comes after 256 KB loads that grew the heap, so it is only a fallback.
+  const level1000 = growth?.levels.find((l) => l.total === 1000);
+  const steady1000 = cell(rows, 'gateway', 'read', KB, 1000);
+  const rss1000 = level1000?.result.rssMb ?? steady1000?.rssMb;
+  if (rss1000 !== undefined) {
+    out.push({
+      target: 'Gateway RSS at 1,000 connections < 150 MB',
+      measured: `${fmt(rss1000)} MB peak${level1000 ? ' (fresh gateway, 900 idle + 100 busy)' : ''}${steady1000?.rssMb !== undefined ? `; ${fmt(steady1000.rssMb)} MB with 1,000 busy after the 256 KB loads` : ''}`,
+      met: rss1000 < 150,
+    });
+  }
+  const sizes = growth?.sizes.filter((s) => s.path === 'gateway') ?? [];
+  const rssAt = (size: number) =>
+    max(sizes.filter((s) => s.size === size).map((s) => s.result.rssMb ?? Number.NaN));
+  if (sizes.some((s) => s.size === 8 * MB) && sizes.some((s) => s.size === MB)) {
+    const growthMb = rssAt(8 * MB) - rssAt(MB);
+    out.push({
+      target:
+        'Gateway memory flat against value size: peak RSS at 8 MB ≤ at 1 MB + 25 MB (buffering 10 × 7 MB more would add ≥ 70 MB)',
+      measured: `${fmt(rssAt(KB))} / ${fmt(rssAt(MB))} / ${fmt(rssAt(8 * MB))} MB at 1 KB / 1 MB / 8 MB`,
+      met: growthMb <= 25,
+    });
+  }
+  const u = engineMedian(r, 'undici', (x) => x.rps);
+  const h3 = engineMedian(r, 'http-proxy-3', (x) => x.rps);
+  if (!Number.isNaN(u)) {
+    out.push({
+      target: 'Engine: build on undici unless http-proxy-3 is within 10% of it',
+      measured: Number.isNaN(h3)
+        ? `http-proxy-3 not measured: ${r.engines?.data.skipped ?? ''}`
+        : `http-proxy-3 at ${fmt(ratio(h3, u))}× the bare undici proxy`,
+      met: Number.isNaN(h3) ? null : h3 < 0.9 * u,
+    });
+  }
+  const sf = r.standbyFailover?.data;
+  if (sf) {
+    const ttl = parseDurationMs(sf.lockTtl);
+    for (const fault of ['step-down', 'sigterm', 'kill-9'] as Fault[]) {
+      const runs = sf.runs.filter((x) => x.fault === fault);
+      if (!runs.length) continue;
+      const limit = fault === 'kill-9' ? ttl + 1000 : 500;
+      const m = max(runs.map((x) => x.servedAgainMs));
+      out.push({
+        target: `${fault}: a client through a standby is served again within ${fmt(limit)} ms (${runs.length} runs)`,
+        measured: `median ${fmt(median(runs.map((x) => x.servedAgainMs)))} ms, max ${fmt(m)} ms`,
+        met: m < limit,
+      });
+    }
+  }
+  return out;
+}
