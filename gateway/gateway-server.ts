@@ -122,6 +122,12 @@ export class GatewayServer {
       this.operatorEndpoint(url, req, res);
       return;
     }
+    // Only the Vault API is proxied: the leader's cluster listener also serves internal paths
+    // (standby heartbeats) that no client may reach through us.
+    if (!url.startsWith('/v1/')) {
+      sendJson(res, 404, { errors: ['not found'] });
+      return;
+    }
     this.inFlight++;
     const started = performance.now();
     res.once('close', () => {
@@ -168,6 +174,12 @@ export class GatewayServer {
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!(req.url ?? '').startsWith('/v1/')) {
+      socket.end(
+        'HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncache-control: no-store\r\ncontent-length: 24\r\nconnection: close\r\n\r\n{"errors":["not found"]}',
+      );
+      return;
+    }
     const leader = this.watcher.current();
     proxyUpgrade(req, socket, head, leader, this.proxy.forwardedHeaders(req)).catch((err) => {
       this.deps.log.warn({ err: (err as Error).message }, 'upgrade failed');

@@ -2,7 +2,7 @@
  * WebSocket (and other Upgrade) requests are proxied to the leader too — upstream's standbys
  * could only 307 them (vault#20553). The 101 answer is relayed, then bytes flow both ways.
  */
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Leader } from '../shared/leader/leader-watcher';
 
@@ -12,6 +12,41 @@ function refuse(socket: Duplex, status: number, message: string): void {
     `HTTP/1.1 ${status} ${status === 503 ? 'Service Unavailable' : 'Bad Gateway'}\r\ncontent-type: application/json\r\n` +
       `cache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`,
   );
+}
+
+/** The flat header list without `expect` (undici refuses it; Node already answered 100-continue). */
+function dropExpect(flat: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flat.length; i += 2)
+    if (flat[i] !== 'expect') out.push(flat[i] as string, flat[i + 1] as string);
+  return out;
+}
+
+/** Sends the request as a plain one (upgrade requests are GETs) and writes the answer to `socket`. */
+async function relayPlain(
+  req: IncomingMessage,
+  socket: Duplex,
+  leader: Leader,
+  forwarded: string[],
+): Promise<void> {
+  if (!leader.client) return;
+  try {
+    const r = await leader.client.pool.request({
+      path: req.url ?? '/',
+      method: 'GET',
+      headers: dropExpect(forwarded),
+    });
+    const body = Buffer.from(await r.body.arrayBuffer());
+    let head = `HTTP/1.1 ${r.statusCode} ${STATUS_CODES[r.statusCode] ?? ''}\r\n`;
+    for (const [k, v] of Object.entries(r.headers)) {
+      if (v === undefined || k === 'connection' || k === 'transfer-encoding' || k === 'keep-alive') continue;
+      if (k.startsWith('x-leaderway-')) continue;
+      for (const one of Array.isArray(v) ? v : [v]) head += `${k}: ${one}\r\n`;
+    }
+    socket.end(Buffer.concat([Buffer.from(`${head}connection: close\r\n\r\n`, 'latin1'), body]));
+  } catch {
+    refuse(socket, 502, 'the leader refused the upgrade');
+  }
 }
 
 /** Relays one upgrade to `leader`; refuses with 503 when there is none. */
@@ -43,7 +78,9 @@ export async function proxyUpgrade(
       protocol: String(req.headers.upgrade ?? 'websocket'),
     })) as unknown as typeof upstream;
   } catch {
-    refuse(socket, 502, 'the leader refused the upgrade');
+    // The leader did not switch protocols (e.g. 403 without a token, 404 for a path without a
+    // WebSocket): relay its answer rather than hiding it behind a 502.
+    await relayPlain(req, socket, leader, forwarded);
     return;
   }
   let response = 'HTTP/1.1 101 Switching Protocols\r\n';

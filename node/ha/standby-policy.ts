@@ -16,6 +16,8 @@ import type { NodeMetrics } from '../../shared/telemetry/metrics';
 import { endSpan, startClientSpan } from '../../shared/telemetry/tracing';
 import type { AnyRequest } from '../api/request';
 
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'LIST']);
+
 /** Seconds a client should wait before retrying when no leader is known. */
 const NO_LEADER_RETRY_AFTER_S = 1;
 
@@ -95,7 +97,21 @@ export class StandbyPolicy {
       { outcome: outcome.kind, error: 'error' in outcome ? outcome.error : undefined },
       'forwarding failed; redirecting',
     );
-    if (outcome.kind === 'maybe-sent' && res.headersSent) return;
+    if (outcome.kind === 'maybe-sent') {
+      if (res.headersSent) return;
+      // The active may have applied it: a 307 would make the client send it again.
+      if (!IDEMPOTENT.has(req.method ?? 'GET')) {
+        sendError(
+          res,
+          new LwError(
+            'LW_ERR_OUTCOME_UNKNOWN',
+            'the active node failed while handling this request; its outcome is unknown: check before retrying',
+            { retryAfter: 1 },
+          ),
+        );
+        return;
+      }
+    }
     this.redirect(res, leader.ad.api_addr, url, 'forward-failed');
   }
 

@@ -19,6 +19,9 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'http2-settings',
   'host',
+  // The proxy answers `100 Continue` itself (Node does, before the handler runs); the upstream
+  // client (undici) refuses to send the header at all.
+  'expect',
 ]);
 
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);

@@ -48,8 +48,14 @@ export function createApiServer(
       )
     : http.createServer(options, handler);
   server.on('clientError', onClientError);
+  // Remember each connection's current response, so a parse error after it was sent is not answered twice.
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    (req.socket as Duplex & { [CURRENT]?: ServerResponse })[CURRENT] = res;
+  });
   return server;
 }
+
+const CURRENT = Symbol('current response');
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
@@ -59,7 +65,10 @@ const REASONS: Record<number, string> = {
 
 /** Answers a request Node could not parse with a JSON error, then closes the connection. */
 function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+  // The current request was already answered (early, before its body turned out malformed):
+  // another response would be read as the answer to the client's next request. Just close.
+  const answered = (socket as Duplex & { [CURRENT]?: ServerResponse })[CURRENT]?.headersSent;
+  if (err.code === 'ECONNRESET' || !socket.writable || answered) {
     socket.destroy();
     return;
   }

@@ -71,7 +71,10 @@ export class LeaderClient {
 
   /** Closes every connection now; requests in flight fail (callers decide whether to retry). */
   async destroy(): Promise<void> {
-    await this.pool.destroy().catch(() => undefined);
+    // Requests still in flight may have reached the leader: fail them with an error that no
+    // retry policy mistakes for "never sent" (undici's own UND_ERR_DESTROYED would be).
+    const err = Object.assign(new Error('leader connection retired'), { code: 'LW_ERR_LEADER_RETIRED' });
+    await this.pool.destroy(err).catch(() => undefined);
   }
 
   /**

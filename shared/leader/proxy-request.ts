@@ -106,6 +106,8 @@ export async function proxyOnce(dispatcher: Dispatcher, a: ProxyAttempt): Promis
   } catch (err) {
     const code = errorCode(err);
     if (intercepted) return intercepted;
+    // The client went away: nothing to answer, nothing to retry.
+    if (a.signal?.aborted) return { kind: 'broken', error: 'client-aborted' };
     if (started) return { kind: 'broken', error: code };
     if (NOT_SENT_CODES.has(code) || isTlsError(code)) return { kind: 'not-sent', error: code };
     return { kind: 'maybe-sent', error: code };

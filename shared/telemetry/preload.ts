@@ -42,6 +42,14 @@ function start(): void {
     instrumentations: [
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (req: IncomingMessage) => UNTRACED.test(req.url ?? ''),
+        // A query string can carry secrets (a token a client put in the URL): keep only its names.
+        requestHook: (span, request) => {
+          const url = (request as IncomingMessage).url ?? '';
+          const q = url.indexOf('?');
+          if (q === -1) return;
+          const names = [...new URLSearchParams(url.slice(q + 1)).keys()];
+          span.setAttribute('url.query', names.map((n) => `${n}=REDACTED`).join('&'));
+        },
         // Outgoing calls we make ourselves (OTLP export itself) must not be traced.
         ignoreOutgoingRequestHook: () => true,
       }),

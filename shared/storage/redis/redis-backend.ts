@@ -3,7 +3,7 @@
  * lock value) and the ifAbsent guard and applies the writes in one atomic step, keeping the
  * path index (`{p}/index`) in step with the data keys.
  */
-import { LwError } from '../../errors';
+import { isLwError, LwError } from '../../errors';
 import type { Backend, FencingBackend, WriteOp } from '../backend';
 import { FencedView, type FenceTarget, fencedWriteError } from '../fenced-view';
 import { immediateChildren } from '../semantics';
@@ -16,6 +16,13 @@ const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 
 /** The upper bound of a ZRANGEBYLEX prefix scan: 0xFF never occurs in UTF-8, so it sorts last. */
 const LEX_MAX_BYTE = Buffer.from([0xff]);
+
+/**
+ * ioredis' rejections for a command that was sent but not answered: it timed out, or the
+ * connection dropped with it in flight. Redis may still run it. (A reply error is an answer; a
+ * command refused while disconnected was never sent.)
+ */
+const UNANSWERED = /^Command timed out$|^Connection is closed\.$|max retries per request/i;
 
 /** batch.lua replies. */
 const BATCH_APPLIED = 1;
@@ -109,7 +116,24 @@ export class RedisBackend implements FencingBackend, FenceTarget {
     fence: string | undefined,
   ): Promise<boolean> {
     const { keys, args } = this.batchArguments(ops, ifAbsent, fence);
-    const reply = await this.conn.run((c) => c.lwBatch(keys.length, ...keys, ...args));
+    let reply: number;
+    try {
+      reply = await this.conn.run((c) => c.lwBatch(keys.length, ...keys, ...args));
+    } catch (err) {
+      // A write that timed out or lost its connection after being sent may still run in Redis
+      // (it sits in Redis' input buffer): the caller must not report it as "not done".
+      const cause = isLwError(err, 'LW_ERR_STORAGE_UNAVAILABLE')
+        ? (err.cause as Error | undefined)
+        : undefined;
+      if (cause && UNANSWERED.test(cause.message)) {
+        throw new LwError(
+          'LW_ERR_OUTCOME_UNKNOWN',
+          'storage did not confirm the write; its outcome is unknown: check before retrying',
+          { cause: err, retryAfter: 1 },
+        );
+      }
+      throw err;
+    }
     switch (reply) {
       case BATCH_APPLIED:
         return true;
