@@ -13,6 +13,8 @@ import { CLUSTER_PATH_PREFIX } from './cluster-listener';
 export const ECHO_INTERVAL_MS = 1_000;
 /** A peer not heard from for this long is dropped from ha-status. */
 const PEER_EXPIRY_MS = 30_000;
+/** At most this many peers are remembered; a flood of fake node ids cannot grow the table. */
+const MAX_PEERS = 256;
 /** An echo body is tiny; refuse anything larger. */
 const MAX_ECHO_BYTES = 4096;
 
@@ -44,6 +46,7 @@ export class PeerTable {
         if (size > MAX_ECHO_BYTES) throw new Error('too large');
         const e = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Echo;
         if (typeof e.node_id !== 'string' || typeof e.api_addr !== 'string') throw new Error('bad echo');
+        if (!this.peers.has(e.node_id) && this.peers.size >= MAX_PEERS) throw new Error('too many peers');
         this.peers.set(e.node_id, {
           echo: {
             node_id: e.node_id.slice(0, 128),

@@ -372,7 +372,11 @@ describe('HA: redirects when forwarding is impossible', () => {
       assert.equal(follow.status, 404);
     }
     // The forwarding failure is visible, not hidden behind the 307 (openbao#3899).
-    assert.ok(fwd.logs().some((x) => x.msg === 'forwarding failed; redirecting'));
+    await waitFor(
+      () => fwd.logs().some((x) => x.msg === 'forwarding failed; redirecting'),
+      5_000,
+      'the failure logged',
+    );
   });
 });
 

@@ -1,0 +1,193 @@
+/**
+ * One chaos run: start the cluster, watch Redis (MONITOR), start the clients, run the fault
+ * schedule, stop the clients, read the final state, and check history, fencing and logs. Used by
+ * `npm run chaos` (run.ts) and by the short run inside `npm test` (chaos.test.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { call } from '../helpers/http';
+import { type OtlpReceiver, startOtlpReceiver } from '../helpers/otlp-receiver';
+import { type CheckStats, checkHistory } from './checker';
+import { type ClientSpec, startClients } from './clients';
+import { ChaosCluster } from './cluster';
+import { type LogEvidence, logEvidence } from './evidence';
+import { readFinalState } from './final-state';
+import { History } from './history';
+import { type FencingReport, LockMonitor } from './lock-monitor';
+import { faultTable, figures, type KindFigures } from './report';
+import { rng } from './rng';
+import { runSchedule } from './scheduler';
+
+/** Versions kept per key: enough that no version is trimmed during a run, so all can be checked. */
+const MAX_VERSIONS = 1_000_000;
+/**
+ * Clients move to a fresh set of keys every this long. KV metadata lists every version, so a key
+ * written for a whole long run would make each write (and the AOF) grow without bound; fresh keys
+ * keep every version checkable at a bounded cost.
+ */
+const KEY_GENERATION_MS = 30_000;
+/** Clients keep going this long after the last fault, so its aftermath is in the history. */
+const TAIL_MS = 2_000;
+
+export interface ChaosOptions {
+  seed: number;
+  durationMs: number;
+  minFaults: number;
+  settleMinMs?: number;
+  settleMaxMs?: number;
+  keys?: number;
+  /** Export traces to a local collector (scanned for secrets afterwards). */
+  traces?: boolean;
+  log?: (line: string) => void;
+  /** Runs before the cluster is torn down (e.g. a leak scan), with everything still up. */
+  beforeStop?: (c: ChaosCluster, traces: OtlpReceiver | undefined) => Promise<void>;
+}
+
+export interface ChaosResult {
+  seed: number;
+  violations: string[];
+  faults: number;
+  stats: CheckStats;
+  figures: KindFigures[];
+  fencing: FencingReport;
+  evidence: LogEvidence;
+  durationMs: number;
+  summary: string;
+  /** Where the history was written (only when there were violations), for debugging. */
+  historyFile?: string;
+}
+
+const CLIENTS: ClientSpec[] = [
+  { name: 'c1', via: 'gw1' },
+  { name: 'c2', via: 'gw1' },
+  { name: 'c3', via: 'gw2' },
+  { name: 'c4', via: 'gw2' },
+  { name: 's1', via: 'standby' },
+  { name: 's2', via: 'standby' },
+];
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const log = o.log ?? (() => undefined);
+  const t0 = Date.now();
+  const r = rng(o.seed);
+  const collector = o.traces ? await startOtlpReceiver() : undefined;
+  const cluster = new ChaosCluster({ env: collector ? otlpEnv(collector.url) : {} });
+  const history = new History();
+  let monitor: LockMonitor | undefined;
+  try {
+    await cluster.start();
+    monitor = new LockMonitor(cluster.redis.port);
+    await monitor.start();
+    const run = randomBytes(3).toString('hex');
+    const perGen = o.keys ?? 16;
+    const gens = Math.ceil(o.durationMs / KEY_GENERATION_MS) + 1;
+    const generations = Array.from({ length: gens }, (_, g) =>
+      Array.from({ length: perGen }, (_, i) => `chaos-${run}/g${g}/k${i}`),
+    );
+    for (const k of generations.flat()) {
+      const res = await call(cluster.gateways[0]!.url, `/v1/secret/metadata/${k}`, {
+        token: cluster.token,
+        body: { max_versions: MAX_VERSIONS },
+      });
+      if (res.status !== 204) throw new Error(`setting max_versions failed: ${res.status} ${res.text}`);
+    }
+    log(`cluster up (${cluster.nodes.map((n) => n.name).join(', ')}, gw1, gw2); clients start`);
+    const started = Date.now();
+    const current = () =>
+      generations[Math.min(gens - 1, Math.floor((Date.now() - started) / KEY_GENERATION_MS))] as string[];
+    const clients = startClients(cluster, history, CLIENTS, current, r.fork());
+    let violations: string[];
+    try {
+      violations = await runSchedule(cluster, history, r.fork(), {
+        durationMs: o.durationMs,
+        minFaults: o.minFaults,
+        settleMinMs: o.settleMinMs ?? 1_000,
+        settleMaxMs: o.settleMaxMs ?? 3_000,
+        log,
+      });
+      await new Promise((res) => setTimeout(res, TAIL_MS));
+    } finally {
+      await clients.stop();
+    }
+    await cluster.waitHealthy();
+    const state = await readFinalState(cluster.gateways[0]!.url, cluster.token, generations.flat());
+    const fencing = monitor.stop();
+    const checked = checkHistory(history.ops, state);
+    const evidence = logEvidence(cluster.all, fencing);
+    violations = [
+      ...violations,
+      ...checked.violations,
+      ...fencing.violations.map((v) => `fencing: ${v}`),
+      ...evidence.violations.map((v) => `logs: ${v}`),
+      ...cluster.crashes.map(
+        (c) => `crash: ${c.name} exited (${c.signal ?? c.code}) unasked:\n  ${c.tail.join('\n  ')}`,
+      ),
+    ];
+    if (fencing.writesChecked === 0)
+      violations.push('fencing: no write was observed by MONITOR (evidence missing)');
+    await o.beforeStop?.(cluster, collector);
+    const figs = figures(history.ops, history.faults);
+    const result: ChaosResult = {
+      seed: o.seed,
+      violations,
+      faults: history.faults.length,
+      stats: checked.stats,
+      figures: figs,
+      fencing,
+      evidence,
+      durationMs: Date.now() - t0,
+      summary: '',
+    };
+    if (violations.length > 0) {
+      result.historyFile = path.join(tmpdir(), `leaderway-chaos-${o.seed}-${Date.now()}.json`);
+      writeFileSync(
+        result.historyFile,
+        JSON.stringify({ seed: o.seed, faults: history.faults, ops: history.ops }),
+      );
+    }
+    result.summary = summarize(result);
+    return result;
+  } finally {
+    monitor?.stop();
+    await cluster.stop();
+    await collector?.close();
+  }
+}
+
+/** Environment that makes a leaderway process export its traces (OTLP/JSON, flushed often). */
+export function otlpEnv(url: string): Record<string, string> {
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    OTEL_BSP_SCHEDULE_DELAY: '500',
+  };
+}
+
+function summarize(x: ChaosResult): string {
+  const s = x.stats;
+  const f = x.fencing;
+  const gapMs = f.gaps.reduce((a, g) => a + (g.to - g.from), 0);
+  const lines = [
+    `seed ${x.seed}: ${x.faults} faults in ${(x.durationMs / 1000).toFixed(0)} s, ${s.ops} operations`,
+    '',
+    faultTable(x.figures),
+    '',
+    `operations: ${Object.entries(s.byOutcome)
+      .sort()
+      .map(([k, n]) => `${k}=${n}`)
+      .join(' ')}`,
+    `acknowledged writes: ${s.ackedWrites} (verified at their version ${s.verifiedWrites}, hidden by a later delete ${s.hiddenByDelete}, trimmed ${s.trimmed})`,
+    `indeterminate writes: ${s.indeterminateWrites} (of which stored ${s.indeterminateStored}); CAS mismatches ${s.casMismatches}; reads checked ${s.readsChecked}; redirects followed ${s.redirected}`,
+    `fencing (Redis MONITOR): ${f.acquisitions.length} terms, ended by release ${f.ends.released} / expiry ${f.ends.expired}; ` +
+      `${f.writesChecked} writes checked against the live lock (min margin to expiry ${Number.isFinite(f.minExpiryMarginMs) ? f.minExpiryMarginMs.toFixed(0) : '-'} ms), ` +
+      `${f.writesUnchecked} unchecked; ${f.gaps.length} MONITOR gaps (${gapMs} ms)`,
+    `node logs: writes refused by fencing ${JSON.stringify(x.evidence.fencedRefusals)}; leadership lost ${JSON.stringify(x.evidence.lostReasons)}; epochs not logged ${x.evidence.unloggedEpochs.length}`,
+    '',
+    x.violations.length === 0
+      ? 'violations: none'
+      : `VIOLATIONS (${x.violations.length}; history in ${x.historyFile}):\n  ${x.violations.slice(0, 50).join('\n  ')}`,
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,137 @@
+/**
+ * The faults the scheduler injects. Each one breaks something, repairs it (restart, SIGCONT...)
+ * and returns what it did; the scheduler then waits for the cluster to be healthy again.
+ */
+import type { Proc } from '../helpers/procs';
+import { waitFor } from '../helpers/procs';
+import { type ChaosCluster, probe } from './cluster';
+import type { FaultKind } from './history';
+import type { Rng } from './rng';
+
+/** The nodes' lock TTL (spawnNode sets LEADERWAY_LOCK_TTL=2s): a SIGSTOP must outlast it. */
+export const LOCK_TTL_MS = 2_000;
+/** How long finding the active node may take before the fault is skipped. */
+const FIND_ACTIVE_MS = 20_000;
+
+/** What a fault did, for the history. */
+export interface FaultResult {
+  target: string;
+  detail?: string;
+  /** Problems the fault itself observed (e.g. SIGTERM did not exit 0). */
+  violations: string[];
+}
+
+type Fault = (c: ChaosCluster, r: Rng) => Promise<FaultResult>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function activeNode(c: ChaosCluster): Promise<Proc> {
+  return waitFor(() => c.active(), FIND_ACTIVE_MS, 'an active node to inject a fault into', 100);
+}
+
+/** Waits until a freshly started node is unsealed (its health answers 429 or 200). */
+async function unsealed(p: Proc): Promise<void> {
+  await waitFor(
+    async () => {
+      const s = await probe(p.url, '/v1/sys/health');
+      return s === 200 || s === 429;
+    },
+    20_000,
+    `${p.name} unsealed`,
+  );
+}
+
+const FAULTS: Record<FaultKind, Fault> = {
+  /** kill -9 of the active, then a replacement node joins. */
+  async 'kill9-active'(c) {
+    const a = await activeNode(c);
+    await c.stopProc(a, 'SIGKILL');
+    const fresh = await c.replaceNode(a);
+    return { target: a.name, detail: `replaced by ${fresh.name}`, violations: [] };
+  },
+
+  /** SIGSTOP of the active for longer than the lock TTL, then SIGCONT: it must not write again. */
+  async 'sigstop-active'(c, r) {
+    const a = await activeNode(c);
+    const ms = LOCK_TTL_MS + r.int(500, 2_000);
+    a.pause();
+    try {
+      await sleep(ms);
+    } finally {
+      a.resume();
+    }
+    return { target: a.name, detail: `paused ${ms} ms`, violations: [] };
+  },
+
+  /** SIGTERM every node in turn (standbys first, the active last), replacing each. */
+  async 'sigterm-rolling'(c) {
+    const a = await activeNode(c);
+    const order = [...c.nodes.filter((n) => n !== a), a];
+    const violations: string[] = [];
+    const codes: string[] = [];
+    for (const n of order) {
+      const code = await c.stopProc(n, 'SIGTERM');
+      codes.push(`${n.name}:${code}`);
+      if (code !== 0) violations.push(`${n.name} exited ${code} on SIGTERM (expected 0)`);
+      const fresh = await c.replaceNode(n);
+      await unsealed(fresh);
+    }
+    return {
+      target: order.map((n) => n.name).join(','),
+      detail: `exit codes ${codes.join(' ')}`,
+      violations,
+    };
+  },
+
+  /** sys/step-down through a gateway. */
+  async 'step-down'(c, r) {
+    const a = await activeNode(c);
+    const g = r.pick(c.gateways);
+    const { request } = await import('undici');
+    const res = await request(`${g.url}/v1/sys/step-down`, {
+      method: 'PUT',
+      headers: { 'x-vault-token': c.token },
+      signal: AbortSignal.timeout(15_000),
+    });
+    await res.body.dump();
+    const violations =
+      res.statusCode === 204 ? [] : [`step-down through ${g.name} answered ${res.statusCode}`];
+    return { target: a.name, detail: `via ${g.name}`, violations };
+  },
+
+  /** kill -9 of one gateway, restarted on its port after a moment. */
+  async 'gateway-kill'(c, r) {
+    const g = r.pick(c.gateways);
+    await c.stopProc(g, 'SIGKILL');
+    const down = r.int(200, 1_000);
+    await sleep(down);
+    await c.restartGateway(g);
+    return { target: g.name, detail: `down ${down} ms`, violations: [] };
+  },
+
+  /** Redis restart (SIGTERM, append-only file kept): acknowledged writes must survive. */
+  async 'redis-restart'(c) {
+    await c.redis.restart();
+    return { target: 'redis', violations: [] };
+  },
+
+  /**
+   * A latency burst on every Redis connection: the server is frozen (SIGSTOP) for a few hundred
+   * ms, so every command in flight waits (DEBUG SLEEP needs enable-debug-command, off in Redis 7).
+   */
+  async 'redis-latency'(c, r) {
+    const ms = r.int(200, 900);
+    c.redis.pause();
+    try {
+      await sleep(ms);
+    } finally {
+      c.redis.resume();
+    }
+    return { target: 'redis', detail: `frozen ${ms} ms`, violations: [] };
+  },
+};
+
+/** Injects one fault of `kind`. */
+export function inject(kind: FaultKind, c: ChaosCluster, r: Rng): Promise<FaultResult> {
+  return FAULTS[kind](c, r);
+}

@@ -1,0 +1,99 @@
+/**
+ * The Jepsen-style history of a chaos run: every client operation with its start, end and
+ * result, and every injected fault with its start and end. Times are `Date.now()` milliseconds
+ * (the same clock as the nodes' JSON logs and Redis' MONITOR timestamps on this host).
+ */
+
+/** What an operation did. */
+export type OpKind = 'read' | 'write' | 'cas' | 'delete';
+
+/**
+ * How an operation ended, from the client's point of view:
+ *  - `ok`: acknowledged (2xx; for reads also a 404 that carries the version metadata);
+ *  - `fail`: definitely did not happen (4xx such as a CAS mismatch, a connection refused before
+ *    anything was sent, a "no active node" 503 that the API defines as unserved);
+ *  - `info`: indeterminate — it may or may not have happened (timeouts, resets, "outcome is
+ *    unknown", storage errors): the checker must accept both.
+ */
+export type Outcome = 'ok' | 'fail' | 'info';
+
+/** The unique payload of one write: who wrote it, which op, and a secret-looking marker. */
+export interface WriteData {
+  c: string;
+  o: number;
+  /** A value that must never appear in the clear in Redis, logs or traces. */
+  s: string;
+}
+
+/** One client operation. */
+export interface Op {
+  id: number;
+  client: string;
+  /** `gw1`, `gw2` or `standby:<node>` (the node the request was sent to first). */
+  via: string;
+  kind: OpKind;
+  key: string;
+  /** The CAS version sent (cas ops). */
+  cas?: number;
+  /** The data sent (write/cas). */
+  data?: WriteData;
+  start: number;
+  end: number;
+  outcome: Outcome;
+  status: number;
+  /** Version acknowledged by a write, or returned by a read (0 = key absent). */
+  version?: number;
+  /** What a read returned: the data (null when the version is deleted). */
+  readData?: WriteData | null;
+  /** True when a read returned a deleted version. */
+  readDeleted?: boolean;
+  /** True when the client followed a 307 from a standby. */
+  redirected?: boolean;
+  /** Short error description for non-ok outcomes (never a token or value). */
+  error?: string;
+}
+
+/** One injected fault. */
+export interface FaultEvent {
+  n: number;
+  kind: FaultKind;
+  /** Which process, e.g. `n2`, `gw1`, `redis`. */
+  target: string;
+  start: number;
+  /** When the fault's recovery step finished (restart done, SIGCONT sent...). */
+  recovered: number;
+  /** When the cluster was healthy again (an active node, both gateways ready). */
+  healthy: number;
+  detail?: string;
+}
+
+export const FAULT_KINDS = [
+  'kill9-active',
+  'sigstop-active',
+  'sigterm-rolling',
+  'step-down',
+  'gateway-kill',
+  'redis-restart',
+  'redis-latency',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** Collects operations and faults; cheap enough to record tens of thousands of ops. */
+export class History {
+  readonly ops: Op[] = [];
+  readonly faults: FaultEvent[] = [];
+  private nextId = 1;
+
+  /** Reserves an op id (ids are unique across clients and used in the written data). */
+  id(): number {
+    return this.nextId++;
+  }
+
+  add(op: Op): void {
+    this.ops.push(op);
+  }
+
+  addFault(f: FaultEvent): void {
+    this.faults.push(f);
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Scans everything an operator (or an attacker with read access) could see — every Redis key
+ * and value, the append-only file on disk, every process's log output, exported traces and
+ * /metrics — for secrets in the clear: the root token, written secret values (all carry a
+ * marker), the seal key, the advertisement key, the root key and keyring keys unwrapped from
+ * storage, and the current leader's cluster private key and certificate.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { advertisementPath, decodeAdvertisement } from '../../shared/advertisement';
+import { open } from '../../shared/crypto/aead';
+import { rawRedis } from '../helpers/cluster';
+import type { Proc } from '../helpers/procs';
+
+/** Where to look. */
+export interface LeakSources {
+  redisUrl: string;
+  procs: Proc[];
+  /** Raw OTLP export bodies. */
+  traces: Buffer[];
+  /** Anything else to scan, e.g. /metrics output. */
+  texts?: Array<{ name: string; text: string }>;
+}
+
+/** What must never appear. */
+export interface Secrets {
+  token: string;
+  sealKey: string;
+  adKey: string;
+  /** A prefix carried by every written secret value. */
+  valueMarker: string;
+  /** More strings that must not appear (e.g. near-miss tokens a client sent). */
+  extra?: Array<{ name: string; text: string }>;
+}
+
+export interface LeakReport {
+  findings: string[];
+  scanned: { redisKeys: number; aofBytes: number; logLines: number; traceBodies: number; texts: number };
+  needles: string[];
+}
+
+interface Needle {
+  name: string;
+  bytes: Buffer;
+}
+
+/** Runs the scan. Redis must be up. */
+export async function scanForLeaks(src: LeakSources, s: Secrets): Promise<LeakReport> {
+  const r = await rawRedis(src.redisUrl);
+  const report: LeakReport = {
+    findings: [],
+    scanned: { redisKeys: 0, aofBytes: 0, logLines: 0, traceBodies: src.traces.length, texts: 0 },
+    needles: [],
+  };
+  let needles: Needle[] = [];
+  const check = (where: string, data: Buffer) => {
+    for (const n of needles) if (data.includes(n.bytes)) report.findings.push(`${where} contains ${n.name}`);
+  };
+  try {
+    needles = await collectNeedles(r, s);
+    report.needles = needles.map((n) => n.name);
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scanBuffer(cursor, 'COUNT', '500');
+      cursor = String(next);
+      for (const key of keys) {
+        report.scanned.redisKeys++;
+        check(`redis key name ${key.toString('latin1').slice(0, 60)}`, key);
+        const type = await r.type(key);
+        const values =
+          type === 'string'
+            ? [await r.getBuffer(key)]
+            : type === 'zset'
+              ? await r.zrangeBuffer(key, '0', '-1')
+              : [Buffer.from(`<${type}>`)];
+        for (const v of values) if (v) check(`redis value of ${key.toString('latin1').slice(0, 60)}`, v);
+      }
+    } while (cursor !== '0');
+    const [, dir] = (await r.config('GET', 'dir')) as [string, string];
+    for (const file of walk(dir)) {
+      const data = readFileSync(file);
+      report.scanned.aofBytes += data.length;
+      check(`redis file ${path.basename(file)}`, data);
+    }
+  } finally {
+    r.disconnect();
+  }
+  const checkText = (where: string, text: string) => check(where, Buffer.from(text, 'utf8'));
+  for (const p of src.procs) {
+    report.scanned.logLines += p.lines.length;
+    checkText(`log of ${p.name}`, p.lines.join('\n'));
+  }
+  for (const [i, b] of src.traces.entries()) checkText(`trace export #${i}`, b.toString('utf8'));
+  for (const t of src.texts ?? []) {
+    report.scanned.texts++;
+    checkText(t.name, t.text);
+  }
+  return report;
+}
+
+/** The secrets, in every form they could leak in (text, base64, hex, raw bytes). */
+async function collectNeedles(r: Awaited<ReturnType<typeof rawRedis>>, s: Secrets): Promise<Needle[]> {
+  const out: Needle[] = [
+    { name: 'the root token', bytes: Buffer.from(s.token) },
+    { name: 'a written secret value', bytes: Buffer.from(s.valueMarker) },
+    { name: 'a PEM private key', bytes: Buffer.from('PRIVATE KEY-----') },
+    ...(s.extra ?? []).map((e) => ({ name: e.name, bytes: Buffer.from(e.text) })),
+  ];
+  const key = (name: string, raw: Buffer) => {
+    out.push({ name: `${name} (base64)`, bytes: Buffer.from(raw.toString('base64')) });
+    out.push({ name: `${name} (hex)`, bytes: Buffer.from(raw.toString('hex')) });
+    out.push({ name: `${name} (raw bytes)`, bytes: raw });
+  };
+  const seal = Buffer.from(s.sealKey, 'base64');
+  const ad = Buffer.from(s.adKey, 'base64');
+  key('the seal key', seal);
+  key('the advertisement key', ad);
+  const wrappedRoot = await r.getBuffer('{leaderway}/d/core/seal/root-key');
+  const rootKey = wrappedRoot ? open(seal, wrappedRoot.subarray(1), 'core/seal/root-key') : null;
+  if (rootKey) {
+    key('the root key', rootKey);
+    const wrappedRing = await r.getBuffer('{leaderway}/d/core/keyring');
+    const ring = wrappedRing ? open(rootKey, wrappedRing.subarray(1), 'core/keyring') : null;
+    if (ring) {
+      const k = JSON.parse(ring.toString('utf8')) as { terms: Array<{ key: string }>; hmac_key: string };
+      for (const [i, t] of k.terms.entries()) key(`keyring term ${i + 1}`, Buffer.from(t.key, 'base64'));
+      key('the token HMAC key', Buffer.from(k.hmac_key, 'base64'));
+    }
+  }
+  const uuid = await r.get('{leaderway}/core/lock');
+  const blob = uuid ? await r.getBuffer(`{leaderway}/d/${advertisementPath(uuid)}`) : null;
+  if (uuid && blob) {
+    const d = decodeAdvertisement(blob, advertisementPath(uuid), [ad]);
+    if (d.ok) {
+      out.push({ name: 'the cluster private key', bytes: Buffer.from(d.ad.key.slice(0, 64)) });
+      out.push({
+        name: 'the cluster private key (raw DER)',
+        bytes: Buffer.from(d.ad.key, 'base64').subarray(0, 48),
+      });
+      out.push({ name: 'the advertised certificate', bytes: Buffer.from(d.ad.cert.slice(0, 64)) });
+    }
+  }
+  return out;
+}
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...walk(p));
+    else out.push(p);
+  }
+  return out;
+}
