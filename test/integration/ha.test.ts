@@ -7,44 +7,12 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { connect as tlsConnect } from 'node:tls';
 import { derToPem } from '../../shared/leader/leader-client';
 import { findActive, rawRedis, readAdvertisement, waitActive } from '../helpers/cluster';
 import { call, initCluster } from '../helpers/http';
 import { type Proc, spawnNode, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
-
-/** Opens a TLS connection to the cluster port; resolves true when the handshake (and a request) succeeds. */
-function tryTls(
-  port: number,
-  opts: { cert?: string; key?: string; ca?: string; servername?: string },
-): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tlsConnect({
-      host: '127.0.0.1',
-      port,
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
-      maxVersion: 'TLSv1.2',
-      ALPNProtocols: ['http/1.1'],
-      ...opts,
-    });
-    let done = false;
-    const finish = (ok: boolean) => {
-      if (done) return;
-      done = true;
-      s.destroy();
-      resolve(ok);
-    };
-    s.once('secureConnect', () => {
-      s.write('GET /v1/sys/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
-    });
-    s.on('data', (d: Buffer) => finish(d.toString().startsWith('HTTP/1.1')));
-    s.once('error', () => finish(false));
-    s.once('close', () => finish(false));
-    setTimeout(() => finish(false), 3000).unref();
-  });
-}
+import { tlsAccepted } from '../helpers/tls-probe';
 
 describe('HA: three nodes on one Redis', () => {
   let redis: RedisServer;
@@ -140,21 +108,17 @@ describe('HA: three nodes on one Redis', () => {
     const ad = await readAdvertisement(redis.url, keys.adKey);
     const cert = derToPem(ad.cert, 'CERTIFICATE');
     const key = derToPem(ad.key, 'PRIVATE KEY');
-    assert.equal(await tryTls(active.clusterPort, { cert, key, ca: cert }), true, 'advertised cert accepted');
-    assert.equal(await tryTls(active.clusterPort, {}), false, 'no client cert refused');
+    assert.equal(await tlsAccepted(active.clusterPort, { cert, key }), true, 'advertised cert accepted');
+    assert.equal(await tlsAccepted(active.clusterPort, {}), false, 'no client cert refused');
     const { newClusterIdentity } = await import('../../node/ha/cluster-cert');
     const other = await newClusterIdentity();
     assert.equal(
-      await tryTls(active.clusterPort, { cert: other.certPem, key: other.keyPem }),
+      await tlsAccepted(active.clusterPort, { cert: other.certPem, key: other.keyPem }),
       false,
       'self-made cert refused',
     );
     for (const s of nodes.filter((n) => n !== active)) {
-      assert.equal(
-        await tryTls(s.clusterPort, { cert, key, ca: cert }),
-        false,
-        `${s.name} cluster port closed`,
-      );
+      assert.equal(await tlsAccepted(s.clusterPort, { cert, key }), false, `${s.name} cluster port closed`);
     }
   });
 
@@ -178,7 +142,7 @@ describe('HA: three nodes on one Redis', () => {
     const ad = await readAdvertisement(redis.url, keys.adKey);
     const cert = derToPem(ad.cert, 'CERTIFICATE');
     await waitFor(
-      async () => !(await tryTls(a.clusterPort, { cert, key: derToPem(ad.key, 'PRIVATE KEY') })),
+      async () => !(await tlsAccepted(a.clusterPort, { cert, key: derToPem(ad.key, 'PRIVATE KEY') })),
       5_000,
       'the old active to close its cluster port',
     );

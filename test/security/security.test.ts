@@ -14,9 +14,9 @@ import { derToPem } from '../../shared/leader/leader-client';
 import { readAdvertisement, waitActive } from '../helpers/cluster';
 import { call } from '../helpers/http';
 import { type Proc, waitFor } from '../helpers/procs';
+import { tlsAccepted } from '../helpers/tls-probe';
 import { type SecurityCluster, startSecurityCluster } from './fixture';
 import { scanForLeaks } from './leak-scan';
-import { tlsAccepted } from './tls-probe';
 
 /** Lookups per token kind in the timing comparison, and attempts before it fails. */
 const TIMING_SAMPLES = 200;
