@@ -12,7 +12,6 @@ import { type Proc, spawnLeaderway, testKeys } from '../../test/helpers/procs';
 import { type RedisServer, startRedis } from '../../test/helpers/redis';
 import { type HAProxy, startHAProxy } from './haproxy';
 import { call, tryCall } from './http';
-import { spawnLeaderwayWith } from './spawn';
 import { sleep } from './stats';
 import { type CertFiles, writeApiCert } from './tls';
 
@@ -145,8 +144,7 @@ export class BenchCluster {
   /** Starts (or restarts, with new env and Node flags) the gateway on its fixed port. */
   async startGateway(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Proc> {
     if (this.gateway && alive(this.gateway)) await this.gateway.stop('SIGKILL');
-    this.gateway = await spawnLeaderwayWith(
-      nodeArgs,
+    this.gateway = await spawnLeaderway(
       'gw',
       ['gateway'],
       {
@@ -158,7 +156,8 @@ export class BenchCluster {
         OTEL_SDK_DISABLED: 'true',
         ...env,
       },
-      this.gatewayPort,
+      { port: this.gatewayPort },
+      { nodeArgs },
     );
     await until(
       async () => (await tryCall(this.gatewayUrl, '/-/ready'))?.status === 200,

@@ -12,8 +12,8 @@ import { freePorts } from './ports';
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'leaderway');
 const VERBOSE = process.env.LW_TEST_VERBOSE === '1';
-/** A stopped process gets this long to exit before SIGKILL. */
-const STOP_GRACE_MS = 15_000;
+/** A stopped process gets this long to exit (a gateway drains first) before SIGKILL. */
+const STOP_GRACE_MS = 20_000;
 
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -51,9 +51,10 @@ export async function spawnLeaderway(
   args: string[],
   env: Record<string, string>,
   ports: { port: number; clusterPort?: number },
-  opts: { waitListening?: boolean } = {},
+  opts: { waitListening?: boolean; nodeArgs?: string[] } = {},
 ): Promise<Proc> {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  // Node flags (e.g. --cpu-prof for the bench's profile section) go before the script.
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
