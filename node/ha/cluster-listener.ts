@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HostPort } from '../../shared/config/formats';
 import { NOT_SERVED_HEADER } from '../../shared/http/internal-headers';
+import { acceptListMethod, ListAwareIncomingMessage } from '../../shared/http/list-method';
 import { sendJson } from '../../shared/http/respond';
 import type { ClusterIdentity } from './cluster-cert';
 
@@ -46,6 +47,8 @@ export class ClusterListener {
     const { identity } = this.opts;
     const server = http2.createSecureServer({
       allowHTTP1: true,
+      // Raw LIST over HTTP/1.1 (HTTP/2 carries any method natively).
+      Http1IncomingMessage: ListAwareIncomingMessage,
       cert: identity.certPem,
       key: identity.keyPem,
       ca: [identity.certPem],
@@ -55,6 +58,7 @@ export class ClusterListener {
       maxVersion: 'TLSv1.2',
     });
     this.server = server;
+    acceptListMethod(server, 'secureConnection');
     server.on('secureConnection', (s: Socket) => {
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));

@@ -2,13 +2,14 @@
  * The API-facing HTTP server used by the node and the gateway: plain HTTP or HTTPS, bounded
  * header and request times (slow senders are cut off), and malformed requests — bad request
  * lines, oversized or invalid headers — answered with Vault-shaped JSON rather than Node's bare
- * default, and never a crash.
+ * default, and never a crash. The raw `LIST` verb is accepted (list-method.ts).
  */
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { LwError } from '../errors';
+import { acceptListMethod, ListAwareIncomingMessage } from './list-method';
 import { sendError } from './respond';
 
 /** A client must send its headers within this (slowloris guard). */
@@ -31,6 +32,8 @@ export function createApiServer(
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // Node would answer a missing Host with a bare 400 (no JSON, no Cache-Control): we do it.
     requireHostHeader: false,
+    // Reports LIST for requests the raw-LIST shim rewrote (see list-method.ts).
+    IncomingMessage: ListAwareIncomingMessage,
   };
   const handler: RequestListener = (req, res) => {
     if (req.httpVersion === '1.1' && req.headers.host === undefined) {
@@ -47,6 +50,7 @@ export function createApiServer(
         handler,
       )
     : http.createServer(options, handler);
+  acceptListMethod(server, tls ? 'secureConnection' : 'connection');
   server.on('clientError', onClientError);
   // Remember each connection's current response, so a parse error after it was sent is not answered twice.
   server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {

@@ -1,0 +1,248 @@
+/**
+ * Differential fuzz of the raw-LIST shim (shared/http/list-method.ts) against llhttp itself —
+ * the very parser Node's servers use, driven directly. Seeded generated request streams (valid
+ * and malformed, LIST hidden in URLs, header values and bodies, chunked bodies, pipelining,
+ * upgrades, bare LFs, split at random points) go through the shim; then:
+ *  - the shim changed no byte except `LIST` → `LINK` method tokens;
+ *  - every byte it changed is where llhttp begins a message, and llhttp reads LINK there
+ *    (so no body or header byte is ever rewritten: no smuggling);
+ *  - llhttp frames the shimmed stream exactly as it frames the reference stream (every LIST
+ *    message start replaced by LINK): same messages, URLs, headers and bodies, up to the first
+ *    LIST the shim declined to rewrite;
+ *  - the request objects report LIST exactly for the messages that were LIST;
+ *  - on clean keep-alive traffic (one message per write) every LIST is delivered as LIST.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { frameHead, ListShim } from '../../shared/http/list-method';
+import { type Rng, rng } from '../chaos/rng';
+
+interface ParserCtor {
+  new (): RefParser;
+  REQUEST: number;
+  kOnMessageBegin: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+}
+interface RefParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  execute(b: Buffer): number | Error;
+  [k: number]: unknown;
+}
+const common = require('node:_http_common') as { HTTPParser: ParserCtor; methods: string[] };
+const { HTTPParser, methods } = common;
+
+const SEED = 20_261_129;
+const STREAMS = 3_000;
+
+interface Parsed {
+  begin: number;
+  method: string;
+  url: string;
+  headers: string[];
+  body: string;
+}
+
+/** Parses `bytes` with llhttp one byte at a time, so each message's first byte offset is known. */
+function llhttp(bytes: Buffer): { messages: Parsed[]; error: string | null } {
+  const p = new HTTPParser();
+  p.initialize(HTTPParser.REQUEST, {}, 0, 0);
+  const messages: Parsed[] = [];
+  let offset = 0;
+  let current: Parsed | undefined;
+  p[HTTPParser.kOnMessageBegin] = () => {
+    current = { begin: offset, method: '', url: '', headers: [], body: '' };
+    messages.push(current);
+  };
+  p[HTTPParser.kOnHeadersComplete] = (
+    _maj: number,
+    _min: number,
+    headers: string[],
+    method: number,
+    url: string,
+  ) => {
+    if (current) Object.assign(current, { method: methods[method], url, headers });
+    return 0;
+  };
+  p[HTTPParser.kOnBody] = (b: Buffer) => {
+    if (current) current.body += b.toString('latin1');
+  };
+  p[HTTPParser.kOnMessageComplete] = () => undefined;
+  for (offset = 0; offset < bytes.length; offset++) {
+    const r = p.execute(bytes.subarray(offset, offset + 1));
+    if (r instanceof Error) return { messages, error: (r as Error & { code?: string }).code ?? 'error' };
+  }
+  return { messages, error: null };
+}
+
+/** One generated message and where its method starts in the stream. */
+interface Generated {
+  text: string;
+  isList: boolean;
+}
+
+const NASTY = ['LIST ', 'LIST /v1/x HTTP/1.1\r\n\r\n', '\r\n\r\nLIST ', 'GET / HTTP/1.1\r\n', 'list '];
+
+function nasty(r: Rng): string {
+  let s = '';
+  const n = r.int(0, 3);
+  for (let i = 0; i < n; i++) s += r.chance(0.5) ? r.pick(NASTY) : String.fromCharCode(r.int(0x20, 0x7e));
+  return s;
+}
+
+function message(r: Rng, weird: boolean): Generated {
+  const method = r.pick(['LIST', 'LIST', 'LIST', 'GET', 'POST', 'PUT', 'DELETE', 'LINK', 'LOCK', 'HEAD']);
+  const nl = weird && r.chance(0.1) ? '\n' : '\r\n';
+  const url = `/v1/secret/metadata/${r.chance(0.3) ? 'LIST%20' : ''}${r.int(0, 999)}/${r.chance(0.5) ? '' : '?list=true'}`;
+  let text = `${method} ${url} HTTP/1.${weird && r.chance(0.05) ? 0 : 1}${nl}Host: h${nl}`;
+  const headerCount = r.int(0, 3);
+  for (let i = 0; i < headerCount; i++) text += `X-H${i}: v${nasty(r).replace(/[\r\n]/g, '')}${nl}`;
+  if (weird && r.chance(0.05)) text += ` folded${nl}`;
+  if (weird && r.chance(0.05)) text += `Upgrade: websocket${nl}Connection: upgrade${nl}`;
+  const bodyKind = r.pick(['none', 'none', 'length', 'length', weird ? 'chunked' : 'length']);
+  let body = '';
+  if (bodyKind === 'length') {
+    body = nasty(r) + 'x'.repeat(r.int(0, 20)) + nasty(r);
+    const declared = weird && r.chance(0.05) ? `${body.length}, ${body.length}` : String(body.length);
+    text += `Content-Length: ${declared}${nl}`;
+    if (weird && r.chance(0.05)) text += `content-length: ${body.length}${nl}`;
+  } else if (bodyKind === 'chunked') {
+    const data = nasty(r) + 'y';
+    body = `${data.length.toString(16)}\r\n${data}\r\n0\r\n\r\n`;
+    text += `Transfer-Encoding: chunked${nl}`;
+  }
+  text += `${nl}${body}`;
+  if (weird && r.chance(0.05)) text = `\r\n${text}`;
+  return { text, isList: method === 'LIST' };
+}
+
+/** A stream and its reference (every LIST message start replaced by LINK). */
+function stream(r: Rng, weird: boolean): { bytes: Buffer; reference: Buffer; messages: Generated[] } {
+  const messages = Array.from({ length: r.int(1, 6) }, () => message(r, weird));
+  const bytes = Buffer.from(messages.map((m) => m.text).join(''), 'latin1');
+  const reference = Buffer.from(bytes);
+  let at = 0;
+  for (const m of messages) {
+    const start = at + (m.text.startsWith('\r\n') ? 2 : 0);
+    if (m.isList) reference.write('LINK', start, 'latin1');
+    at += Buffer.byteLength(m.text, 'latin1');
+  }
+  return { bytes, reference, messages };
+}
+
+/** Cuts a stream into chunks: per message (clean keep-alive), or at random points. */
+function chunks(r: Rng, s: { bytes: Buffer; messages: Generated[] }, perMessage: boolean): Buffer[] {
+  const out: Buffer[] = [];
+  if (perMessage) {
+    let at = 0;
+    for (const m of s.messages) {
+      const len = Buffer.byteLength(m.text, 'latin1');
+      out.push(Buffer.from(s.bytes.subarray(at, at + len)));
+      at += len;
+    }
+    return out;
+  }
+  let at = 0;
+  while (at < s.bytes.length) {
+    const len = r.chance(0.3) ? r.int(1, 6) : r.int(1, 200);
+    out.push(Buffer.from(s.bytes.subarray(at, at + len)));
+    at += len;
+  }
+  return out;
+}
+
+describe('raw LIST shim: differential fuzz against llhttp', () => {
+  it('frames exactly as llhttp, rewrites only method tokens, reports LIST only for LIST', () => {
+    const r = rng(SEED);
+    let rewrites = 0;
+    let cleanLists = 0;
+    let passThroughs = 0;
+    for (let n = 0; n < STREAMS; n++) {
+      const weird = r.chance(0.5);
+      const perMessage = !weird && r.chance(0.7);
+      const s = stream(r, weird);
+      const parts = chunks(r, s, perMessage);
+      const shim = new ListShim();
+      for (const c of parts) shim.onData(c);
+      if (!shim.active) passThroughs++;
+      const out = Buffer.concat(parts);
+      const ctx = `stream ${n}: ${JSON.stringify(s.bytes.toString('latin1'))}`;
+
+      // 1. Only LIST → LINK, four bytes at a time.
+      const changed: number[] = [];
+      for (let i = 0; i < out.length; i++) {
+        if (out[i] === s.bytes[i]) continue;
+        // LIST and LINK share their first two letters: the window starts two bytes back.
+        const at = i - 2;
+        assert.equal(s.bytes.toString('latin1', at, at + 4), 'LIST', ctx);
+        assert.equal(out.toString('latin1', at, at + 4), 'LINK', ctx);
+        changed.push(at);
+        i = at + 3;
+      }
+      rewrites += changed.length;
+
+      // 2. Every change is at a message start llhttp sees, and llhttp reads LINK there.
+      const shimmed = llhttp(out);
+      const begins = new Map(shimmed.messages.map((m) => [m.begin, m]));
+      for (const at of changed) {
+        const m = begins.get(at);
+        assert.ok(m, `${ctx}: rewrite at ${at} is not a message start`);
+        // '' when llhttp refused the message's head later on (the connection is closed then).
+        assert.ok(m.method === 'LINK' || m.method === '', ctx);
+      }
+
+      // 3. Same framing as the reference, up to the first LIST left alone.
+      const ref = llhttp(s.reference);
+      const complete = (ms: Parsed[]) => ms.filter((m) => m.method !== '');
+      const got = complete(shimmed.messages);
+      const want = complete(ref.messages);
+      assert.ok(got.length <= want.length, ctx);
+      got.forEach((m, i) => {
+        const w = want[i] as Parsed;
+        assert.deepEqual(
+          { url: m.url, headers: m.headers, body: m.body, begin: m.begin },
+          { url: w.url, headers: w.headers, body: w.body, begin: w.begin },
+          ctx,
+        );
+      });
+      if (got.length < want.length || (shimmed.error && !ref.error)) {
+        assert.equal(shim.active, false, `${ctx}: framing diverged while the shim was active`);
+      }
+
+      // 4. The request objects (delivered in order) report LIST exactly for rewritten messages.
+      for (const m of got) {
+        assert.equal(shim.nextDelivered(), changed.includes(m.begin), ctx);
+      }
+
+      // 5. Clean keep-alive traffic: every LIST is delivered as LIST.
+      if (perMessage) {
+        assert.equal(shim.active, true, ctx);
+        assert.equal(shimmed.error, null, ctx);
+        const lists = s.messages.filter((m) => m.isList).length;
+        assert.equal(changed.length, lists, ctx);
+        cleanLists += lists;
+      }
+    }
+    // The generator must exercise both sides, or this test could not fail.
+    console.log(
+      `# list shim fuzz: ${STREAMS} streams, ${rewrites} rewrites, ${cleanLists} clean LISTs, ${passThroughs} pass-throughs`,
+    );
+    assert.ok(rewrites > 1_000, `only ${rewrites} rewrites`);
+    assert.ok(cleanLists > 500, `only ${cleanLists} clean LISTs`);
+    assert.ok(passThroughs > 200, `only ${passThroughs} pass-throughs`);
+  });
+
+  it('reads only canonical header blocks', () => {
+    assert.equal(frameHead('GET / HTTP/1.1\r\nHost: a'), 0);
+    assert.equal(frameHead('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12 '), 12);
+    assert.equal(frameHead('POST / HTTP/1.1\r\ncontent-length: 1\r\nContent-Length: 1'), null);
+    assert.equal(frameHead('POST / HTTP/1.1\r\nTransfer-Encoding: chunked'), null);
+    assert.equal(frameHead('GET / HTTP/1.1\r\nUpgrade: websocket'), null);
+    assert.equal(frameHead('CONNECT a:1 HTTP/1.1\r\nHost: a'), null);
+    assert.equal(frameHead('GET / HTTP/1.1\r\nHost: a\r\n folded'), null);
+    assert.equal(frameHead('GET / HTTP/1.1\r\nHost: a\nX: b'), null);
+    assert.equal(frameHead('GET / HTTP/2.0\r\nHost: a'), null);
+    assert.equal(frameHead('POST / HTTP/1.1\r\nContent-Length: -1'), null);
+  });
+});
