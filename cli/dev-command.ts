@@ -22,7 +22,7 @@ import { type Closable, closeOnSignals, exitOnConfigError } from './run';
 export async function devCommand(): Promise<void> {
   let dev: DevConfig;
   try {
-    dev = loadConfig<DevConfig>(devSchema, { useConfigFile: false });
+    dev = await loadConfig<DevConfig>(devSchema, { useConfigFile: false });
     if (dev.nodes < 1 || dev.nodes > 5) throw new ConfigError('nodes (LEADERWAY_DEV_NODES): must be 1 to 5');
   } catch (err) {
     exitOnConfigError(err);
@@ -37,7 +37,7 @@ export async function devCommand(): Promise<void> {
   for (let i = 0; i < dev.nodes; i++) {
     const port = dev.node_port + 10 * i;
     const s = nodeSettings(
-      loadConfig<NodeConfig>(nodeSchema, {
+      await loadConfig<NodeConfig>(nodeSchema, {
         env: {},
         useConfigFile: false,
         overrides: {
@@ -60,7 +60,7 @@ export async function devCommand(): Promise<void> {
     nodes.push(new NodeServer(s, { ...storage, log, devRootToken: rootToken }));
   }
   const gs = gatewaySettings(
-    loadConfig<GatewayConfig>(gatewaySchema, {
+    await loadConfig<GatewayConfig>(gatewaySchema, {
       env: {},
       useConfigFile: false,
       overrides: {

@@ -18,7 +18,7 @@ export async function gatewayCommand(): Promise<void> {
   let settings: GatewaySettings;
   try {
     settings = gatewaySettings(
-      loadConfig<GatewayConfig>(gatewaySchema, {
+      await loadConfig<GatewayConfig>(gatewaySchema, {
         forbiddenEnv: {
           LEADERWAY_SEAL_KEY: 'the gateway holds only the advertisement key, never the seal key',
         },

@@ -8,7 +8,7 @@ export function optionsHelp(schema: Schema): string {
     const dflt = entry.sensitive ? '(secret)' : JSON.stringify(entry.default);
     return `  ${names}\n      ${key} — ${entry.doc}\n      default: ${dflt === '""' ? 'none' : dflt}`;
   });
-  return `Environment variables (they win over the config file given by LEADERWAY_CONFIG, JSON or YAML):\n  LEADERWAY_CONFIG\n      config file path — default: none\n${rows.join('\n')}\n`;
+  return `Environment variables (they win over the config file given by LEADERWAY_CONFIG: JSON, YAML or HCL):\n  LEADERWAY_CONFIG\n      config file path — default: none\n${rows.join('\n')}\n`;
 }
 
 export const MAIN_HELP = `Usage: leaderway <command> [--help]

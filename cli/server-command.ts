@@ -29,7 +29,7 @@ export function nodeBanner(s: NodeSettings, storageKind: string, haKind: string 
 export async function serverCommand(): Promise<void> {
   let settings: NodeSettings;
   try {
-    settings = nodeSettings(loadConfig<NodeConfig>(nodeSchema));
+    settings = nodeSettings(await loadConfig<NodeConfig>(nodeSchema));
   } catch (err) {
     exitOnConfigError(err);
   }

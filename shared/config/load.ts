@@ -1,6 +1,6 @@
 /**
- * Loading and validating configuration: defaults < config file (`LEADERWAY_CONFIG`, JSON or
- * YAML) < environment. Validation is strict: an unknown key or an invalid value is a
+ * Loading and validating configuration: defaults < config file (`LEADERWAY_CONFIG`: JSON, YAML
+ * or OpenBao-style HCL) < environment. Validation is strict: an unknown key or an invalid value is a
  * `ConfigError`, whose message names the key and its environment variable; entry points turn it
  * into exit code 2. This is the only module that reads `process.env`.
  */
@@ -9,6 +9,7 @@ import { extname } from 'node:path';
 import convict from 'convict';
 import YAML from 'yaml';
 import { registerFormats } from './formats';
+import { hclConfigToObject, parseHcl } from './hcl';
 
 /** A configuration problem the operator must fix. Entry points exit with `exitCode`. */
 export class ConfigError extends Error {
@@ -59,7 +60,7 @@ function toConvict(schema: Schema): Record<string, unknown> {
   return out;
 }
 
-function parseFile(path: string): unknown {
+async function parseFile(path: string, schema: Schema): Promise<unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -68,7 +69,12 @@ function parseFile(path: string): unknown {
   }
   try {
     const ext = extname(path).toLowerCase();
-    const parsed = ext === '.yaml' || ext === '.yml' ? YAML.parse(text) : JSON.parse(text);
+    let parsed: unknown;
+    if (ext === '.hcl') {
+      const keys = new Set(schemaEntries(schema).map((e) => e.key));
+      parsed = hclConfigToObject(await parseHcl(text, path), (k) => keys.has(k));
+    } else if (ext === '.yaml' || ext === '.yml') parsed = YAML.parse(text);
+    else parsed = JSON.parse(text);
     if (parsed === null || parsed === undefined) return {};
     if (typeof parsed !== 'object' || Array.isArray(parsed))
       throw new Error('the top level must be an object');
@@ -94,7 +100,7 @@ export interface LoadOptions {
  * Loads, validates and freezes a configuration for `schema`. Throws `ConfigError` naming the
  * offending key and its environment variable; sensitive values are never echoed.
  */
-export function loadConfig<T>(schema: Schema, opts: LoadOptions = {}): T {
+export async function loadConfig<T>(schema: Schema, opts: LoadOptions = {}): Promise<T> {
   registerFormats();
   const source = opts.env ?? process.env;
   for (const [name, why] of Object.entries(opts.forbiddenEnv ?? {})) {
@@ -113,7 +119,7 @@ export function loadConfig<T>(schema: Schema, opts: LoadOptions = {}): T {
   const conf = convict(toConvict(schema) as convict.Schema<T>, { env, args: [] });
   const file = opts.useConfigFile === false ? undefined : source.LEADERWAY_CONFIG;
   // convict applies the environment over whatever load() brings, so the environment wins.
-  if (file) conf.load(parseFile(file) as Partial<T>);
+  if (file) conf.load((await parseFile(file, schema)) as Partial<T>);
   if (opts.overrides) conf.load(opts.overrides as Partial<T>);
   try {
     conf.validate({ allowed: 'strict' });

@@ -187,7 +187,7 @@ function walkStrings(v: unknown, where: string, visit: (where: string, s: string
  * the convict schema (and the cross-field rules) and has no unknown LEADERWAY_ variable — a typo
  * would otherwise only be a warning in the pod's log. The gateway must not see the seal key.
  */
-export function leaderwayEnvProblems(objects: K8sObject[]): string[] {
+export async function leaderwayEnvProblems(objects: K8sObject[]): Promise<string[]> {
   const problems: string[] = [];
   for (const [labels, role] of [
     [NODE_LABELS, 'server'],
@@ -206,10 +206,10 @@ export function leaderwayEnvProblems(objects: K8sObject[]): string[] {
     if (unknown.length > 0) problems.push(`${where}: unknown LEADERWAY_ variables: ${unknown.join(', ')}`);
     try {
       if (role === 'server')
-        nodeSettings(loadConfig<NodeConfig>(nodeSchema, { env: r.env, useConfigFile: false }));
+        nodeSettings(await loadConfig<NodeConfig>(nodeSchema, { env: r.env, useConfigFile: false }));
       else
         gatewaySettings(
-          loadConfig<GatewayConfig>(gatewaySchema, {
+          await loadConfig<GatewayConfig>(gatewaySchema, {
             env: r.env,
             useConfigFile: false,
             forbiddenEnv: { LEADERWAY_SEAL_KEY: 'the gateway holds only the advertisement key' },

@@ -65,8 +65,8 @@ describe('k8s overlays', { skip }, () => {
       test('no Secret object and no secret value inline; secrets come from secretKeyRef', () => {
         assert.deepEqual(secretProblems(objects), []);
       });
-      test("the nodes' and gateways' environment passes their config validation, no seal key on gateways", () => {
-        assert.deepEqual(leaderwayEnvProblems(objects), []);
+      test("the nodes' and gateways' environment passes their config validation, no seal key on gateways", async () => {
+        assert.deepEqual(await leaderwayEnvProblems(objects), []);
       });
       test("node pods' VAULT_API_ADDR is the gateway Service's URL", () => {
         assert.deepEqual(apiAddrProblems(objects), []);
@@ -181,7 +181,7 @@ describe('the invariants catch broken manifests', { skip }, () => {
     catches(problems, /looks like an inline key/);
     catches(problems, /a URL with a password/);
   });
-  test('the seal key on a gateway, and a mistyped variable', () => {
+  test('the seal key on a gateway, and a mistyped variable', async () => {
     const objs = broken(dev, (o) => {
       const c = container(o, GATEWAY_LABELS);
       c.env?.push({
@@ -190,17 +190,17 @@ describe('the invariants catch broken manifests', { skip }, () => {
       });
       c.env?.push({ name: 'LEADERWAY_DRAIN_DELAYS', value: '5s' });
     });
-    const problems = leaderwayEnvProblems(objs);
+    const problems = await leaderwayEnvProblems(objs);
     catches(problems, /leaderway-gateway: references the seal key/);
     catches(problems, /LEADERWAY_SEAL_KEY must not be set/);
     catches(problems, /unknown LEADERWAY_ variables: LEADERWAY_DRAIN_DELAYS/);
   });
-  test('an invalid value', () => {
+  test('an invalid value', async () => {
     const objs = broken(dev, (o) => {
       const data = configMap(o).data;
       if (data) data.LEADERWAY_LOCK_TTL = 'five seconds';
     });
-    catches(leaderwayEnvProblems(objs), /lock_ttl \(LEADERWAY_LOCK_TTL\)/);
+    catches(await leaderwayEnvProblems(objs), /lock_ttl \(LEADERWAY_LOCK_TTL\)/);
   });
   test("VAULT_API_ADDR that is not the gateway's URL", () => {
     for (const wrong of [

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -30,12 +30,13 @@ function configFile(content: unknown, ext = 'json'): string {
   return file;
 }
 
-const node = (env: Record<string, string>): NodeConfig => loadConfig<NodeConfig>(nodeSchema, { env });
+const node = (env: Record<string, string>): Promise<NodeConfig> =>
+  loadConfig<NodeConfig>(nodeSchema, { env });
 
-/** The ConfigError thrown by `fn` (fails the test if it throws nothing or something else). */
-function configError(fn: () => unknown): ConfigError {
+/** The ConfigError `fn` throws or rejects with (fails the test if none, or something else). */
+async function configError(fn: () => unknown): Promise<ConfigError> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
     assert.equal(err.exitCode, 2);
@@ -47,8 +48,8 @@ function configError(fn: () => unknown): ConfigError {
 const key = (): string => randomBytes(32).toString('base64');
 
 describe('loadConfig(nodeSchema)', () => {
-  it('applies the documented defaults with an empty environment', () => {
-    const c = node({});
+  it('applies the documented defaults with an empty environment', async () => {
+    const c = await node({});
     assert.equal(c.listener.address, '127.0.0.1:8200');
     assert.equal(c.listener.cluster_address, '');
     assert.equal(c.storage.type, 'redis');
@@ -66,19 +67,19 @@ describe('loadConfig(nodeSchema)', () => {
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.listener), 'the loaded config is frozen');
   });
 
-  it('reads a JSON file and lets the environment win over it', () => {
+  it('reads a JSON file and lets the environment win over it', async () => {
     const file = configFile({
       listener: { address: '0.0.0.0:9000' },
       storage: { prefix: 'from-file', redis_url: 'redis://file-host:6380' },
       api_addr: 'http://file.example.com:9000',
       log_level: 'debug',
     });
-    const fromFile = node({ LEADERWAY_CONFIG: file });
+    const fromFile = await node({ LEADERWAY_CONFIG: file });
     assert.equal(fromFile.listener.address, '0.0.0.0:9000');
     assert.equal(fromFile.storage.prefix, 'from-file');
     assert.equal(fromFile.api_addr, 'http://file.example.com:9000');
     assert.equal(fromFile.log_level, 'debug');
-    const both = node({
+    const both = await node({
       LEADERWAY_CONFIG: file,
       LEADERWAY_LISTEN_ADDR: '127.0.0.1:7000',
       LEADERWAY_REDIS_PREFIX: 'from-env',
@@ -91,7 +92,7 @@ describe('loadConfig(nodeSchema)', () => {
     assert.equal(both.log_level, 'debug');
   });
 
-  it('reads a YAML file (stanza names as in bao server) and the environment wins over it', () => {
+  it('reads a YAML file (stanza names as in bao server) and the environment wins over it', async () => {
     const file = configFile(
       [
         'listener:',
@@ -106,36 +107,97 @@ describe('loadConfig(nodeSchema)', () => {
       ].join('\n'),
       'yaml',
     );
-    const c = node({ LEADERWAY_CONFIG: file });
+    const c = await node({ LEADERWAY_CONFIG: file });
     assert.equal(c.listener.address, '0.0.0.0:9100');
     assert.equal(c.storage.type, 'inmem');
     assert.equal(c.api_addr, 'https://yaml.example.com:9100');
     assert.equal(c.disable_clustering, true);
     assert.equal(c.lock_ttl, 750);
     assert.equal(c.max_request_size, 2 * 1024 * 1024);
-    const env = node({ LEADERWAY_CONFIG: file, LEADERWAY_STORAGE: 'redis', LEADERWAY_LOCK_TTL: '2s' });
+    const env = await node({ LEADERWAY_CONFIG: file, LEADERWAY_STORAGE: 'redis', LEADERWAY_LOCK_TTL: '2s' });
     assert.equal(env.storage.type, 'redis');
     assert.equal(env.lock_ttl, 2000);
     assert.equal(env.listener.address, '0.0.0.0:9100');
   });
 
-  it('takes BAO_API_ADDR over VAULT_API_ADDR, and either alone', () => {
-    assert.equal(node({ VAULT_API_ADDR: 'http://vault:1' }).api_addr, 'http://vault:1');
-    assert.equal(node({ BAO_API_ADDR: 'http://bao:1' }).api_addr, 'http://bao:1');
+  it('reads an OpenBao-style HCL file (typed stanzas) and the environment wins over it', async () => {
+    const file = configFile(
+      [
+        '# as for bao server',
+        'storage "redis" {',
+        '  redis_url = "redis://hcl-host:6381"',
+        '  prefix    = "from-hcl"',
+        '}',
+        'ha_storage "redis" {',
+        '  redis_url = "redis://hcl-lock:6382"',
+        '}',
+        'listener "tcp" {',
+        '  address         = "0.0.0.0:9200"',
+        '  cluster_address = "0.0.0.0:9201"',
+        '}',
+        'api_addr           = "https://hcl.example.com"',
+        'disable_clustering = false',
+        'lock_ttl           = "3s"',
+        '',
+      ].join('\n'),
+      'hcl',
+    );
+    const c = await node({ LEADERWAY_CONFIG: file });
+    assert.equal(c.storage.type, 'redis');
+    assert.equal(c.storage.redis_url, 'redis://hcl-host:6381');
+    assert.equal(c.storage.prefix, 'from-hcl');
+    assert.equal(c.ha_storage.type, 'redis');
+    assert.equal(c.ha_storage.redis_url, 'redis://hcl-lock:6382');
+    assert.equal(c.listener.address, '0.0.0.0:9200');
+    assert.equal(c.listener.cluster_address, '0.0.0.0:9201');
+    assert.equal(c.api_addr, 'https://hcl.example.com');
+    assert.equal(c.lock_ttl, 3000);
+    const env = await node({ LEADERWAY_CONFIG: file, LEADERWAY_REDIS_PREFIX: 'from-env' });
+    assert.equal(env.storage.prefix, 'from-env');
+  });
+
+  it('names the file, line and column of an HCL syntax error, and the stanza of a shape error', async () => {
+    const syntax = await configError(() =>
+      node({ LEADERWAY_CONFIG: configFile('listener "tcp" {\n  address = \n}\n', 'hcl') }),
+    );
+    assert.match(syntax.message, /LEADERWAY_CONFIG/);
+    assert.match(syntax.message, /\.hcl:2,/);
+    const etcd = await configError(() =>
+      node({ LEADERWAY_CONFIG: configFile('storage "etcd" {\n}\n', 'hcl') }),
+    );
+    assert.match(etcd.message, /unsupported storage type "etcd"/);
+    const two = await configError(() =>
+      node({
+        LEADERWAY_CONFIG: configFile('listener "tcp" {\n}\nlistener "tcp" {\n}\n', 'hcl'),
+      }),
+    );
+    assert.match(two.message, /"listener" may appear only once/);
+    const unknown = await configError(() =>
+      node({ LEADERWAY_CONFIG: configFile('listener "tcp" {\n  adress = "x"\n}\n', 'hcl') }),
+    );
+    assert.match(unknown.message, /listener\.adress/);
+  });
+
+  it('takes BAO_API_ADDR over VAULT_API_ADDR, and either alone', async () => {
+    assert.equal((await node({ VAULT_API_ADDR: 'http://vault:1' })).api_addr, 'http://vault:1');
+    assert.equal((await node({ BAO_API_ADDR: 'http://bao:1' })).api_addr, 'http://bao:1');
     assert.equal(
-      node({ BAO_API_ADDR: 'http://bao:1', VAULT_API_ADDR: 'http://vault:1' }).api_addr,
+      (await node({ BAO_API_ADDR: 'http://bao:1', VAULT_API_ADDR: 'http://vault:1' })).api_addr,
       'http://bao:1',
     );
-    assert.equal(node({ BAO_API_ADDR: '', VAULT_API_ADDR: 'http://vault:1' }).api_addr, 'http://vault:1');
-    assert.equal(node({ VAULT_CLUSTER_ADDR: 'https://c:2' }).cluster_addr, 'https://c:2');
     assert.equal(
-      node({ BAO_CLUSTER_ADDR: 'https://b:2', VAULT_CLUSTER_ADDR: 'https://c:2' }).cluster_addr,
+      (await node({ BAO_API_ADDR: '', VAULT_API_ADDR: 'http://vault:1' })).api_addr,
+      'http://vault:1',
+    );
+    assert.equal((await node({ VAULT_CLUSTER_ADDR: 'https://c:2' })).cluster_addr, 'https://c:2');
+    assert.equal(
+      (await node({ BAO_CLUSTER_ADDR: 'https://b:2', VAULT_CLUSTER_ADDR: 'https://c:2' })).cluster_addr,
       'https://b:2',
     );
   });
 
-  it('parses durations and sizes from the environment', () => {
-    const c = node({
+  it('parses durations and sizes from the environment', async () => {
+    const c = await node({
       LEADERWAY_LOCK_TTL: '500ms',
       LEADERWAY_SHUTDOWN_TIMEOUT: '5s',
       LEADERWAY_STEP_DOWN_COOLDOWN: '1m',
@@ -145,56 +207,68 @@ describe('loadConfig(nodeSchema)', () => {
     assert.equal(c.shutdown_timeout, 5000);
     assert.equal(c.step_down_cooldown, 60_000);
     assert.equal(c.max_request_size, 33_554_432);
-    assert.equal(node({ LEADERWAY_MAX_REQUEST_SIZE: '64KiB' }).max_request_size, 65_536);
-    assert.equal(node({ LEADERWAY_MAX_REQUEST_SIZE: '1000' }).max_request_size, 1000);
-    assert.equal(node({ LEADERWAY_MAX_REQUEST_SIZE: '2KB' }).max_request_size, 2000);
+    assert.equal((await node({ LEADERWAY_MAX_REQUEST_SIZE: '64KiB' })).max_request_size, 65_536);
+    assert.equal((await node({ LEADERWAY_MAX_REQUEST_SIZE: '1000' })).max_request_size, 1000);
+    assert.equal((await node({ LEADERWAY_MAX_REQUEST_SIZE: '2KB' })).max_request_size, 2000);
     for (const [name, value] of [
       ['LEADERWAY_LOCK_TTL', 'soon'],
       ['LEADERWAY_LOCK_TTL', '5 parsecs'],
       ['LEADERWAY_MAX_REQUEST_SIZE', '32 lightyears'],
       ['LEADERWAY_MAX_REQUEST_SIZE', '0'],
     ] as const) {
-      assert.match(configError(() => node({ [name]: value })).message, new RegExp(name));
+      assert.match((await configError(async () => await node({ [name]: value }))).message, new RegExp(name));
     }
   });
 
-  it('rejects an unknown key in the file, naming it (top level and nested)', () => {
-    const top = configError(() => node({ LEADERWAY_CONFIG: configFile({ bogus_setting: 1 }) }));
+  it('rejects an unknown key in the file, naming it (top level and nested)', async () => {
+    const top = await configError(
+      async () => await node({ LEADERWAY_CONFIG: configFile({ bogus_setting: 1 }) }),
+    );
     assert.match(top.message, /unknown configuration key 'bogus_setting'/);
-    const nested = configError(() =>
-      node({ LEADERWAY_CONFIG: configFile('listener:\n  address: "127.0.0.1:1"\n  adress: x\n', 'yml') }),
+    const nested = await configError(
+      async () =>
+        await node({
+          LEADERWAY_CONFIG: configFile('listener:\n  address: "127.0.0.1:1"\n  adress: x\n', 'yml'),
+        }),
     );
     assert.match(nested.message, /listener\.adress/);
   });
 
-  it('rejects a file that does not parse or is not an object, naming LEADERWAY_CONFIG', () => {
+  it('rejects a file that does not parse or is not an object, naming LEADERWAY_CONFIG', async () => {
     assert.match(
-      configError(() => node({ LEADERWAY_CONFIG: configFile('{"a":') })).message,
+      (await configError(async () => await node({ LEADERWAY_CONFIG: configFile('{"a":') }))).message,
       /LEADERWAY_CONFIG/,
     );
     assert.match(
-      configError(() => node({ LEADERWAY_CONFIG: configFile('[1, 2]') })).message,
+      (await configError(async () => await node({ LEADERWAY_CONFIG: configFile('[1, 2]') }))).message,
       /LEADERWAY_CONFIG/,
     );
     const missing = path.join(dir, 'does-not-exist.json');
-    assert.match(configError(() => node({ LEADERWAY_CONFIG: missing })).message, /LEADERWAY_CONFIG/);
+    assert.match(
+      (await configError(async () => await node({ LEADERWAY_CONFIG: missing }))).message,
+      /LEADERWAY_CONFIG/,
+    );
   });
 
-  it('names the key and its environment variable for an invalid value, from env or file', () => {
-    const env = configError(() => node({ LEADERWAY_LISTEN_ADDR: 'not-an-address' }));
+  it('names the key and its environment variable for an invalid value, from env or file', async () => {
+    const env = await configError(async () => await node({ LEADERWAY_LISTEN_ADDR: 'not-an-address' }));
     assert.match(env.message, /listener\.address/);
     assert.match(env.message, /LEADERWAY_LISTEN_ADDR/);
-    const file = configError(() => node({ LEADERWAY_CONFIG: configFile({ storage: { type: 'etcd' } }) }));
+    const file = await configError(
+      async () => await node({ LEADERWAY_CONFIG: configFile({ storage: { type: 'etcd' } }) }),
+    );
     assert.match(file.message, /storage\.type/);
     assert.match(file.message, /LEADERWAY_STORAGE/);
-    const alias = configError(() => node({ VAULT_API_ADDR: 'http://ok:1', BAO_API_ADDR: 'ftp//nope' }));
+    const alias = await configError(
+      async () => await node({ VAULT_API_ADDR: 'http://ok:1', BAO_API_ADDR: 'ftp//nope' }),
+    );
     assert.match(alias.message, /api_addr/);
     assert.match(alias.message, /BAO_API_ADDR/);
-    const redis = configError(() => node({ LEADERWAY_REDIS_URL: 'http://127.0.0.1:6379' }));
+    const redis = await configError(async () => await node({ LEADERWAY_REDIS_URL: 'http://127.0.0.1:6379' }));
     assert.match(redis.message, /LEADERWAY_REDIS_URL/);
   });
 
-  it('never echoes a sensitive value in an error, from env or file', () => {
+  it('never echoes a sensitive value in an error, from env or file', async () => {
     const secrets = [
       'VerySecretSealMaterial',
       // Valid base64, but 31 bytes.
@@ -203,98 +277,105 @@ describe('loadConfig(nodeSchema)', () => {
       `${key()},AnotherSecretThing`,
     ];
     for (const secret of secrets) {
-      const fromEnv = configError(() => node({ LEADERWAY_SEAL_KEY: secret }));
+      const fromEnv = await configError(async () => await node({ LEADERWAY_SEAL_KEY: secret }));
       assert.match(fromEnv.message, /LEADERWAY_SEAL_KEY/);
       for (const part of secret.split(',')) assert.ok(!fromEnv.message.includes(part), 'seal key echoed');
-      const fromFile = configError(() =>
-        node({ LEADERWAY_CONFIG: configFile({ seal: { key: secret }, advertisement_key: secret }) }),
+      const fromFile = await configError(
+        async () =>
+          await node({ LEADERWAY_CONFIG: configFile({ seal: { key: secret }, advertisement_key: secret }) }),
       );
       assert.match(fromFile.message, /LEADERWAY_SEAL_KEY/);
       assert.match(fromFile.message, /LEADERWAY_ADVERTISEMENT_KEY/);
       for (const part of secret.split(',')) assert.ok(!fromFile.message.includes(part), 'key echoed');
     }
-    const wrongType = configError(() =>
-      node({ LEADERWAY_CONFIG: configFile({ seal: { key: 1234567890123 } }) }),
+    const wrongType = await configError(
+      async () => await node({ LEADERWAY_CONFIG: configFile({ seal: { key: 1234567890123 } }) }),
     );
     assert.ok(!wrongType.message.includes('1234567890123'));
     // A non-sensitive value may be echoed: that is what makes the message useful.
-    assert.match(configError(() => node({ LEADERWAY_LOG_LEVEL: 'chatty' })).message, /LEADERWAY_LOG_LEVEL/);
+    assert.match(
+      (await configError(async () => await node({ LEADERWAY_LOG_LEVEL: 'chatty' }))).message,
+      /LEADERWAY_LOG_LEVEL/,
+    );
   });
 });
 
 describe('nodeSettings', () => {
   const keys = { LEADERWAY_SEAL_KEY: key(), LEADERWAY_ADVERTISEMENT_KEY: key() };
-  const settings = (env: Record<string, string>) => nodeSettings(node({ ...keys, ...env }));
+  const settings = async (env: Record<string, string>) => nodeSettings(await node({ ...keys, ...env }));
 
-  it('requires api_addr, with upstream’s exact message', () => {
-    const err = configError(() => settings({}));
+  it('requires api_addr, with upstream’s exact message', async () => {
+    const err = await configError(async () => await settings({}));
     assert.equal(err.message, 'missing API address, please set in configuration or via environment');
   });
 
-  it('requires a scheme on api_addr, with upstream’s message', () => {
+  it('requires a scheme on api_addr, with upstream’s message', async () => {
     for (const addr of ['10.0.0.5:8200', 'vault.example.com']) {
-      const err = configError(() => settings({ BAO_API_ADDR: addr }));
+      const err = await configError(async () => await settings({ BAO_API_ADDR: addr }));
       assert.match(err.message, /redirect address must include scheme \(ex\. 'http'\)/);
     }
   });
 
-  it('derives cluster_addr from api_addr: same host, port + 1, always https', () => {
-    const s = settings({ BAO_API_ADDR: 'http://10.0.0.5:8200' });
+  it('derives cluster_addr from api_addr: same host, port + 1, always https', async () => {
+    const s = await settings({ BAO_API_ADDR: 'http://10.0.0.5:8200' });
     assert.equal(s.apiAddr, 'http://10.0.0.5:8200');
     assert.equal(s.clusterAddr, 'https://10.0.0.5:8201');
     assert.equal(
-      settings({ VAULT_API_ADDR: 'https://vault.example.com:443' }).clusterAddr,
+      (await settings({ VAULT_API_ADDR: 'https://vault.example.com:443' })).clusterAddr,
       'https://vault.example.com:444',
     );
     assert.equal(
-      settings({ VAULT_API_ADDR: 'http://vault.example.com' }).clusterAddr,
+      (await settings({ VAULT_API_ADDR: 'http://vault.example.com' })).clusterAddr,
       'https://vault.example.com:81',
     );
     // An explicit cluster_addr keeps its host and port but is forced to https.
-    const explicit = settings({ BAO_API_ADDR: 'http://a:8200', BAO_CLUSTER_ADDR: 'http://b:9201' });
+    const explicit = await settings({ BAO_API_ADDR: 'http://a:8200', BAO_CLUSTER_ADDR: 'http://b:9201' });
     assert.equal(explicit.clusterAddr, 'https://b:9201');
     assert.equal(
-      settings({ BAO_API_ADDR: 'http://a:8200', BAO_CLUSTER_ADDR: 'b:9201' }).clusterAddr,
+      (await settings({ BAO_API_ADDR: 'http://a:8200', BAO_CLUSTER_ADDR: 'b:9201' })).clusterAddr,
       'https://b:9201',
     );
   });
 
-  it('derives cluster_addr for an IPv6 api_addr', () => {
-    assert.equal(settings({ BAO_API_ADDR: 'http://[::1]:8200' }).clusterAddr, 'https://[::1]:8201');
+  it('derives cluster_addr for an IPv6 api_addr', async () => {
+    assert.equal((await settings({ BAO_API_ADDR: 'http://[::1]:8200' })).clusterAddr, 'https://[::1]:8201');
   });
 
-  it('rejects a cluster_addr equal to api_addr (scheme aside)', () => {
+  it('rejects a cluster_addr equal to api_addr (scheme aside)', async () => {
     for (const cluster of ['https://10.0.0.5:8200', 'http://10.0.0.5:8200', '10.0.0.5:8200']) {
-      const err = configError(() =>
-        settings({ BAO_API_ADDR: 'http://10.0.0.5:8200', BAO_CLUSTER_ADDR: cluster }),
+      const err = await configError(
+        async () => await settings({ BAO_API_ADDR: 'http://10.0.0.5:8200', BAO_CLUSTER_ADDR: cluster }),
       );
       assert.match(err.message, /cluster_addr/);
     }
   });
 
-  it('defaults the cluster listener to the API listener’s IP with port + 1', () => {
-    const s = settings({ BAO_API_ADDR: 'http://vault:9100', LEADERWAY_LISTEN_ADDR: '0.0.0.0:9100' });
+  it('defaults the cluster listener to the API listener’s IP with port + 1', async () => {
+    const s = await settings({ BAO_API_ADDR: 'http://vault:9100', LEADERWAY_LISTEN_ADDR: '0.0.0.0:9100' });
     assert.deepEqual(s.listen, { host: '0.0.0.0', port: 9100 });
     assert.deepEqual(s.clusterListen, { host: '0.0.0.0', port: 9101 });
-    const set = settings({
+    const set = await settings({
       BAO_API_ADDR: 'http://vault:9100',
       LEADERWAY_CLUSTER_LISTEN_ADDR: '127.0.0.2:7777',
     });
     assert.deepEqual(set.clusterListen, { host: '127.0.0.2', port: 7777 });
-    const disabled = settings({ BAO_API_ADDR: 'http://vault:9100', LEADERWAY_DISABLE_CLUSTERING: 'true' });
+    const disabled = await settings({
+      BAO_API_ADDR: 'http://vault:9100',
+      LEADERWAY_DISABLE_CLUSTERING: 'true',
+    });
     assert.equal(disabled.clusterListen, null);
     assert.equal(disabled.clusterAddr, '');
-    const edge = configError(() =>
-      settings({ BAO_API_ADDR: 'http://v:1', LEADERWAY_LISTEN_ADDR: '127.0.0.1:65535' }),
+    const edge = await configError(
+      async () => await settings({ BAO_API_ADDR: 'http://v:1', LEADERWAY_LISTEN_ADDR: '127.0.0.1:65535' }),
     );
     assert.match(edge.message, /LEADERWAY_CLUSTER_LISTEN_ADDR/);
   });
 
-  it('uses split storage only when an HA Redis is given', () => {
-    const one = settings({ BAO_API_ADDR: 'http://v:8200', LEADERWAY_REDIS_URL: 'redis://data:6379' });
+  it('uses split storage only when an HA Redis is given', async () => {
+    const one = await settings({ BAO_API_ADDR: 'http://v:8200', LEADERWAY_REDIS_URL: 'redis://data:6379' });
     assert.equal(one.haStorage, null);
     assert.equal(one.storage.redisUrl, 'redis://data:6379');
-    const split = settings({
+    const split = await settings({
       BAO_API_ADDR: 'http://v:8200',
       LEADERWAY_REDIS_URL: 'redis://data:6379',
       LEADERWAY_HA_REDIS_URL: 'redis://lock:6379',
@@ -302,30 +383,36 @@ describe('nodeSettings', () => {
     });
     assert.deepEqual(split.haStorage, { type: 'redis', redisUrl: 'redis://lock:6379', prefix: 'team-a' });
     assert.equal(split.storage.redisUrl, 'redis://data:6379');
-    const err = configError(() => settings({ BAO_API_ADDR: 'http://v:8200', LEADERWAY_HA_STORAGE: 'redis' }));
+    const err = await configError(
+      async () => await settings({ BAO_API_ADDR: 'http://v:8200', LEADERWAY_HA_STORAGE: 'redis' }),
+    );
     assert.match(err.message, /LEADERWAY_HA_REDIS_URL/);
   });
 
-  it('requires the seal and advertisement keys, without echoing them', () => {
-    const noSeal = configError(() =>
-      nodeSettings(node({ BAO_API_ADDR: 'http://v:1', LEADERWAY_ADVERTISEMENT_KEY: key() })),
+  it('requires the seal and advertisement keys, without echoing them', async () => {
+    const noSeal = await configError(async () =>
+      nodeSettings(await node({ BAO_API_ADDR: 'http://v:1', LEADERWAY_ADVERTISEMENT_KEY: key() })),
     );
     assert.match(noSeal.message, /LEADERWAY_SEAL_KEY/);
     const two = `${key()},${key()}`;
-    const twoSeals = configError(() =>
+    const twoSeals = await configError(async () =>
       nodeSettings(
-        node({ BAO_API_ADDR: 'http://v:1', LEADERWAY_SEAL_KEY: two, LEADERWAY_ADVERTISEMENT_KEY: key() }),
+        await node({
+          BAO_API_ADDR: 'http://v:1',
+          LEADERWAY_SEAL_KEY: two,
+          LEADERWAY_ADVERTISEMENT_KEY: key(),
+        }),
       ),
     );
     assert.match(twoSeals.message, /LEADERWAY_SEAL_KEY/);
     for (const k of two.split(',')) assert.ok(!twoSeals.message.includes(k));
-    const noAd = configError(() =>
-      nodeSettings(node({ BAO_API_ADDR: 'http://v:1', LEADERWAY_SEAL_KEY: key() })),
+    const noAd = await configError(async () =>
+      nodeSettings(await node({ BAO_API_ADDR: 'http://v:1', LEADERWAY_SEAL_KEY: key() })),
     );
     assert.match(noAd.message, /LEADERWAY_ADVERTISEMENT_KEY/);
     // Several advertisement keys rotate; the seal key decodes to its 32 bytes.
     const seal = key();
-    const s = settings({
+    const s = await settings({
       BAO_API_ADDR: 'http://v:1',
       LEADERWAY_SEAL_KEY: seal,
       LEADERWAY_ADVERTISEMENT_KEY: two,
@@ -333,7 +420,11 @@ describe('nodeSettings', () => {
     assert.equal(s.advertisementKeys.length, 2);
     assert.ok(
       nodeSettings(
-        node({ BAO_API_ADDR: 'http://v:1', LEADERWAY_SEAL_KEY: seal, LEADERWAY_ADVERTISEMENT_KEY: key() }),
+        await node({
+          BAO_API_ADDR: 'http://v:1',
+          LEADERWAY_SEAL_KEY: seal,
+          LEADERWAY_ADVERTISEMENT_KEY: key(),
+        }),
       ).sealKey.equals(Buffer.from(seal, 'base64')),
     );
   });
@@ -342,46 +433,83 @@ describe('nodeSettings', () => {
 describe('loadConfig(gatewaySchema)', () => {
   const forbiddenEnv = { LEADERWAY_SEAL_KEY: 'the gateway holds only the advertisement key' };
 
-  it('applies its defaults', () => {
-    const c = loadConfig<GatewayConfig>(gatewaySchema, { env: {} });
+  it('applies its defaults', async () => {
+    const c = await loadConfig<GatewayConfig>(gatewaySchema, { env: {} });
     assert.equal(c.listener.address, '127.0.0.1:8300');
     assert.equal(c.storage.prefix, 'leaderway');
     assert.equal(c.failover_wait, 10_000);
     assert.equal(c.drain_delay, 5000);
   });
 
-  it('refuses a seal key in the environment without echoing it', () => {
+  it('refuses a seal key in the environment without echoing it', async () => {
     const seal = key();
-    const err = configError(() =>
-      loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_SEAL_KEY: seal }, forbiddenEnv }),
+    const err = await configError(
+      async () =>
+        await loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_SEAL_KEY: seal }, forbiddenEnv }),
     );
     assert.match(err.message, /LEADERWAY_SEAL_KEY/);
     assert.ok(!err.message.includes(seal));
     // Empty counts as unset.
-    loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_SEAL_KEY: '' }, forbiddenEnv });
+    await loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_SEAL_KEY: '' }, forbiddenEnv });
   });
 
-  it('refuses a seal stanza in its config file (the key is unknown to the gateway)', () => {
+  it('refuses a seal stanza in its config file (the key is unknown to the gateway)', async () => {
     const seal = key();
-    const err = configError(() =>
-      loadConfig<GatewayConfig>(gatewaySchema, {
-        env: { LEADERWAY_CONFIG: configFile({ seal: { key: seal } }) },
-        forbiddenEnv,
-      }),
+    const err = await configError(
+      async () =>
+        await loadConfig<GatewayConfig>(gatewaySchema, {
+          env: { LEADERWAY_CONFIG: configFile({ seal: { key: seal } }) },
+          forbiddenEnv,
+        }),
     );
     assert.match(err.message, /seal/);
     assert.ok(!err.message.includes(seal));
   });
 
-  it('names the variable of an invalid value', () => {
-    const err = configError(() =>
-      loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_TRUSTED_PROXIES: '10.0.0.0/99' } }),
+  it('reads an HCL file: storage "redis" only, no type key', async () => {
+    const hcl = (text: string) =>
+      loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_CONFIG: configFile(text, 'hcl') } });
+    const c = await hcl(
+      'storage "redis" {\n  redis_url = "redis://gw:6390"\n}\nlistener "tcp" {\n  address = "0.0.0.0:8310"\n}\nfailover_wait = "4s"\n',
+    );
+    assert.equal(c.storage.redis_url, 'redis://gw:6390');
+    assert.equal(c.listener.address, '0.0.0.0:8310');
+    assert.equal(c.failover_wait, 4000);
+    const inmem = await configError(() => hcl('storage "inmem" {\n}\n'));
+    assert.match(inmem.message, /unsupported storage type "inmem" \(supported: redis\)/);
+  });
+
+  it('names the variable of an invalid value', async () => {
+    const err = await configError(
+      async () =>
+        await loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_TRUSTED_PROXIES: '10.0.0.0/99' } }),
     );
     assert.match(err.message, /LEADERWAY_TRUSTED_PROXIES/);
-    const ad = configError(() =>
-      loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_ADVERTISEMENT_KEY: 'TopSecretAdKey' } }),
+    const ad = await configError(
+      async () =>
+        await loadConfig<GatewayConfig>(gatewaySchema, {
+          env: { LEADERWAY_ADVERTISEMENT_KEY: 'TopSecretAdKey' },
+        }),
     );
     assert.match(ad.message, /LEADERWAY_ADVERTISEMENT_KEY/);
     assert.ok(!ad.message.includes('TopSecretAdKey'));
+  });
+});
+
+describe('sample configuration files (config/)', () => {
+  const samples = path.join(__dirname, '..', '..', 'config');
+  it('load with their schema; the HCL and YAML forms of a sample mean the same', async () => {
+    const load = (file: string) =>
+      file.startsWith('gateway')
+        ? loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_CONFIG: path.join(samples, file) } })
+        : loadConfig<NodeConfig>(nodeSchema, { env: { LEADERWAY_CONFIG: path.join(samples, file) } });
+    const files = readdirSync(samples).sort();
+    assert.ok(files.includes('node.hcl') && files.includes('gateway.hcl'), files.join(', '));
+    for (const f of files) await load(f);
+    for (const role of ['node', 'gateway']) {
+      const { node_id: _a, ...hcl } = (await load(`${role}.hcl`)) as unknown as Record<string, unknown>;
+      const { node_id: _b, ...yaml } = (await load(`${role}.yaml`)) as unknown as Record<string, unknown>;
+      assert.deepEqual(hcl, yaml, role);
+    }
   });
 });

@@ -1,0 +1,15 @@
+# Sample gateway configuration in HCL (LEADERWAY_CONFIG=config/gateway.hcl); the same keys as
+# gateway.yaml. The gateway never takes the seal key; give it the advertisement key through
+# LEADERWAY_ADVERTISEMENT_KEY.
+storage "redis" {
+  redis_url = "redis://127.0.0.1:6379"
+  prefix    = "leaderway"
+}
+
+listener "tcp" {
+  address = "0.0.0.0:8300"
+}
+
+trusted_proxies = "10.0.0.0/24"  # the load balancer's addresses
+failover_wait   = "10s"
+drain_delay     = "5s"

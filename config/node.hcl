@@ -1,0 +1,18 @@
+# Sample node configuration in OpenBao's HCL form (LEADERWAY_CONFIG=config/node.hcl); the same
+# keys as node.yaml. Environment variables win over every value here; secrets (seal key,
+# advertisement key) belong in the environment, not a file.
+storage "redis" {
+  redis_url = "redis://127.0.0.1:6379"
+  prefix    = "leaderway"
+}
+
+listener "tcp" {
+  address         = "0.0.0.0:8200"
+  cluster_address = "0.0.0.0:8201"
+}
+
+api_addr     = "https://vault.example.com"  # the load balancer in front of the gateways
+cluster_addr = "https://10.0.0.11:8201"     # this node's address for the cluster channel
+
+lock_ttl           = "5s"
+step_down_cooldown = "10s"
