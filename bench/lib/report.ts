@@ -49,6 +49,35 @@ function tracing(t: Measured<NonNullable<Results['tracing']>['data']>): string {
   return out.join('\n');
 }
 
+function listShim(t: Measured<NonNullable<Results['listShim']>['data']>): string {
+  const runs = t.data.runs;
+  const pick = (shim: 'on' | 'off', op: 'GET' | 'LIST') =>
+    runs.filter((r) => r.shim === shim && r.op === op).map((r) => r.result);
+  const row = (label: string, rs: ReturnType<typeof pick>) => [
+    label,
+    String(rs.length),
+    fmt(median(rs.map((r) => r.rps))),
+    fmt(median(rs.map((r) => r.p99))),
+    fmt(median(rs.map((r) => r.cpuPer1k.gateway ?? Number.NaN))),
+  ];
+  const on = pick('on', 'GET');
+  const off = pick('off', 'GET');
+  return [
+    metaLine(t.meta),
+    '',
+    table(
+      ['Gateway', 'runs', 'req/s (median)', 'p99 ms (median)', 'gateway CPU ms/1k (median)'],
+      [
+        row('GET 1 KB, LIST shim off (Node parser reads the socket)', off),
+        row('GET 1 KB, LIST shim on (as shipped)', on),
+        row('LIST secret/metadata/bench/, shim on', pick('on', 'LIST')),
+      ],
+    ),
+    '',
+    `Shim on/off req/s ratio (GET): ${fmt(ratio(median(on.map((r) => r.rps)), median(off.map((r) => r.rps))))}.`,
+  ].join('\n');
+}
+
 function engines(e: Measured<NonNullable<Results['engines']>['data']>, r: Results): string {
   const d = e.data;
   const names: EngineName[] = ['undici', 'http-proxy-3', 'gateway', 'haproxy'];
@@ -142,6 +171,7 @@ export function renderBlocks(r: Results): Record<string, string> {
     failover: r.failover ? failover(r.failover) : none,
     growth: r.growth ? growth(r.growth) : none,
     tracing: r.tracing ? tracing(r.tracing) : none,
+    'list-shim': r.listShim ? listShim(r.listShim) : none,
     engines: r.engines ? engines(r.engines, r) : none,
     'standby-failover': r.standbyFailover ? standbyFailover(r.standbyFailover) : none,
     profile: r.profile ? profile(r.profile) : none,

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { EnginesResult } from '../engines/compare';
 import type { FailoverResult } from '../sections/failover';
 import type { GrowthResult } from '../sections/growth';
+import type { ListShimResult } from '../sections/list-shim';
 import type { ProfileResult } from '../sections/profile';
 import type { SteadyResult } from '../sections/steady';
 import type { TracingResult } from '../sections/tracing';
@@ -43,6 +44,7 @@ export interface Results {
   failover?: Measured<FailoverResult>;
   growth?: Measured<GrowthResult>;
   tracing?: Measured<TracingResult>;
+  listShim?: Measured<ListShimResult>;
   engines?: Measured<EnginesResult>;
   standbyFailover?: Measured<StandbyFailoverResult>;
   profile?: Measured<ProfileResult>;

@@ -98,6 +98,17 @@ export function evaluateTargets(r: Results): TargetCheck[] {
       met: q >= 0.7,
     });
   }
+  const shim = r.listShim?.data.runs;
+  if (shim) {
+    const rps = (on: 'on' | 'off') =>
+      median(shim.filter((x) => x.shim === on && x.op === 'GET').map((x) => x.result.rps));
+    const q = ratio(rps('on'), rps('off'));
+    out.push({
+      target: 'Raw-LIST shim costs the gateway ≤ 3% req/s (GET 1 KB, 100 connections, shim on vs off)',
+      measured: `${fmt(q)}× (${fmt(rps('on'))} vs ${fmt(rps('off'))} req/s)`,
+      met: q >= 0.97,
+    });
+  }
   const fo = r.failover?.data;
   if (fo) {
     const ttl = parseDurationMs(fo.lockTtl);

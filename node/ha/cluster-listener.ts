@@ -12,6 +12,7 @@ import type { HostPort } from '../../shared/config/formats';
 import { NOT_SERVED_HEADER } from '../../shared/http/internal-headers';
 import { acceptListMethod, ListAwareIncomingMessage } from '../../shared/http/list-method';
 import { sendJson } from '../../shared/http/respond';
+import { answerClientError } from '../../shared/http/server';
 import type { ClusterIdentity } from './cluster-cert';
 
 /** After ending connections, how long a peer has to close its side before we cut it. */
@@ -59,6 +60,8 @@ export class ClusterListener {
     });
     this.server = server;
     acceptListMethod(server, 'secureConnection');
+    // A malformed HTTP/1.1 request gets a JSON error, not Node's bare 400 (which a gateway would relay).
+    server.on('clientError', answerClientError);
     server.on('secureConnection', (s: Socket) => {
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));

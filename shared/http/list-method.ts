@@ -11,9 +11,13 @@
  * would have framed the original (with LIST in its table).
  *
  * To find message boundaries the shim frames requests itself, conservatively: a request line
- * and header block in canonical form (CRLF line ends, no obs-fold), at most one Content-Length
- * and no Transfer-Encoding, no Upgrade, no CONNECT, no pipelined bytes. On anything else it
- * stops rewriting for the rest of the connection and lets every byte through untouched — the
+ * and header block in canonical form (CRLF line ends, no obs-fold); a body framed by one
+ * Content-Length, or by `Transfer-Encoding: chunked` alone (HTTP/1.1, plain hex chunk sizes, no
+ * chunk extensions, no trailers); no Upgrade, no CONNECT, no pipelined bytes. Chunked bodies
+ * must be framed because proxies in front (load balancers reusing backend connections, the
+ * gateway's own pool towards the leader) carry many clients' requests on one connection, so
+ * one chunked upload must not cost every later LIST on it. On anything else the shim stops
+ * rewriting for the rest of the connection and lets every byte through untouched — the
  * connection then behaves exactly as without the shim (a LIST after that point gets llhttp's
  * 400). `test/fuzz/list-method.test.ts` checks this against llhttp.
  *
@@ -30,13 +34,18 @@ const STAND_IN_BYTES = Buffer.from(STAND_IN);
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** A header block longer than this is not framed (llhttp refuses over 16 KiB anyway). */
 const MAX_HEAD_BYTES = 64 * 1024;
-/** Largest Content-Length framed; larger values (llhttp allows up to 2^64) stop the shim. */
-const MAX_FRAMED_BODY = Number.MAX_SAFE_INTEGER;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const REQUEST_LINE = /^([A-Z]+) [\x21-\x7e]+ HTTP\/1\.[01]$/;
+const REQUEST_LINE = /^([A-Z]+) [\x21-\x7e]+ HTTP\/1\.([01])$/;
+/** A chunk-size line: hex digits only (13 keep it a safe integer), no extensions. */
+const CHUNK_SIZE = /^[0-9A-Fa-f]{1,13}$/;
+/** The longest chunk-size or chunk-end line we wait for. */
+const MAX_LINE = 32;
 
-type State = 'start' | 'head' | 'body' | 'off';
+/** How a message's body is framed, from its header block. */
+export type BodyFraming = { length: number } | 'chunked';
+
+type State = 'start' | 'head' | 'body' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailer' | 'off';
 
 /** Per-connection framing state. Exported for the differential fuzz test. */
 export class ListShim {
@@ -45,6 +54,8 @@ export class ListShim {
   private head: Buffer[] = [];
   private headBytes = 0;
   private bodyLeft = 0;
+  /** A chunk-size or CRLF line being read (states 'chunk-size', 'chunk-end', 'trailer'). */
+  private line = '';
   /** Messages whose start the shim framed. */
   private started = 0;
   /** Messages llhttp delivered (counted by the request object's constructor). */
@@ -63,7 +74,8 @@ export class ListShim {
     while (i < chunk.length && this.state !== 'off') {
       if (this.state === 'start') i = this.startMessage(chunk, i);
       else if (this.state === 'head') i = this.scanHead(chunk, i);
-      else i = this.skipBody(chunk, i);
+      else if (this.state === 'body' || this.state === 'chunk-data') i = this.skipBody(chunk, i);
+      else i = this.chunkLine(chunk, i);
     }
   }
 
@@ -113,18 +125,58 @@ export class ListShim {
       return chunk.length;
     }
     const consumed = end + CRLFCRLF.length - held;
-    const bodyLength = frameHead(joined.toString('latin1', 0, end));
+    const framing = frameHead(joined.toString('latin1', 0, end));
     this.head = [];
     this.headBytes = 0;
-    if (bodyLength === null) return this.off();
-    this.bodyLeft = bodyLength;
-    return this.endOfPart(chunk, i + consumed, bodyLength > 0 ? 'body' : 'start');
+    if (framing === null) return this.off();
+    if (framing === 'chunked') {
+      this.state = 'chunk-size';
+      this.line = '';
+      return i + consumed;
+    }
+    this.bodyLeft = framing.length;
+    return this.endOfPart(chunk, i + consumed, framing.length > 0 ? 'body' : 'start');
   }
 
+  /** Skips Content-Length body bytes or one chunk's data. */
   private skipBody(chunk: Buffer, i: number): number {
     const take = Math.min(this.bodyLeft, chunk.length - i);
     this.bodyLeft -= take;
-    return this.endOfPart(chunk, i + take, this.bodyLeft > 0 ? 'body' : 'start');
+    if (this.bodyLeft > 0) return i + take;
+    if (this.state === 'chunk-data') {
+      this.state = 'chunk-end';
+      this.line = '';
+      return i + take;
+    }
+    return this.endOfPart(chunk, i + take, 'start');
+  }
+
+  /**
+   * Reads a CRLF-terminated line of a chunked body: a chunk size ('chunk-size'), the empty line
+   * after a chunk's data ('chunk-end') or the empty line that ends the message ('trailer': a
+   * trailer field there is not framed).
+   */
+  private chunkLine(chunk: Buffer, i: number): number {
+    const lf = chunk.indexOf(0x0a, i);
+    const end = lf === -1 ? chunk.length : lf + 1;
+    this.line += chunk.toString('latin1', i, end);
+    if (lf === -1) return this.line.length > MAX_LINE ? this.off() : end;
+    const line = this.line;
+    this.line = '';
+    if (!line.endsWith('\r\n') || line.length - 2 > MAX_LINE) return this.off();
+    const content = line.slice(0, -2);
+    if (this.state === 'chunk-size') {
+      if (!CHUNK_SIZE.test(content)) return this.off();
+      this.bodyLeft = Number.parseInt(content, 16);
+      this.state = this.bodyLeft > 0 ? 'chunk-data' : 'trailer';
+      return end;
+    }
+    if (content !== '') return this.off();
+    if (this.state === 'chunk-end') {
+      this.state = 'chunk-size';
+      return end;
+    }
+    return this.endOfPart(chunk, end, 'start');
   }
 
   /** Moves on after a head or body ended at `at`; bytes of a next message in the same chunk are pipelining. */
@@ -136,14 +188,15 @@ export class ListShim {
 }
 
 /**
- * Reads a header block (request line and headers, without the final CRLFCRLF) and returns the
- * body length it declares, or null when it is not in the canonical form the shim frames.
+ * Reads a header block (request line and headers, without the final CRLFCRLF) and returns how
+ * its body is framed, or null when it is not in the canonical form the shim frames.
  */
-export function frameHead(head: string): number | null {
+export function frameHead(head: string): BodyFraming | null {
   const lines = head.split('\r\n');
   const requestLine = REQUEST_LINE.exec(lines[0] ?? '');
   if (!requestLine || requestLine[1] === 'CONNECT') return null;
   let length: number | null = null;
+  let chunked = false;
   for (let k = 1; k < lines.length; k++) {
     const line = lines[k] as string;
     // Bare CR or LF, control characters other than tab, obs-fold: not framed.
@@ -153,15 +206,21 @@ export function frameHead(head: string): number | null {
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) return null;
     const lower = name.toLowerCase();
-    if (lower === 'transfer-encoding' || lower === 'upgrade') return null;
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    if (lower === 'upgrade') return null;
+    if (lower === 'transfer-encoding') {
+      // Only a single, plain `chunked` on HTTP/1.1; codings, lists and repeats are not framed.
+      if (chunked || value.toLowerCase() !== 'chunked' || requestLine[2] !== '1') return null;
+      chunked = true;
+    }
     if (lower === 'content-length') {
-      const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
-      if (length !== null || !/^\d{1,16}$/.test(value)) return null;
+      if (length !== null || !/^\d{1,15}$/.test(value)) return null;
       length = Number(value);
-      if (length > MAX_FRAMED_BODY) return null;
     }
   }
-  return length ?? 0;
+  // Both at once is refused by llhttp (request smuggling): not ours to frame.
+  if (chunked) return length === null ? 'chunked' : null;
+  return { length: length ?? 0 };
 }
 
 const SHIM = Symbol('lw.listShim');

@@ -51,7 +51,7 @@ export function createApiServer(
       )
     : http.createServer(options, handler);
   acceptListMethod(server, tls ? 'secureConnection' : 'connection');
-  server.on('clientError', onClientError);
+  server.on('clientError', answerClientError);
   // Remember each connection's current response, so a parse error after it was sent is not answered twice.
   server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
     (req.socket as Duplex & { [CURRENT]?: ServerResponse })[CURRENT] = res;
@@ -67,8 +67,11 @@ const REASONS: Record<number, string> = {
   431: 'Request Header Fields Too Large',
 };
 
-/** Answers a request Node could not parse with a JSON error, then closes the connection. */
-function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+/**
+ * Answers a request Node could not parse with a JSON error, then closes the connection
+ * (a server's 'clientError' listener; the cluster listener's HTTP/1.1 side uses it too).
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   // The current request was already answered (early, before its body turned out malformed):
   // another response would be read as the answer to the client's next request. Just close.
   const answered = (socket as Duplex & { [CURRENT]?: ServerResponse })[CURRENT]?.headersSent;

@@ -10,7 +10,8 @@
  *    message start replaced by LINK): same messages, URLs, headers and bodies, up to the first
  *    LIST the shim declined to rewrite;
  *  - the request objects report LIST exactly for the messages that were LIST;
- *  - on clean keep-alive traffic (one message per write) every LIST is delivered as LIST.
+ *  - on clean keep-alive traffic (one message per write, chunked bodies included) every LIST is
+ *    delivered as LIST.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -82,7 +83,15 @@ interface Generated {
   isList: boolean;
 }
 
-const NASTY = ['LIST ', 'LIST /v1/x HTTP/1.1\r\n\r\n', '\r\n\r\nLIST ', 'GET / HTTP/1.1\r\n', 'list '];
+const NASTY = [
+  'LIST ',
+  'LIST /v1/x HTTP/1.1\r\n\r\n',
+  '\r\n\r\nLIST ',
+  'GET / HTTP/1.1\r\n',
+  'list ',
+  '\r\n0\r\n\r\nLIST /v1/s HTTP/1.1\r\nHost: h\r\n\r\n',
+  '\r\n',
+];
 
 function nasty(r: Rng): string {
   let s = '';
@@ -100,7 +109,7 @@ function message(r: Rng, weird: boolean): Generated {
   for (let i = 0; i < headerCount; i++) text += `X-H${i}: v${nasty(r).replace(/[\r\n]/g, '')}${nl}`;
   if (weird && r.chance(0.05)) text += ` folded${nl}`;
   if (weird && r.chance(0.05)) text += `Upgrade: websocket${nl}Connection: upgrade${nl}`;
-  const bodyKind = r.pick(['none', 'none', 'length', 'length', weird ? 'chunked' : 'length']);
+  const bodyKind = r.pick(['none', 'none', 'length', 'length', 'chunked']);
   let body = '';
   if (bodyKind === 'length') {
     body = nasty(r) + 'x'.repeat(r.int(0, 20)) + nasty(r);
@@ -108,9 +117,20 @@ function message(r: Rng, weird: boolean): Generated {
     text += `Content-Length: ${declared}${nl}`;
     if (weird && r.chance(0.05)) text += `content-length: ${body.length}${nl}`;
   } else if (bodyKind === 'chunked') {
-    const data = nasty(r) + 'y';
-    body = `${data.length.toString(16)}\r\n${data}\r\n0\r\n\r\n`;
-    text += `Transfer-Encoding: chunked${nl}`;
+    const chunks = r.int(0, 3);
+    for (let i = 0; i < chunks; i++) {
+      const data = nasty(r) + 'y'.repeat(r.int(1, 20));
+      // A weird stream may lie about the size (a smuggling attempt hides a message in the data).
+      const lie = weird && r.chance(0.1) ? r.pick([-2, -1, 1]) : 0;
+      const size = Math.max(1, data.length + lie).toString(16);
+      const sizeText =
+        weird && r.chance(0.1)
+          ? r.pick([`${size};ext=1`, `0${size}`, `${size} `, 'zz', size.toUpperCase()])
+          : size;
+      body += `${sizeText}\r\n${data}${weird && r.chance(0.05) ? '\n' : '\r\n'}`;
+    }
+    body += weird && r.chance(0.1) ? '0\r\nX-Trailer: t\r\n\r\n' : '0\r\n\r\n';
+    text += `${weird && r.chance(0.1) ? r.pick(['Transfer-Encoding: gzip, chunked', 'transfer-encoding: CHUNKED', 'Transfer-Encoding: chunked\r\nContent-Length: 3']) : 'Transfer-Encoding: chunked'}${nl}`;
   }
   text += `${nl}${body}`;
   if (weird && r.chance(0.05)) text = `\r\n${text}`;
@@ -152,6 +172,39 @@ function chunks(r: Rng, s: { bytes: Buffer; messages: Generated[] }, perMessage:
   return out;
 }
 
+/**
+ * Runs `parts` through a fresh shim (in place) and checks what must hold for any input:
+ *  1. only LIST → LINK changed, four bytes at a time;
+ *  2. every change is where llhttp begins a message, and llhttp reads LINK there;
+ *  4. the request objects, delivered in order, report LIST exactly for the rewritten messages.
+ */
+function shimAndCheck(parts: Buffer[], original: Buffer, ctx: string) {
+  const shim = new ListShim();
+  for (const c of parts) shim.onData(c);
+  const out = Buffer.concat(parts);
+  const changed: number[] = [];
+  for (let i = 0; i < out.length; i++) {
+    if (out[i] === original[i]) continue;
+    // LIST and LINK share their first two letters: the window starts two bytes back.
+    const at = i - 2;
+    assert.equal(original.toString('latin1', at, at + 4), 'LIST', ctx);
+    assert.equal(out.toString('latin1', at, at + 4), 'LINK', ctx);
+    changed.push(at);
+    i = at + 3;
+  }
+  const shimmed = llhttp(out);
+  const begins = new Map(shimmed.messages.map((m) => [m.begin, m]));
+  for (const at of changed) {
+    const m = begins.get(at);
+    assert.ok(m, `${ctx}: rewrite at ${at} is not a message start`);
+    // '' when llhttp refused the message's head later on (the connection is closed then).
+    assert.ok(m.method === 'LINK' || m.method === '', ctx);
+  }
+  const got = shimmed.messages.filter((m) => m.method !== '');
+  for (const m of got) assert.equal(shim.nextDelivered(), changed.includes(m.begin), ctx);
+  return { shim, changed, shimmed, got };
+}
+
 describe('raw LIST shim: differential fuzz against llhttp', () => {
   it('frames exactly as llhttp, rewrites only method tokens, reports LIST only for LIST', () => {
     const r = rng(SEED);
@@ -163,40 +216,14 @@ describe('raw LIST shim: differential fuzz against llhttp', () => {
       const perMessage = !weird && r.chance(0.7);
       const s = stream(r, weird);
       const parts = chunks(r, s, perMessage);
-      const shim = new ListShim();
-      for (const c of parts) shim.onData(c);
-      if (!shim.active) passThroughs++;
-      const out = Buffer.concat(parts);
       const ctx = `stream ${n}: ${JSON.stringify(s.bytes.toString('latin1'))}`;
-
-      // 1. Only LIST → LINK, four bytes at a time.
-      const changed: number[] = [];
-      for (let i = 0; i < out.length; i++) {
-        if (out[i] === s.bytes[i]) continue;
-        // LIST and LINK share their first two letters: the window starts two bytes back.
-        const at = i - 2;
-        assert.equal(s.bytes.toString('latin1', at, at + 4), 'LIST', ctx);
-        assert.equal(out.toString('latin1', at, at + 4), 'LINK', ctx);
-        changed.push(at);
-        i = at + 3;
-      }
+      const { shim, changed, shimmed, got } = shimAndCheck(parts, s.bytes, ctx);
+      if (!shim.active) passThroughs++;
       rewrites += changed.length;
-
-      // 2. Every change is at a message start llhttp sees, and llhttp reads LINK there.
-      const shimmed = llhttp(out);
-      const begins = new Map(shimmed.messages.map((m) => [m.begin, m]));
-      for (const at of changed) {
-        const m = begins.get(at);
-        assert.ok(m, `${ctx}: rewrite at ${at} is not a message start`);
-        // '' when llhttp refused the message's head later on (the connection is closed then).
-        assert.ok(m.method === 'LINK' || m.method === '', ctx);
-      }
 
       // 3. Same framing as the reference, up to the first LIST left alone.
       const ref = llhttp(s.reference);
-      const complete = (ms: Parsed[]) => ms.filter((m) => m.method !== '');
-      const got = complete(shimmed.messages);
-      const want = complete(ref.messages);
+      const want = ref.messages.filter((m) => m.method !== '');
       assert.ok(got.length <= want.length, ctx);
       got.forEach((m, i) => {
         const w = want[i] as Parsed;
@@ -208,11 +235,6 @@ describe('raw LIST shim: differential fuzz against llhttp', () => {
       });
       if (got.length < want.length || (shimmed.error && !ref.error)) {
         assert.equal(shim.active, false, `${ctx}: framing diverged while the shim was active`);
-      }
-
-      // 4. The request objects (delivered in order) report LIST exactly for rewritten messages.
-      for (const m of got) {
-        assert.equal(shim.nextDelivered(), changed.includes(m.begin), ctx);
       }
 
       // 5. Clean keep-alive traffic: every LIST is delivered as LIST.
@@ -233,11 +255,45 @@ describe('raw LIST shim: differential fuzz against llhttp', () => {
     assert.ok(passThroughs > 200, `only ${passThroughs} pass-throughs`);
   });
 
+  it('never rewrites a LIST hidden behind a framing llhttp refuses (smuggling attempts)', () => {
+    const chunked = 'POST /v1/a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const list = 'LIST /v1/s HTTP/1.1\r\nHost: h\r\n\r\n';
+    const attempts: string[][] = [
+      // chunk data longer than its size: llhttp wants CRLF where "X" is
+      [`${chunked}3\r\nabcX\r\n0\r\n\r\n`, list],
+      // a trailer field, then the end: we do not frame trailers
+      [`${chunked}3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n`, list],
+      // a chunk extension
+      [`${chunked}3;x=y\r\nabc\r\n0\r\n\r\n`, list],
+      // a bare LF after the data
+      [`${chunked}3\r\nabc\n0\r\n\r\n`, list],
+      // Content-Length and Transfer-Encoding together
+      [
+        `POST /v1/a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+        list,
+      ],
+      // two Content-Lengths that disagree
+      ['POST /v1/a HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 36\r\n\r\n', list],
+      // an obs-folded Content-Length
+      ['POST /v1/a HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n 36\r\n\r\n', list],
+      // a body shorter than declared, the rest of it looking like a request
+      ['POST /v1/a HTTP/1.1\r\nHost: h\r\nContent-Length: 40\r\n\r\nab', list],
+    ];
+    for (const pieces of attempts) {
+      const parts = pieces.map((p) => Buffer.from(p, 'latin1'));
+      const original = Buffer.concat(parts);
+      shimAndCheck(parts, original, JSON.stringify(pieces));
+    }
+  });
+
   it('reads only canonical header blocks', () => {
-    assert.equal(frameHead('GET / HTTP/1.1\r\nHost: a'), 0);
-    assert.equal(frameHead('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12 '), 12);
+    assert.deepEqual(frameHead('GET / HTTP/1.1\r\nHost: a'), { length: 0 });
+    assert.deepEqual(frameHead('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12 '), { length: 12 });
     assert.equal(frameHead('POST / HTTP/1.1\r\ncontent-length: 1\r\nContent-Length: 1'), null);
-    assert.equal(frameHead('POST / HTTP/1.1\r\nTransfer-Encoding: chunked'), null);
+    assert.equal(frameHead('POST / HTTP/1.1\r\nTransfer-Encoding: chunked'), 'chunked');
+    assert.equal(frameHead('POST / HTTP/1.0\r\nTransfer-Encoding: chunked'), null);
+    assert.equal(frameHead('POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked'), null);
+    assert.equal(frameHead('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1'), null);
     assert.equal(frameHead('GET / HTTP/1.1\r\nUpgrade: websocket'), null);
     assert.equal(frameHead('CONNECT a:1 HTTP/1.1\r\nHost: a'), null);
     assert.equal(frameHead('GET / HTTP/1.1\r\nHost: a\r\n folded'), null);
