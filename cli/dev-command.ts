@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { GatewayServer } from '../gateway/gateway-server';
 import { gatewaySettings } from '../gateway/settings';
-import { newToken } from '../node/api/tokens';
+import { newToken } from '../node/auth/token-store';
 import { NodeServer } from '../node/node-server';
 import { nodeSettings } from '../node/settings';
 import { type DevConfig, devSchema } from '../shared/config/dev-schema';

@@ -84,6 +84,7 @@ export class GatewayProxy {
       proto: this.o.tls ? 'https' : 'http',
       host: req.headers.host ?? '',
       trustClientForwarded: this.trustedPeer(req.socket),
+      isTrusted: (addr) => trusted(this.o.trustedProxies, addr),
     });
   }
 

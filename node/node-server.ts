@@ -1,31 +1,37 @@
 /**
- * The HA server: one node of a leaderway cluster. It owns its parts and their order:
- * API listener → unseal (waiting for init if needed) → leader watcher → elector. While active,
- * an ActiveSession holds the cluster listener and the advertisement; while standby, the
- * StandbyPolicy forwards or redirects.
+ * The HA server's lifecycle: one node of a leaderway cluster, and the one place its state
+ * (`NodeState`) changes. Start order: API listener → unseal (waiting for init if needed) →
+ * leader watcher, standby policy, heartbeats → elector. While active, an ActiveSession holds the
+ * cluster listener and the advertisement. Requests are served by ApiEntry/ApiHandler, which only
+ * read the state.
  *
  * Shutdown order (close()): stop accepting API connections; end the active term, which drains
  * in-flight requests, deletes the advertisement and releases the lock so a standby takes over at
  * once; finish the API's in-flight requests (bounded); stop the watcher; close storage.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Logger } from 'pino';
-import type { Advertisement } from '../shared/advertisement';
 import { LwError, MESSAGES } from '../shared/errors';
-import type { AnyResponse } from '../shared/http/respond';
-import { routeClass } from '../shared/http/route-class';
 import { closeGracefully, createApiServer, listen } from '../shared/http/server';
 import { LeaderWatcher } from '../shared/leader/leader-watcher';
 import type { Backend, HABackend } from '../shared/storage/backend';
 import type { HeldLock } from '../shared/storage/held-lock';
-import { createNodeMetrics, methodLabel, type NodeMetrics, serveMetrics } from '../shared/telemetry/metrics';
-import { detached, endServerSpan, traced, withIncomingContext } from '../shared/telemetry/tracing';
+import { createNodeMetrics, type NodeMetrics } from '../shared/telemetry/metrics';
+import { detached, traced } from '../shared/telemetry/tracing';
 import { VERSION } from '../shared/version';
+import { ApiEntry } from './api/api-entry';
 import { ApiHandler } from './api/dispatch';
-import type { NodeApi, PeerInfo, SealState } from './api/node-api';
-import type { AnyRequest } from './api/request';
-import { newToken, rootTokenEntry } from './api/tokens';
+import {
+  type NodeApi,
+  type NodeState,
+  type PeerInfo,
+  sessionOf,
+  type Unsealed,
+  unsealedOf,
+} from './api/node-api';
+import { newToken, rootTokenEntry } from './auth/token-store';
+import { TokenTidy } from './auth/token-tidy';
 import { initialize, isInitialized, unseal } from './barrier/seal';
 import type { SecureStorage } from './barrier/secure-storage';
 import { ActiveSession } from './ha/active-session';
@@ -50,31 +56,29 @@ export interface NodeServerDeps {
   devRootToken?: string;
 }
 
-export type NodeStatus = 'new' | 'sealed' | 'standby' | 'active' | 'closing' | 'closed';
+/** Parts that live as long as the node is unsealed (not part of the state the API reads). */
+interface HaParts {
+  elector: LeaderElector;
+  echoer: Echoer;
+}
 
 export class NodeServer implements NodeApi {
   readonly version = VERSION;
   readonly nodeId: string;
   readonly maxRequestSize: number;
   readonly storageType: string;
-  private status: NodeStatus = 'new';
-  private seal: SealState = 'sealed';
-  private storage: SecureStorage | null = null;
-  private session: ActiveSession | null = null;
+  /** This node's Prometheus metrics (served at /metrics on the API listener). */
+  readonly metrics: NodeMetrics = createNodeMetrics();
+  private current: NodeState = { status: 'new' };
+  private ha: HaParts | null = null;
   private server: Server | undefined;
-  private apiInFlight = 0;
   private readonly api: ApiHandler;
+  private readonly entry: ApiEntry;
   private readonly peerTable = new PeerTable();
-  private watcher: LeaderWatcher | undefined;
-  private elector: LeaderElector | undefined;
-  private echoer: Echoer | undefined;
-  private standby: StandbyPolicy | undefined;
+  private readonly tidy: TokenTidy;
   private readonly stop = new AbortController();
   private unsealLoop: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
-  private clusterId = '';
-  /** This node's Prometheus metrics (served at /metrics on the API listener). */
-  readonly metrics: NodeMetrics = createNodeMetrics();
 
   constructor(
     readonly settings: NodeSettings,
@@ -83,13 +87,30 @@ export class NodeServer implements NodeApi {
     this.nodeId = settings.nodeId;
     this.maxRequestSize = settings.maxRequestSize;
     this.storageType = deps.data.kind;
-    this.api = new ApiHandler(this, () => this.clusterId, deps.log);
+    this.api = new ApiHandler(this, deps.log);
+    this.tidy = new TokenTidy(this.api.tokens, deps.log);
+    this.entry = new ApiEntry({
+      handler: this.api,
+      metrics: this.metrics,
+      log: deps.log,
+      closing: () => this.closing !== undefined,
+      trackActive: () => {
+        const session = sessionOf(this.current);
+        return session?.serving() ? session.track() : null;
+      },
+    });
   }
 
-  private setStatus(s: NodeStatus): void {
-    if (this.status === s) return;
-    this.deps.log.info({ from: this.status, to: s }, 'node status');
-    this.status = s;
+  state(): NodeState {
+    return this.current;
+  }
+
+  /** The one place the state changes (logged when the status does). */
+  private setState(next: NodeState): void {
+    if (next.status !== this.current.status) {
+      this.deps.log.info({ from: this.current.status, to: next.status }, 'node status');
+    }
+    this.current = next;
   }
 
   /** The listening API address (useful when configured with port 0). */
@@ -100,58 +121,16 @@ export class NodeServer implements NodeApi {
 
   async start(): Promise<void> {
     if (this.server) return;
-    this.setStatus('sealed');
-    this.server = createApiServer(this.settings.tls, (req, res) => this.onApiRequest(req, res));
+    this.setState({ status: 'sealed', seal: 'sealed' });
+    this.server = createApiServer(this.settings.tls, this.entry.onApiRequest);
     await listen(this.server, this.settings.listen.host, this.settings.listen.port);
     this.unsealLoop = this.unsealWhenReady();
-  }
-
-  private onApiRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (req.url === '/metrics' && req.method === 'GET') {
-      serveMetrics(this.metrics.registry, res);
-      return;
-    }
-    this.apiInFlight++;
-    res.once('close', () => this.apiInFlight--);
-    // While closing, tell keep-alive clients (and load balancers) to reconnect elsewhere.
-    if (this.closing) res.setHeader('connection', 'close');
-    this.serve(req, res, false);
-  }
-
-  private serve(req: AnyRequest, res: AnyResponse, viaCluster: boolean): void {
-    const s = this.session;
-    if (s?.serving()) res.once('close', s.track());
-    const started = performance.now();
-    const via = viaCluster ? 'cluster' : 'api';
-    const route = routeClass(req.url);
-    const run = (span: Parameters<typeof endServerSpan>[0]) => {
-      res.once('close', () => {
-        const status = res.statusCode;
-        this.metrics.http.requests.inc({
-          route,
-          method: methodLabel(req.method),
-          status: String(status),
-          via,
-        });
-        this.metrics.http.duration.observe({ route, via }, (performance.now() - started) / 1000);
-        endServerSpan(span, status);
-        if (this.deps.log.isLevelEnabled('debug')) {
-          const remote_addr = clientAddress(req, viaCluster);
-          this.deps.log.debug({ method: req.method, route, status, via, remote_addr }, 'request');
-        }
-      });
-      this.api.handle(req, res, viaCluster);
-    };
-    // The API listener's server spans come from the http instrumentation; the cluster listener
-    // (HTTP/2 server) continues the forwarder's trace here.
-    if (viaCluster) withIncomingContext(req.headers, 'lw.cluster.request', run);
-    else run(undefined);
   }
 
   /** Tries to unseal until it works: waits for init, retries while storage is down. */
   private async unsealWhenReady(): Promise<void> {
     let warnedWrongKey = false;
-    while (!this.stop.signal.aborted && !this.storage) {
+    while (!this.stop.signal.aborted && !unsealedOf(this.current)) {
       try {
         if (this.deps.devRootToken !== undefined) await this.devInit(this.deps.devRootToken);
         const r = await unseal(this.deps.data, this.settings.sealKey);
@@ -159,7 +138,7 @@ export class NodeServer implements NodeApi {
           this.onUnsealed(r.storage);
           return;
         }
-        this.seal = r.state === 'uninitialized' ? 'uninitialized' : 'sealed';
+        this.setState({ status: 'sealed', seal: r.state === 'uninitialized' ? 'uninitialized' : 'sealed' });
         if (r.state !== 'uninitialized' && !warnedWrongKey) {
           warnedWrongKey = true;
           this.deps.log.error(
@@ -190,59 +169,65 @@ export class NodeServer implements NodeApi {
 
   /** Starts following the leader and contending for the lock (outside any request's trace). */
   private startHA(storage: SecureStorage): void {
-    if (this.storage || this.stop.signal.aborted) return;
-    this.storage = storage;
-    this.seal = 'unsealed';
-    this.clusterId = formatUuid(storage.barrier.hmac('cluster-id'));
-    this.setStatus('standby');
-    this.deps.log.info('unsealed');
+    if (unsealedOf(this.current) || this.stop.signal.aborted) return;
     const s = this.settings;
+    const log = this.deps.log;
     const connect = s.forwarding && s.clusterListen !== null;
-    this.watcher = new LeaderWatcher({
+    const watcher = new LeaderWatcher({
       data: this.deps.data,
       ha: this.deps.ha,
       keys: s.advertisementKeys,
       connect,
       connections: 32,
-      selfValue: () => this.session?.ad.uuid ?? null,
+      selfValue: () => sessionOf(this.current)?.ad.uuid ?? null,
       hooks: {
         onChange: (l) => {
           if (l) this.metrics.leaderChanges.inc();
-          this.deps.log.info({ leader: l?.ad.node_id ?? null, epoch: l?.ad.epoch }, 'leader change observed');
+          log.info({ leader: l?.ad.node_id ?? null, epoch: l?.ad.epoch }, 'leader change observed');
         },
         onReject: (reason) => {
           this.metrics.advertisementsRejected.inc({ reason });
-          this.deps.log.warn({ reason }, 'leader advertisement rejected');
+          log.warn({ reason }, 'leader advertisement rejected');
         },
       },
     });
-    this.standby = new StandbyPolicy({
-      watcher: this.watcher,
-      forwarding: connect,
-      tlsApi: s.tls !== null,
-      log: this.deps.log,
-      metrics: this.metrics,
-    });
-    this.echoer = new Echoer(
-      this.watcher,
+    const unsealed: Unsealed = {
+      storage,
+      clusterId: formatUuid(storage.barrier.hmac('cluster-id')),
+      watcher,
+      standby: new StandbyPolicy({
+        watcher,
+        forwarding: connect,
+        tlsApi: s.tls !== null,
+        log,
+        metrics: this.metrics,
+      }),
+    };
+    const echoer = new Echoer(
+      watcher,
       { node_id: s.nodeId, api_addr: s.apiAddr, cluster_addr: s.clusterAddr, version: VERSION },
-      this.deps.log,
+      log,
     );
-    void this.watcher.start();
-    this.echoer.start();
-    this.elector = new LeaderElector({
+    const elector = new LeaderElector({
       ha: this.deps.ha,
       ttlMs: s.lockTtlMs,
-      log: this.deps.log,
+      log,
       onActive: (lock, identity) => this.becomeActive(lock, identity),
       onStandby: (reason) => this.becomeStandby(reason),
       metrics: this.metrics,
     });
-    this.elector.start();
+    this.ha = { elector, echoer };
+    this.setState({ status: 'standby', unsealed });
+    log.info('unsealed');
+    void watcher.start();
+    echoer.start();
+    elector.start();
   }
 
   private async becomeActive(lock: HeldLock, identity: ClusterIdentity): Promise<void> {
     const s = this.settings;
+    const unsealed = unsealedOf(this.current);
+    if (!unsealed) throw new LwError('LW_ERR_SEALED', MESSAGES.sealed);
     // A Redis that lost its data (or was replaced) has no root key: serving from it would answer
     // from an empty store with keys it no longer holds. Seal instead, and wait for init.
     if (!(await isInitialized(this.deps.data))) {
@@ -258,7 +243,7 @@ export class NodeServer implements NodeApi {
       data: this.deps.data,
       ha: this.deps.ha,
       fence: !this.deps.split,
-      storage: this.storage as SecureStorage,
+      storage: unsealed.storage,
       advertisementKeys: s.advertisementKeys,
       nodeId: s.nodeId,
       apiAddr: s.apiAddr,
@@ -266,51 +251,50 @@ export class NodeServer implements NodeApi {
       clusterListen: s.clusterListen,
       log: this.deps.log,
       handlers: {
-        handle: (req: Http2ServerRequest, res: Http2ServerResponse) => this.serve(req, res, true),
+        handle: (req: Http2ServerRequest, res: Http2ServerResponse) => this.entry.serve(req, res, true),
         internal: (req, res, path) => this.peerTable.handle(req, res, path),
       },
     });
-    this.session = session;
     this.peerTable.clear();
+    // Active before the listener opens, so the first forwarded request is served, not refused.
+    if (this.closing) this.setState({ status: 'closing', unsealed, session });
+    else this.setState({ status: 'active', unsealed, session });
     await traced('lw.advertise', { 'lw.epoch': lock.epoch }, () => session.start());
-    this.setStatus('active');
-    void this.watcher?.refresh();
+    this.tidy.start(session.storage);
+    void unsealed.watcher.refresh();
   }
 
   private async becomeStandby(reason: string): Promise<void> {
-    const session = this.session;
+    const session = sessionOf(this.current);
     if (!session) return;
     this.deps.log.info({ reason }, 'stepping down');
+    this.tidy.stop();
     const grace = this.closing ? this.settings.shutdownTimeoutMs : STEP_DOWN_GRACE_MS;
     await traced('lw.step_down', { 'lw.reason': reason, 'lw.epoch': session.ad.epoch }, () =>
       session.close(grace),
     );
-    this.session = null;
-    if (!this.closing) this.setStatus('standby');
-    void this.watcher?.refresh();
+    const unsealed = unsealedOf(this.current);
+    if (this.current.status === 'closing') this.setState({ status: 'closing', unsealed, session: null });
+    else if (unsealed) this.setState({ status: 'standby', unsealed });
+    void unsealed?.watcher.refresh();
   }
 
   /** Drops the keyring and HA machinery and goes back to waiting for an initialized storage. */
   private async reseal(): Promise<void> {
-    if (!this.storage || this.stop.signal.aborted) return;
-    await this.elector?.close();
-    this.echoer?.close();
-    await this.watcher?.close();
-    this.elector = this.echoer = this.watcher = this.standby = undefined;
-    this.storage = null;
-    this.seal = 'uninitialized';
-    this.setStatus('sealed');
+    const unsealed = unsealedOf(this.current);
+    if (!unsealed || this.stop.signal.aborted) return;
+    await this.ha?.elector.close();
+    this.ha?.echoer.close();
+    await unsealed.watcher.close();
+    this.ha = null;
+    this.setState({ status: 'sealed', seal: 'uninitialized' });
     this.unsealLoop = this.unsealWhenReady();
   }
 
-  // ---- NodeApi ----
-
-  sealState(): SealState {
-    return this.seal;
-  }
+  // ---- commands from the API (NodeApi) ----
 
   async initializedNow(): Promise<boolean> {
-    if (this.seal !== 'uninitialized') return true;
+    if (this.current.status !== 'sealed' || this.current.seal !== 'uninitialized') return true;
     return isInitialized(this.deps.data);
   }
 
@@ -324,25 +308,6 @@ export class NodeServer implements NodeApi {
     return token;
   }
 
-  isActive(): boolean {
-    return this.session?.serving() ?? false;
-  }
-
-  activeStorage(): SecureStorage {
-    const s = this.session;
-    if (!s?.serving()) throw new LwError('LW_ERR_NOT_ACTIVE', 'node is not active', { retryAfter: 1 });
-    return s.storage;
-  }
-
-  leader(): Advertisement | null {
-    if (this.session?.serving()) return this.session.ad;
-    return this.watcher?.current()?.ad ?? null;
-  }
-
-  activeSince(): string | null {
-    return this.session?.activeTime ?? null;
-  }
-
   peers(): PeerInfo[] {
     const s = this.settings;
     return this.peerTable.list({
@@ -354,18 +319,13 @@ export class NodeServer implements NodeApi {
   }
 
   stepDown(): void {
-    this.elector?.stepDown(this.settings.stepDownCooldownMs);
+    this.ha?.elector.stepDown(this.settings.stepDownCooldownMs);
   }
 
   onFencedWrite(): void {
     this.metrics.fencedWrites.inc();
     this.deps.log.error('write refused by fencing: another node holds the lock; stepping down');
-    this.elector?.stepDown(0);
-  }
-
-  async standbyHandle(req: AnyRequest, res: AnyResponse, url: string): Promise<void> {
-    if (!this.standby) throw new LwError('LW_ERR_SEALED', MESSAGES.sealed);
-    await this.standby.handle(req, res, url);
+    this.ha?.elector.stepDown(0);
   }
 
   // ---- lifecycle ----
@@ -377,30 +337,22 @@ export class NodeServer implements NodeApi {
   }
 
   private async doClose(): Promise<void> {
-    this.setStatus('closing');
+    const s = this.current;
+    this.setState({ status: 'closing', unsealed: unsealedOf(s), session: sessionOf(s) });
     this.stop.abort();
     const grace = this.settings.shutdownTimeoutMs;
     const server = this.server;
-    const apiClosed = server ? closeGracefully(server, () => this.apiInFlight, grace) : Promise.resolve();
-    await this.elector?.close();
+    const apiClosed = server
+      ? closeGracefully(server, () => this.entry.inFlight(), grace)
+      : Promise.resolve();
+    await this.ha?.elector.close();
     await apiClosed;
     await this.unsealLoop;
-    this.echoer?.close();
-    await this.watcher?.close();
+    this.ha?.echoer.close();
+    await unsealedOf(this.current)?.watcher.close();
     await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
-    this.setStatus('closed');
+    this.setState({ status: 'closed' });
   }
-}
-
-/**
- * The client's address. Over the cluster channel the peer is a standby or gateway (mutually
- * authenticated), which has already dropped forwarding headers it does not trust, so the
- * left-most X-Forwarded-For entry is the client.
- */
-function clientAddress(req: AnyRequest, viaCluster: boolean): string {
-  const xff = req.headers['x-forwarded-for'];
-  if (viaCluster && typeof xff === 'string' && xff !== '') return (xff.split(',')[0] ?? '').trim();
-  return req.socket?.remoteAddress ?? '';
 }
 
 function formatUuid(hex: string): string {

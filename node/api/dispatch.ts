@@ -1,61 +1,77 @@
 /**
- * The node's HTTP entry point, shared by the API listener and the cluster listener. It decides
- * where a request is served: locally (sys/health, sys/leader, sys/seal-status, sys/init), on
- * this node when it is active, or — on a standby — forwarded / redirected by the standby policy.
+ * The node's HTTP entry point, shared by the API listener and the cluster listener. In order:
+ *  1. parse and validate the request line; refuse features we do not have (namespaces,
+ *     response wrapping) instead of ignoring them;
+ *  2. routes every node answers itself (sys/health, sys/leader, sys/seal-status, sys/init);
+ *  3. sealed → 503; standby → the standby policy (forward or 307);
+ *  4. on the active: pick the route table (sys/, auth/token/, an auth method, or the secrets
+ *     engine the path falls in) and the route; authenticate (unless the route needs no token);
+ *     check the ACL — the one place every route's permission is decided; count the token's use;
+ *     run the handler and send its reply.
  */
 import type { Logger } from 'pino';
 import { LwError, MESSAGES } from '../../shared/errors';
-import { NOT_SERVED_HEADER } from '../../shared/http/internal-headers';
+import { CLIENT_ADDR_HEADER, NOT_SERVED_HEADER } from '../../shared/http/internal-headers';
 import { type AnyResponse, sendError, sendJson, toLwError } from '../../shared/http/respond';
-import { KvEngine } from '../kv/kv-engine';
-import { envelope } from './envelope';
-import { kvRoute } from './kv-routes';
-import type { NodeApi } from './node-api';
-import { type AnyRequest, type ApiRequest, parseRequest } from './request';
-import * as sys from './sys-routes';
-import { authenticate, isRoot, requestToken, type TokenEntry } from './tokens';
-
-type LocalHandler = (req: ApiRequest, res: AnyResponse) => void | Promise<void>;
-type ActiveHandler = (
-  req: ApiRequest,
-  res: AnyResponse,
-  token: TokenEntry,
-  rawToken: string,
-) => void | Promise<void>;
-
-/** Which operations each route accepts; anything else is 405. */
-interface Route {
-  ops: ReadonlyArray<ApiRequest['operation']>;
-  local?: LocalHandler;
-  active?: ActiveHandler;
-  root?: boolean;
-}
+import type { Capability } from '../acl/policy';
+import { PolicyStore } from '../acl/policy-store';
+import { isRoot, type TokenEntry, TokenStore } from '../auth/token-store';
+import type { SecureStorage } from '../barrier/secure-storage';
+import { AUTH_MOUNTS, type MountEntry, MountTable, SECRET_MOUNTS } from './mounts';
+import { activeStorage, type NodeApi, servingSession, unsealedOf } from './node-api';
+import { type AnyRequest, type ApiRequest, type Operation, parseRequest } from './request';
+import { bodyReader, type Context, matchRoute, type Reply, type Route, type Services } from './route';
+import { appRoleRoutes } from './routes/approle';
+import { kvV2Routes } from './routes/kv';
+import { kvV1Routes } from './routes/kv1';
+import { localRoutes, sysRoutes } from './routes/sys';
+import { tokenRoutes } from './routes/token';
 
 /** Errors after which nothing was stored, so a gateway may safely retry the request elsewhere. */
 const NOT_SERVED_CODES = new Set(['LW_ERR_NOT_ACTIVE', 'LW_ERR_FENCED_WRITE', 'LW_ERR_DRAINING']);
 
+/** Route tables with a fixed prefix; everything else is looked up in the mount tables. */
+const FIXED: ReadonlyArray<[prefix: string, routes: readonly Route[]]> = [
+  ['sys/', sysRoutes],
+  ['auth/token/', tokenRoutes],
+];
+
+/** The capability each operation needs (a write: `create` or `update`, see Route.exists). */
+const OP_CAPABILITY: Record<Exclude<Operation, 'write'>, Capability> = {
+  read: 'read',
+  head: 'read',
+  list: 'list',
+  patch: 'patch',
+  delete: 'delete',
+};
+
+/** Stands in for a token on routes that need none (login). */
+const NO_TOKEN: TokenEntry = {
+  hash: '',
+  accessor: '',
+  policies: [],
+  display_name: '',
+  creation_time: 0,
+  meta: null,
+};
+
 /** Dispatches API requests for one node. */
 export class ApiHandler {
-  private readonly kv = new KvEngine('secret');
-  private readonly exact: Map<string, Route>;
+  private readonly svc: Services = {
+    mounts: new MountTable(SECRET_MOUNTS),
+    auth: new MountTable(AUTH_MOUNTS),
+    tokens: new TokenStore(),
+    policies: new PolicyStore(),
+  };
 
   constructor(
     private readonly node: NodeApi,
-    private readonly clusterId: () => string,
     private readonly log: Logger,
-  ) {
-    this.exact = new Map<string, Route>([
-      ['sys/health', { ops: ['read', 'head'], local: (r, s) => sys.health(r, s, node, this.clusterId()) }],
-      ['sys/seal-status', { ops: ['read'], local: (r, s) => sys.sealStatus(r, s, node, this.clusterId()) }],
-      ['sys/init', { ops: ['read', 'write'], local: (r, s) => sys.init(r, s, node) }],
-      ['sys/leader', { ops: ['read'], local: (r, s) => sys.leader(r, s, node) }],
-      ['sys/ha-status', { ops: ['read'], active: (r, s) => sys.haStatus(r, s, node) }],
-      ['sys/step-down', { ops: ['write'], root: true, active: (r, s) => sys.stepDown(r, s, node) }],
-      [
-        'auth/token/lookup-self',
-        { ops: ['read', 'write'], active: (_r, s, t, raw) => lookupSelf(s, t, raw) },
-      ],
-    ]);
+  ) {}
+
+  /** The token store (the active node's tidy loop uses it). */
+  get tokens(): TokenStore {
+    return this.svc.tokens;
   }
 
   /**
@@ -68,50 +84,98 @@ export class ApiHandler {
 
   private async serve(raw: AnyRequest, res: AnyResponse, viaCluster: boolean): Promise<void> {
     const req = parseRequest(raw);
-    const route = this.route(req.path);
-    if (!route) throw new LwError('LW_ERR_NOT_FOUND', `no handler for route "${req.path}"`);
-    if (!route.ops.includes(req.operation))
+    refuseUnsupported(raw);
+    const local = localRoutes.get(req.path);
+    if (local) {
+      if (req.operation === null || !local.ops.includes(req.operation))
+        throw new LwError('LW_ERR_METHOD_NOT_ALLOWED', 'unsupported operation');
+      send(res, req, await local.handler(req, this.node));
+      return;
+    }
+    if (req.operation === null || req.operation === 'head')
       throw new LwError('LW_ERR_METHOD_NOT_ALLOWED', 'unsupported operation');
-    if (route.local) {
-      await route.local(req, res);
-      return;
-    }
-    if (this.node.sealState() !== 'unsealed')
-      throw new LwError('LW_ERR_SEALED', MESSAGES.sealed, { retryAfter: 1 });
-    if (!this.node.isActive()) {
+    const state = this.node.state();
+    const unsealed = unsealedOf(state);
+    if (!unsealed) throw new LwError('LW_ERR_SEALED', MESSAGES.sealed, { retryAfter: 1 });
+    if (!servingSession(state)) {
       if (viaCluster) throw new LwError('LW_ERR_NOT_ACTIVE', 'node is not active', { retryAfter: 1 });
-      await this.node.standbyHandle(raw, res, req.url);
+      await unsealed.standby.handle(raw, res, req.url);
       return;
     }
-    const storage = this.node.activeStorage();
-    const rawToken = requestToken(raw);
-    const token = await authenticate(storage, rawToken);
-    if (route.root && !isRoot(token))
-      throw new LwError('LW_ERR_PERMISSION_DENIED', MESSAGES.permissionDenied);
-    if (route.active) {
-      await route.active(req, res, token, rawToken ?? '');
-      return;
+    if (req.operation === 'patch') requireMergePatch(raw);
+    const storage = activeStorage(state);
+    const op = req.operation;
+    const clientAddr = clientAddress(raw, viaCluster);
+    // The route is looked up first (a login needs no token), but an unknown route is reported
+    // only to an authenticated caller: without a token, every path is 403, so nobody can probe
+    // which mounts exist.
+    let matched: Awaited<ReturnType<ApiHandler['route']>> | undefined;
+    let routeError: unknown;
+    try {
+      matched = await this.route(storage, req.path, op);
+    } catch (err) {
+      routeError = err;
     }
-    // Only the KV mount remains (route() matched it).
-    if (req.path.startsWith('sys/internal/ui/mounts/')) {
-      sendJson(
-        res,
-        200,
-        envelope({ path: 'secret/', type: 'kv', options: { version: '2' }, description: '' }),
-      );
-      return;
+    const rawToken = requestToken(raw) ?? '';
+    const token = matched?.route.unauthenticated
+      ? NO_TOKEN
+      : await this.svc.tokens.authenticate(storage, rawToken, clientAddr);
+    if (!matched) throw routeError;
+    const ctx: Context = {
+      req,
+      node: this.node,
+      storage,
+      svc: this.svc,
+      token,
+      rawToken,
+      clientAddr,
+      mount: matched.mount,
+      params: matched.params,
+      body: bodyReader(req, this.node.maxRequestSize),
+    };
+    if (!matched.route.unauthenticated) {
+      await this.authorize(ctx, matched.route, op);
+      await this.svc.tokens.use(storage, token);
     }
-    await kvRoute(req, res, this.kv, storage, req.path.slice('secret/'.length), this.node.maxRequestSize);
+    send(res, req, await matched.handler(ctx));
   }
 
-  private route(path: string): Route | undefined {
-    const exact = this.exact.get(path);
-    if (exact) return exact;
-    if (path.startsWith('secret/')) return { ops: ['read', 'list', 'write', 'delete'] };
-    if (path.startsWith('sys/internal/ui/mounts/secret/') || path === 'sys/internal/ui/mounts/secret') {
-      return { ops: ['read'] };
+  /** The ACL check: 403 unless the token's policies grant what `op` on this path needs. */
+  private async authorize(c: Context, route: Route, op: Operation): Promise<void> {
+    if (isRoot(c.token)) return;
+    const needed: Capability[] = [
+      op === 'write' ? (route.exists && !(await route.exists(c)) ? 'create' : 'update') : OP_CAPABILITY[op],
+    ];
+    if (route.sudo) needed.push('sudo');
+    // List requests are checked against the directory (`secret/metadata/app/`), as upstream.
+    const path = op === 'list' ? `${c.req.path}/` : c.req.path;
+    const acl = await this.svc.policies.acl(c.storage, c.token.policies);
+    if (!acl.allows(path, needed)) throw new LwError('LW_ERR_PERMISSION_DENIED', MESSAGES.permissionDenied);
+  }
+
+  /** The route table, route and handler for `path`, with its mount (if a mounted engine). */
+  private async route(storage: SecureStorage, path: string, op: Operation) {
+    const { routes, rel, mount } = await this.table(storage, path);
+    return { ...matchRoute(routes, rel, op, path), mount };
+  }
+
+  private async table(
+    storage: SecureStorage,
+    path: string,
+  ): Promise<{ routes: readonly Route[]; rel: string; mount: MountEntry | null }> {
+    for (const [prefix, routes] of FIXED) {
+      if (path.startsWith(prefix)) return { routes, rel: path.slice(prefix.length), mount: null };
     }
-    return undefined;
+    const notFound = () => new LwError('LW_ERR_NOT_FOUND', `no handler for route "${path}"`);
+    if (path.startsWith('auth/')) {
+      const found = await this.svc.auth.resolve(storage, path.slice('auth/'.length));
+      if (found?.mount.type !== 'approle') throw notFound();
+      return { routes: appRoleRoutes, rel: found.rest, mount: found.mount };
+    }
+    const found = await this.svc.mounts.resolve(storage, path);
+    if (!found) throw notFound();
+    const routes = found.mount.options.version === '2' ? kvV2Routes : kvV1Routes;
+    return { routes, rel: found.rest, mount: found.mount };
   }
 
   private fail(res: AnyResponse, err: unknown): void {
@@ -131,27 +195,70 @@ export class ApiHandler {
   }
 }
 
-function lookupSelf(res: AnyResponse, t: TokenEntry, rawToken: string): void {
-  sendJson(
-    res,
-    200,
-    envelope({
-      accessor: t.accessor,
-      creation_time: t.creation_time,
-      creation_ttl: 0,
-      display_name: t.display_name,
-      entity_id: '',
-      expire_time: null,
-      explicit_max_ttl: 0,
-      id: rawToken,
-      meta: t.meta,
-      num_uses: 0,
-      orphan: true,
-      path: 'auth/token/root',
-      policies: t.policies,
-      renewable: false,
-      ttl: 0,
-      type: 'service',
-    }),
-  );
+/** The client token from `X-Vault-Token` or `Authorization: Bearer`, if any. */
+export function requestToken(req: AnyRequest): string | undefined {
+  const header = req.headers['x-vault-token'];
+  if (typeof header === 'string' && header !== '') return header;
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string') {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+/**
+ * The client's address. On the API listener: the socket's peer. Over the cluster channel the
+ * peer is a gateway or standby (mutually authenticated), which determined the client's address
+ * itself — with its own view of trusted proxies — and passed it in an internal header that no
+ * client can set (gateways and standbys drop every internal header a client sends).
+ */
+export function clientAddress(req: AnyRequest, viaCluster: boolean): string {
+  const forwarded = req.headers[CLIENT_ADDR_HEADER];
+  const addr =
+    viaCluster && typeof forwarded === 'string' && forwarded !== ''
+      ? forwarded
+      : (req.socket?.remoteAddress ?? '');
+  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+}
+
+function send(res: AnyResponse, req: ApiRequest, reply: Reply): void {
+  sendJson(res, reply.status, reply.body, reply.headers, req.method === 'HEAD');
+  reply.after?.();
+}
+
+/**
+ * Features a client may ask for that leaderway does not have: answering as if it had them would
+ * mislead (a namespaced client would read and write root's data; a client asking for a wrapped
+ * answer would get the secret in the clear).
+ */
+function refuseUnsupported(raw: AnyRequest): void {
+  const ns = raw.headers['x-vault-namespace'];
+  if (typeof ns === 'string' && ns.trim() !== '') {
+    throw new LwError(
+      'LW_ERR_UNSUPPORTED',
+      'namespaces are not supported: leaderway has only the root namespace (remove X-Vault-Namespace)',
+    );
+  }
+  if (raw.headers['x-vault-wrap-ttl'] !== undefined) {
+    throw new LwError(
+      'LW_ERR_UNSUPPORTED',
+      'response wrapping is not supported: the answer would not be wrapped (remove X-Vault-Wrap-TTL)',
+    );
+  }
+}
+
+/** PATCH must carry a JSON merge patch, as upstream requires. */
+function requireMergePatch(raw: AnyRequest): void {
+  const type = String(raw.headers['content-type'] ?? '')
+    .split(';')[0]
+    ?.trim()
+    .toLowerCase();
+  if (type !== 'application/merge-patch+json') {
+    raw.resume();
+    throw new LwError(
+      'LW_ERR_UNSUPPORTED_MEDIA_TYPE',
+      `PATCH requires Content-Type application/merge-patch+json, provided ${type || 'none'}`,
+    );
+  }
 }

@@ -1,11 +1,14 @@
 /**
- * What the API handlers need from the node, as an interface so the routes don't depend on how
- * the node is assembled (NodeServer implements it).
+ * What the API needs from the node: its state (one union, read, never mirrored) and the few
+ * commands a request may give it. NodeServer implements it; the routes derive everything else
+ * (seal state, whether active, the leader, this term's storage) from `state()`.
  */
 import type { Advertisement } from '../../shared/advertisement';
-import type { AnyResponse } from '../../shared/http/respond';
+import { LwError } from '../../shared/errors';
+import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
 import type { SecureStorage } from '../barrier/secure-storage';
-import type { AnyRequest } from './request';
+import type { ActiveSession } from '../ha/active-session';
+import type { StandbyPolicy } from '../ha/standby-policy';
 
 /** Seal state, as sys/health and sys/seal-status report it. */
 export type SealState = 'uninitialized' | 'sealed' | 'unsealed';
@@ -20,34 +23,79 @@ export interface PeerInfo {
   version: string;
 }
 
+/** What an unsealed node runs: the keyring, the leader watcher and the standby policy. */
+export interface Unsealed {
+  storage: SecureStorage;
+  clusterId: string;
+  watcher: LeaderWatcher;
+  standby: StandbyPolicy;
+}
+
+/**
+ * The node's state. `standby` and `active` are unsealed; `active` holds the term (whose
+ * `serving()` turns false the moment step-down begins). `closing` keeps what it had, so requests
+ * in flight can finish.
+ */
+export type NodeState =
+  | { status: 'new' | 'closed' }
+  | { status: 'sealed'; seal: 'uninitialized' | 'sealed' }
+  | { status: 'standby'; unsealed: Unsealed }
+  | { status: 'active'; unsealed: Unsealed; session: ActiveSession }
+  | { status: 'closing'; unsealed: Unsealed | null; session: ActiveSession | null };
+
 /** The node as the API sees it. */
 export interface NodeApi {
   readonly version: string;
   readonly nodeId: string;
   readonly maxRequestSize: number;
   readonly storageType: string;
-  sealState(): SealState;
+  state(): NodeState;
   /** Whether storage is initialized right now (reads storage while this node still waits for init). */
   initializedNow(): Promise<boolean>;
   /** Initializes storage; resolves the root token. */
   initialize(): Promise<string>;
-  /** True while this node is the active node and may serve requests. */
-  isActive(): boolean;
-  /** The storage for a request on the active node (fenced when the lock shares the store). */
-  activeStorage(): SecureStorage;
-  /** The current leader as this node knows it (itself when active), or null. */
-  leader(): Advertisement | null;
-  /** ISO time this node became active, or null. */
-  activeSince(): string | null;
   /** Nodes heard from recently (active only). */
   peers(): PeerInfo[];
-  /** Starts giving up leadership (active only); the node waits out a cooldown before contending again. */
+  /** Starts giving up leadership; the node waits out a cooldown before contending again. */
   stepDown(): void;
   /** Called when a write was refused by fencing: the node must step down at once. */
   onFencedWrite(): void;
-  /**
-   * Handles a request this standby must not serve itself: forward to the active, or 307, or 503.
-   * `viaCluster` requests arrived on the cluster listener and are never forwarded again.
-   */
-  standbyHandle(req: AnyRequest, res: AnyResponse, url: string): Promise<void>;
+}
+
+/** The seal state a state implies. */
+export function sealOf(s: NodeState): SealState {
+  if (s.status === 'sealed') return s.seal;
+  if (s.status === 'standby' || s.status === 'active') return 'unsealed';
+  if (s.status === 'closing' && s.unsealed) return 'unsealed';
+  return 'sealed';
+}
+
+/** The current term, serving or stepping down, if any. */
+export function sessionOf(s: NodeState): ActiveSession | null {
+  return s.status === 'active' || s.status === 'closing' ? s.session : null;
+}
+
+/** The term being served, if this node is active and not stepping down. */
+export function servingSession(s: NodeState): ActiveSession | null {
+  const session = sessionOf(s);
+  return session?.serving() ? session : null;
+}
+
+/** This term's (fenced) storage; 503 "not active" when this node is not serving as active. */
+export function activeStorage(s: NodeState): SecureStorage {
+  const session = servingSession(s);
+  if (!session) throw new LwError('LW_ERR_NOT_ACTIVE', 'node is not active', { retryAfter: 1 });
+  return session.storage;
+}
+
+/** The unsealed parts, if any. */
+export function unsealedOf(s: NodeState): Unsealed | null {
+  return s.status === 'standby' || s.status === 'active' || s.status === 'closing' ? s.unsealed : null;
+}
+
+/** The leader as this node knows it (itself when active), or null. */
+export function leaderOf(s: NodeState): Advertisement | null {
+  const session = servingSession(s);
+  if (session) return session.ad;
+  return unsealedOf(s)?.watcher.current()?.ad ?? null;
 }

@@ -16,7 +16,7 @@ const MAX_SEGMENT_BYTES = 512;
 const MAX_PATH_CHARS = 4096;
 
 /** Vault operations, derived from the HTTP method. */
-export type Operation = 'read' | 'list' | 'write' | 'delete' | 'head';
+export type Operation = 'read' | 'list' | 'write' | 'patch' | 'delete' | 'head';
 
 /** A parsed API request. */
 export interface ApiRequest {
@@ -38,7 +38,7 @@ const METHOD_OPS: Record<string, Operation> = {
   LIST: 'list',
   POST: 'write',
   PUT: 'write',
-  PATCH: 'write',
+  PATCH: 'patch',
   DELETE: 'delete',
 };
 

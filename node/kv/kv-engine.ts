@@ -1,25 +1,27 @@
 /**
  * KV version 2, as Vault's `kv-v2` secrets engine behaves: versioned secrets with
- * check-and-set, soft delete, undelete, destroy and metadata. Storage layout (all through the
- * barrier): metadata at `kv/<mount>/meta/<path>`, each version at `kv/<mount>/ver/<path>/<n>`.
- * A write stores its version and the updated metadata in one atomic batch, so a crash never
- * leaves metadata pointing at a missing version.
+ * check-and-set, merge patches, soft delete, undelete, destroy, metadata (custom_metadata,
+ * delete_version_after) and a mount-wide config. Storage layout (all through the barrier), under
+ * `kv/<storage id>/`: `config`, metadata at `meta/<path>`, each version at `ver/<path>/<n>`. A
+ * write stores its version and the updated metadata in one atomic batch, so a crash never leaves
+ * metadata pointing at a missing version.
  */
 import { LwError, MESSAGES } from '../../shared/errors';
 import type { JsonWriteOp, SecureStorage } from '../barrier/secure-storage';
 import { KeyedMutex } from './keyed-mutex';
+import { mergePatch } from './merge-patch';
 
-/** Versions kept per secret when max_versions is 0 (Vault's default). */
+/** Versions kept per secret when neither the secret nor the mount sets max_versions (Vault's default). */
 const DEFAULT_MAX_VERSIONS = 10;
 
-/** Per-version metadata. */
+/** Per-version metadata. `deletion_time` may lie in the future (delete_version_after). */
 export interface VersionMeta {
   created_time: string;
   deletion_time: string;
   destroyed: boolean;
 }
 
-/** A secret's metadata as stored. */
+/** A secret's metadata as stored. `delete_version_after` is in seconds (0: never). */
 export interface SecretMeta {
   created_time: string;
   updated_time: string;
@@ -27,19 +29,33 @@ export interface SecretMeta {
   oldest_version: number;
   max_versions: number;
   cas_required: boolean;
+  delete_version_after?: number;
+  custom_metadata?: Record<string, string> | null;
   versions: Record<string, VersionMeta>;
 }
+
+/** The mount-wide settings at `<mount>/config`. */
+export interface KvConfig {
+  max_versions: number;
+  cas_required: boolean;
+  delete_version_after: number;
+}
+
+/** A version's metadata as responses show it. */
+export type VersionView = VersionMeta & { version: number; custom_metadata: Record<string, string> | null };
 
 /** What a read returns. */
 export interface SecretVersion {
   data: Record<string, unknown> | null;
-  metadata: {
-    version: number;
-    created_time: string;
-    deletion_time: string;
-    destroyed: boolean;
-    custom_metadata: null;
-  };
+  metadata: VersionView;
+}
+
+/** The metadata fields a metadata write may set. */
+export interface MetaUpdate {
+  max_versions?: number;
+  cas_required?: boolean;
+  delete_version_after?: number;
+  custom_metadata?: Record<string, string | null>;
 }
 
 function emptyMeta(now: string): SecretMeta {
@@ -50,24 +66,56 @@ function emptyMeta(now: string): SecretMeta {
     oldest_version: 0,
     max_versions: 0,
     cas_required: false,
+    delete_version_after: 0,
+    custom_metadata: null,
     versions: {},
   };
+}
+
+/** Whether a version is deleted (now or by an expired delete_version_after) or destroyed. */
+export function isGone(vm: VersionMeta, now = Date.now()): boolean {
+  return vm.destroyed || (vm.deletion_time !== '' && Date.parse(vm.deletion_time) <= now);
 }
 
 /** One KV v2 mount. */
 export class KvEngine {
   private readonly mutex = new KeyedMutex();
+  private readonly root: string;
 
-  constructor(readonly mount: string) {}
+  constructor(storageId: string) {
+    this.root = `kv/${storageId}/`;
+  }
 
   private metaPath(path: string): string {
-    return `kv/${this.mount}/meta/${path}`;
+    return `${this.root}meta/${path}`;
   }
   private versionPath(path: string, version: number): string {
-    return `kv/${this.mount}/ver/${path}/${version}`;
+    return `${this.root}ver/${path}/${version}`;
   }
 
-  /** Reads a version (latest when `version` is 0). Null when there is no such version. */
+  async config(s: SecureStorage): Promise<KvConfig> {
+    return (
+      (await s.get<KvConfig>(`${this.root}config`)) ?? {
+        max_versions: 0,
+        cas_required: false,
+        delete_version_after: 0,
+      }
+    );
+  }
+
+  async writeConfig(s: SecureStorage, update: Partial<KvConfig>): Promise<void> {
+    await s.put(`${this.root}config`, { ...(await this.config(s)), ...update });
+  }
+
+  private view(meta: SecretMeta, version: number): VersionView | null {
+    const vm = meta.versions[String(version)];
+    return vm ? { version, ...vm, custom_metadata: meta.custom_metadata ?? null } : null;
+  }
+
+  /**
+   * Reads a version (latest when `version` is 0). Null when there is no such version; `found`
+   * is false for a deleted or destroyed one (Vault answers 404 with its metadata).
+   */
   async read(
     s: SecureStorage,
     path: string,
@@ -76,10 +124,9 @@ export class KvEngine {
     const meta = await s.get<SecretMeta>(this.metaPath(path));
     if (!meta) return null;
     const v = version === 0 ? meta.current_version : version;
-    const vm = meta.versions[String(v)];
-    if (!vm) return null;
-    const metadata = { version: v, ...vm, custom_metadata: null };
-    if (vm.deletion_time !== '' || vm.destroyed) return { found: false, secret: { data: null, metadata } };
+    const metadata = this.view(meta, v);
+    if (!metadata) return null;
+    if (isGone(metadata)) return { found: false, secret: { data: null, metadata } };
     const stored = await s.get<{ data: Record<string, unknown> }>(this.versionPath(path, v));
     if (!stored) return null;
     return { found: true, secret: { data: stored.data, metadata } };
@@ -91,32 +138,73 @@ export class KvEngine {
     path: string,
     data: Record<string, unknown>,
     cas: number | undefined,
-  ): Promise<SecretVersion['metadata']> {
+  ): Promise<VersionView> {
     return this.mutex.run(path, async () => {
-      const now = new Date().toISOString();
-      const meta = (await s.get<SecretMeta>(this.metaPath(path))) ?? emptyMeta(now);
-      if (cas === undefined && meta.cas_required) {
-        throw new LwError('LW_ERR_BAD_REQUEST', 'check-and-set parameter required for this call');
-      }
-      if (cas !== undefined && cas !== meta.current_version)
-        throw new LwError('LW_ERR_CAS_MISMATCH', MESSAGES.casMismatch);
-      const version = meta.current_version + 1;
-      const vm: VersionMeta = { created_time: now, deletion_time: '', destroyed: false };
-      meta.versions[String(version)] = vm;
-      meta.current_version = version;
-      meta.updated_time = now;
-      if (meta.oldest_version === 0) meta.oldest_version = version;
-      const ops: JsonWriteOp[] = [{ op: 'put', path: this.versionPath(path, version), value: { data } }];
-      ops.push(...this.trim(path, meta));
-      ops.push({ op: 'put', path: this.metaPath(path), value: meta });
-      await s.batch(ops);
-      return { version, ...vm, custom_metadata: null };
+      const now = new Date();
+      const meta = (await s.get<SecretMeta>(this.metaPath(path))) ?? emptyMeta(now.toISOString());
+      return this.store(s, path, meta, data, cas, now);
     });
   }
 
+  /**
+   * Applies a JSON merge patch (RFC 7386) to the latest version and stores the result as a new
+   * version. Throws 404 when there is no live latest version.
+   */
+  patch(
+    s: SecureStorage,
+    path: string,
+    patch: Record<string, unknown>,
+    cas: number | undefined,
+  ): Promise<VersionView> {
+    return this.mutex.run(path, async () => {
+      const now = new Date();
+      const meta = await s.get<SecretMeta>(this.metaPath(path));
+      const latest = meta ? this.view(meta, meta.current_version) : null;
+      const stored =
+        meta && latest && !isGone(latest)
+          ? await s.get<{ data: Record<string, unknown> }>(this.versionPath(path, meta.current_version))
+          : null;
+      if (!meta || !stored) throw new LwError('LW_ERR_NOT_FOUND', '');
+      const merged = mergePatch(stored.data, patch) as Record<string, unknown>;
+      return this.store(s, path, meta, merged, cas, now);
+    });
+  }
+
+  private async store(
+    s: SecureStorage,
+    path: string,
+    meta: SecretMeta,
+    data: Record<string, unknown>,
+    cas: number | undefined,
+    now: Date,
+  ): Promise<VersionView> {
+    const config = await this.config(s);
+    if (cas === undefined && (meta.cas_required || config.cas_required)) {
+      throw new LwError('LW_ERR_BAD_REQUEST', 'check-and-set parameter required for this call');
+    }
+    if (cas !== undefined && cas !== meta.current_version)
+      throw new LwError('LW_ERR_CAS_MISMATCH', MESSAGES.casMismatch);
+    const version = meta.current_version + 1;
+    const after = meta.delete_version_after || config.delete_version_after;
+    const vm: VersionMeta = {
+      created_time: now.toISOString(),
+      deletion_time: after > 0 ? new Date(now.getTime() + after * 1000).toISOString() : '',
+      destroyed: false,
+    };
+    meta.versions[String(version)] = vm;
+    meta.current_version = version;
+    meta.updated_time = vm.created_time;
+    if (meta.oldest_version === 0) meta.oldest_version = version;
+    const ops: JsonWriteOp[] = [{ op: 'put', path: this.versionPath(path, version), value: { data } }];
+    ops.push(...this.trim(path, meta, config));
+    ops.push({ op: 'put', path: this.metaPath(path), value: meta });
+    await s.batch(ops);
+    return { version, ...vm, custom_metadata: meta.custom_metadata ?? null };
+  }
+
   /** Drops versions beyond max_versions (oldest first); returns the deletes to batch. */
-  private trim(path: string, meta: SecretMeta): JsonWriteOp[] {
-    const keep = meta.max_versions > 0 ? meta.max_versions : DEFAULT_MAX_VERSIONS;
+  private trim(path: string, meta: SecretMeta, config: KvConfig): JsonWriteOp[] {
+    const keep = meta.max_versions || config.max_versions || DEFAULT_MAX_VERSIONS;
     const ops: JsonWriteOp[] = [];
     const versions = Object.keys(meta.versions)
       .map(Number)
@@ -149,7 +237,7 @@ export class KvEngine {
         const v = requested === 0 ? meta.current_version : requested;
         const vm = meta.versions[String(v)];
         if (!vm || vm.destroyed) continue;
-        if (change === 'delete' && vm.deletion_time === '') vm.deletion_time = now;
+        if (change === 'delete' && !isGone(vm)) vm.deletion_time = now;
         if (change === 'undelete') vm.deletion_time = '';
         if (change === 'destroy') {
           vm.destroyed = true;
@@ -167,19 +255,34 @@ export class KvEngine {
     return s.get<SecretMeta>(this.metaPath(path));
   }
 
-  /** Updates max_versions / cas_required, creating empty metadata if needed. */
-  updateMeta(
-    s: SecureStorage,
-    path: string,
-    patch: { max_versions?: number; cas_required?: boolean },
-  ): Promise<void> {
+  /**
+   * Updates metadata fields, creating empty metadata if needed. `custom_metadata` replaces the
+   * map (`merge`: false, POST) or is merged into it, `null` removing a key (`merge`: true, PATCH).
+   * PATCH on a secret without metadata is 404, as upstream.
+   */
+  updateMeta(s: SecureStorage, path: string, update: MetaUpdate, merge: boolean): Promise<void> {
     return this.mutex.run(path, async () => {
       const now = new Date().toISOString();
-      const meta = (await s.get<SecretMeta>(this.metaPath(path))) ?? emptyMeta(now);
-      if (patch.max_versions !== undefined) meta.max_versions = patch.max_versions;
-      if (patch.cas_required !== undefined) meta.cas_required = patch.cas_required;
+      const existing = await s.get<SecretMeta>(this.metaPath(path));
+      if (!existing && merge) throw new LwError('LW_ERR_NOT_FOUND', '');
+      const meta = existing ?? emptyMeta(now);
+      if (update.max_versions !== undefined) meta.max_versions = update.max_versions;
+      if (update.cas_required !== undefined) meta.cas_required = update.cas_required;
+      if (update.delete_version_after !== undefined) meta.delete_version_after = update.delete_version_after;
+      if (update.custom_metadata !== undefined) {
+        const base = merge ? { ...(meta.custom_metadata ?? {}) } : {};
+        for (const [k, v] of Object.entries(update.custom_metadata)) {
+          if (v === null) delete base[k];
+          else base[k] = v;
+        }
+        meta.custom_metadata = base;
+      }
       meta.updated_time = now;
-      await s.batch([...this.trim(path, meta), { op: 'put', path: this.metaPath(path), value: meta }]);
+      const config = await this.config(s);
+      await s.batch([
+        ...this.trim(path, meta, config),
+        { op: 'put', path: this.metaPath(path), value: meta },
+      ]);
     });
   }
 
@@ -199,6 +302,6 @@ export class KvEngine {
 
   /** Keys directly under `prefix` (folders end in `/`). */
   list(s: SecureStorage, prefix: string): Promise<string[]> {
-    return s.list(`kv/${this.mount}/meta/${prefix === '' ? '' : `${prefix}/`}`);
+    return s.list(`${this.root}meta/${prefix === '' ? '' : `${prefix}/`}`);
   }
 }

@@ -4,7 +4,7 @@
  * might forge are dropped, and the X-Forwarded-* headers are set.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { INTERNAL_HEADER_PREFIX } from './internal-headers';
+import { CLIENT_ADDR_HEADER, INTERNAL_HEADER_PREFIX } from './internal-headers';
 
 /** Headers that apply to one connection only and must not be forwarded. */
 const HOP_BY_HOP = new Set([
@@ -34,6 +34,26 @@ export interface ForwardedInfo {
   host: string;
   /** Keep the client's own X-Forwarded-* (it is a trusted proxy) and append to it. */
   trustClientForwarded: boolean;
+  /** Whether an address in X-Forwarded-For is a trusted proxy too (default: none is). */
+  isTrusted?: (addr: string) => boolean;
+}
+
+/**
+ * The client's address: the peer, unless the peer is a trusted proxy — then the right-most
+ * X-Forwarded-For entry that is not a trusted proxy (entries left of it are the client's own
+ * claims, which anyone can write), or the left-most if every entry is trusted.
+ */
+export function clientAddressOf(priorFor: string | undefined, fwd: ForwardedInfo): string {
+  if (!fwd.trustClientForwarded || !priorFor) return fwd.remoteAddress;
+  const hops = priorFor
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i] as string;
+    if (!fwd.isTrusted?.(hop)) return hop;
+  }
+  return hops[0] ?? fwd.remoteAddress;
 }
 
 /**
@@ -68,6 +88,7 @@ export function upstreamHeaders(
     else out.push(name, value);
   }
   out.push('x-forwarded-for', priorFor ? `${priorFor}, ${fwd.remoteAddress}` : fwd.remoteAddress);
+  out.push(CLIENT_ADDR_HEADER, clientAddressOf(priorFor, fwd));
   out.push('x-forwarded-proto', priorProto ?? fwd.proto);
   out.push('x-forwarded-host', priorHost ?? fwd.host);
   if (extra) for (const k in extra) out.push(k, extra[k] as string);

@@ -10,5 +10,11 @@
  */
 export const NOT_SERVED_HEADER = 'x-leaderway-not-served';
 
+/**
+ * On a forwarded request: the client's address as the forwarding gateway or standby determined
+ * it (the right-most address not among its trusted proxies). Used for logs and CIDR bindings.
+ */
+export const CLIENT_ADDR_HEADER = 'x-leaderway-client-addr';
+
 /** Prefix of every internal header. */
 export const INTERNAL_HEADER_PREFIX = 'x-leaderway-';

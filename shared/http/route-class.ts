@@ -11,6 +11,7 @@ const KNOWN = new Set([
   'sys/ha-status',
   'sys/step-down',
   'sys/internal',
+  'sys/mounts',
   'auth/token',
   'secret/data',
   'secret/metadata',

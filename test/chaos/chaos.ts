@@ -19,6 +19,8 @@ import { type FencingReport, LockMonitor } from './lock-monitor';
 import { faultTable, figures, type KindFigures } from './report';
 import { rng } from './rng';
 import { runSchedule } from './scheduler';
+import { checkTokens, type TokenStats } from './token-checker';
+import { startTokenClient } from './token-client';
 
 /** Versions kept per key: enough that no version is trimmed during a run, so all can be checked. */
 const MAX_VERSIONS = 1_000_000;
@@ -50,6 +52,7 @@ export interface ChaosResult {
   violations: string[];
   faults: number;
   stats: CheckStats;
+  tokens: TokenStats;
   figures: KindFigures[];
   fencing: FencingReport;
   evidence: LogEvidence;
@@ -98,6 +101,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const current = () =>
       generations[Math.min(gens - 1, Math.floor((Date.now() - started) / KEY_GENERATION_MS))] as string[];
     const clients = startClients(cluster, history, CLIENTS, current, r.fork());
+    const tokenClient = await startTokenClient(cluster, history, r.fork());
     let violations: string[];
     try {
       violations = await runSchedule(cluster, history, r.fork(), {
@@ -110,15 +114,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       await new Promise((res) => setTimeout(res, TAIL_MS));
     } finally {
       await clients.stop();
+      await tokenClient.stop();
     }
     await cluster.waitHealthy();
     const state = await readFinalState(cluster.gateways[0]!.url, cluster.token, generations.flat());
     const fencing = monitor.stop();
     const checked = checkHistory(history.ops, state);
+    const tokens = checkTokens(history.tokenOps);
     const evidence = logEvidence(cluster.all, fencing);
     violations = [
       ...violations,
       ...checked.violations,
+      ...tokens.violations.map((v) => `tokens: ${v}`),
       ...fencing.violations.map((v) => `fencing: ${v}`),
       ...evidence.violations.map((v) => `logs: ${v}`),
       ...cluster.crashes.map(
@@ -134,6 +141,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       violations,
       faults: history.faults.length,
       stats: checked.stats,
+      tokens: tokens.stats,
       figures: figs,
       fencing,
       evidence,
@@ -144,7 +152,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       result.historyFile = path.join(tmpdir(), `leaderway-chaos-${o.seed}-${Date.now()}.json`);
       writeFileSync(
         result.historyFile,
-        JSON.stringify({ seed: o.seed, faults: history.faults, ops: history.ops }),
+        JSON.stringify({
+          seed: o.seed,
+          faults: history.faults,
+          ops: history.ops,
+          tokenOps: history.tokenOps,
+        }),
       );
     }
     result.summary = summarize(result);
@@ -180,6 +193,7 @@ function summarize(x: ChaosResult): string {
       .join(' ')}`,
     `acknowledged writes: ${s.ackedWrites} (verified at their version ${s.verifiedWrites}, hidden by a later delete ${s.hiddenByDelete}, trimmed ${s.trimmed})`,
     `indeterminate writes: ${s.indeterminateWrites} (of which stored ${s.indeterminateStored}); CAS mismatches ${s.casMismatches}; reads checked ${s.readsChecked}; redirects followed ${s.redirected}`,
+    `tokens: ${x.tokens.tokens} created, ${x.tokens.uses} uses (accepted ${x.tokens.accepted}, refused ${x.tokens.refused}; accepted after a renewal ${x.tokens.acceptedAfterRenewal}), ${x.tokens.revocations} revocations acknowledged`,
     `fencing (Redis MONITOR): ${f.acquisitions.length} terms, ended by release ${f.ends.released} / expiry ${f.ends.expired}; ` +
       `${f.writesChecked} writes checked against the live lock (min margin to expiry ${Number.isFinite(f.minExpiryMarginMs) ? f.minExpiryMarginMs.toFixed(0) : '-'} ms), ` +
       `${f.writesUnchecked} unchecked; ${f.gaps.length} MONITOR gaps (${gapMs} ms)`,

@@ -1,3 +1,5 @@
+import type { TokenOp } from './token-checker';
+
 /**
  * The Jepsen-style history of a chaos run: every client operation with its start, end and
  * result, and every injected fault with its start and end. Times are `Date.now()` milliseconds
@@ -81,6 +83,8 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 /** Collects operations and faults; cheap enough to record tens of thousands of ops. */
 export class History {
   readonly ops: Op[] = [];
+  /** Token operations (token-client.ts), checked by token-checker.ts. */
+  readonly tokenOps: TokenOp[] = [];
   readonly faults: FaultEvent[] = [];
   private nextId = 1;
 

@@ -313,16 +313,29 @@ describe('node API on a real Redis', () => {
       { password: 'p2' },
       'a CAS miss stores nothing',
     );
-    // `vault kv patch` sends a merge patch; a plain write would drop every key it leaves out.
-    const patch = await api(n1.url, '/v1/secret/data/app/db', {
+    // `vault kv patch` sends a merge patch: it merges into the latest version (null removes a
+    // key) and must say so in its content type.
+    const patchUrl = '/v1/secret/data/patched';
+    await api(n1.url, patchUrl, { method: 'PUT', token, body: { data: { password: 'p2', gone: 'y' } } });
+    const patchBody = { data: { other: 'x', gone: null }, options: { cas: 1 } };
+    const merge = { 'content-type': 'application/merge-patch+json' };
+    const plain = await api(n1.url, patchUrl, { method: 'PATCH', token, body: patchBody });
+    assert.equal(plain.status, 415, plain.text);
+    const patch = await api(n1.url, patchUrl, { method: 'PATCH', token, body: patchBody, headers: merge });
+    assert.equal(patch.status, 200, patch.text);
+    assert.equal((patch.body as { data: { version: number } }).data.version, 2);
+    const patched = await api(n1.url, patchUrl, { token });
+    assert.deepEqual((patched.body as { data: { data: unknown } }).data.data, { password: 'p2', other: 'x' });
+    const stale = await api(n1.url, patchUrl, { method: 'PATCH', token, body: patchBody, headers: merge });
+    assert.equal(stale.status, 400, 'a patch with a stale cas is refused');
+    const none = await api(n1.url, '/v1/secret/data/never', {
       method: 'PATCH',
       token,
-      body: { data: { other: 'x' } },
-      headers: { 'content-type': 'application/merge-patch+json' },
+      body: patchBody,
+      headers: merge,
     });
-    assert.equal(patch.status, 405, patch.text);
-    const unpatched = await api(n1.url, '/v1/secret/data/app/db', { token });
-    assert.deepEqual((unpatched.body as { data: { data: unknown } }).data.data, { password: 'p2' });
+    assert.equal(none.status, 404, 'nothing to patch');
+    assert.equal((await api(n1.url, '/v1/secret/metadata/patched', { method: 'DELETE', token })).status, 204);
     for (const bad of [-1, 'x', 1.5, { n: 1 }]) {
       assert.equal((await put({ a: 1 }, { cas: bad })).status, 400, `cas ${JSON.stringify(bad)}`);
     }
@@ -419,9 +432,14 @@ describe('node API on a real Redis', () => {
     assert.deepEqual((after.body as { data: { keys: string[] } }).data.keys, ['web']);
   });
 
-  it('refuses the LIST method with a 4xx JSON error (clients send GET ?list=true), and lives on', async () => {
-    await rawRejects(n1.port, `LIST /v1/secret/metadata/ HTTP/1.1\r\nx-vault-token: ${token}`, null);
-    assert.equal((await api(n1.url, '/v1/secret/metadata/?list=true', { token })).status, 200);
+  it('serves the raw LIST method exactly as GET ?list=true', async () => {
+    const listed = await raw(n1.port, `LIST /v1/secret/metadata/ HTTP/1.1\r\nx-vault-token: ${token}`);
+    const viaGet = await api(n1.url, '/v1/secret/metadata/?list=true', { token });
+    assert.equal(listed.status, 200, listed.text);
+    assert.deepEqual(
+      (JSON.parse(listed.text) as { data: unknown }).data,
+      (viaGet.body as { data: unknown }).data,
+    );
   });
 
   it('accepts X-Vault-Token and Authorization: Bearer; anything else is 403 permission denied', async () => {

@@ -370,6 +370,26 @@ describe('header filtering', () => {
     assert.deepEqual(out.get('x-extra'), ['1']);
   });
 
+  it('tells the node the client address: the peer, or the right-most untrusted hop behind trusted proxies', () => {
+    const addr = (xff: string | undefined, trust: boolean, trustedHops: string[] = []) =>
+      asMap(
+        upstreamHeaders(
+          { ...incoming, 'x-forwarded-for': xff },
+          { ...fwd, trustClientForwarded: trust, isTrusted: (a) => trustedHops.includes(a) },
+        ),
+      ).get('x-leaderway-client-addr');
+    assert.deepEqual(addr('203.0.113.1', false), ['192.0.2.9'], 'an untrusted peer is the client');
+    assert.deepEqual(addr('203.0.113.1', true), ['203.0.113.1']);
+    // A client-chosen left-most entry is not believed: the load balancer appended the real one.
+    assert.deepEqual(addr('6.6.6.6, 203.0.113.1', true), ['203.0.113.1']);
+    assert.deepEqual(addr('6.6.6.6, 203.0.113.1, 10.0.0.2', true, ['10.0.0.2']), ['203.0.113.1']);
+    assert.deepEqual(addr('10.0.0.3, 10.0.0.2', true, ['10.0.0.2', '10.0.0.3']), ['10.0.0.3']);
+    assert.deepEqual(addr(undefined, true), ['192.0.2.9']);
+    // A client cannot send the header itself.
+    const forged = asMap(upstreamHeaders({ ...incoming, 'x-leaderway-client-addr': '1.2.3.4' }, fwd));
+    assert.deepEqual(forged.get('x-leaderway-client-addr'), ['192.0.2.9']);
+  });
+
   it('filters responses the same way', () => {
     const out = downstreamHeaders({
       connection: 'close, X-Hop',

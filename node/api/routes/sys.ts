@@ -1,13 +1,18 @@
 /**
- * The `sys/` endpoints load balancers and clients depend on, with upstream's status codes:
+ * The `sys/` endpoints, with upstream's status codes. Answered by every node itself (`local`):
  * health (501 uninitialized, 503 sealed, 429 standby, 200 active, all overridable), seal-status,
- * init, leader (answered locally on every node), and ha-status / step-down (on the active).
+ * init, leader. Served by the active (`sysRoutes`): ha-status, step-down, the mount table.
  */
-import { LwError, MESSAGES } from '../../shared/errors';
-import type { AnyResponse } from '../../shared/http/respond';
-import { sendJson } from '../../shared/http/respond';
-import type { NodeApi } from './node-api';
-import { type ApiRequest, isTrue, readJsonBody } from './request';
+import { LwError, MESSAGES } from '../../../shared/errors';
+import { leaderOf, type NodeApi, sealOf, servingSession, unsealedOf } from '../node-api';
+import { type ApiRequest, isTrue, readJsonBody } from '../request';
+import { noContent, type Reply, type Route } from '../route';
+import { authMountRoutes } from './sys-auth';
+import { mountRoutes } from './sys-mounts';
+import { policyRoutes } from './sys-policy';
+
+/** A route every node answers itself, before the seal check and without a token. */
+export type LocalHandler = (req: ApiRequest, node: NodeApi) => Reply | Promise<Reply>;
 
 const CLUSTER_NAME = 'leaderway';
 
@@ -22,7 +27,7 @@ function statusParam(q: URLSearchParams, name: string, dflt: number): number {
 }
 
 /** GET|HEAD sys/health. */
-export function health(req: ApiRequest, res: AnyResponse, node: NodeApi, clusterId: string): void {
+function health(req: ApiRequest, node: NodeApi): Reply {
   const q = req.query;
   const codes = {
     active: statusParam(q, 'activecode', 200),
@@ -30,8 +35,10 @@ export function health(req: ApiRequest, res: AnyResponse, node: NodeApi, cluster
     sealed: statusParam(q, 'sealedcode', 503),
     uninit: statusParam(q, 'uninitcode', 501),
   };
-  const seal = node.sealState();
-  const standby = seal === 'unsealed' && !node.isActive();
+  const state = node.state();
+  const seal = sealOf(state);
+  const clusterId = unsealedOf(state)?.clusterId ?? '';
+  const standby = seal === 'unsealed' && !servingSession(state);
   let status = codes.active;
   if (seal === 'uninitialized') status = codes.uninit;
   else if (seal === 'sealed') status = codes.sealed;
@@ -50,13 +57,15 @@ export function health(req: ApiRequest, res: AnyResponse, node: NodeApi, cluster
     body.cluster_name = CLUSTER_NAME;
     body.cluster_id = clusterId;
   }
-  sendJson(res, status, body, {}, req.method === 'HEAD');
+  return { status, body };
 }
 
 /** GET sys/seal-status. */
-export function sealStatus(_req: ApiRequest, res: AnyResponse, node: NodeApi, clusterId: string): void {
-  const seal = node.sealState();
-  sendJson(res, 200, {
+function sealStatus(_req: ApiRequest, node: NodeApi): Reply {
+  const state = node.state();
+  const seal = sealOf(state);
+  const clusterId = unsealedOf(state)?.clusterId ?? '';
+  const body = {
     type: 'static',
     initialized: seal !== 'uninitialized',
     sealed: seal !== 'unsealed',
@@ -69,58 +78,76 @@ export function sealStatus(_req: ApiRequest, res: AnyResponse, node: NodeApi, cl
     recovery_seal: false,
     storage_type: node.storageType,
     ...(seal === 'unsealed' ? { cluster_name: CLUSTER_NAME, cluster_id: clusterId } : {}),
-  });
+  };
+  return { status: 200, body };
 }
 
 /** GET|PUT|POST sys/init. */
-export async function init(req: ApiRequest, res: AnyResponse, node: NodeApi): Promise<void> {
-  if (req.operation === 'read') {
-    sendJson(res, 200, { initialized: await node.initializedNow() });
-    return;
-  }
+async function init(req: ApiRequest, node: NodeApi): Promise<Reply> {
+  if (req.operation === 'read') return { status: 200, body: { initialized: await node.initializedNow() } };
   if (req.operation !== 'write') throw new LwError('LW_ERR_METHOD_NOT_ALLOWED', 'unsupported operation');
   // The body (secret_shares etc.) is accepted for client compatibility; a static seal needs none.
   await readJsonBody(req.raw, node.maxRequestSize);
-  if (node.sealState() !== 'uninitialized') {
+  if (sealOf(node.state()) !== 'uninitialized') {
     throw new LwError('LW_ERR_ALREADY_INITIALIZED', MESSAGES.alreadyInitialized);
   }
   const rootToken = await node.initialize();
-  sendJson(res, 200, {
+  const body = {
     keys: [],
     keys_base64: [],
     recovery_keys: [],
     recovery_keys_base64: [],
     root_token: rootToken,
-  });
+  };
+  return { status: 200, body };
 }
 
 /** GET sys/leader. */
-export function leader(_req: ApiRequest, res: AnyResponse, node: NodeApi): void {
-  if (node.sealState() !== 'unsealed') throw new LwError('LW_ERR_SEALED', MESSAGES.sealed);
-  const ad = node.leader();
-  const isSelf = node.isActive();
-  sendJson(res, 200, {
+function leader(_req: ApiRequest, node: NodeApi): Reply {
+  const state = node.state();
+  if (sealOf(state) !== 'unsealed') throw new LwError('LW_ERR_SEALED', MESSAGES.sealed);
+  const ad = leaderOf(state);
+  const self = servingSession(state);
+  const isSelf = self !== null;
+  const body = {
     ha_enabled: true,
     is_self: isSelf,
-    active_time: isSelf ? node.activeSince() : (ad?.active_time ?? '0001-01-01T00:00:00Z'),
+    active_time: self ? self.activeTime : (ad?.active_time ?? '0001-01-01T00:00:00Z'),
     leader_address: ad?.api_addr ?? '',
     leader_cluster_address: ad?.cluster_addr ?? '',
     performance_standby: false,
     performance_standby_last_remote_wal: 0,
-  });
+  };
+  return { status: 200, body };
 }
 
-/** GET sys/ha-status (active, authenticated). */
-export function haStatus(_req: ApiRequest, res: AnyResponse, node: NodeApi): void {
-  const nodes = [...node.peers()].sort((a, b) => a.api_address.localeCompare(b.api_address));
-  sendJson(res, 200, { nodes });
-}
+/** Routes every node answers itself, by exact path, with the operations each accepts. */
+export const localRoutes: ReadonlyMap<string, { ops: readonly string[]; handler: LocalHandler }> = new Map([
+  ['sys/health', { ops: ['read', 'head'], handler: health }],
+  ['sys/seal-status', { ops: ['read'], handler: sealStatus }],
+  ['sys/init', { ops: ['read', 'write'], handler: init }],
+  ['sys/leader', { ops: ['read'], handler: leader }],
+]);
 
-/**
- * PUT|POST sys/step-down (active, root token): answers 204 first, then the node steps down.
- * Stepping down drains in-flight requests, this one included, so it must not be awaited here.
- */
-export function stepDown(_req: ApiRequest, res: AnyResponse, node: NodeApi): void {
-  sendJson(res, 204, undefined);
-  node.stepDown();
-}
+/** The sys/ routes served by the active node (paths relative to `sys/`). */
+export const sysRoutes: readonly Route[] = [
+  {
+    pattern: /^ha-status$/,
+    ops: {
+      // Sorted by api_address, as upstream.
+      read: (c) => ({
+        status: 200,
+        body: { nodes: [...c.node.peers()].sort((a, b) => a.api_address.localeCompare(b.api_address)) },
+      }),
+    },
+  },
+  {
+    // Answers 204 first, then steps down: stepping down drains in-flight requests, this one too.
+    pattern: /^step-down$/,
+    sudo: true,
+    ops: { write: (c) => ({ ...noContent(), after: () => c.node.stepDown() }) },
+  },
+  ...mountRoutes,
+  ...authMountRoutes,
+  ...policyRoutes,
+];

@@ -1,0 +1,92 @@
+/**
+ * The ACL of a token: its policies merged, answering "which capabilities on this path?".
+ *
+ * Upstream's rules: stanzas for the same path pattern in several policies are merged (their
+ * capabilities unioned; `deny` anywhere wins and leaves nothing). For a request path, of all the
+ * patterns that match, only the most specific one counts — upstream's priority order:
+ *   1. the pattern whose first `+` or `*` comes later wins (an exact path has none: it wins);
+ *   2. a pattern not ending in `*` beats one that does;
+ *   3. fewer `+` segments win;
+ *   4. the longer pattern wins;
+ *   5. the lexicographically larger pattern wins.
+ */
+import type { Capability, ParsedPolicy } from './policy';
+
+interface CompiledRule {
+  pattern: string;
+  regex: RegExp;
+  caps: Set<Capability>;
+  /** Index of the first `+` or `*` (the pattern's length when it has none). */
+  firstWildcard: number;
+  glob: boolean;
+  pluses: number;
+}
+
+function compile(pattern: string, caps: Set<Capability>): CompiledRule {
+  const glob = pattern.endsWith('*');
+  const body = glob ? pattern.slice(0, -1) : pattern;
+  const source = body
+    .split('/')
+    .map((seg) => (seg === '+' ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  const plus = pattern.search(/(^|\/)\+(\/|$)/);
+  const firstPlus = plus === -1 ? -1 : pattern.indexOf('+', plus);
+  const firsts = [firstPlus, glob ? pattern.length - 1 : -1].filter((i) => i >= 0);
+  return {
+    pattern,
+    regex: new RegExp(`^${source}${glob ? '' : '$'}`),
+    caps,
+    firstWildcard: firsts.length ? Math.min(...firsts) : pattern.length,
+    glob,
+    pluses: pattern.split('/').filter((s) => s === '+').length,
+  };
+}
+
+/** Positive when `a` has priority over `b`. */
+function priority(a: CompiledRule, b: CompiledRule): number {
+  if (a.firstWildcard !== b.firstWildcard) return a.firstWildcard - b.firstWildcard;
+  if (a.glob !== b.glob) return a.glob ? -1 : 1;
+  if (a.pluses !== b.pluses) return b.pluses - a.pluses;
+  if (a.pattern.length !== b.pattern.length) return a.pattern.length - b.pattern.length;
+  return a.pattern < b.pattern ? -1 : a.pattern > b.pattern ? 1 : 0;
+}
+
+/** A token's merged policies. */
+export class Acl {
+  private readonly rules: CompiledRule[];
+  /** Rules without a wildcard, by path. */
+  private readonly exact: Map<string, CompiledRule>;
+
+  constructor(policies: readonly ParsedPolicy[]) {
+    const merged = new Map<string, Set<Capability>>();
+    for (const p of policies) {
+      for (const r of p.paths) {
+        const caps = merged.get(r.path) ?? new Set<Capability>();
+        for (const c of r.capabilities) caps.add(c);
+        merged.set(r.path, caps);
+      }
+    }
+    // Highest priority first, so the first match is the one that counts.
+    this.rules = [...merged].map(([p, caps]) => compile(p, caps)).sort((a, b) => priority(b, a));
+    this.exact = new Map(
+      this.rules.filter((r) => r.firstWildcard === r.pattern.length).map((r) => [r.pattern, r]),
+    );
+  }
+
+  /**
+   * The capabilities granted on `path` (empty when denied or unmatched). List requests come as a
+   * directory (`a/b/`); as upstream, an exact rule for the path without its slash (`a/b`) wins.
+   */
+  capabilities(path: string): Set<Capability> {
+    const exact = path.endsWith('/') ? this.exact.get(path.slice(0, -1)) : undefined;
+    const rule = exact ?? this.rules.find((r) => r.regex.test(path));
+    if (!rule || rule.caps.has('deny')) return new Set();
+    return rule.caps;
+  }
+
+  /** Whether every capability in `needed` is granted on `path`. */
+  allows(path: string, needed: readonly Capability[]): boolean {
+    const caps = this.capabilities(path);
+    return needed.every((c) => caps.has(c));
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * ACL policies as Vault writes them, in HCL or JSON:
+ *
+ *     path "secret/data/app/*" { capabilities = ["read", "list"] }
+ *     path "secret/+/team"      { capabilities = ["deny"] }
+ *
+ * `*` (only at the end) matches any rest of the path, `+` matches one whole segment. Keys a
+ * policy may carry upstream that leaderway does not enforce (allowed_parameters,
+ * denied_parameters, required_parameters, wrapping TTLs, control groups, MFA) are refused rather
+ * than ignored: ignoring `denied_parameters` would grant more than the author meant.
+ */
+import { HclError, parseHcl } from '../../shared/config/hcl';
+import { LwError } from '../../shared/errors';
+
+/** Capabilities, as upstream names them. */
+export const CAPABILITIES = ['create', 'read', 'update', 'patch', 'delete', 'list', 'sudo', 'deny'] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
+/** One `path` stanza. */
+export interface PathRule {
+  path: string;
+  capabilities: Capability[];
+}
+
+/** A parsed policy, as stored next to its text. */
+export interface ParsedPolicy {
+  name: string;
+  paths: PathRule[];
+}
+
+const bad = (message: string) => new LwError('LW_ERR_BAD_REQUEST', `failed to parse policy: ${message}`);
+
+/** Policy names: what upstream accepts, lower-cased. */
+export function policyName(raw: string): string {
+  const name = raw.toLowerCase();
+  if (!/^[a-z0-9][a-z0-9_.@-]{0,127}$/.test(name)) {
+    throw new LwError(
+      'LW_ERR_BAD_REQUEST',
+      'invalid policy name: letters, digits, "_", "-", "." and "@" only',
+    );
+  }
+  return name;
+}
+
+function checkPattern(path: string): void {
+  if (path === '') throw bad('a path may not be empty');
+  const star = path.indexOf('*');
+  if (star !== -1 && star !== path.length - 1) throw bad(`"*" may appear only at the end of a path: ${path}`);
+  for (const seg of path.split('/')) {
+    if (seg.includes('+') && seg !== '+') throw bad(`"+" must be a whole path segment: ${path}`);
+  }
+}
+
+function rule(path: string, body: unknown): PathRule {
+  checkPattern(path);
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw bad(`path "${path}" needs a body`);
+  const b = body as Record<string, unknown>;
+  for (const key of Object.keys(b)) {
+    if (key !== 'capabilities')
+      throw bad(`path "${path}": "${key}" is not supported by leaderway (only capabilities are enforced)`);
+  }
+  const caps = b.capabilities;
+  if (!Array.isArray(caps) || caps.some((c) => typeof c !== 'string'))
+    throw bad(`path "${path}": capabilities must be a list of strings`);
+  for (const c of caps) {
+    if (!(CAPABILITIES as readonly string[]).includes(c))
+      throw bad(`path "${path}": unknown capability "${c}"`);
+  }
+  return { path: path.replace(/^\//, ''), capabilities: [...new Set(caps as Capability[])].sort() };
+}
+
+/**
+ * Parses a policy document. HCL (`path "x" { ... }`) and JSON (`{"path": {"x": {...}}}`) are
+ * both accepted, as upstream. Throws 400 naming what is wrong (with HCL's line and column).
+ */
+export async function parsePolicy(name: string, text: string): Promise<ParsedPolicy> {
+  if (text.trim() === '') throw bad('the policy is empty');
+  let doc: Record<string, unknown>;
+  try {
+    doc = text.trim().startsWith('{')
+      ? (JSON.parse(text) as Record<string, unknown>)
+      : await parseHcl(text, `policy ${name}`);
+  } catch (err) {
+    if (err instanceof SyntaxError || err instanceof HclError) throw bad(err.message);
+    throw err;
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+    throw bad('the top level must be an object');
+  const paths: PathRule[] = [];
+  for (const [key, value] of Object.entries(doc)) {
+    if (key !== 'path') throw bad(`"${key}" is not supported by leaderway (only path stanzas)`);
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw bad('"path" needs labelled blocks');
+    for (const [p, bodies] of Object.entries(value as Record<string, unknown>)) {
+      // HCL gives each labelled block as a list of bodies; JSON gives the body itself.
+      for (const body of Array.isArray(bodies) ? bodies : [bodies]) paths.push(rule(p, body));
+    }
+  }
+  paths.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return { name, paths };
+}

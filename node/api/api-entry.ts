@@ -1,0 +1,75 @@
+/**
+ * Request plumbing for both of a node's listeners: `/metrics`, per-request metrics, the debug
+ * request log, the cluster listener's server span, counting requests in flight (so shutdown and
+ * step-down can drain them), then the ApiHandler.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { AnyResponse } from '../../shared/http/respond';
+import { routeClass } from '../../shared/http/route-class';
+import { methodLabel, type NodeMetrics, serveMetrics } from '../../shared/telemetry/metrics';
+import { endServerSpan, withIncomingContext } from '../../shared/telemetry/tracing';
+import { type ApiHandler, clientAddress } from './dispatch';
+import type { AnyRequest } from './request';
+
+export interface ApiEntryOptions {
+  handler: ApiHandler;
+  metrics: NodeMetrics;
+  log: Logger;
+  /** While the node is closing, responses ask keep-alive clients to reconnect elsewhere. */
+  closing(): boolean;
+  /** Counts a request in the current active term (drained on step-down); null when not active. */
+  trackActive(): (() => void) | null;
+}
+
+export class ApiEntry {
+  private apiInFlight = 0;
+
+  constructor(private readonly o: ApiEntryOptions) {}
+
+  /** Requests still running on the API listener. */
+  inFlight(): number {
+    return this.apiInFlight;
+  }
+
+  /** The API listener's request listener. */
+  readonly onApiRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.url === '/metrics' && req.method === 'GET') {
+      serveMetrics(this.o.metrics.registry, res);
+      return;
+    }
+    this.apiInFlight++;
+    res.once('close', () => this.apiInFlight--);
+    if (this.o.closing()) res.setHeader('connection', 'close');
+    this.serve(req, res, false);
+  };
+
+  /** Serves one request from either listener (`viaCluster`: forwarded by a standby or gateway). */
+  serve(req: AnyRequest, res: AnyResponse, viaCluster: boolean): void {
+    const done = this.o.trackActive();
+    if (done) res.once('close', done);
+    const started = performance.now();
+    const via = viaCluster ? 'cluster' : 'api';
+    const route = routeClass(req.url);
+    const { metrics, log } = this.o;
+    const run = (span: Parameters<typeof endServerSpan>[0]) => {
+      res.once('close', () => {
+        const status = res.statusCode;
+        metrics.http.requests.inc({ route, method: methodLabel(req.method), status: String(status), via });
+        metrics.http.duration.observe({ route, via }, (performance.now() - started) / 1000);
+        endServerSpan(span, status);
+        if (log.isLevelEnabled('debug')) {
+          log.debug(
+            { method: req.method, route, status, via, remote_addr: clientAddress(req, viaCluster) },
+            'request',
+          );
+        }
+      });
+      this.o.handler.handle(req, res, viaCluster);
+    };
+    // The API listener's server spans come from the http instrumentation; the cluster listener
+    // (HTTP/2 server) continues the forwarder's trace here.
+    if (viaCluster) withIncomingContext(req.headers, 'lw.cluster.request', run);
+    else run(undefined);
+  }
+}

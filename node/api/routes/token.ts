@@ -1,0 +1,237 @@
+/**
+ * The token store's routes, relative to `auth/token/`, with upstream's fields, response shapes
+ * and status codes: create (child, or orphan), lookup / renew / revoke by token, by accessor and
+ * for the calling token itself, revoke-orphan, and `LIST accessors` (sudo).
+ */
+import { LwError } from '../../../shared/errors';
+import { isRoot, remainingTtl, type TokenEntry } from '../../auth/token-store';
+import { parseDurationSeconds } from '../duration';
+import { type Context, noContent, ok, type Reply, type Route } from '../route';
+
+const bad = (message: string) => new LwError('LW_ERR_BAD_REQUEST', message);
+
+/** A string→string map field (`meta`). */
+function stringMap(v: unknown, field: string): Record<string, string> | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad(`invalid ${field}: a map of strings`);
+  for (const x of Object.values(v))
+    if (typeof x !== 'string') throw bad(`invalid ${field}: a map of strings`);
+  return v as Record<string, string>;
+}
+
+/** A list of strings, given as a list or a comma-separated string. */
+export function stringList(v: unknown, field: string): string[] {
+  if (v === undefined || v === null || v === '') return [];
+  const items = typeof v === 'string' ? v.split(',') : Array.isArray(v) ? v : null;
+  if (!items || items.some((x) => typeof x !== 'string')) throw bad(`invalid ${field}: a list of strings`);
+  return (items as string[]).map((x) => x.trim()).filter((x) => x !== '');
+}
+
+function bool(v: unknown, field: string, dflt: boolean): boolean {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === 'false') return v === 'true';
+  throw bad(`invalid ${field}: a boolean`);
+}
+
+function count(v: unknown, field: string): number {
+  if (v === undefined || v === null) return 0;
+  const n = typeof v === 'string' && /^\d{1,9}$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+    throw bad(`invalid ${field}: a non-negative integer`);
+  return n;
+}
+
+const duration = (v: unknown, field: string) =>
+  v === undefined || v === null || v === '' ? 0 : parseDurationSeconds(v, field);
+
+/** The `auth` block of a login or create response, as upstream shapes it. */
+export function authBlock(token: string, e: TokenEntry): Record<string, unknown> {
+  return {
+    client_token: token,
+    accessor: e.accessor,
+    policies: e.policies,
+    token_policies: e.policies,
+    identity_policies: null,
+    metadata: e.meta,
+    lease_duration: remainingTtl(e),
+    renewable: e.renewable ?? false,
+    entity_id: '',
+    token_type: 'service',
+    orphan: !e.parent,
+    mfa_requirement: null,
+    num_uses: e.num_uses ?? 0,
+  };
+}
+
+/** What lookup answers. The token itself is shown only to whoever presented it. */
+function lookupView(e: TokenEntry, id: string): Record<string, unknown> {
+  const exp = e.expire_time ?? 0;
+  return {
+    accessor: e.accessor,
+    creation_time: e.creation_time,
+    creation_ttl: e.creation_ttl ?? 0,
+    display_name: e.display_name,
+    entity_id: '',
+    expire_time: exp ? new Date(exp).toISOString() : null,
+    explicit_max_ttl: e.explicit_max_ttl ?? 0,
+    id,
+    issue_time: new Date(e.creation_time * 1000).toISOString(),
+    meta: e.meta,
+    num_uses: e.num_uses ?? 0,
+    orphan: !e.parent,
+    path: e.path ?? 'auth/token/root',
+    period: e.period || undefined,
+    policies: e.policies,
+    renewable: e.renewable ?? false,
+    ttl: remainingTtl(e),
+    type: 'service',
+  };
+}
+
+/** POST auth/token/create[-orphan]. */
+function create(orphanPath: boolean) {
+  return async (c: Context): Promise<Reply> => {
+    const b = await c.body();
+    for (const unsupported of ['id', 'role_name', 'entity_alias'] as const) {
+      if (b[unsupported] !== undefined && b[unsupported] !== '')
+        throw new LwError('LW_ERR_UNSUPPORTED', `${unsupported} is not supported by leaderway's token store`);
+    }
+    if (b.type !== undefined && b.type !== 'service' && b.type !== 'default')
+      throw new LwError('LW_ERR_UNSUPPORTED', 'only service tokens are supported');
+    const parent = c.token;
+    const root = isRoot(parent);
+    const noParent = bool(b.no_parent, 'no_parent', false);
+    // Orphans through `create` need root (or sudo on the path, checked by the ACL as upstream: we
+    // require root here); `create-orphan` is governed by its own policy path.
+    if (noParent && !orphanPath && !root)
+      throw new LwError(
+        'LW_ERR_PERMISSION_DENIED',
+        'root or sudo privileges required to create orphan token',
+      );
+    let policies = stringList(b.policies, 'policies');
+    if (policies.length === 0) policies = [...parent.policies];
+    const asked = policies.filter((p) => p !== 'default');
+    if (!root && !asked.every((p) => parent.policies.includes(p)))
+      throw bad('child policies must be subset of parent');
+    const noDefault = bool(b.no_default_policy, 'no_default_policy', false);
+    const set = new Set(policies);
+    if (noDefault) set.delete('default');
+    else if (!set.has('root')) set.add('default');
+    const displayName =
+      typeof b.display_name === 'string' && b.display_name !== '' ? `token-${b.display_name}` : 'token';
+    const { token, entry } = await c.svc.tokens.create(c.storage, {
+      policies: [...set].sort(),
+      parent: noParent || orphanPath ? null : parent,
+      displayName: displayName.slice(0, 128),
+      meta: stringMap(b.meta, 'meta'),
+      ttlS: duration(b.ttl, 'ttl'),
+      explicitMaxTtlS: duration(b.explicit_max_ttl, 'explicit_max_ttl'),
+      periodS: duration(b.period, 'period'),
+      renewable: bool(b.renewable, 'renewable', true),
+      numUses: count(b.num_uses, 'num_uses'),
+      path: orphanPath ? 'auth/token/create-orphan' : 'auth/token/create',
+      boundCidrs: [],
+    });
+    return ok(null, { auth: authBlock(token, entry) });
+  };
+}
+
+/** The token named by `token` in the body (400 when missing; 403-like "bad token" when unknown). */
+async function bodyToken(c: Context): Promise<{ raw: string; entry: TokenEntry }> {
+  const raw = (await c.body()).token;
+  if (typeof raw !== 'string' || raw === '') throw bad('missing token');
+  const entry = await c.svc.tokens.find(c.storage, raw);
+  if (!entry || !(await c.svc.tokens.valid(c.storage, entry, ''))) throw bad('bad token');
+  return { raw, entry };
+}
+
+async function bodyAccessor(c: Context): Promise<TokenEntry> {
+  const accessor = (await c.body()).accessor;
+  if (typeof accessor !== 'string' || accessor === '') throw bad('missing accessor');
+  const entry = await c.svc.tokens.findByAccessor(c.storage, accessor);
+  if (!entry) throw bad('invalid accessor');
+  return entry;
+}
+
+async function renew(c: Context, e: TokenEntry, raw: string): Promise<Reply> {
+  const increment = duration((await c.body()).increment, 'increment');
+  const next = await c.svc.tokens.renew(c.storage, e, increment);
+  return ok(null, { auth: authBlock(raw, next) });
+}
+
+/** The token routes. */
+export const tokenRoutes: readonly Route[] = [
+  { pattern: /^create$/, ops: { write: create(false) } },
+  { pattern: /^create-orphan$/, ops: { write: create(true) } },
+  {
+    pattern: /^lookup-self$/,
+    ops: {
+      read: (c) => ok(lookupView(c.token, c.rawToken)),
+      write: (c) => ok(lookupView(c.token, c.rawToken)),
+    },
+  },
+  {
+    pattern: /^lookup$/,
+    ops: {
+      write: async (c) => {
+        const { raw, entry } = await bodyToken(c);
+        return ok(lookupView(entry, raw));
+      },
+    },
+  },
+  { pattern: /^lookup-accessor$/, ops: { write: async (c) => ok(lookupView(await bodyAccessor(c), '')) } },
+  { pattern: /^renew-self$/, ops: { write: (c) => renew(c, c.token, c.rawToken) } },
+  {
+    pattern: /^renew$/,
+    ops: {
+      write: async (c) => {
+        const { raw, entry } = await bodyToken(c);
+        return renew(c, entry, raw);
+      },
+    },
+  },
+  { pattern: /^renew-accessor$/, ops: { write: async (c) => renew(c, await bodyAccessor(c), '') } },
+  {
+    pattern: /^revoke-self$/,
+    ops: {
+      write: async (c) => {
+        await c.svc.tokens.revoke(c.storage, c.token, false);
+        return noContent();
+      },
+    },
+  },
+  {
+    pattern: /^revoke$/,
+    ops: {
+      write: async (c) => {
+        await c.svc.tokens.revoke(c.storage, (await bodyToken(c)).entry, false);
+        return noContent();
+      },
+    },
+  },
+  {
+    pattern: /^revoke-accessor$/,
+    ops: {
+      write: async (c) => {
+        await c.svc.tokens.revoke(c.storage, await bodyAccessor(c), false);
+        return noContent();
+      },
+    },
+  },
+  {
+    pattern: /^revoke-orphan$/,
+    sudo: true,
+    ops: {
+      write: async (c) => {
+        await c.svc.tokens.revoke(c.storage, (await bodyToken(c)).entry, true);
+        return noContent();
+      },
+    },
+  },
+  {
+    pattern: /^accessors$/,
+    sudo: true,
+    ops: { list: async (c) => ok({ keys: await c.svc.tokens.accessors(c.storage) }) },
+  },
+];

@@ -1,0 +1,298 @@
+/**
+ * The token store. A token is never stored: its entry lives at `auth/token/id/<hmac>` (an HMAC
+ * under the keyring's key, so Redis holds neither the token nor a plain hash of it), and the
+ * entry's own copy of the HMAC is compared in constant time. Beside it:
+ *   `auth/token/accessor/<hmac(accessor)>` → the token's HMAC (lookup and revoke by accessor);
+ *   `auth/token/parent/<parent hmac>/<child hmac>` → the tree, so revoking a parent revokes its
+ *   children (unless they are orphaned first, `revoke-orphan`).
+ *
+ * Validity is decided on every request from storage, never from a cache: a token is accepted
+ * only if its entry exists, has not expired, every ancestor up its tree exists and has not
+ * expired (so a revoked or expired parent disables its children at once, before the tree is
+ * deleted), its use count is not spent and the client address is inside its bound CIDRs. All
+ * writes go through the active node's fenced storage.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { LwError, MESSAGES } from '../../shared/errors';
+import type { JsonWriteOp, SecureStorage } from '../barrier/secure-storage';
+import { KeyedMutex } from '../kv/keyed-mutex';
+import { cidrsContain } from './cidr';
+
+const ENTRY = 'auth/token/id/';
+const ACCESSOR = 'auth/token/accessor/';
+const CHILDREN = 'auth/token/parent/';
+const TOKEN_PREFIX = 'hvs.';
+
+/** Upstream's system default and maximum token TTL (768h), for tokens without the root policy. */
+export const DEFAULT_TTL_S = 768 * 3600;
+export const MAX_TTL_S = 768 * 3600;
+/** Deepest token tree walked when checking ancestors (deeper trees are refused at creation). */
+const MAX_DEPTH = 32;
+
+/** A stored token entry. Fields after `meta` are absent on root tokens written by 0.1.0's init. */
+export interface TokenEntry {
+  hash: string;
+  accessor: string;
+  policies: string[];
+  display_name: string;
+  /** Unix seconds. */
+  creation_time: number;
+  meta: Record<string, string> | null;
+  /** The TTL it was created with, seconds (0: none). */
+  creation_ttl?: number;
+  /** When it expires, ms since the epoch (0: never). */
+  expire_time?: number;
+  /** No renewal goes past this, ms since the epoch (0: no cap). */
+  max_expire?: number;
+  explicit_max_ttl?: number;
+  /** Periodic tokens renew to this many seconds, indefinitely. */
+  period?: number;
+  renewable?: boolean;
+  /** Uses left (0: unlimited). */
+  num_uses?: number;
+  /** The parent's HMAC ('' or absent: an orphan). */
+  parent?: string;
+  /** Where it was created: auth/token/create, auth/approle/login, auth/token/root. */
+  path?: string;
+  /** The client address must be in one of these (empty: anywhere). */
+  bound_cidrs?: string[];
+  /** Depth in its tree (0 for orphans). */
+  depth?: number;
+}
+
+/** What a caller asks for when creating a token. */
+export interface TokenSpec {
+  policies: string[];
+  parent: TokenEntry | null;
+  displayName: string;
+  meta: Record<string, string> | null;
+  ttlS: number;
+  explicitMaxTtlS: number;
+  periodS: number;
+  renewable: boolean;
+  numUses: number;
+  path: string;
+  boundCidrs: string[];
+}
+
+/** Creates a new random token. */
+export function newToken(): string {
+  return TOKEN_PREFIX + randomBytes(24).toString('base64url');
+}
+
+/** The storage entry for the root token created at init. */
+export function rootTokenEntry(storage: SecureStorage, token: string): { path: string; value: TokenEntry } {
+  const hash = storage.barrier.hmac(token);
+  return {
+    path: ENTRY + hash,
+    value: {
+      hash,
+      accessor: randomBytes(12).toString('base64url'),
+      policies: ['root'],
+      display_name: 'root',
+      creation_time: Math.floor(Date.now() / 1000),
+      meta: null,
+      path: 'auth/token/root',
+      renewable: false,
+    },
+  };
+}
+
+/** Whether an entry carries the root policy. */
+export function isRoot(entry: TokenEntry): boolean {
+  return entry.policies.includes('root');
+}
+
+function expired(e: TokenEntry, now: number): boolean {
+  return (e.expire_time ?? 0) > 0 && (e.expire_time as number) <= now;
+}
+
+/** Remaining TTL in seconds, rounded (0 for tokens that never expire). */
+export function remainingTtl(e: TokenEntry, now = Date.now()): number {
+  const exp = e.expire_time ?? 0;
+  return exp === 0 ? 0 : Math.max(0, Math.round((exp - now) / 1000));
+}
+
+const denied = () => new LwError('LW_ERR_PERMISSION_DENIED', MESSAGES.permissionDenied);
+
+/** The token store over one storage view. */
+export class TokenStore {
+  private readonly uses = new KeyedMutex();
+
+  private entryAt(s: SecureStorage, hash: string): Promise<TokenEntry | null> {
+    return s.get<TokenEntry>(ENTRY + hash);
+  }
+
+  /** The entry of a token, without any validity check (null when unknown). */
+  async find(s: SecureStorage, token: string | undefined): Promise<TokenEntry | null> {
+    // Reject absurd tokens before hashing; the length limit is not secret.
+    if (!token || token.length > 256) return null;
+    const hash = s.barrier.hmac(token);
+    const entry = await this.entryAt(s, hash);
+    const a = Buffer.from(hash, 'hex');
+    const b = Buffer.from(entry?.hash ?? '00'.repeat(32), 'hex');
+    if (!entry || a.length !== b.length || !timingSafeEqual(a, b)) return null;
+    return entry;
+  }
+
+  /** The entry for an accessor (null when unknown). */
+  async findByAccessor(s: SecureStorage, accessor: unknown): Promise<TokenEntry | null> {
+    if (typeof accessor !== 'string' || accessor === '' || accessor.length > 128) return null;
+    const ref = await s.get<{ hash: string }>(ACCESSOR + s.barrier.hmac(`accessor:${accessor}`));
+    return ref ? this.entryAt(s, ref.hash) : null;
+  }
+
+  /**
+   * Whether `e` may be used now from `clientAddr`: not expired, uses left, address bound, and
+   * every ancestor alive.
+   */
+  async valid(s: SecureStorage, e: TokenEntry, clientAddr: string, now = Date.now()): Promise<boolean> {
+    if (expired(e, now)) return false;
+    if (e.bound_cidrs?.length && !cidrsContain(e.bound_cidrs, clientAddr)) return false;
+    let parent = e.parent;
+    for (let depth = 0; parent; depth++) {
+      if (depth >= MAX_DEPTH) return false;
+      const p = await this.entryAt(s, parent);
+      if (!p || expired(p, now)) return false;
+      parent = p.parent;
+    }
+    return true;
+  }
+
+  /** The entry of a valid token; 403 permission denied otherwise. */
+  async authenticate(s: SecureStorage, token: string | undefined, clientAddr: string): Promise<TokenEntry> {
+    const e = await this.find(s, token);
+    if (!e || !(await this.valid(s, e, clientAddr))) throw denied();
+    return e;
+  }
+
+  /**
+   * Counts one use of a limited-use token (`num_uses`). The request that spends the last use
+   * is still served; the token is revoked at once, so no later request can use it.
+   */
+  use(s: SecureStorage, e: TokenEntry): Promise<void> {
+    if (!e.num_uses) return Promise.resolve();
+    return this.uses.run(e.hash, async () => {
+      const current = await this.entryAt(s, e.hash);
+      if (!current?.num_uses) throw denied();
+      if (current.num_uses === 1) {
+        await this.revoke(s, current, false);
+        return;
+      }
+      await s.put(ENTRY + e.hash, { ...current, num_uses: current.num_uses - 1 });
+    });
+  }
+
+  /** Creates a token; resolves the token and its entry. */
+  async create(s: SecureStorage, spec: TokenSpec): Promise<{ token: string; entry: TokenEntry }> {
+    const now = Date.now();
+    const root = spec.policies.includes('root');
+    const depth = spec.parent ? (spec.parent.depth ?? 0) + 1 : 0;
+    if (depth > MAX_DEPTH) throw new LwError('LW_ERR_BAD_REQUEST', 'token tree is too deep');
+    // Periodic tokens renew to their period forever; others get a TTL capped by the system
+    // maximum (root-policy tokens may live forever) and by explicit_max_ttl.
+    let maxS = root ? 0 : MAX_TTL_S;
+    if (spec.explicitMaxTtlS > 0)
+      maxS = maxS === 0 ? spec.explicitMaxTtlS : Math.min(maxS, spec.explicitMaxTtlS);
+    let ttlS = spec.periodS > 0 ? spec.periodS : spec.ttlS || (root ? 0 : DEFAULT_TTL_S);
+    if (maxS > 0 && (ttlS === 0 || ttlS > maxS)) ttlS = maxS;
+    const token = newToken();
+    const hash = s.barrier.hmac(token);
+    const entry: TokenEntry = {
+      hash,
+      accessor: randomBytes(12).toString('base64url'),
+      policies: spec.policies,
+      display_name: spec.displayName,
+      creation_time: Math.floor(now / 1000),
+      meta: spec.meta,
+      creation_ttl: ttlS,
+      expire_time: ttlS > 0 ? now + ttlS * 1000 : 0,
+      max_expire:
+        spec.periodS > 0
+          ? spec.explicitMaxTtlS > 0
+            ? now + spec.explicitMaxTtlS * 1000
+            : 0
+          : maxS > 0
+            ? now + maxS * 1000
+            : 0,
+      explicit_max_ttl: spec.explicitMaxTtlS,
+      period: spec.periodS,
+      renewable: spec.periodS > 0 || (spec.renewable && ttlS > 0),
+      num_uses: spec.numUses,
+      parent: spec.parent?.hash ?? '',
+      path: spec.path,
+      bound_cidrs: spec.boundCidrs,
+      depth,
+    };
+    const ops: JsonWriteOp[] = [
+      { op: 'put', path: ENTRY + hash, value: entry },
+      { op: 'put', path: ACCESSOR + s.barrier.hmac(`accessor:${entry.accessor}`), value: { hash } },
+    ];
+    if (spec.parent) ops.push({ op: 'put', path: `${CHILDREN}${spec.parent.hash}/${hash}`, value: {} });
+    await s.batch(ops);
+    return { token, entry };
+  }
+
+  /**
+   * Extends a token's life by `incrementS` (its creation TTL when 0; its period for periodic
+   * tokens), never past its max. Throws 400 when it is not renewable.
+   */
+  async renew(s: SecureStorage, e: TokenEntry, incrementS: number): Promise<TokenEntry> {
+    if (!e.renewable) throw new LwError('LW_ERR_BAD_REQUEST', 'lease is not renewable');
+    const now = Date.now();
+    const byS = e.period ? e.period : incrementS || e.creation_ttl || DEFAULT_TTL_S;
+    let expire = now + byS * 1000;
+    if (e.max_expire && expire > e.max_expire) expire = e.max_expire;
+    const next = { ...e, expire_time: expire };
+    await s.put(ENTRY + e.hash, next);
+    return next;
+  }
+
+  /**
+   * Revokes a token and, unless `orphanChildren`, its whole tree (children first). With
+   * `orphanChildren` its children stay valid as orphans.
+   */
+  async revoke(s: SecureStorage, e: TokenEntry, orphanChildren: boolean): Promise<void> {
+    for (const child of await s.list(`${CHILDREN}${e.hash}/`)) {
+      const c = await this.entryAt(s, child);
+      if (c && orphanChildren) await s.put(ENTRY + c.hash, { ...c, parent: '', depth: 0 });
+      else if (c) await this.revoke(s, c, false);
+      await s.delete(`${CHILDREN}${e.hash}/${child}`);
+    }
+    const ops: JsonWriteOp[] = [
+      { op: 'delete', path: ENTRY + e.hash },
+      { op: 'delete', path: ACCESSOR + s.barrier.hmac(`accessor:${e.accessor}`) },
+    ];
+    if (e.parent) ops.push({ op: 'delete', path: `${CHILDREN}${e.parent}/${e.hash}` });
+    await s.batch(ops);
+  }
+
+  /** Every token's accessor (for `LIST auth/token/accessors`). */
+  async accessors(s: SecureStorage): Promise<string[]> {
+    const out: string[] = [];
+    for (const hash of await s.list(ENTRY)) {
+      const e = await this.entryAt(s, hash);
+      if (e) out.push(e.accessor);
+    }
+    return out.sort();
+  }
+
+  /**
+   * Deletes expired tokens (with their trees), tokens whose parent is gone, and tokens that
+   * `drop` selects (e.g. issued by a disabled auth mount). Resolves how many were revoked.
+   */
+  async tidy(s: SecureStorage, drop: (e: TokenEntry) => boolean = () => false): Promise<number> {
+    const now = Date.now();
+    let revoked = 0;
+    for (const hash of await s.list(ENTRY)) {
+      const e = await this.entryAt(s, hash);
+      if (!e) continue;
+      const orphaned = e.parent ? !(await this.entryAt(s, e.parent)) : false;
+      if (expired(e, now) || orphaned || drop(e)) {
+        await this.revoke(s, e, false);
+        revoked++;
+      }
+    }
+    return revoked;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * A whole deployment for end-to-end tests: a real Redis, `nodes` real nodes whose api_addr is
+ * the gateway, and one real gateway in front, initialized, with every node unsealed and the
+ * gateway following the active one.
+ */
+
+import { findActive, waitActive } from './cluster';
+import { call, initCluster } from './http';
+import { freePort } from './ports';
+import { type Proc, spawnGateway, spawnNode, testKeys, waitFor } from './procs';
+import { type RedisServer, startRedis } from './redis';
+
+export interface GatewayCluster {
+  redis: RedisServer;
+  keys: { sealKey: string; adKey: string };
+  nodes: Proc[];
+  gw: Proc;
+  /** The root token from init. */
+  token: string;
+  /** The active node (waits for one, and for the gateway to follow it). */
+  active(): Promise<Proc>;
+  /** A live node that is not active. */
+  standby(): Promise<Proc>;
+  /** The three ways in: the gateway, a standby (forwarding) and the active node. */
+  targets(): Array<[name: string, target: () => Promise<Proc>]>;
+  stop(): Promise<void>;
+}
+
+export interface GatewayClusterOptions {
+  nodes?: number;
+  nodeEnv?: Record<string, string>;
+  gatewayEnv?: Record<string, string>;
+}
+
+export async function startGatewayCluster(o: GatewayClusterOptions = {}): Promise<GatewayCluster> {
+  const redis = await startRedis();
+  const keys = testKeys();
+  const port = await freePort();
+  const apiAddr = `http://127.0.0.1:${port}`;
+  const names = Array.from({ length: o.nodes ?? 3 }, (_, i) => `n${i + 1}`);
+  const nodes = await Promise.all(
+    names.map((n) => spawnNode(n, { redisUrl: redis.url, keys, apiAddr, env: o.nodeEnv })),
+  );
+  const token = await initCluster(nodes[0]!.url);
+  const gw = await spawnGateway('gw', { redisUrl: redis.url, keys, port, env: o.gatewayEnv });
+  const live = () => nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+  const c: GatewayCluster = {
+    redis,
+    keys,
+    nodes,
+    gw,
+    token,
+    async active() {
+      const a = await waitActive(live(), 20_000);
+      await waitFor(
+        async () => ((await call(gw.url, '/-/ready')).body as { leader?: string }).leader === a.name,
+        15_000,
+        `the gateway following ${a.name}`,
+      );
+      return a;
+    },
+    async standby() {
+      const a = await findActive(live());
+      const s = live().find((n) => n !== a);
+      if (!s) throw new Error('no standby');
+      return s;
+    },
+    targets() {
+      return [
+        ['gateway', async () => gw],
+        ['standby', () => c.standby()],
+        ['active', () => c.active()],
+      ];
+    },
+    async stop() {
+      await Promise.all([...nodes, gw].map((p) => p.stop('SIGKILL')));
+      await redis.stop();
+    },
+  };
+  for (const n of nodes) {
+    await waitFor(
+      async () => {
+        const l = await call(n.url, '/v1/sys/leader');
+        return l.status === 200 && (l.body as { leader_address: string }).leader_address !== '';
+      },
+      15_000,
+      `${n.name} unsealed and following the leader`,
+    );
+  }
+  await c.active();
+  return c;
+}
