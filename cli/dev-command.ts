@@ -17,7 +17,7 @@ import { type NodeConfig, nodeSchema } from '../shared/config/node-schema';
 import { InmemStore } from '../shared/storage/inmem';
 import { openStorage } from '../shared/storage/open';
 import { createLogger } from '../shared/telemetry/logger';
-import { type Closable, closeOnSignals, exitOnConfigError } from './run';
+import { type Closable, closeOnSignals, exitOnConfigError, reloadOnSighup } from './run';
 
 export async function devCommand(): Promise<void> {
   let dev: DevConfig;
@@ -81,6 +81,7 @@ export async function devCommand(): Promise<void> {
     log: createLogger({ service: 'leaderway-gateway', nodeId: 'gateway', level: dev.log_level }),
   });
   const parts: Closable[] = [gateway, ...nodes];
+  reloadOnSighup([...nodes, gateway]);
   closeOnSignals(parts, () => process.stdout.write('\nleaderway dev: shutting down\n'));
   for (const n of nodes) await n.start();
   await gateway.start();

@@ -9,7 +9,7 @@ import { openStorage, warmUp } from '../shared/storage/open';
 import { createLogger } from '../shared/telemetry/logger';
 import { VERSION } from '../shared/version';
 import { banner } from './banner';
-import { closeOnSignals, exitOnConfigError, exitOnListenError } from './run';
+import { closeOnSignals, exitOnConfigError, exitOnListenError, reloadOnSighup } from './run';
 
 /** Locks are read, never held, by a gateway: a short command timeout keeps reads snappy. */
 const GATEWAY_LOCK_COMMAND_TIMEOUT_MS = 1_000;
@@ -40,17 +40,18 @@ export async function gatewayCommand(): Promise<void> {
   const storage = openStorage(data, ha, { lockCommandTimeoutMs: GATEWAY_LOCK_COMMAND_TIMEOUT_MS });
   process.stdout.write(
     banner('leaderway gateway', {
-      Listener: `tcp (addr: "${formatHostPort(settings.listen)}", tls: "${settings.tls ? 'enabled' : 'disabled'}")`,
+      Listener: `tcp (addr: "${formatHostPort(settings.listener.listen)}", tls: "${settings.listener.tls ? 'enabled' : 'disabled'}")`,
       Storage: ha ? 'redis (split: lock in HA storage)' : 'redis',
       Version: `leaderway v${VERSION}`,
     }),
   );
-  if (!settings.tls)
+  if (!settings.listener.tls)
     log.warn(
       'the gateway listener has no TLS: traffic is plain HTTP (set LEADERWAY_TLS_CERT_FILE/_KEY_FILE)',
     );
   if (!(await warmUp(storage, 5_000))) log.warn('storage is not reachable yet; will keep trying');
   const gateway = new GatewayServer(settings, { ...storage, log });
+  reloadOnSighup([gateway], () => log.info({ signal: 'SIGHUP' }, 'reloading the TLS certificate'));
   closeOnSignals([gateway], (sig) => log.info({ signal: sig }, 'draining'));
   await gateway.start().catch((err) => exitOnListenError(err, 'LEADERWAY_LISTEN_ADDR'));
   log.info({ addr: formatHostPort(gateway.address()) }, 'listening');

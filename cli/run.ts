@@ -1,6 +1,7 @@
 /**
  * What every entry point shares: turn configuration errors into exit code 2, wire SIGTERM and
- * SIGINT to close(), and exit 0 once closed. Only entry points call process.exit.
+ * SIGINT to close(), SIGHUP to reload(), and exit 0 once closed. Only entry points call
+ * process.exit.
  */
 import { ConfigError } from '../shared/config/load';
 import { flushTelemetry } from '../shared/telemetry/tracing';
@@ -51,4 +52,20 @@ export function closeOnSignals(parts: Closable[], onSignal?: (sig: string) => vo
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
+}
+
+/** A part that reloads what it can (TLS certificates) on SIGHUP. */
+export interface Reloadable {
+  reload(): void;
+}
+
+/**
+ * SIGHUP reloads, as OpenBao operators expect — Node's default for SIGHUP would terminate the
+ * process. `onSignal` logs the signal.
+ */
+export function reloadOnSighup(parts: Reloadable[], onSignal?: () => void): void {
+  process.on('SIGHUP', () => {
+    onSignal?.();
+    for (const p of parts) p.reload();
+  });
 }

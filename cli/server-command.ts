@@ -9,16 +9,16 @@ import { openStorage, warmUp } from '../shared/storage/open';
 import { createLogger } from '../shared/telemetry/logger';
 import { VERSION } from '../shared/version';
 import { banner } from './banner';
-import { closeOnSignals, exitOnConfigError, exitOnListenError } from './run';
+import { closeOnSignals, exitOnConfigError, exitOnListenError, reloadOnSighup } from './run';
 
 /** The banner lines for a node. */
 export function nodeBanner(s: NodeSettings, storageKind: string, haKind: string | null): string {
   const lines: Record<string, string> = {
     'Api Address': s.apiAddr,
     'Cluster Address': s.clusterAddr || '(clustering disabled)',
-    'Listener 1': `tcp (addr: "${formatHostPort(s.listen)}", cluster address: "${
+    'Listener 1': `tcp (addr: "${formatHostPort(s.listener.listen)}", cluster address: "${
       s.clusterListen ? formatHostPort(s.clusterListen) : ''
-    }", tls: "${s.tls ? 'enabled' : 'disabled'}")`,
+    }", tls: "${s.listener.tls ? 'enabled' : 'disabled'}")`,
     Storage: haKind ? storageKind : `${storageKind} (HA available)`,
     Version: `leaderway v${VERSION}`,
   };
@@ -44,12 +44,13 @@ export async function serverCommand(): Promise<void> {
   if (settings.storage.type === 'inmem') {
     log.warn('in-memory storage is in use: it should NOT be used in production (data is lost on exit)');
   }
-  if (!settings.tls)
+  if (!settings.listener.tls)
     log.warn('the API listener has no TLS: traffic is plain HTTP (set LEADERWAY_TLS_CERT_FILE/_KEY_FILE)');
   if (storage.split)
     log.warn('split storage: fencing is unavailable, so a paused active node may still write (see docs)');
   if (!(await warmUp(storage, 5_000))) log.warn('storage is not reachable yet; will keep trying');
   const node = new NodeServer(settings, { ...storage, log });
+  reloadOnSighup([node], () => log.info({ signal: 'SIGHUP' }, 'reloading the TLS certificate'));
   closeOnSignals([node], (sig) => log.info({ signal: sig }, 'shutting down'));
   await node.start().catch((err) => exitOnListenError(err, 'LEADERWAY_LISTEN_ADDR'));
   log.info({ addr: formatHostPort(node.address()) }, 'listening');

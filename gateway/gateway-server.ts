@@ -7,17 +7,19 @@
  * load balancer moves away; stop accepting; let in-flight requests finish (bounded); stop
  * following the leader; close storage.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { sendJson } from '../shared/http/respond';
 import { routeClass } from '../shared/http/route-class';
-import { closeGracefully, createApiServer, listen } from '../shared/http/server';
-import { LeaderWatcher } from '../shared/leader/leader-watcher';
+import { ApiListener } from '../shared/http/server';
+import { type Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
+import { type ProbeResult, probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
 import {
   createGatewayMetrics,
   type GatewayMetrics,
+  listenerHooks,
   methodLabel,
   serveMetrics,
 } from '../shared/telemetry/metrics';
@@ -34,10 +36,17 @@ export interface GatewayDeps {
 
 export type GatewayStatus = 'new' | 'running' | 'draining' | 'closed';
 
+/** While the leader is unreachable, how often to probe it again. */
+const REPROBE_MS = 2_000;
+
 export class GatewayServer {
   private status: GatewayStatus = 'new';
-  private server: Server | undefined;
+  private readonly listener: ApiListener;
+  private started = false;
   private inFlight = 0;
+  /** Whether the current leader's cluster_addr accepts our TLS connection (null: not probed yet). */
+  private reach: { uuid: string; result: ProbeResult | null } | null = null;
+  private reprobe: NodeJS.Timeout | undefined;
   readonly watcher: LeaderWatcher;
   private readonly proxy: GatewayProxy;
   /** This gateway's Prometheus metrics (served at /metrics). */
@@ -57,6 +66,7 @@ export class GatewayServer {
       hooks: {
         onChange: (l) => {
           this.metrics.leaderKnown.set(l ? 1 : 0);
+          this.probe(l);
           if (l) this.metrics.leaderChanges.inc();
           addEvent('leader.change', { 'lw.leader.epoch': l?.ad.epoch ?? 0 });
           deps.log.info(
@@ -71,14 +81,22 @@ export class GatewayServer {
         onReadError: (err) => deps.log.debug({ err: (err as Error).message }, 'leader read failed'),
       },
     });
+    this.listener = new ApiListener(
+      settings.listener,
+      (req, res) => this.onRequest(req, res),
+      listenerHooks(this.metrics.listener, deps.log),
+    );
+    const notAfter = this.listener.certificateNotAfter();
+    if (notAfter) this.metrics.listener.tlsNotAfter.set(Math.floor(notAfter.getTime() / 1000));
     this.proxy = new GatewayProxy({
       watcher: this.watcher,
       trustedProxies: settings.trustedProxies,
-      tls: settings.tls !== null,
+      tls: settings.listener.tls !== null,
       failoverWaitMs: settings.failoverWaitMs,
       hooks: {
-        onAttempt: (kind) => {
+        onAttempt: (kind, uuid, error) => {
           this.metrics.attempts.inc({ outcome: kind });
+          this.onAttempt(kind, uuid, error);
           if (kind === 'not-sent' || kind === 'maybe-sent' || kind === 'broken')
             this.metrics.upstreamErrors.inc({ kind });
         },
@@ -93,6 +111,57 @@ export class GatewayServer {
     });
   }
 
+  /** Probes a new leader's cluster_addr; while it fails, again every REPROBE_MS. */
+  private probe(l: Leader | null): void {
+    clearTimeout(this.reprobe);
+    if (!l?.client) {
+      this.reach = null;
+      return;
+    }
+    const { ad, client } = l;
+    this.reach = { uuid: ad.uuid, result: null };
+    const run = async () => {
+      const result = await probeClusterAddr(
+        ad.cluster_addr,
+        client.context,
+        `fw-${ad.uuid}`,
+        Buffer.from(ad.cert, 'base64'),
+      );
+      if (this.reach?.uuid !== ad.uuid || this.status === 'closed') return;
+      this.setReach(ad.uuid, result, ad.node_id, ad.cluster_addr);
+      if (!result.ok) {
+        this.reprobe = setTimeout(() => void run(), REPROBE_MS);
+        this.reprobe.unref();
+      }
+    };
+    void run();
+  }
+
+  private setReach(uuid: string, result: ProbeResult, node: string, addr: string): void {
+    const was = this.reach?.result;
+    this.reach = { uuid, result };
+    this.metrics.leaderReachable.set(result.ok ? 1 : 0);
+    if (!result.ok && (was === null || was?.ok !== false)) {
+      this.deps.log.error(
+        { leader: node, cluster_addr: addr, error: result.error },
+        'cannot connect to the advertised leader: check its cluster_addr (BAO_CLUSTER_ADDR) and that this gateway can reach it',
+      );
+    } else if (result.ok && was?.ok === false) {
+      this.deps.log.info({ leader: node, cluster_addr: addr }, 'advertised leader reachable again');
+    }
+  }
+
+  /** Requests tell us too: a connection refused means unreachable, an answer means reachable. */
+  private onAttempt(kind: string, uuid: string, error: string | undefined): void {
+    const leader = this.watcher.current();
+    if (!leader || leader.ad.uuid !== uuid || this.reach?.uuid !== uuid) return;
+    if (kind === 'served' && this.reach.result?.ok === false) this.probe(leader);
+    else if (kind === 'not-sent' && this.reach.result?.ok !== false && error) {
+      this.setReach(uuid, { ok: false, error }, leader.ad.node_id, leader.ad.cluster_addr);
+      this.probe(leader);
+    }
+  }
+
   private setStatus(s: GatewayStatus): void {
     if (this.status === s) return;
     this.deps.log.info({ from: this.status, to: s }, 'gateway status');
@@ -101,19 +170,23 @@ export class GatewayServer {
 
   /** The listening address (useful with port 0). */
   address(): { host: string; port: number } {
-    const a = this.server?.address();
-    return typeof a === 'object' && a ? { host: a.address, port: a.port } : this.settings.listen;
+    return this.listener.address();
   }
 
   async start(): Promise<void> {
-    if (this.server) return;
+    if (this.started) return;
+    this.started = true;
     await this.watcher.start();
-    this.server = createApiServer(this.settings.tls, (req, res) => this.onRequest(req, res));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+    this.listener.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
-    await listen(this.server, this.settings.listen.host, this.settings.listen.port);
+    await this.listener.listen();
     this.setStatus('running');
+  }
+
+  /** SIGHUP: reload the listener's TLS certificate. */
+  reload(): void {
+    this.listener.reloadTls();
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -160,10 +233,16 @@ export class GatewayServer {
       sendJson(res, 200, { status: 'live' }, {}, head);
     } else if (path === '/-/ready') {
       const leader = this.watcher.current();
-      if (this.status === 'running' && leader?.client) {
+      const reach = this.reach?.uuid === leader?.ad.uuid ? this.reach?.result : null;
+      if (this.status === 'running' && leader?.client && reach?.ok !== false) {
         sendJson(res, 200, { status: 'ready', leader: leader.ad.node_id, epoch: leader.ad.epoch }, {}, head);
       } else {
-        const why = this.status !== 'running' ? 'draining' : 'no valid leader known';
+        const why =
+          this.status !== 'running'
+            ? 'draining'
+            : !leader?.client
+              ? 'no valid leader known'
+              : `leader ${leader.ad.node_id} is not reachable at its cluster_addr ${leader.ad.cluster_addr}: ${reach && !reach.ok ? reach.error : ''}`;
         sendJson(res, 503, { errors: [why] }, { 'retry-after': '1' }, head);
       }
     } else if (path === '/metrics') {
@@ -199,7 +278,9 @@ export class GatewayServer {
       this.deps.log.info({ drain_delay_ms: this.settings.drainDelayMs }, 'draining: /-/ready now 503');
       await new Promise((r) => setTimeout(r, this.settings.drainDelayMs));
     }
-    if (this.server) await closeGracefully(this.server, () => this.inFlight, this.settings.shutdownTimeoutMs);
+    if (this.started)
+      await this.listener.closeGracefully(() => this.inFlight, this.settings.shutdownTimeoutMs);
+    clearTimeout(this.reprobe);
     await this.watcher.close();
     await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
     this.setStatus('closed');

@@ -33,7 +33,8 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'LIST']);
 
 /** Hooks for metrics. */
 export interface ProxyHooks {
-  onAttempt?(outcome: ProxyOutcome['kind']): void;
+  /** After each attempt: its outcome, the leader it went to, and the error (when there was one). */
+  onAttempt?(outcome: ProxyOutcome['kind'], leaderUuid: string, error: string | undefined): void;
   onRetry?(reason: string): void;
   onLeaderWait?(ms: number): void;
   onUnknownOutcome?(error: string): void;
@@ -171,7 +172,7 @@ export class GatewayProxy {
         outcome.kind !== 'served',
         outcome.kind === 'served' ? { 'http.response.status_code': outcome.status } : {},
       );
-      this.o.hooks?.onAttempt?.(outcome.kind);
+      this.o.hooks?.onAttempt?.(outcome.kind, leader.ad.uuid, 'error' in outcome ? outcome.error : undefined);
       // Served, broken mid-response, or the client went away: nothing more to do.
       if (outcome.kind === 'served' || outcome.kind === 'broken' || abort.signal.aborted) return;
       if (outcome.kind === 'maybe-sent' && !IDEMPOTENT.has(method)) {

@@ -9,15 +9,16 @@
  * in-flight requests, deletes the advertisement and releases the lock so a standby takes over at
  * once; finish the API's in-flight requests (bounded); stop the watcher; close storage.
  */
-import type { Server } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { LwError, MESSAGES } from '../shared/errors';
-import { closeGracefully, createApiServer, listen } from '../shared/http/server';
+import { ApiListener } from '../shared/http/server';
 import { LeaderWatcher } from '../shared/leader/leader-watcher';
+import { type ProbeResult, probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
 import type { HeldLock } from '../shared/storage/held-lock';
-import { createNodeMetrics, type NodeMetrics } from '../shared/telemetry/metrics';
+import { createNodeMetrics, listenerHooks, type NodeMetrics } from '../shared/telemetry/metrics';
 import { detached, traced } from '../shared/telemetry/tracing';
 import { VERSION } from '../shared/version';
 import { ApiEntry } from './api/api-entry';
@@ -71,7 +72,10 @@ export class NodeServer implements NodeApi {
   readonly metrics: NodeMetrics = createNodeMetrics();
   private current: NodeState = { status: 'new' };
   private ha: HaParts | null = null;
-  private server: Server | undefined;
+  private readonly listener: ApiListener;
+  private started = false;
+  /** The current term's check that cluster_addr reaches this node (null: not active or not yet known). */
+  private clusterAddrCheck: ProbeResult | null = null;
   private readonly api: ApiHandler;
   private readonly entry: ApiEntry;
   private readonly peerTable = new PeerTable();
@@ -99,6 +103,13 @@ export class NodeServer implements NodeApi {
         return session?.serving() ? session.track() : null;
       },
     });
+    this.listener = new ApiListener(
+      settings.listener,
+      this.entry.onApiRequest,
+      listenerHooks(this.metrics.listener, deps.log),
+    );
+    const notAfter = this.listener.certificateNotAfter();
+    if (notAfter) this.metrics.listener.tlsNotAfter.set(Math.floor(notAfter.getTime() / 1000));
   }
 
   state(): NodeState {
@@ -115,16 +126,20 @@ export class NodeServer implements NodeApi {
 
   /** The listening API address (useful when configured with port 0). */
   address(): { host: string; port: number } {
-    const a = this.server?.address();
-    return typeof a === 'object' && a ? { host: a.address, port: a.port } : this.settings.listen;
+    return this.listener.address();
   }
 
   async start(): Promise<void> {
-    if (this.server) return;
+    if (this.started) return;
+    this.started = true;
     this.setState({ status: 'sealed', seal: 'sealed' });
-    this.server = createApiServer(this.settings.tls, this.entry.onApiRequest);
-    await listen(this.server, this.settings.listen.host, this.settings.listen.port);
+    await this.listener.listen();
     this.unsealLoop = this.unsealWhenReady();
+  }
+
+  /** SIGHUP: reload the API listener's TLS certificate (as `bao server` does). */
+  reload(): void {
+    this.listener.reloadTls();
   }
 
   /** Tries to unseal until it works: waits for init, retries while storage is down. */
@@ -198,7 +213,7 @@ export class NodeServer implements NodeApi {
       standby: new StandbyPolicy({
         watcher,
         forwarding: connect,
-        tlsApi: s.tls !== null,
+        tlsApi: s.listener.tls !== null,
         log,
         metrics: this.metrics,
       }),
@@ -262,6 +277,38 @@ export class NodeServer implements NodeApi {
     await traced('lw.advertise', { 'lw.epoch': lock.epoch }, () => session.start());
     this.tidy.start(session.storage);
     void unsealed.watcher.refresh();
+    if (s.clusterListen) void this.checkClusterAddr(session, identity);
+  }
+
+  /**
+   * Checks that the advertised cluster_addr reaches this node's cluster listener. With api_addr
+   * pointing at a load balancer and cluster_addr unset, the derived cluster_addr is the load
+   * balancer's: standbys and gateways would then never reach the active. Say so loudly.
+   */
+  private async checkClusterAddr(session: ActiveSession, identity: ClusterIdentity): Promise<void> {
+    this.clusterAddrCheck = null;
+    const context = createSecureContext({
+      ca: [identity.certPem],
+      cert: identity.certPem,
+      key: identity.keyPem,
+    });
+    const r = await probeClusterAddr(
+      session.ad.cluster_addr,
+      context,
+      `fw-${identity.uuid}`,
+      Buffer.from(identity.certDer, 'base64'),
+    );
+    if (sessionOf(this.current) !== session) return;
+    this.clusterAddrCheck = r;
+    this.metrics.clusterAddrReachable.set(r.ok ? 1 : 0);
+    if (!r.ok) {
+      this.deps.log.error(
+        { cluster_addr: session.ad.cluster_addr, error: r.error },
+        'the advertised cluster_addr does not reach this node’s cluster listener: standbys and gateways cannot reach ' +
+          'the active. Set BAO_CLUSTER_ADDR (or VAULT_CLUSTER_ADDR, cluster_addr) to an address of this node; when ' +
+          'api_addr is the load balancer, the default (api_addr’s host, port + 1) is the load balancer’s',
+      );
+    }
   }
 
   private async becomeStandby(reason: string): Promise<void> {
@@ -269,6 +316,7 @@ export class NodeServer implements NodeApi {
     if (!session) return;
     this.deps.log.info({ reason }, 'stepping down');
     this.tidy.stop();
+    this.clusterAddrCheck = null;
     const grace = this.closing ? this.settings.shutdownTimeoutMs : STEP_DOWN_GRACE_MS;
     await traced('lw.step_down', { 'lw.reason': reason, 'lw.epoch': session.ad.epoch }, () =>
       session.close(grace),
@@ -310,11 +358,14 @@ export class NodeServer implements NodeApi {
 
   peers(): PeerInfo[] {
     const s = this.settings;
+    const check = this.clusterAddrCheck;
     return this.peerTable.list({
       hostname: s.nodeId,
       api_address: s.apiAddr,
       cluster_address: s.clusterAddr,
       version: VERSION,
+      cluster_address_reachable: check ? check.ok : null,
+      cluster_address_error: check && !check.ok ? check.error : null,
     });
   }
 
@@ -341,9 +392,8 @@ export class NodeServer implements NodeApi {
     this.setState({ status: 'closing', unsealed: unsealedOf(s), session: sessionOf(s) });
     this.stop.abort();
     const grace = this.settings.shutdownTimeoutMs;
-    const server = this.server;
-    const apiClosed = server
-      ? closeGracefully(server, () => this.entry.inFlight(), grace)
+    const apiClosed = this.started
+      ? this.listener.closeGracefully(() => this.entry.inFlight(), grace)
       : Promise.resolve();
     await this.ha?.elector.close();
     await apiClosed;

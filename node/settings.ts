@@ -5,13 +5,13 @@
  * defaults to the API listener's IP with port + 1.
  */
 import { type HostPort, parseHostPort, parseKeyList } from '../shared/config/formats';
+import { type ListenerSettings, listenerSettings } from '../shared/config/listener';
 import { ConfigError } from '../shared/config/load';
 import type { NodeConfig } from '../shared/config/node-schema';
 
 export interface NodeSettings {
   nodeId: string;
-  listen: HostPort;
-  tls: { certFile: string; keyFile: string } | null;
+  listener: ListenerSettings;
   /** Null when clustering is disabled. */
   clusterListen: HostPort | null;
   apiAddr: string;
@@ -57,7 +57,8 @@ export function deriveClusterAddr(apiAddr: string, clusterAddr: string): string 
 
 /** Validates cross-field rules and derives the node's settings. Throws ConfigError. */
 export function nodeSettings(c: NodeConfig): NodeSettings {
-  const listen = parseHostPort(c.listener.address) as HostPort;
+  const listener = listenerSettings(c.listener);
+  const listen = listener.listen;
   if (!c.api_addr)
     throw new ConfigError('missing API address, please set in configuration or via environment');
   const sealKeys = c.seal.key ? parseKeyList(c.seal.key) : [];
@@ -67,11 +68,6 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
   const advertisementKeys = c.advertisement_key ? parseKeyList(c.advertisement_key) : [];
   if (advertisementKeys.length === 0) {
     throw new ConfigError('advertisement_key (LEADERWAY_ADVERTISEMENT_KEY): required: base64 of 32 bytes');
-  }
-  if ((c.listener.tls_cert_file === '') !== (c.listener.tls_key_file === '')) {
-    throw new ConfigError(
-      'listener.tls_cert_file and listener.tls_key_file (LEADERWAY_TLS_CERT_FILE, LEADERWAY_TLS_KEY_FILE): set both or neither',
-    );
   }
   const clusterAddr = c.disable_clustering ? '' : deriveClusterAddr(c.api_addr, c.cluster_addr);
   if (clusterAddr && new URL(clusterAddr).host === new URL(c.api_addr).host) {
@@ -96,10 +92,7 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
   if (c.lock_ttl < 300) throw new ConfigError('lock_ttl (LEADERWAY_LOCK_TTL): must be at least 300ms');
   return {
     nodeId: c.node_id,
-    listen,
-    tls: c.listener.tls_cert_file
-      ? { certFile: c.listener.tls_cert_file, keyFile: c.listener.tls_key_file }
-      : null,
+    listener,
     clusterListen,
     apiAddr: c.api_addr,
     clusterAddr,

@@ -21,6 +21,12 @@ export interface PeerInfo {
   active_node: boolean;
   last_echo: string | null;
   version: string;
+  /**
+   * The active node's own entry only: whether its advertised cluster_addr reaches its cluster
+   * listener (null until checked), and why not.
+   */
+  cluster_address_reachable?: boolean | null;
+  cluster_address_error?: string | null;
 }
 
 /** What an unsealed node runs: the keyring, the leader watcher and the standby policy. */

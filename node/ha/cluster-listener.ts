@@ -21,6 +21,12 @@ const SOCKET_END_GRACE_MS = 1_000;
 /** While lingering, how often to check whether peers have closed their connections. */
 const LINGER_POLL_MS = 20;
 
+/**
+ * HTTP/1.1 connections idle this long are closed (Node sets no idle timeout on an HTTP/2 server's
+ * HTTP/1.1 side). Longer than the gateways' and standbys' pool keep-alive (60 s), so they close first.
+ */
+const CLUSTER_IDLE_TIMEOUT_MS = 70_000;
+
 /** Internal paths served only on the cluster channel. */
 export const CLUSTER_PATH_PREFIX = '/lw-cluster/';
 
@@ -59,6 +65,7 @@ export class ClusterListener {
       maxVersion: 'TLSv1.2',
     });
     this.server = server;
+    (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = CLUSTER_IDLE_TIMEOUT_MS;
     acceptListMethod(server, 'secureConnection');
     // A malformed HTTP/1.1 request gets a JSON error, not Node's bare 400 (which a gateway would relay).
     server.on('clientError', answerClientError);

@@ -2,6 +2,7 @@
  * The gateway's (`leaderway gateway`) configuration schema. The gateway holds only the
  * advertisement key: it never needs, and refuses to start with, the seal key.
  */
+import { type ListenerConfig, listenerSchema } from './listener';
 import type { Schema } from './load';
 import { defaultNodeId } from './node-schema';
 
@@ -13,18 +14,7 @@ export const gatewaySchema = {
       default: '127.0.0.1:8300',
       env: 'LEADERWAY_LISTEN_ADDR',
     },
-    tls_cert_file: {
-      doc: 'PEM certificate for the gateway listener. Without it plain HTTP (a warning is printed).',
-      format: String,
-      default: '',
-      env: 'LEADERWAY_TLS_CERT_FILE',
-    },
-    tls_key_file: {
-      doc: 'PEM private key for the gateway listener.',
-      format: String,
-      default: '',
-      env: 'LEADERWAY_TLS_KEY_FILE',
-    },
+    ...listenerSchema('gateway'),
   },
   storage: {
     redis_url: {
@@ -100,7 +90,7 @@ export const gatewaySchema = {
 } satisfies Schema;
 
 export interface GatewayConfig {
-  listener: { address: string; tls_cert_file: string; tls_key_file: string };
+  listener: ListenerConfig;
   storage: { redis_url: string; prefix: string };
   ha_storage: { redis_url: string };
   advertisement_key: string;

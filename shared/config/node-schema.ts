@@ -4,6 +4,7 @@
  * `seal`) so a config file reads like a `bao server` one.
  */
 import { hostname } from 'node:os';
+import { type ListenerConfig, listenerSchema } from './listener';
 import type { Schema } from './load';
 
 /** The node id used when LEADERWAY_NODE_ID is unset: the host name, made log-safe. */
@@ -32,18 +33,7 @@ export const nodeSchema = {
       default: '',
       env: 'LEADERWAY_CLUSTER_LISTEN_ADDR',
     },
-    tls_cert_file: {
-      doc: 'PEM certificate for the API listener. Without it the API is plain HTTP (a warning is printed).',
-      format: String,
-      default: '',
-      env: 'LEADERWAY_TLS_CERT_FILE',
-    },
-    tls_key_file: {
-      doc: 'PEM private key for the API listener.',
-      format: String,
-      default: '',
-      env: 'LEADERWAY_TLS_KEY_FILE',
-    },
+    ...listenerSchema('API'),
   },
   storage: {
     type: {
@@ -161,7 +151,7 @@ export const nodeSchema = {
 
 /** The node configuration as loaded (durations and sizes already in ms and bytes). */
 export interface NodeConfig {
-  listener: { address: string; cluster_address: string; tls_cert_file: string; tls_key_file: string };
+  listener: ListenerConfig & { cluster_address: string };
   storage: { type: (typeof STORAGE_TYPES)[number]; redis_url: string; prefix: string };
   ha_storage: { type: '' | (typeof STORAGE_TYPES)[number]; redis_url: string };
   seal: { key: string };

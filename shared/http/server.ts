@@ -1,62 +1,133 @@
 /**
- * The API-facing HTTP server used by the node and the gateway: plain HTTP or HTTPS, bounded
- * header and request times (slow senders are cut off), and malformed requests — bad request
+ * The API-facing listener of the node and the gateway: plain HTTP or HTTPS (certificate
+ * reloaded without a restart, tls-reload.ts), optional PROXY protocol (proxy-protocol.ts), the
+ * raw LIST verb (list-method.ts), OpenBao's HTTP timeouts, and malformed requests — bad request
  * lines, oversized or invalid headers — answered with Vault-shaped JSON rather than Node's bare
- * default, and never a crash. The raw `LIST` verb is accepted (list-method.ts).
+ * default, and never a crash.
  */
-import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { ListenerSettings } from '../config/listener';
 import { LwError } from '../errors';
 import { acceptListMethod, ListAwareIncomingMessage } from './list-method';
+import { acceptProxyProtocol, type ProxyOutcome } from './proxy-protocol';
 import { sendError } from './respond';
-
-/** A client must send its headers within this (slowloris guard). */
-const HEADERS_TIMEOUT_MS = 10_000;
-/** A whole request (headers and body) must arrive within this. */
-const REQUEST_TIMEOUT_MS = 120_000;
-/** Idle keep-alive connections are closed after this. */
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+import { TlsCertificates } from './tls-reload';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** Creates the server (not yet listening). */
-export function createApiServer(
-  tls: { certFile: string; keyFile: string } | null,
-  onRequest: RequestListener,
-): Server {
-  const options = {
-    headersTimeout: HEADERS_TIMEOUT_MS,
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    // Node would answer a missing Host with a bare 400 (no JSON, no Cache-Control): we do it.
-    requireHostHeader: false,
-    // Reports LIST for requests the raw-LIST shim rewrote (see list-method.ts).
-    IncomingMessage: ListAwareIncomingMessage,
-  };
-  const handler: RequestListener = (req, res) => {
-    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
-      res.shouldKeepAlive = false;
-      sendError(res, new LwError('LW_ERR_BAD_REQUEST', 'missing required Host header'));
-      req.resume();
-      return;
+export interface ApiListenerHooks {
+  log: Logger;
+  /** A certificate reload found new files: taken or refused. */
+  onTlsReload?(ok: boolean, notAfter: Date | null): void;
+  /** What each connection's PROXY header (or its absence) led to. */
+  onProxyProtocol?(outcome: ProxyOutcome): void;
+  /** A client connection was accepted (connection churn shows keep-alive trouble). */
+  onConnection?(): void;
+}
+
+/** One API listener. `listen()` binds it; `closeGracefully()` drains it; `reloadTls()` on SIGHUP. */
+export class ApiListener {
+  readonly server: Server;
+  private readonly certs: TlsCertificates | null;
+
+  constructor(
+    private readonly settings: ListenerSettings,
+    onRequest: RequestListener,
+    hooks: ApiListenerHooks,
+  ) {
+    const t = settings.timeouts;
+    const options = {
+      keepAliveTimeout: t.idleMs,
+      headersTimeout: t.readMs > 0 ? Math.min(t.readHeaderMs, t.readMs) : t.readHeaderMs,
+      requestTimeout: t.readMs,
+      // Node would answer a missing Host with a bare 400 (no JSON, no Cache-Control): we do it.
+      requireHostHeader: false,
+      // Reports LIST for requests the raw-LIST shim rewrote (see list-method.ts).
+      IncomingMessage: ListAwareIncomingMessage,
+    };
+    const handler: RequestListener = (req, res) => {
+      if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+        res.shouldKeepAlive = false;
+        sendError(res, new LwError('LW_ERR_BAD_REQUEST', 'missing required Host header'));
+        req.resume();
+        return;
+      }
+      if (t.writeMs > 0) {
+        const timer = setTimeout(() => res.destroy(), t.writeMs);
+        res.once('close', () => clearTimeout(timer));
+      }
+      onRequest(req, res);
+    };
+    this.certs = settings.tls
+      ? new TlsCertificates(settings.tls, { log: hooks.log, onReload: hooks.onTlsReload })
+      : null;
+    const server = this.certs
+      ? https.createServer({ ...options, ...this.certs.options() }, handler)
+      : http.createServer(options, handler);
+    this.server = server;
+    acceptListMethod(server, this.certs ? 'secureConnection' : 'connection');
+    server.on('clientError', answerClientError);
+    if (hooks.onConnection) server.on('connection', () => hooks.onConnection?.());
+    // Remember each connection's current response, so a parse error after it was sent is not answered twice.
+    server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+      (req.socket as Duplex & { [CURRENT]?: ServerResponse })[CURRENT] = res;
+    });
+    // Last: it takes over every 'connection' listener installed above.
+    if (settings.proxyProtocol) {
+      acceptProxyProtocol(server, settings.proxyProtocol, this.certs !== null, hooks.onProxyProtocol);
     }
-    onRequest(req, res);
-  };
-  const server = tls
-    ? https.createServer(
-        { ...options, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
-        handler,
-      )
-    : http.createServer(options, handler);
-  acceptListMethod(server, tls ? 'secureConnection' : 'connection');
-  server.on('clientError', answerClientError);
-  // Remember each connection's current response, so a parse error after it was sent is not answered twice.
-  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-    (req.socket as Duplex & { [CURRENT]?: ServerResponse })[CURRENT] = res;
-  });
-  return server;
+  }
+
+  /** Binds the listener; resolves once bound (rejects on EADDRINUSE etc.). */
+  listen(): Promise<void> {
+    const { host, port } = this.settings.listen;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
+        if (this.certs) this.certs.attach(this.server as https.Server);
+        resolve();
+      });
+    });
+  }
+
+  /** The bound address (useful with port 0). */
+  address(): { host: string; port: number } {
+    const a = this.server.address();
+    return typeof a === 'object' && a ? { host: a.address, port: a.port } : this.settings.listen;
+  }
+
+  /** When the served certificate expires (null without TLS). */
+  certificateNotAfter(): Date | null {
+    return this.certs?.notAfter() ?? null;
+  }
+
+  /** Reloads the TLS certificate (SIGHUP). False when the new files were refused; true without TLS. */
+  reloadTls(): boolean {
+    return this.certs?.reload('sighup') ?? true;
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts what is left.
+   * `inFlight` reports how many requests are still running.
+   */
+  async closeGracefully(inFlight: () => number, graceMs: number): Promise<void> {
+    this.certs?.close();
+    const server = this.server;
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    server.closeIdleConnections();
+    const deadline = Date.now() + graceMs;
+    while (inFlight() > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      server.closeIdleConnections();
+    }
+    server.closeAllConnections();
+    await closed;
+  }
 }
 
 const CURRENT = Symbol('current response');
@@ -93,36 +164,4 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
     `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncache-control: no-store\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
-}
-
-/** Listens and resolves once bound (rejects on EADDRINUSE etc.). */
-export function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-/**
- * Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts what is left.
- * `inFlight` reports how many requests are still running.
- */
-export async function closeGracefully(
-  server: Server,
-  inFlight: () => number,
-  graceMs: number,
-): Promise<void> {
-  const closed = new Promise<void>((r) => server.close(() => r()));
-  server.closeIdleConnections();
-  const deadline = Date.now() + graceMs;
-  while (inFlight() > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-    server.closeIdleConnections();
-  }
-  server.closeAllConnections();
-  await closed;
 }

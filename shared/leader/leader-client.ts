@@ -4,15 +4,20 @@
  * advertisement; when the leader changes the old pool is destroyed, closing its connections.
  */
 import { X509Certificate } from 'node:crypto';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import type { Advertisement } from '../advertisement';
 import { Admission } from './admission';
 
 /** Connections kept per leader by one process (a gateway or a standby). */
 const DEFAULT_CONNECTIONS = 128;
-/** Idle keep-alive connections are closed after this long (under the server's 5 s default). */
-const KEEP_ALIVE_MS = 4_000;
+/**
+ * Idle keep-alive connections are closed after this long: shorter than the cluster listener's
+ * idle timeout (CLUSTER_IDLE_TIMEOUT_MS, 70 s), so the client always closes first and never
+ * reuses a connection the server is closing; long enough that a quiet minute does not cost a
+ * fresh P-521 handshake per connection.
+ */
+const KEEP_ALIVE_MS = 60_000;
 /** A leader that accepts no TCP/TLS connection within this is treated as gone. */
 const CONNECT_TIMEOUT_MS = 2_000;
 
@@ -31,6 +36,8 @@ export class LeaderClient {
   readonly origin: string;
   /** Admits at most `connections` requests into the pool at once (see Admission). */
   readonly admission: Admission;
+  /** The TLS context every connection to this leader uses (also for reachability probes). */
+  readonly context: SecureContext;
 
   constructor(
     readonly ad: Advertisement,
@@ -42,6 +49,15 @@ export class LeaderClient {
     new X509Certificate(certPem);
     this.origin = ad.cluster_addr;
     this.admission = new Admission(opts.connections ?? DEFAULT_CONNECTIONS);
+    // One TLS context for every connection to this leader: building it per connection (the
+    // default) parses the P-521 key and cert each time, which showed in the profile.
+    this.context = createSecureContext({
+      ca: [certPem],
+      cert: certPem,
+      key: keyPem,
+      minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.2',
+    });
     this.pool = new Pool(ad.cluster_addr, {
       connections: opts.connections ?? DEFAULT_CONNECTIONS,
       pipelining: 1,
@@ -50,15 +66,7 @@ export class LeaderClient {
       headersTimeout: 0,
       bodyTimeout: 0,
       connect: {
-        // One TLS context for every connection to this leader: building it per connection (the
-        // default) parses the P-521 key and cert each time, which showed in the profile.
-        secureContext: createSecureContext({
-          ca: [certPem],
-          cert: certPem,
-          key: keyPem,
-          minVersion: 'TLSv1.2',
-          maxVersion: 'TLSv1.2',
-        }),
+        secureContext: this.context,
         servername: `fw-${ad.uuid}`,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.2',

@@ -4,6 +4,7 @@
  * kinds — never raw paths, tokens or addresses.
  */
 import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Latency buckets in seconds: sub-millisecond proxying up to multi-second failovers. */
@@ -34,6 +35,53 @@ function httpMetrics(registry: Registry, prefix: string) {
   };
 }
 
+/** An API listener's TLS and PROXY protocol metrics. */
+function listenerMetrics(registry: Registry, prefix: string) {
+  return {
+    tlsReloads: new Counter({
+      name: `${prefix}_tls_reloads_total`,
+      help: 'Listener certificate reloads that found new files, by result (ok, failed: the old one stays).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    tlsNotAfter: new Gauge({
+      name: `${prefix}_tls_certificate_not_after_seconds`,
+      help: 'When the listener certificate in use expires (Unix seconds).',
+      registers: [registry],
+    }),
+    connections: new Counter({
+      name: `${prefix}_connections_total`,
+      help: 'Client connections accepted by the API listener (many per request means keep-alive is not working).',
+      registers: [registry],
+    }),
+    proxyProtocol: new Counter({
+      name: `${prefix}_proxy_protocol_connections_total`,
+      help: 'Connections by what their PROXY header led to (used, ignored, absent, local, refused, malformed, timeout).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+/** The hooks an ApiListener reports through: metrics and a log line per PROXY refusal. */
+export function listenerHooks(m: ReturnType<typeof listenerMetrics>, log: Logger) {
+  return {
+    log,
+    onTlsReload(ok: boolean, notAfter: Date | null) {
+      m.tlsReloads.inc({ result: ok ? 'ok' : 'failed' });
+      if (notAfter) m.tlsNotAfter.set(Math.floor(notAfter.getTime() / 1000));
+    },
+    onConnection() {
+      m.connections.inc();
+    },
+    onProxyProtocol(outcome: string) {
+      m.proxyProtocol.inc({ outcome });
+      if (outcome === 'malformed' || outcome === 'refused')
+        log.warn({ outcome }, 'PROXY protocol header refused');
+    },
+  };
+}
+
 /** A registry with the default process metrics, and a counter factory bound to it. */
 function newRegistry() {
   const registry = new Registry();
@@ -49,6 +97,12 @@ export function createNodeMetrics() {
   return {
     registry,
     http: httpMetrics(registry, 'leaderway'),
+    listener: listenerMetrics(registry, 'leaderway'),
+    clusterAddrReachable: new Gauge({
+      name: 'leaderway_cluster_addr_reachable',
+      help: 'While active: 1 if the advertised cluster_addr reaches this node’s cluster listener, 0 if not.',
+      registers: [registry],
+    }),
     forwarded: c(
       'leaderway_forwarded_requests_total',
       'Requests a standby forwarded to the active, by outcome.',
@@ -93,6 +147,12 @@ export function createGatewayMetrics() {
   return {
     registry,
     http: httpMetrics(registry, 'leaderway_gateway'),
+    listener: listenerMetrics(registry, 'leaderway_gateway'),
+    leaderReachable: new Gauge({
+      name: 'leaderway_gateway_leader_reachable',
+      help: '1 if the advertised leader’s cluster_addr accepts this gateway’s TLS connection, 0 if not.',
+      registers: [registry],
+    }),
     leaderChanges: c('leaderway_gateway_leader_changes_total', 'Leader changes seen by this gateway.'),
     leaderKnown: new Gauge({
       name: 'leaderway_gateway_leader_known',

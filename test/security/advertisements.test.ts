@@ -111,6 +111,8 @@ describe('security: forged and replayed advertisements', () => {
       const fresh = await c.freshGateway('gw-fresh');
       await refused(gw, 'running gateway, counter intact');
       await refused(fresh, 'fresh gateway, counter intact');
+      // This gateway never saw epoch2: it is the "naive" case below, not this one.
+      await fresh.stop('SIGKILL');
       // 2. The counter was rolled back too (a restored backup): a gateway that saw epoch2 refuses.
       await r.set(EPOCH, String(epoch1));
       await replay();

@@ -352,7 +352,7 @@ describe('nodeSettings', () => {
 
   it('defaults the cluster listener to the API listener’s IP with port + 1', async () => {
     const s = await settings({ BAO_API_ADDR: 'http://vault:9100', LEADERWAY_LISTEN_ADDR: '0.0.0.0:9100' });
-    assert.deepEqual(s.listen, { host: '0.0.0.0', port: 9100 });
+    assert.deepEqual(s.listener.listen, { host: '0.0.0.0', port: 9100 });
     assert.deepEqual(s.clusterListen, { host: '0.0.0.0', port: 9101 });
     const set = await settings({
       BAO_API_ADDR: 'http://vault:9100',
