@@ -14,9 +14,11 @@ import { formatHostPort, parseHostPort } from '../shared/config/formats';
 import { type GatewayConfig, gatewaySchema } from '../shared/config/gateway-schema';
 import { ConfigError, loadConfig } from '../shared/config/load';
 import { type NodeConfig, nodeSchema } from '../shared/config/node-schema';
+import { signingKeyFromSeed } from '../shared/crypto/signing';
 import { InmemStore } from '../shared/storage/inmem';
 import { openStorage } from '../shared/storage/open';
 import { createLogger } from '../shared/telemetry/logger';
+import { writeGatewayPki } from './gateway-pki';
 import { type Closable, closeOnSignals, exitOnConfigError, reloadOnSighup } from './run';
 
 export async function devCommand(): Promise<void> {
@@ -30,6 +32,12 @@ export async function devCommand(): Promise<void> {
   const rootToken = dev.root_token || newToken();
   const sealKey = randomBytes(32).toString('base64');
   const adKey = randomBytes(32).toString('base64');
+  const seed = randomBytes(32);
+  const signingKey = seed.toString('base64');
+  const verifyKey = signingKeyFromSeed(seed).publicRaw.toString('base64');
+  // The gateway's client certificate and the CA the nodes trust it by, in a directory that goes
+  // when the process does.
+  const files = await writeGatewayPki('leaderway-dev-');
   const gw = parseHostPort(dev.gateway_addr);
   const gatewayUrl = `http://${dev.gateway_addr}`;
   const store = new InmemStore();
@@ -45,6 +53,8 @@ export async function devCommand(): Promise<void> {
           storage: { type: 'inmem' },
           seal: { key: sealKey },
           advertisement_key: adKey,
+          advertisement_signing_key: signingKey,
+          gateway_ca_file: files.caFile,
           api_addr: gatewayUrl,
           cluster_addr: `https://127.0.0.1:${port + 1}`,
           node_id: `node-${i + 1}`,
@@ -66,6 +76,8 @@ export async function devCommand(): Promise<void> {
       overrides: {
         listener: { address: dev.gateway_addr },
         advertisement_key: adKey,
+        advertisement_verify_key: verifyKey,
+        identity: { cert_file: files.certFile, key_file: files.keyFile },
         node_id: 'gateway',
         log_level: dev.log_level,
         drain_delay: '0s',

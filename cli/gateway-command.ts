@@ -21,6 +21,8 @@ export async function gatewayCommand(): Promise<void> {
       await loadConfig<GatewayConfig>(gatewaySchema, {
         forbiddenEnv: {
           LEADERWAY_SEAL_KEY: 'the gateway holds only the advertisement key, never the seal key',
+          LEADERWAY_ADVERTISEMENT_SIGNING_KEY:
+            'a gateway only verifies advertisements (LEADERWAY_ADVERTISEMENT_VERIFY_KEY); the signing key is for nodes',
         },
       }),
     );

@@ -17,6 +17,8 @@ Commands:
   server    run an HA node (Vault-compatible API, leader lock in Redis)
   gateway   run a gateway: routes every request to the current leader
   dev       run a local cluster in one process: 3 nodes and a gateway on in-memory storage
+  keys      print a fresh set of keys (seal, advertisement, signing, verify)
+  redis-acl print Redis ACL users for nodes and gateways (least privilege)
   version   print the version
 
 Every option is set through environment variables; see 'leaderway <command> --help'.

@@ -2,10 +2,13 @@
 import { devSchema } from '../shared/config/dev-schema';
 import { gatewaySchema } from '../shared/config/gateway-schema';
 import { nodeSchema } from '../shared/config/node-schema';
+import { redisAclSchema } from '../shared/config/redis-acl-schema';
 import { VERSION } from '../shared/version';
 import { devCommand } from './dev-command';
 import { gatewayCommand } from './gateway-command';
 import { MAIN_HELP, optionsHelp } from './help';
+import { keysCommand } from './keys-command';
+import { redisAclCommand } from './redis-acl-command';
 import { serverCommand } from './server-command';
 
 const COMMANDS = {
@@ -19,6 +22,16 @@ const COMMANDS = {
     run: devCommand,
     about: 'Run a local cluster (nodes + gateway) in one process on in-memory storage.',
     schema: devSchema,
+  },
+  keys: {
+    run: keysCommand,
+    about: 'Print a fresh set of keys (seal, advertisement, signing and verify keys) as environment lines.',
+    schema: {},
+  },
+  'redis-acl': {
+    run: redisAclCommand,
+    about: 'Print Redis aclfile lines for the least-privilege leaderway-node and leaderway-gateway users.',
+    schema: redisAclSchema,
   },
 } as const;
 

@@ -1,7 +1,7 @@
 /** `leaderway server`: one HA node. */
 
 import { NodeServer } from '../node/node-server';
-import { type NodeSettings, nodeSettings } from '../node/settings';
+import { type NodeSettings, nodeSettings, readGatewayCa } from '../node/settings';
 import { formatHostPort } from '../shared/config/formats';
 import { loadConfig, unknownEnvVars } from '../shared/config/load';
 import { type NodeConfig, nodeSchema } from '../shared/config/node-schema';
@@ -30,6 +30,8 @@ export async function serverCommand(): Promise<void> {
   let settings: NodeSettings;
   try {
     settings = nodeSettings(await loadConfig<NodeConfig>(nodeSchema));
+    // Read now so a missing or broken file stops the start (exit code 2), not the first term.
+    if (settings.gatewayCaFile) readGatewayCa(settings.gatewayCaFile);
   } catch (err) {
     exitOnConfigError(err);
   }

@@ -10,9 +10,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { sendJson } from '../shared/http/respond';
+import { LwError } from '../shared/errors';
+import { rawErrorResponse, sendError, sendJson } from '../shared/http/respond';
 import { routeClass } from '../shared/http/route-class';
 import { ApiListener } from '../shared/http/server';
+import { TlsCertificates } from '../shared/http/tls-reload';
 import { type Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
 import { type ProbeResult, probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
@@ -39,9 +41,13 @@ export type GatewayStatus = 'new' | 'running' | 'draining' | 'closed';
 /** While the leader is unreachable, how often to probe it again. */
 const REPROBE_MS = 2_000;
 
+/** Only the Vault API (and the operator endpoints) are served. */
+const NOT_FOUND = new LwError('LW_ERR_NOT_FOUND', 'not found');
+
 export class GatewayServer {
   private status: GatewayStatus = 'new';
   private readonly listener: ApiListener;
+  private readonly identity: TlsCertificates;
   private started = false;
   private inFlight = 0;
   /** Whether the current leader's cluster_addr accepts our TLS connection (null: not probed yet). */
@@ -57,10 +63,21 @@ export class GatewayServer {
     readonly settings: GatewaySettings,
     private readonly deps: GatewayDeps,
   ) {
+    // The certificate this gateway presents to the active node (its own, never the leader's).
+    this.identity = new TlsCertificates(
+      settings.identity,
+      { log: deps.log, onReload: (ok) => ok && void this.watcher.reconnect() },
+      'gateway identity (LEADERWAY_GATEWAY_CERT_FILE, LEADERWAY_GATEWAY_KEY_FILE)',
+    );
     this.watcher = new LeaderWatcher({
       data: deps.data,
       ha: deps.ha,
       keys: settings.advertisementKeys,
+      verifyKeys: settings.verifyKeys,
+      identity: async () => {
+        const pair = this.identity.pair();
+        return { certPem: pair.cert.toString(), keyPem: pair.key.toString() };
+      },
       connect: true,
       connections: settings.upstreamConnections,
       hooks: {
@@ -93,6 +110,7 @@ export class GatewayServer {
       trustedProxies: settings.trustedProxies,
       tls: settings.listener.tls !== null,
       failoverWaitMs: settings.failoverWaitMs,
+      upstreamConnections: settings.upstreamConnections,
       hooks: {
         onAttempt: (kind, uuid, error) => {
           this.metrics.attempts.inc({ outcome: kind });
@@ -107,6 +125,7 @@ export class GatewayServer {
           deps.log.warn({ error }, 'leader connection failed mid-request; answered outcome unknown');
         },
         onNoLeader: () => this.metrics.noLeader.inc(),
+        onShed: (reason) => this.metrics.shed.inc({ reason }),
       },
     });
   }
@@ -181,12 +200,14 @@ export class GatewayServer {
       this.onUpgrade(req, socket, head),
     );
     await this.listener.listen();
+    this.identity.watch(() => undefined);
     this.setStatus('running');
   }
 
-  /** SIGHUP: reload the listener's TLS certificate. */
+  /** SIGHUP: reload the listener's TLS certificate and this gateway's client certificate. */
   reload(): void {
     this.listener.reloadTls();
+    this.identity.reload('sighup');
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -198,7 +219,7 @@ export class GatewayServer {
     // Only the Vault API is proxied: the leader's cluster listener also serves internal paths
     // (standby heartbeats) that no client may reach through us.
     if (!url.startsWith('/v1/')) {
-      sendJson(res, 404, { errors: ['not found'] });
+      sendError(res, NOT_FOUND);
       return;
     }
     this.inFlight++;
@@ -217,7 +238,7 @@ export class GatewayServer {
     if (this.status === 'draining') res.setHeader('connection', 'close');
     this.proxy.handle(req, res).catch((err) => {
       this.deps.log.error({ err: (err as Error).message }, 'proxy failed');
-      if (!res.headersSent) sendJson(res, 502, { errors: ['gateway error'] });
+      if (!res.headersSent) sendError(res, new LwError('LW_ERR_UPSTREAM', 'gateway error'));
       else res.destroy();
     });
   }
@@ -225,7 +246,7 @@ export class GatewayServer {
   private operatorEndpoint(url: string, req: IncomingMessage, res: ServerResponse): void {
     const path = url.split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendJson(res, 405, { errors: ['unsupported operation'] });
+      sendError(res, new LwError('LW_ERR_METHOD_NOT_ALLOWED', 'unsupported operation'));
       return;
     }
     const head = req.method === 'HEAD';
@@ -237,33 +258,37 @@ export class GatewayServer {
       if (this.status === 'running' && leader?.client && reach?.ok !== false) {
         sendJson(res, 200, { status: 'ready', leader: leader.ad.node_id, epoch: leader.ad.epoch }, {}, head);
       } else {
-        const why =
+        const err =
           this.status !== 'running'
-            ? 'draining'
-            : !leader?.client
-              ? 'no valid leader known'
-              : `leader ${leader.ad.node_id} is not reachable at its cluster_addr ${leader.ad.cluster_addr}: ${reach && !reach.ok ? reach.error : ''}`;
-        sendJson(res, 503, { errors: [why] }, { 'retry-after': '1' }, head);
+            ? new LwError('LW_ERR_DRAINING', 'draining', { retryAfter: 1 })
+            : new LwError(
+                'LW_ERR_NO_LEADER',
+                !leader?.client
+                  ? 'no valid leader known'
+                  : `leader ${leader.ad.node_id} is not reachable at its cluster_addr ${leader.ad.cluster_addr}: ${reach && !reach.ok ? reach.error : ''}`,
+                { retryAfter: 1 },
+              );
+        sendError(res, err, {}, head);
       }
     } else if (path === '/metrics') {
       serveMetrics(this.metrics.registry, res);
     } else {
-      sendJson(res, 404, { errors: ['not found'] });
+      sendError(res, NOT_FOUND);
     }
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!(req.url ?? '').startsWith('/v1/')) {
-      socket.end(
-        'HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncache-control: no-store\r\ncontent-length: 24\r\nconnection: close\r\n\r\n{"errors":["not found"]}',
-      );
+      socket.end(rawErrorResponse(NOT_FOUND));
       return;
     }
     const leader = this.watcher.current();
-    proxyUpgrade(req, socket, head, leader, this.proxy.forwardedHeaders(req)).catch((err) => {
+    try {
+      proxyUpgrade(req, socket, head, leader, this.proxy.forwardedHeaders(req));
+    } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'upgrade failed');
       socket.destroy();
-    });
+    }
   }
 
   /** Drains and stops. Idempotent. */
@@ -281,6 +306,7 @@ export class GatewayServer {
     if (this.started)
       await this.listener.closeGracefully(() => this.inFlight, this.settings.shutdownTimeoutMs);
     clearTimeout(this.reprobe);
+    this.identity.close();
     await this.watcher.close();
     await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
     this.setStatus('closed');

@@ -16,9 +16,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
 import { isIP, type Socket } from 'node:net';
 import { LwError, MESSAGES } from '../shared/errors';
-import { upstreamHeaders } from '../shared/http/headers';
+import { clientAddressOf, type ForwardedInfo, upstreamHeaders } from '../shared/http/headers';
 import { ReplayableBody } from '../shared/http/replayable-body';
 import { sendError } from '../shared/http/respond';
+import { Admission } from '../shared/leader/admission';
 import type { Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
 import { type ProxyOutcome, proxyOnce } from '../shared/leader/proxy-request';
 import { endSpan, startClientSpan, traced, tracingEnabled } from '../shared/telemetry/tracing';
@@ -28,6 +29,9 @@ const MAX_ATTEMPTS = 20;
 /** After a failure on a leader that is still advertised, retry it after this (doubling). */
 const RETRY_BACKOFF_MS = 50;
 const RETRY_BACKOFF_MAX_MS = 1_000;
+
+/** The part of the leader pool that requests still receiving their body may hold. */
+const UPLOAD_SHARE = 1 / 8;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'LIST']);
 
@@ -39,6 +43,8 @@ export interface ProxyHooks {
   onLeaderWait?(ms: number): void;
   onUnknownOutcome?(error: string): void;
   onNoLeader?(): void;
+  /** A request refused to protect the leader (see `leaderway_gateway_requests_shed_total`). */
+  onShed?(reason: 'overloaded'): void;
 }
 
 export interface ProxyOptions {
@@ -46,6 +52,8 @@ export interface ProxyOptions {
   trustedProxies: BlockList;
   tls: boolean;
   failoverWaitMs: number;
+  /** The leader pool's size (LEADERWAY_UPSTREAM_CONNECTIONS). */
+  upstreamConnections: number;
   hooks?: ProxyHooks;
 }
 
@@ -66,7 +74,22 @@ function hasBody(req: IncomingMessage): boolean {
 const trustBySocket = new WeakMap<Socket, boolean>();
 
 export class GatewayProxy {
-  constructor(private readonly o: ProxyOptions) {}
+  /** Requests whose body is still arriving from the client (see `run`). */
+  private readonly uploads: Admission;
+
+  constructor(private readonly o: ProxyOptions) {
+    this.uploads = new Admission(Math.max(1, Math.floor(o.upstreamConnections * UPLOAD_SHARE)));
+  }
+
+  private shed(res: ServerResponse, reason: 'overloaded'): void {
+    this.o.hooks?.onShed?.(reason);
+    sendError(
+      res,
+      new LwError('LW_ERR_OVERLOADED', 'the leader has too many requests in flight; retry', {
+        retryAfter: 1,
+      }),
+    );
+  }
 
   private trustedPeer(socket: Socket): boolean {
     let t = trustBySocket.get(socket);
@@ -77,16 +100,20 @@ export class GatewayProxy {
     return t;
   }
 
-  /** The X-Forwarded-* view of a client connection. */
-  forwardedHeaders(req: IncomingMessage): string[] {
+  private forwardedInfo(req: IncomingMessage): ForwardedInfo {
     const remote = req.socket.remoteAddress ?? '';
-    return upstreamHeaders(req.headers, {
+    return {
       remoteAddress: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
       proto: this.o.tls ? 'https' : 'http',
       host: req.headers.host ?? '',
       trustClientForwarded: this.trustedPeer(req.socket),
       isTrusted: (addr) => trusted(this.o.trustedProxies, addr),
-    });
+    };
+  }
+
+  /** The X-Forwarded-* view of a client connection. */
+  forwardedHeaders(req: IncomingMessage): string[] {
+    return upstreamHeaders(req.headers, this.forwardedInfo(req));
   }
 
   /**
@@ -120,28 +147,72 @@ export class GatewayProxy {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = hasBody(req) ? new ReplayableBody(req) : null;
+    if (!hasBody(req)) return this.run(req, res, null, false);
+    const xff = req.headers['x-forwarded-for'];
+    const client = clientAddressOf(Array.isArray(xff) ? xff.join(',') : xff, this.forwardedInfo(req));
+    const body = new ReplayableBody(req, { client });
     try {
-      await this.run(req, res, body);
+      // A body that fits the copy is read whole before anything upstream is taken: a client
+      // sending slowly holds its own connection (until the listener's read timeout), never a
+      // place in the leader's pool.
+      let whole: boolean;
+      try {
+        whole = await body.prefetch();
+      } catch {
+        // The client went away, or the read timeout cut it off: nobody to answer.
+        res.destroy();
+        return;
+      }
+      await this.run(req, res, body, !whole);
     } finally {
-      body?.dispose();
+      body.dispose();
     }
   }
 
-  private async run(req: IncomingMessage, res: ServerResponse, body: ReplayableBody | null): Promise<void> {
-    const method = req.method ?? 'GET';
-    const url = req.url ?? '/';
-    const headers = this.forwardedHeaders(req);
+  /**
+   * Proxies one request. `streaming`: its body is still arriving from the client, so an attempt
+   * holds an upstream place for as long as the client takes (bounded by the listener's read
+   * timeout); such requests first enter `uploads`, which lets only a fraction of the pool be held
+   * that way.
+   */
+  private async run(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: ReplayableBody | null,
+    streaming: boolean,
+  ): Promise<void> {
     const abort = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
     });
     const deadline = performance.now() + this.o.failoverWaitMs;
+    if (!streaming) return this.attempts(req, res, body, abort.signal, deadline);
+    const admitted = await this.uploads.enter(abort.signal, this.o.failoverWaitMs);
+    if (admitted === 'aborted') return;
+    if (admitted === 'timeout') return this.shed(res, 'overloaded');
+    try {
+      await this.attempts(req, res, body, abort.signal, deadline);
+    } finally {
+      this.uploads.leave();
+    }
+  }
+
+  /** Tries leaders until one serves the request, the retry policy gives up, or `deadline`. */
+  private async attempts(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: ReplayableBody | null,
+    signal: AbortSignal,
+    deadline: number,
+  ): Promise<void> {
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const headers = this.forwardedHeaders(req);
     let avoid: string | undefined;
     let backoff = RETRY_BACKOFF_MS;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS && !abort.signal.aborted; attempt++) {
-      const leader = await this.leaderFor(deadline, avoid, backoff, abort.signal);
-      if (abort.signal.aborted) return;
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS && !signal.aborted; attempt++) {
+      const leader = await this.leaderFor(deadline, avoid, backoff, signal);
+      if (signal.aborted) return;
       if (!leader?.client) break;
       // A traceparent per attempt; without tracing the headers are shared, not copied.
       const attemptHeaders = tracingEnabled() ? headers.slice() : headers;
@@ -151,7 +222,12 @@ export class GatewayProxy {
         attemptHeaders,
       );
       const { admission, pool } = leader.client;
-      if (!(await admission.enter(abort.signal))) return;
+      const admitted = await admission.enter(signal, Math.max(0, deadline - performance.now()));
+      if (admitted === 'aborted') return;
+      if (admitted === 'timeout') {
+        endSpan(span, 'busy', true);
+        return this.shed(res, 'overloaded');
+      }
       let outcome: ProxyOutcome;
       try {
         outcome = await proxyOnce(pool, {
@@ -161,7 +237,7 @@ export class GatewayProxy {
           body: body ? body.stream() : null,
           res,
           interceptRedirects: true,
-          signal: abort.signal,
+          signal: signal,
         });
       } finally {
         admission.leave();
@@ -174,7 +250,7 @@ export class GatewayProxy {
       );
       this.o.hooks?.onAttempt?.(outcome.kind, leader.ad.uuid, 'error' in outcome ? outcome.error : undefined);
       // Served, broken mid-response, or the client went away: nothing more to do.
-      if (outcome.kind === 'served' || outcome.kind === 'broken' || abort.signal.aborted) return;
+      if (outcome.kind === 'served' || outcome.kind === 'broken' || signal.aborted) return;
       if (outcome.kind === 'maybe-sent' && !IDEMPOTENT.has(method)) {
         this.o.hooks?.onUnknownOutcome?.(outcome.error);
         sendError(
@@ -208,7 +284,7 @@ export class GatewayProxy {
       backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
       void this.o.watcher.refresh();
     }
-    if (abort.signal.aborted || res.headersSent) return;
+    if (signal.aborted || res.headersSent) return;
     this.o.hooks?.onNoLeader?.();
     sendError(res, new LwError('LW_ERR_NO_LEADER', MESSAGES.noActiveNode, { retryAfter: 1 }));
   }

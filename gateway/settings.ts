@@ -2,8 +2,9 @@
 import type { BlockList } from 'node:net';
 import { parseCidrList, parseKeyList } from '../shared/config/formats';
 import type { GatewayConfig } from '../shared/config/gateway-schema';
-import { type ListenerSettings, listenerSettings } from '../shared/config/listener';
+import { type ListenerSettings, listenerSettings, type TlsSettings } from '../shared/config/listener';
 import { ConfigError } from '../shared/config/load';
+import { type VerifyKey, verifyKeyFromRaw } from '../shared/crypto/signing';
 
 export interface GatewaySettings {
   nodeId: string;
@@ -12,6 +13,10 @@ export interface GatewaySettings {
   haRedisUrl: string | null;
   prefix: string;
   advertisementKeys: Buffer[];
+  /** The nodes' advertisement verify keys. */
+  verifyKeys: VerifyKey[];
+  /** The certificate this gateway presents to the active node. */
+  identity: TlsSettings;
   trustedProxies: BlockList;
   failoverWaitMs: number;
   drainDelayMs: number;
@@ -26,6 +31,19 @@ export function gatewaySettings(c: GatewayConfig): GatewaySettings {
   if (advertisementKeys.length === 0) {
     throw new ConfigError('advertisement_key (LEADERWAY_ADVERTISEMENT_KEY): required: base64 of 32 bytes');
   }
+  const verifyKeys = (c.advertisement_verify_key ? parseKeyList(c.advertisement_verify_key) : []).map(
+    verifyKeyFromRaw,
+  );
+  if (verifyKeys.length === 0) {
+    throw new ConfigError(
+      'advertisement_verify_key (LEADERWAY_ADVERTISEMENT_VERIFY_KEY): required: the nodes’ Ed25519 public key (base64 of 32 bytes)',
+    );
+  }
+  if (!c.identity.cert_file || !c.identity.key_file) {
+    throw new ConfigError(
+      'identity.cert_file and identity.key_file (LEADERWAY_GATEWAY_CERT_FILE, LEADERWAY_GATEWAY_KEY_FILE): required: the client certificate this gateway presents to the active node',
+    );
+  }
   if (c.upstream_connections < 1)
     throw new ConfigError('upstream_connections (LEADERWAY_UPSTREAM_CONNECTIONS): must be at least 1');
   return {
@@ -35,6 +53,15 @@ export function gatewaySettings(c: GatewayConfig): GatewaySettings {
     haRedisUrl: c.ha_storage.redis_url || null,
     prefix: c.storage.prefix,
     advertisementKeys,
+    verifyKeys,
+    identity: {
+      certFile: c.identity.cert_file,
+      keyFile: c.identity.key_file,
+      minVersion: 'TLSv1.2',
+      ciphers: undefined,
+      clientCaFile: null,
+      requireClientCert: false,
+    },
     trustedProxies: parseCidrList(c.trusted_proxies),
     failoverWaitMs: c.failover_wait,
     drainDelayMs: c.drain_delay,

@@ -1,18 +1,16 @@
 /**
  * WebSocket (and other Upgrade) requests are proxied to the leader too — upstream's standbys
- * could only 307 them (vault#20553). The 101 answer is relayed, then bytes flow both ways.
+ * could only 307 them (vault#20553). One request goes to the leader, once: a 101 is relayed with
+ * only the headers an upgrade needs, then bytes flow both ways; any other answer is streamed back
+ * (with backpressure, so nothing is buffered) and the connection closed.
  */
-import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { LwError } from '../shared/errors';
+import { downstreamHeaders } from '../shared/http/headers';
+import { rawErrorResponse } from '../shared/http/respond';
 import type { Leader } from '../shared/leader/leader-watcher';
-
-function refuse(socket: Duplex, status: number, message: string): void {
-  const body = JSON.stringify({ errors: [message] });
-  socket.end(
-    `HTTP/1.1 ${status} ${status === 503 ? 'Service Unavailable' : 'Bad Gateway'}\r\ncontent-type: application/json\r\n` +
-      `cache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`,
-  );
-}
 
 /** The flat header list without `expect` (undici refuses it; Node already answered 100-continue). */
 function dropExpect(flat: string[]): string[] {
@@ -22,82 +20,102 @@ function dropExpect(flat: string[]): string[] {
   return out;
 }
 
-/** Sends the request as a plain one (upgrade requests are GETs) and writes the answer to `socket`. */
-async function relayPlain(
-  req: IncomingMessage,
-  socket: Duplex,
-  leader: Leader,
-  forwarded: string[],
-): Promise<void> {
-  if (!leader.client) return;
-  try {
-    const r = await leader.client.pool.request({
-      path: req.url ?? '/',
-      method: 'GET',
-      headers: dropExpect(forwarded),
+/** A response head: the status line and the headers a client may see (never internal ones). */
+function head(status: number, headers: IncomingHttpHeaders, extra: Record<string, string>): string {
+  let out = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+  const all = { ...downstreamHeaders(headers as Record<string, string | string[] | undefined>), ...extra };
+  for (const [k, v] of Object.entries(all)) {
+    for (const one of Array.isArray(v) ? v : [v]) out += `${k}: ${one}\r\n`;
+  }
+  return `${out}\r\n`;
+}
+
+/** Relays the leader's answer to one upgrade request onto the client's socket. */
+class UpgradeRelay implements Dispatcher.DispatchHandler {
+  private answered = false;
+
+  constructor(
+    private readonly socket: Duplex,
+    private readonly head: Buffer,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.socket.once('close', () => {
+      if (!controller.aborted) controller.abort(new Error('client went away'));
     });
-    const body = Buffer.from(await r.body.arrayBuffer());
-    let head = `HTTP/1.1 ${r.statusCode} ${STATUS_CODES[r.statusCode] ?? ''}\r\n`;
-    for (const [k, v] of Object.entries(r.headers)) {
-      if (v === undefined || k === 'connection' || k === 'transfer-encoding' || k === 'keep-alive') continue;
-      if (k.startsWith('x-leaderway-')) continue;
-      for (const one of Array.isArray(v) ? v : [v]) head += `${k}: ${one}\r\n`;
+  }
+
+  onRequestUpgrade(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    upstream: Duplex,
+  ): void {
+    this.answered = true;
+    const { socket } = this;
+    socket.write(
+      head(statusCode, headers, { connection: 'Upgrade', upgrade: String(headers.upgrade ?? 'websocket') }),
+    );
+    if (this.head.length > 0) upstream.write(this.head);
+    upstream.pipe(socket);
+    socket.pipe(upstream);
+    const destroyBoth = () => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    upstream.once('error', destroyBoth);
+    socket.once('error', destroyBoth);
+    upstream.once('close', () => socket.destroy());
+    socket.once('close', () => upstream.destroy());
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    // The leader did not switch protocols (403 without a token, 404 for a path without a
+    // WebSocket): pass its answer on rather than hiding it behind a 502.
+    this.answered = true;
+    this.socket.write(head(statusCode, headers, { connection: 'close' }));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.socket.write(chunk)) {
+      controller.pause();
+      this.socket.once('drain', () => controller.resume());
     }
-    socket.end(Buffer.concat([Buffer.from(`${head}connection: close\r\n\r\n`, 'latin1'), body]));
-  } catch {
-    refuse(socket, 502, 'the leader refused the upgrade');
+  }
+
+  onResponseEnd(): void {
+    this.socket.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, _err: Error): void {
+    if (this.answered || !this.socket.writable) this.socket.destroy();
+    else this.socket.end(rawErrorResponse(new LwError('LW_ERR_UPSTREAM', 'the leader refused the upgrade')));
   }
 }
 
 /** Relays one upgrade to `leader`; refuses with 503 when there is none. */
-export async function proxyUpgrade(
+export function proxyUpgrade(
   req: IncomingMessage,
   socket: Duplex,
   head: Buffer,
   leader: Leader | null,
   forwarded: string[],
-): Promise<void> {
+): void {
   if (!leader?.client) {
-    refuse(socket, 503, 'no active node to upgrade to');
+    socket.end(
+      rawErrorResponse(new LwError('LW_ERR_NO_LEADER', 'no active node to upgrade to', { retryAfter: 1 })),
+    );
     return;
   }
-  // Upgrade and Connection are hop-by-hop, so upstreamHeaders dropped them; an upgrade needs them.
-  const headers = [
-    ...forwarded,
-    'connection',
-    'upgrade',
-    'upgrade',
-    String(req.headers.upgrade ?? 'websocket'),
-  ];
-  let upstream: { headers: Record<string, string | string[] | undefined>; socket: Duplex };
-  try {
-    upstream = (await leader.client.pool.upgrade({
-      path: req.url ?? '/',
-      method: req.method ?? 'GET',
-      headers,
-      protocol: String(req.headers.upgrade ?? 'websocket'),
-    })) as unknown as typeof upstream;
-  } catch {
-    // The leader did not switch protocols (e.g. 403 without a token, 404 for a path without a
-    // WebSocket): relay its answer rather than hiding it behind a 502.
-    await relayPlain(req, socket, leader, forwarded);
-    return;
-  }
-  let response = 'HTTP/1.1 101 Switching Protocols\r\n';
-  for (const [k, v] of Object.entries(upstream.headers)) {
-    if (v === undefined) continue;
-    for (const one of Array.isArray(v) ? v : [v]) response += `${k}: ${one}\r\n`;
-  }
-  socket.write(`${response}\r\n`);
-  if (head.length > 0) upstream.socket.write(head);
-  upstream.socket.pipe(socket);
-  socket.pipe(upstream.socket);
-  const destroyBoth = () => {
-    socket.destroy();
-    upstream.socket.destroy();
-  };
-  upstream.socket.once('error', destroyBoth);
-  socket.once('error', destroyBoth);
-  upstream.socket.once('close', () => socket.destroy());
-  socket.once('close', () => upstream.socket.destroy());
+  const protocol = String(req.headers.upgrade ?? 'websocket');
+  // Upgrade and Connection are hop-by-hop, so upstreamHeaders dropped them; undici adds both
+  // from `upgrade`.
+  leader.client.pool.dispatch(
+    { path: req.url ?? '/', method: 'GET', headers: dropExpect(forwarded), upgrade: protocol },
+    new UpgradeRelay(socket, head),
+  );
 }

@@ -12,8 +12,10 @@
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
+import { LEADER_KEY_PREFIX } from '../shared/advertisement';
 import { LwError, MESSAGES } from '../shared/errors';
 import { ApiListener } from '../shared/http/server';
+import { derToPem } from '../shared/leader/leader-client';
 import { LeaderWatcher } from '../shared/leader/leader-watcher';
 import { type ProbeResult, probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
@@ -40,7 +42,7 @@ import type { ClusterIdentity } from './ha/cluster-cert';
 import { LeaderElector } from './ha/leader-elector';
 import { Echoer, PeerTable } from './ha/peers';
 import { StandbyPolicy } from './ha/standby-policy';
-import type { NodeSettings } from './settings';
+import { type NodeSettings, readGatewayCa } from './settings';
 
 /** While uninitialized (or storage is down), how often to look again. */
 const UNSEAL_POLL_MS = 1_000;
@@ -79,6 +81,7 @@ export class NodeServer implements NodeApi {
   private readonly api: ApiHandler;
   private readonly entry: ApiEntry;
   private readonly peerTable = new PeerTable();
+  private lastGatewayCa: string | null = null;
   private readonly tidy: TokenTidy;
   private readonly stop = new AbortController();
   private unsealLoop: Promise<void> | undefined;
@@ -192,6 +195,15 @@ export class NodeServer implements NodeApi {
       data: this.deps.data,
       ha: this.deps.ha,
       keys: s.advertisementKeys,
+      verifyKeys: s.verifyKeys,
+      legacy: s.legacyAdvertisement,
+      // A standby presents the leader's own certificate; its key is behind the barrier.
+      identity: async (ad) => {
+        const stored = await storage.get<{ key: string }>(LEADER_KEY_PREFIX + ad.uuid);
+        return stored
+          ? { certPem: derToPem(ad.cert, 'CERTIFICATE'), keyPem: derToPem(stored.key, 'PRIVATE KEY') }
+          : null;
+      },
       connect,
       connections: 32,
       selfValue: () => sessionOf(this.current)?.ad.uuid ?? null,
@@ -239,6 +251,21 @@ export class NodeServer implements NodeApi {
     elector.start();
   }
 
+  /** The gateway CA bundle, read again for every term (rotation without a restart). */
+  private gatewayCa(): string | null {
+    const file = this.settings.gatewayCaFile;
+    if (!file) return null;
+    try {
+      this.lastGatewayCa = readGatewayCa(file);
+    } catch (err) {
+      this.deps.log.error(
+        { err: (err as Error).message },
+        'gateway CA bundle unreadable: keeping the one read before',
+      );
+    }
+    return this.lastGatewayCa;
+  }
+
   private async becomeActive(lock: HeldLock, identity: ClusterIdentity): Promise<void> {
     const s = this.settings;
     const unsealed = unsealedOf(this.current);
@@ -260,13 +287,16 @@ export class NodeServer implements NodeApi {
       fence: !this.deps.split,
       storage: unsealed.storage,
       advertisementKeys: s.advertisementKeys,
+      signingKey: s.signingKey,
+      legacy: s.legacyAdvertisement,
+      gatewayCa: this.gatewayCa(),
       nodeId: s.nodeId,
       apiAddr: s.apiAddr,
       clusterAddr: s.clusterAddr,
       clusterListen: s.clusterListen,
       log: this.deps.log,
       handlers: {
-        handle: (req: Http2ServerRequest, res: Http2ServerResponse) => this.entry.serve(req, res, true),
+        handle: (req: Http2ServerRequest, res: Http2ServerResponse, peer) => this.entry.serve(req, res, peer),
         internal: (req, res, path) => this.peerTable.handle(req, res, path),
       },
     });

@@ -4,10 +4,19 @@
  * host with port + 1, is always https, and must differ from api_addr; the cluster listener
  * defaults to the API listener's IP with port + 1.
  */
+
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { type HostPort, parseHostPort, parseKeyList } from '../shared/config/formats';
 import { type ListenerSettings, listenerSettings } from '../shared/config/listener';
 import { ConfigError } from '../shared/config/load';
 import type { NodeConfig } from '../shared/config/node-schema';
+import {
+  type SigningKey,
+  signingKeyFromSeed,
+  type VerifyKey,
+  verifyKeyFromRaw,
+} from '../shared/crypto/signing';
 
 export interface NodeSettings {
   nodeId: string;
@@ -18,6 +27,14 @@ export interface NodeSettings {
   clusterAddr: string;
   sealKey: Buffer;
   advertisementKeys: Buffer[];
+  /** Signs this node's advertisements (nodes only). */
+  signingKey: SigningKey;
+  /** Advertisements signed by these are trusted (the signing key's own always is). */
+  verifyKeys: VerifyKey[];
+  /** Also write and read the previous, unsigned format (rolling upgrade). */
+  legacyAdvertisement: boolean;
+  /** PEM CA bundle file for gateways' client certificates, or null (no gateway can connect). */
+  gatewayCaFile: string | null;
   storage: { type: 'redis' | 'inmem'; redisUrl: string; prefix: string };
   /** Set for split storage: the lock lives only here. */
   haStorage: { type: 'redis' | 'inmem'; redisUrl: string; prefix: string } | null;
@@ -55,6 +72,20 @@ export function deriveClusterAddr(apiAddr: string, clusterAddr: string): string 
   return `https://${api.hostname}:${defaultPort(api) + 1}`;
 }
 
+/**
+ * Reads the gateway CA bundle (read again at every active term, so a rotated bundle needs no
+ * restart). Throws ConfigError naming the variable.
+ */
+export function readGatewayCa(file: string): string {
+  try {
+    const pem = readFileSync(file, 'utf8');
+    new X509Certificate(pem);
+    return pem;
+  } catch (err) {
+    throw new ConfigError(`gateway_ca_file (LEADERWAY_GATEWAY_CA_FILE): ${(err as Error).message}`);
+  }
+}
+
 /** Validates cross-field rules and derives the node's settings. Throws ConfigError. */
 export function nodeSettings(c: NodeConfig): NodeSettings {
   const listener = listenerSettings(c.listener);
@@ -69,6 +100,27 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
   if (advertisementKeys.length === 0) {
     throw new ConfigError('advertisement_key (LEADERWAY_ADVERTISEMENT_KEY): required: base64 of 32 bytes');
   }
+  // Gateways hold the advertisement key: were it the seal key, every gateway could unseal.
+  if (advertisementKeys.some((k) => k.equals(sealKeys[0] as Buffer))) {
+    throw new ConfigError('advertisement_key (LEADERWAY_ADVERTISEMENT_KEY): must differ from the seal key');
+  }
+  const seeds = c.advertisement_signing_key ? parseKeyList(c.advertisement_signing_key) : [];
+  if (seeds.length !== 1) {
+    throw new ConfigError(
+      'advertisement_signing_key (LEADERWAY_ADVERTISEMENT_SIGNING_KEY): required: base64 of one 32-byte Ed25519 seed (`leaderway keys` makes one)',
+    );
+  }
+  if ([sealKeys[0], ...advertisementKeys].some((k) => k?.equals(seeds[0] as Buffer))) {
+    throw new ConfigError(
+      'advertisement_signing_key (LEADERWAY_ADVERTISEMENT_SIGNING_KEY): must differ from the seal and advertisement keys',
+    );
+  }
+  const signingKey = signingKeyFromSeed(seeds[0] as Buffer);
+  const verifyKeys = (c.advertisement_verify_key ? parseKeyList(c.advertisement_verify_key) : []).map(
+    verifyKeyFromRaw,
+  );
+  if (!verifyKeys.some((k) => k.id.equals(signingKey.id)))
+    verifyKeys.unshift(verifyKeyFromRaw(signingKey.publicRaw));
   const clusterAddr = c.disable_clustering ? '' : deriveClusterAddr(c.api_addr, c.cluster_addr);
   if (clusterAddr && new URL(clusterAddr).host === new URL(c.api_addr).host) {
     throw new ConfigError('cluster_addr: the cluster address must differ from the API address (api_addr)');
@@ -98,6 +150,10 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
     clusterAddr,
     sealKey: sealKeys[0] as Buffer,
     advertisementKeys,
+    signingKey,
+    verifyKeys,
+    legacyAdvertisement: c.advertisement_legacy,
+    gatewayCaFile: c.gateway_ca_file || null,
     storage: { type: c.storage.type, redisUrl: c.storage.redis_url, prefix: c.storage.prefix },
     haStorage: haType
       ? { type: haType as 'redis' | 'inmem', redisUrl: c.ha_storage.redis_url, prefix: c.storage.prefix }

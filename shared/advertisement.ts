@@ -1,17 +1,33 @@
 /**
- * The leader advertisement: what the active node writes at `core/leader/<uuid>` so standbys and
- * gateways can reach it. It carries the cluster private key, so it is encrypted with
- * AES-256-GCM under the advertisement key (never the seal key: gateways hold only this key),
- * with the storage path as associated data.
+ * The leader advertisement: what the active node writes so standbys and gateways can reach it —
+ * its addresses and its cluster certificate, never its private key. It is
+ *  - signed with the nodes' Ed25519 signing key (LEADERWAY_ADVERTISEMENT_SIGNING_KEY, nodes
+ *    only), over the storage path and every field, so whoever reads it — gateways included —
+ *    can check a node wrote it but cannot write one;
+ *  - encrypted with AES-256-GCM under the advertisement key, with the path as associated data.
+ * It lives at `core/leader-signed/<uuid>`. The cluster private key is stored separately, through
+ * the barrier (`core/leader-key/<uuid>`), which only unsealed nodes can open: standbys present
+ * the leader's own certificate, gateways a certificate of their own.
  *
- * Wire format: 0x01 ‖ keyId(4) ‖ aead.seal(JSON). A list of keys rotates: the first encrypts,
- * every key decrypts.
+ * Wire format: 0x02 ‖ keyId(4) ‖ aead.seal(JSON {ad, sig_key, sig}). Keys rotate as lists: the
+ * first encrypts (signs), every one decrypts (verifies).
+ *
+ * The previous format (0x01, at `core/leader/<uuid>`, unsigned and carrying the private key) is
+ * still written and read by nodes in legacy mode (LEADERWAY_ADVERTISEMENT_LEGACY), for a rolling
+ * upgrade; see docs/runbook.md.
  */
 
 import { keyId, open, seal } from './crypto/aead';
+import { type SigningKey, signWith, type VerifyKey, verifyWith } from './crypto/signing';
 import { LEADER_PREFIX } from './storage/backend';
 
-const FORMAT_VERSION = 0x01;
+const LEGACY_FORMAT = 0x01;
+const FORMAT = 0x02;
+
+/** Where signed advertisements live. */
+export const SIGNED_LEADER_PREFIX = 'core/leader-signed/';
+/** Where the active node keeps its cluster private key (through the barrier: nodes only). */
+export const LEADER_KEY_PREFIX = 'core/leader-key/';
 
 /** What the active node advertises. */
 export interface Advertisement {
@@ -26,51 +42,135 @@ export interface Advertisement {
   cluster_addr: string;
   /** The cluster certificate (DER, base64). */
   cert: string;
-  /** The cluster private key (PKCS#8 DER, base64). */
-  key: string;
   /** When the node became active (RFC 3339). */
   active_time: string;
 }
 
-/** The storage path of the advertisement for lock value `uuid`. */
+/** The previous format's content: the advertisement and the cluster private key. */
+export interface LegacyAdvertisement extends Advertisement {
+  /** The cluster private key (PKCS#8 DER, base64). */
+  key: string;
+}
+
+/** The storage path of the signed advertisement for lock value `uuid`. */
 export function advertisementPath(uuid: string): string {
+  return `${SIGNED_LEADER_PREFIX}${uuid}`;
+}
+
+/** The storage path of the previous format's advertisement. */
+export function legacyAdvertisementPath(uuid: string): string {
   return `${LEADER_PREFIX}${uuid}`;
 }
 
-/** Encrypts an advertisement under the first key of `keys`. */
-export function encodeAdvertisement(ad: Advertisement, keys: readonly Buffer[]): Buffer {
-  const key = keys[0];
-  if (!key) throw new Error('no advertisement key');
-  const body = seal(key, Buffer.from(JSON.stringify(ad), 'utf8'), advertisementPath(ad.uuid));
-  return Buffer.concat([Buffer.from([FORMAT_VERSION]), keyId(key), body]);
-}
-
 /** Why an advertisement was rejected (a metric label; never contains the data). */
-export type RejectReason = 'format' | 'unknown-key' | 'decrypt' | 'schema' | 'uuid-mismatch';
+export type RejectReason =
+  | 'format'
+  | 'unknown-key'
+  | 'decrypt'
+  | 'schema'
+  | 'uuid-mismatch'
+  | 'unsigned'
+  | 'unknown-signer'
+  | 'bad-signature';
 
 /** Result of decoding: the advertisement, or why it was rejected. */
-export type DecodeResult = { ok: true; ad: Advertisement } | { ok: false; reason: RejectReason };
+export type DecodeResult<T = Advertisement> = { ok: true; ad: T } | { ok: false; reason: RejectReason };
 
-/**
- * Decrypts and validates the advertisement stored at `path`. Anything that does not
- * authenticate under one of `keys`, or whose fields are malformed, or whose uuid does not match
- * its path, is rejected: it must never be trusted.
- */
-export function decodeAdvertisement(raw: Buffer, path: string, keys: readonly Buffer[]): DecodeResult {
-  if (raw.length < 6 || raw[0] !== FORMAT_VERSION) return { ok: false, reason: 'format' };
-  const id = raw.subarray(1, 5);
-  const key = keys.find((k) => keyId(k).equals(id));
+/** The bytes a signature covers: the path and every field, in a fixed order. */
+function signedBytes(path: string, ad: Advertisement): Buffer {
+  const fields = [ad.uuid, ad.epoch, ad.node_id, ad.api_addr, ad.cluster_addr, ad.cert, ad.active_time];
+  return Buffer.from(`leaderway-advertisement-v2\n${path}\n${JSON.stringify(fields)}`, 'utf8');
+}
+
+function only(ad: Advertisement): Advertisement {
+  const { uuid, epoch, node_id, api_addr, cluster_addr, cert, active_time } = ad;
+  return { uuid, epoch, node_id, api_addr, cluster_addr, cert, active_time };
+}
+
+function encrypt(format: number, path: string, body: unknown, keys: readonly Buffer[]): Buffer {
+  const key = keys[0];
+  if (!key) throw new Error('no advertisement key');
+  const sealed = seal(key, Buffer.from(JSON.stringify(body), 'utf8'), path);
+  return Buffer.concat([Buffer.from([format]), keyId(key), sealed]);
+}
+
+function decrypt(
+  format: number,
+  raw: Buffer,
+  path: string,
+  keys: readonly Buffer[],
+): { ok: true; body: unknown } | { ok: false; reason: RejectReason } {
+  if (raw.length < 6) return { ok: false, reason: 'format' };
+  if (raw[0] !== format) return { ok: false, reason: raw[0] === LEGACY_FORMAT ? 'unsigned' : 'format' };
+  const key = keys.find((k) => keyId(k).equals(raw.subarray(1, 5)));
   if (!key) return { ok: false, reason: 'unknown-key' };
   const plain = open(key, raw.subarray(5), path);
   if (!plain) return { ok: false, reason: 'decrypt' };
-  let ad: unknown;
   try {
-    ad = JSON.parse(plain.toString('utf8'));
+    return { ok: true, body: JSON.parse(plain.toString('utf8')) };
   } catch {
     return { ok: false, reason: 'schema' };
   }
-  if (!isAdvertisement(ad)) return { ok: false, reason: 'schema' };
+}
+
+/** Signs and encrypts an advertisement (for `advertisementPath(ad.uuid)`). */
+export function encodeAdvertisement(ad: Advertisement, keys: readonly Buffer[], signer: SigningKey): Buffer {
+  const path = advertisementPath(ad.uuid);
+  const clean = only(ad);
+  const sig = signWith(signer, signedBytes(path, clean));
+  return encrypt(
+    FORMAT,
+    path,
+    { ad: clean, sig_key: signer.id.toString('hex'), sig: sig.toString('base64') },
+    keys,
+  );
+}
+
+/**
+ * Decrypts, verifies and validates the advertisement stored at `path`. Anything that does not
+ * authenticate under one of `keys`, is not signed by one of `verifyKeys`, has malformed fields
+ * or names another uuid than its path is rejected: it must never be trusted.
+ */
+export function decodeAdvertisement(
+  raw: Buffer,
+  path: string,
+  keys: readonly Buffer[],
+  verifyKeys: readonly VerifyKey[],
+): DecodeResult {
+  const d = decrypt(FORMAT, raw, path, keys);
+  if (!d.ok) return d;
+  const body = d.body as { ad?: unknown; sig_key?: unknown; sig?: unknown } | null;
+  if (!body || typeof body !== 'object' || !isAdvertisement(body.ad)) return { ok: false, reason: 'schema' };
+  if (typeof body.sig !== 'string' || typeof body.sig_key !== 'string' || !/^[0-9a-f]{8}$/.test(body.sig_key))
+    return { ok: false, reason: 'unsigned' };
+  const ad = only(body.ad);
+  const verdict = verifyWith(
+    verifyKeys,
+    Buffer.from(body.sig_key, 'hex'),
+    signedBytes(path, ad),
+    Buffer.from(body.sig, 'base64'),
+  );
+  if (verdict !== 'ok') return { ok: false, reason: verdict };
   if (advertisementPath(ad.uuid) !== path) return { ok: false, reason: 'uuid-mismatch' };
+  return { ok: true, ad };
+}
+
+/** The previous format, for legacy mode: encrypted, unsigned, with the private key. */
+export function encodeLegacyAdvertisement(ad: LegacyAdvertisement, keys: readonly Buffer[]): Buffer {
+  return encrypt(LEGACY_FORMAT, legacyAdvertisementPath(ad.uuid), ad, keys);
+}
+
+/** Decodes the previous format (legacy mode only: nothing authenticates it but the key). */
+export function decodeLegacyAdvertisement(
+  raw: Buffer,
+  path: string,
+  keys: readonly Buffer[],
+): DecodeResult<LegacyAdvertisement> {
+  const d = decrypt(LEGACY_FORMAT, raw, path, keys);
+  if (!d.ok) return d.reason === 'unsigned' ? { ok: false, reason: 'format' } : d;
+  const ad = d.body as LegacyAdvertisement;
+  if (!isAdvertisement(ad) || typeof ad.key !== 'string') return { ok: false, reason: 'schema' };
+  if (legacyAdvertisementPath(ad.uuid) !== path) return { ok: false, reason: 'uuid-mismatch' };
   return { ok: true, ad };
 }
 
@@ -88,7 +188,6 @@ function isAdvertisement(v: unknown): v is Advertisement {
     typeof a.cluster_addr === 'string' &&
     (a.cluster_addr === '' || /^https:\/\/[^/]+$/.test(a.cluster_addr)) &&
     typeof a.cert === 'string' &&
-    typeof a.key === 'string' &&
     typeof a.active_time === 'string'
   );
 }

@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # Creates the Secrets leaderway's pods reference, if they do not exist yet:
 #
-#   leaderway-seal           seal-key   the static seal key (base64 of 32 random bytes) — nodes only
-#   leaderway-advertisement  keys       the advertisement key(s) (same format) — nodes and gateways
-#   leaderway-redis          url        LEADERWAY_REDIS_URL (may carry a password) — nodes and gateways
+#   leaderway-seal              seal-key          the static seal key — nodes only
+#   leaderway-signing           signing-key       Ed25519 seed that signs advertisements — nodes only
+#   leaderway-verify            verify-key        its public key — gateways
+#   leaderway-advertisement     keys              the advertisement key — nodes and gateways
+#   leaderway-gateway-ca        ca.crt            the CA nodes trust for gateway identities
+#   leaderway-gateway-identity  tls.crt tls.key   the gateways' client certificate (from that CA)
+#   leaderway-redis-node        url               LEADERWAY_REDIS_URL as Redis user leaderway-node
+#   leaderway-redis-gateway     url               LEADERWAY_REDIS_URL as Redis user leaderway-gateway
+#   leaderway-redis-passwords   node-password gateway-password
+#                                                 only for the dev overlay's Redis (its aclfile)
 #
-# An existing Secret is never replaced: a new seal key would leave the cluster unable to unseal
-# its data. Values are written to a private temporary directory (never to the command line, the
-# terminal or the repository) and removed on exit.
+# Keys are 32 random bytes, base64. Secrets that belong together (signing + verify, CA +
+# identity, the Redis ones) are created together or not at all. An existing Secret is never
+# replaced: a new seal key would leave the cluster unable to unseal its data. Values are written
+# to a private temporary directory (never to the command line, the terminal or the repository)
+# and removed on exit. Needs openssl.
 #
-# Usage: k8s/scripts/make-secrets.sh [--namespace NS] [--context CTX] [--redis-url URL|-]
-#   --namespace  default: leaderway (created if missing)
-#   --redis-url  default: redis://leaderway-redis:6379 (the dev overlay's Redis); `-` reads it
-#                from stdin, which keeps a password out of your shell history and `ps`
+# Usage: k8s/scripts/make-secrets.sh [--namespace NS] [--context CTX]
+#                                    [--redis-node-url URL|- --redis-gateway-url URL|-]
+#   --namespace          default: leaderway (created if missing)
+#   --redis-node-url     your Redis as the leaderway-node user (see `leaderway redis-acl`), and
+#   --redis-gateway-url  as the leaderway-gateway user. `-` reads it from stdin (node URL on the
+#                        first line, gateway URL on the next), which keeps passwords out of your
+#                        shell history and `ps`. Without both: the dev overlay's Redis, with fresh
+#                        passwords (leaderway-redis-passwords).
 set -euo pipefail
 
 namespace=leaderway
-redis_url=redis://leaderway-redis:6379
+node_url=
+gateway_url=
 kubectl_args=()
 
 # The header comment above is the help text.
@@ -26,32 +40,33 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --namespace|-n) namespace="${2:?--namespace needs a value}"; shift 2 ;;
     --context) kubectl_args+=(--context "${2:?--context needs a value}"); shift 2 ;;
-    --redis-url) redis_url="${2:?--redis-url needs a value}"; shift 2 ;;
+    --redis-node-url) node_url="${2:?--redis-node-url needs a value}"; shift 2 ;;
+    --redis-gateway-url) gateway_url="${2:?--redis-gateway-url needs a value}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "make-secrets: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 
-if [ "$redis_url" = "-" ]; then
-  IFS= read -r redis_url || true
+if [ -n "$node_url$gateway_url" ] && { [ -z "$node_url" ] || [ -z "$gateway_url" ]; }; then
+  echo "make-secrets: give both --redis-node-url and --redis-gateway-url (or neither, for the dev Redis)" >&2
+  exit 2
 fi
-
-case "$redis_url" in
-  redis://*|rediss://*|redis+sentinel://*) ;;
-  *) echo "make-secrets: --redis-url must start with redis://, rediss:// or redis+sentinel://" >&2; exit 2 ;;
-esac
+if [ "$node_url" = "-" ]; then IFS= read -r node_url || true; fi
+if [ "$gateway_url" = "-" ]; then IFS= read -r gateway_url || true; fi
+for url in ${node_url:+"$node_url"} ${gateway_url:+"$gateway_url"}; do
+  case "$url" in
+    redis://*|rediss://*|redis+sentinel://*) ;;
+    *) echo "make-secrets: Redis URLs must start with redis://, rediss:// or redis+sentinel://" >&2; exit 2 ;;
+  esac
+done
+if [ -n "$node_url" ] && [ "$node_url" = "$gateway_url" ]; then
+  echo "make-secrets: the node and gateway Redis URLs must differ (two users, two passwords)" >&2
+  exit 2
+fi
+command -v openssl >/dev/null 2>&1 || { echo "make-secrets: openssl is required" >&2; exit 2; }
 
 # (The ${a[@]+...} form keeps bash 3.2, as shipped with macOS, happy with an empty array.)
 kc() { kubectl ${kubectl_args[@]+"${kubectl_args[@]}"} "$@"; }
-
-# 32 random bytes, base64 (44 characters), no trailing newline.
-random_key() {
-  if command -v openssl >/dev/null 2>&1; then
-    openssl rand -base64 32 | tr -d '\n'
-  else
-    node -e 'process.stdout.write(require("node:crypto").randomBytes(32).toString("base64"))'
-  fi
-}
 
 umask 077
 workdir="$(mktemp -d)"
@@ -62,26 +77,97 @@ if ! kc get namespace "$namespace" >/dev/null 2>&1; then
   echo "namespace/$namespace created"
 fi
 
-# create_secret NAME KEY VALUE-PRODUCER...
-create_secret() {
-  local name="$1" key="$2"
-  shift 2
-  if kc -n "$namespace" get secret "$name" >/dev/null 2>&1; then
-    echo "secret/$name exists: kept (never replaced by this script)"
-    return
-  fi
-  "$@" >"$workdir/$key"
-  kc -n "$namespace" create secret generic "$name" --from-file="$key=$workdir/$key" >/dev/null
+exists() { kc -n "$namespace" get secret "$1" >/dev/null 2>&1; }
+
+# create NAME KEY... : a Secret from the files $workdir/NAME/KEY.
+create() {
+  local name="$1" args=() key
+  shift
+  for key in "$@"; do args+=(--from-file="$key=$workdir/$name/$key"); done
+  kc -n "$namespace" create secret generic "$name" "${args[@]}" >/dev/null
   kc -n "$namespace" label secret "$name" app.kubernetes.io/part-of=leaderway >/dev/null
-  rm -f "$workdir/$key"
   echo "secret/$name created"
 }
 
-print_redis_url() { printf '%s' "$redis_url"; }
+# group NAME... : true (and a work directory per Secret) when none exists; kept when all do.
+group() {
+  local name found=() missing=()
+  for name in "$@"; do
+    if exists "$name"; then found+=("$name"); else missing+=("$name"); fi
+  done
+  if [ ${#found[@]} -gt 0 ]; then
+    for name in "${found[@]}"; do echo "secret/$name exists: kept (never replaced by this script)"; done
+    if [ ${#missing[@]} -gt 0 ]; then
+      echo "make-secrets: ${missing[*]} must be created together with ${found[*]}; delete those or create these by hand" >&2
+      exit 1
+    fi
+    return 1
+  fi
+  for name in "$@"; do mkdir -p "$workdir/$name"; done
+}
 
-create_secret leaderway-seal seal-key random_key
-create_secret leaderway-advertisement keys random_key
-create_secret leaderway-redis url print_redis_url
+# 32 random bytes, base64 (44 characters), no trailing newline.
+random_key() { openssl rand -base64 32 | tr -d '\n'; }
+
+if group leaderway-seal; then
+  random_key >"$workdir/leaderway-seal/seal-key"
+  create leaderway-seal seal-key
+fi
+
+if group leaderway-advertisement; then
+  random_key >"$workdir/leaderway-advertisement/keys"
+  create leaderway-advertisement keys
+fi
+
+# Ed25519: the PKCS#8 and SPKI DER forms end with the 32-byte seed and public key.
+if group leaderway-signing leaderway-verify; then
+  openssl genpkey -algorithm ed25519 -outform DER -out "$workdir/ed25519.der" 2>/dev/null
+  tail -c 32 "$workdir/ed25519.der" | openssl base64 -A | tr -d "\n" >"$workdir/leaderway-signing/signing-key"
+  openssl pkey -inform DER -in "$workdir/ed25519.der" -pubout -outform DER 2>/dev/null |
+    tail -c 32 | openssl base64 -A | tr -d "\n" >"$workdir/leaderway-verify/verify-key"
+  create leaderway-signing signing-key
+  create leaderway-verify verify-key
+fi
+
+# A CA that only issues gateway client certificates, and one certificate from it (one year; with
+# cert-manager, let it issue and renew instead: docs/kubernetes.md). The CA's key is not kept.
+if group leaderway-gateway-ca leaderway-gateway-identity; then
+  ca="$workdir/leaderway-gateway-ca" id="$workdir/leaderway-gateway-identity"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days 3650 \
+    -subj "/CN=leaderway gateway CA" -keyout "$workdir/ca.key" -out "$ca/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 \
+    -subj "/CN=leaderway-gateway" -keyout "$id/tls.key" -out "$workdir/gateway.csr" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' \
+    >"$workdir/gateway.ext"
+  openssl x509 -req -in "$workdir/gateway.csr" -CA "$ca/ca.crt" -CAkey "$workdir/ca.key" \
+    -CAcreateserial -CAserial "$workdir/ca.srl" -sha256 -days 365 -extfile "$workdir/gateway.ext" \
+    -out "$id/tls.crt" 2>/dev/null
+  create leaderway-gateway-ca ca.crt
+  create leaderway-gateway-identity tls.crt tls.key
+fi
+
+if [ -n "$node_url" ]; then
+  if group leaderway-redis-node leaderway-redis-gateway; then
+    printf '%s' "$node_url" >"$workdir/leaderway-redis-node/url"
+    printf '%s' "$gateway_url" >"$workdir/leaderway-redis-gateway/url"
+    create leaderway-redis-node url
+    create leaderway-redis-gateway url
+  fi
+elif group leaderway-redis-passwords leaderway-redis-node leaderway-redis-gateway; then
+  # The dev overlay's Redis: its aclfile is made from these passwords at start.
+  p="$workdir/leaderway-redis-passwords"
+  openssl rand -hex 24 | tr -d '\n' >"$p/node-password"
+  openssl rand -hex 24 | tr -d '\n' >"$p/gateway-password"
+  printf 'redis://leaderway-node:%s@leaderway-redis:6379' "$(cat "$p/node-password")" \
+    >"$workdir/leaderway-redis-node/url"
+  printf 'redis://leaderway-gateway:%s@leaderway-redis:6379' "$(cat "$p/gateway-password")" \
+    >"$workdir/leaderway-redis-gateway/url"
+  create leaderway-redis-passwords node-password gateway-password
+  create leaderway-redis-node url
+  create leaderway-redis-gateway url
+fi
 
 cat <<MSG
 

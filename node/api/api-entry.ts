@@ -41,15 +41,18 @@ export class ApiEntry {
     this.apiInFlight++;
     res.once('close', () => this.apiInFlight--);
     if (this.o.closing()) res.setHeader('connection', 'close');
-    this.serve(req, res, false);
+    this.serve(req, res, 'api');
   };
 
-  /** Serves one request from either listener (`viaCluster`: forwarded by a standby or gateway). */
-  serve(req: AnyRequest, res: AnyResponse, viaCluster: boolean): void {
+  /**
+   * Serves one request from either listener: `api` (a client), or over the cluster channel from
+   * a `standby` or a `gateway` (metrics, logs and traces tell them apart).
+   */
+  serve(req: AnyRequest, res: AnyResponse, via: 'api' | 'standby' | 'gateway'): void {
+    const viaCluster = via !== 'api';
     const done = this.o.trackActive();
     if (done) res.once('close', done);
     const started = performance.now();
-    const via = viaCluster ? 'cluster' : 'api';
     const route = routeClass(req.url);
     const { metrics, log } = this.o;
     const run = (span: Parameters<typeof endServerSpan>[0]) => {
@@ -69,7 +72,7 @@ export class ApiEntry {
     };
     // The API listener's server spans come from the http instrumentation; the cluster listener
     // (HTTP/2 server) continues the forwarder's trace here.
-    if (viaCluster) withIncomingContext(req.headers, 'lw.cluster.request', run);
+    if (viaCluster) withIncomingContext(req.headers, 'lw.cluster.request', run, { 'lw.peer': via });
     else run(undefined);
   }
 }

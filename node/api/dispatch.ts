@@ -30,6 +30,9 @@ import { tokenRoutes } from './routes/token';
 /** Errors after which nothing was stored, so a gateway may safely retry the request elsewhere. */
 const NOT_SERVED_CODES = new Set(['LW_ERR_NOT_ACTIVE', 'LW_ERR_FENCED_WRITE', 'LW_ERR_DRAINING']);
 
+/** The most a request body may hold on a route that runs before authentication (a login). */
+export const PRE_AUTH_BODY_LIMIT = 64 * 1024;
+
 /** Route tables with a fixed prefix; everything else is looked up in the mount tables. */
 const FIXED: ReadonlyArray<[prefix: string, routes: readonly Route[]]> = [
   ['sys/', sysRoutes],
@@ -89,7 +92,7 @@ export class ApiHandler {
     if (local) {
       if (req.operation === null || !local.ops.includes(req.operation))
         throw new LwError('LW_ERR_METHOD_NOT_ALLOWED', 'unsupported operation');
-      send(res, req, await local.handler(req, this.node));
+      send(res, req, await local.handler(req, this.node, viaCluster));
       return;
     }
     if (req.operation === null || req.operation === 'head')
@@ -131,7 +134,8 @@ export class ApiHandler {
       clientAddr,
       mount: matched.mount,
       params: matched.params,
-      body: bodyReader(req, this.node.maxRequestSize),
+      // Before a token is checked (a login), a body may cost only a few KiB.
+      body: bodyReader(req, matched.route.unauthenticated ? PRE_AUTH_BODY_LIMIT : this.node.maxRequestSize),
     };
     if (!matched.route.unauthenticated) {
       await this.authorize(ctx, matched.route, op);

@@ -3,8 +3,10 @@
  *
  * Start order (each step needs the previous one):
  *   1. open the cluster listener — so nobody learns our address before we can answer on it;
- *   2. write the encrypted advertisement at `core/leader/<uuid>` (fenced: only while we hold
- *      the lock);
+ *   2. store the cluster private key through the barrier (`core/leader-key/<uuid>`: standbys
+ *      read it, gateways cannot), then write the signed, encrypted advertisement at
+ *      `core/leader-signed/<uuid>` (both fenced: only while we hold the lock) — and in legacy
+ *      mode the previous format at `core/leader/<uuid>` too;
  *   3. publish `advertised`, so standbys and gateways switch at once;
  *   4. in the background, delete stale `core/leader/*` entries.
  * Close order: stop serving new requests (they are answered "not served" and retried by
@@ -12,8 +14,17 @@
  * release the lock, publish `released` so a standby takes over at once.
  */
 import type { Logger } from 'pino';
-import { type Advertisement, advertisementPath, encodeAdvertisement } from '../../shared/advertisement';
+import {
+  type Advertisement,
+  advertisementPath,
+  encodeAdvertisement,
+  encodeLegacyAdvertisement,
+  LEADER_KEY_PREFIX,
+  legacyAdvertisementPath,
+  SIGNED_LEADER_PREFIX,
+} from '../../shared/advertisement';
 import type { HostPort } from '../../shared/config/formats';
+import type { SigningKey } from '../../shared/crypto/signing';
 import { type Backend, type HABackend, isFencingBackend, LEADER_PREFIX } from '../../shared/storage/backend';
 import type { HeldLock } from '../../shared/storage/held-lock';
 import type { SecureStorage } from '../barrier/secure-storage';
@@ -34,6 +45,11 @@ export interface ActiveSessionOptions {
   fence: boolean;
   storage: SecureStorage;
   advertisementKeys: readonly Buffer[];
+  signingKey: SigningKey;
+  /** Also write the previous, unsigned format (rolling upgrade). */
+  legacy: boolean;
+  /** PEM CA bundle for gateways' client certificates (null: no gateway can connect). */
+  gatewayCa: string | null;
   nodeId: string;
   apiAddr: string;
   clusterAddr: string;
@@ -66,7 +82,6 @@ export class ActiveSession {
       api_addr: o.apiAddr,
       cluster_addr: o.clusterListen ? o.clusterAddr : '',
       cert: o.identity.certDer,
-      key: o.identity.keyDer,
       active_time: this.activeTime,
     };
   }
@@ -94,25 +109,39 @@ export class ActiveSession {
       this.listener = new ClusterListener({
         address: o.clusterListen,
         identity: o.identity,
+        gatewayCa: o.gatewayCa,
         log: o.log,
         ...o.handlers,
       });
       await this.listener.start();
     }
-    await this.data.put(advertisementPath(this.ad.uuid), encodeAdvertisement(this.ad, o.advertisementKeys));
+    const uuid = this.ad.uuid;
+    await this.storage.put(LEADER_KEY_PREFIX + uuid, { key: o.identity.keyDer });
+    await this.data.put(
+      advertisementPath(uuid),
+      encodeAdvertisement(this.ad, o.advertisementKeys, o.signingKey),
+    );
+    if (o.legacy) {
+      const legacy = encodeLegacyAdvertisement({ ...this.ad, key: o.identity.keyDer }, o.advertisementKeys);
+      await this.data.put(legacyAdvertisementPath(uuid), legacy);
+    }
     o.log.info({ epoch: this.ad.epoch, cluster_addr: this.ad.cluster_addr }, 'advertisement written');
     await o.ha.publish({ type: 'advertised', epoch: this.ad.epoch });
     void this.cleanStale();
   }
 
-  /** Deletes other nodes' advertisements left behind, one at a time, while we are active. */
+  /** Deletes other terms' advertisements and keys left behind, one at a time, while we are active. */
   private async cleanStale(): Promise<void> {
     try {
-      const keys = await this.data.list(LEADER_PREFIX);
-      for (const k of keys) {
+      const mine = this.ad.uuid;
+      const stale = [
+        ...(await this.data.list(SIGNED_LEADER_PREFIX)).map((k) => SIGNED_LEADER_PREFIX + k),
+        ...(await this.data.list(LEADER_PREFIX)).map((k) => LEADER_PREFIX + k),
+        ...(await this.storage.list(LEADER_KEY_PREFIX)).map((k) => LEADER_KEY_PREFIX + k),
+      ].filter((p) => !p.endsWith('/') && !p.endsWith(mine));
+      for (const path of stale) {
         if (!this.serving()) return;
-        if (k === this.ad.uuid || k.endsWith('/')) continue;
-        await this.data.delete(LEADER_PREFIX + k);
+        await this.data.delete(path);
         this.o.log.info('stale advertisement deleted');
         await new Promise((r) => setTimeout(r, STALE_DELETE_INTERVAL_MS));
       }
@@ -142,7 +171,10 @@ export class ActiveSession {
     // Deleting our advertisement is fenced: if the lock is already gone this is refused, and the
     // next active node's cleanup removes it instead.
     if (this.o.lock.isValid()) {
-      await this.data.delete(advertisementPath(this.ad.uuid)).catch(() => undefined);
+      const uuid = this.ad.uuid;
+      for (const path of [advertisementPath(uuid), legacyAdvertisementPath(uuid), LEADER_KEY_PREFIX + uuid]) {
+        await this.data.delete(path).catch(() => undefined);
+      }
     }
     const wasHeld = this.o.lock.isValid();
     await this.o.lock.release();

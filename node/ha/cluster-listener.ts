@@ -1,17 +1,21 @@
 /**
- * The cluster listener: open only while this node is active. Mutual TLS 1.2 where the advertised
- * certificate is the only trusted CA, on both sides; ALPN h2 and http/1.1. Forwarded requests
- * (from standbys and gateways) go through the same API handler as the API listener; standby
- * heartbeats arrive on the internal `/lw-cluster/` paths, which no forwarder ever sends on.
+ * The cluster listener: open only while this node is active. Mutual TLS 1.2 with two kinds of
+ * peer: standbys present this term's advertised certificate (read through the barrier, so only
+ * unsealed nodes have its key); gateways present a certificate of their own, issued by the CA
+ * in LEADERWAY_GATEWAY_CA_FILE. Nothing else is accepted. ALPN h2 and http/1.1. Forwarded
+ * requests from both go through the same API handler as the API listener, labelled with the
+ * peer's kind; the internal `/lw-cluster/` paths (standby heartbeats) are for standbys only.
  */
 import { once } from 'node:events';
 import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { HostPort } from '../../shared/config/formats';
+import { LwError } from '../../shared/errors';
 import { NOT_SERVED_HEADER } from '../../shared/http/internal-headers';
 import { acceptListMethod, ListAwareIncomingMessage } from '../../shared/http/list-method';
-import { sendJson } from '../../shared/http/respond';
+import { sendError } from '../../shared/http/respond';
 import { answerClientError } from '../../shared/http/server';
 import type { ClusterIdentity } from './cluster-cert';
 
@@ -27,15 +31,28 @@ const LINGER_POLL_MS = 20;
  */
 const CLUSTER_IDLE_TIMEOUT_MS = 70_000;
 
+const PEER = Symbol('lw.clusterPeer');
+
+/** The kind of peer a request came from (HTTP/1.1: its socket; HTTP/2: its session's). */
+function peerOf(req: Http2ServerRequest): PeerKind {
+  const socket = (req.stream?.session?.socket ?? req.socket) as TLSSocket & { [PEER]?: PeerKind };
+  return socket?.[PEER] ?? 'gateway';
+}
+
 /** Internal paths served only on the cluster channel. */
 export const CLUSTER_PATH_PREFIX = '/lw-cluster/';
+
+/** Who is on the other end of a cluster connection. */
+export type PeerKind = 'standby' | 'gateway';
 
 export interface ClusterListenerOptions {
   address: HostPort;
   identity: ClusterIdentity;
+  /** PEM CA bundle for gateways' client certificates (null: only standbys can connect). */
+  gatewayCa: string | null;
   log: Logger;
   /** Serves a forwarded API request. */
-  handle(req: Http2ServerRequest, res: Http2ServerResponse): void;
+  handle(req: Http2ServerRequest, res: Http2ServerResponse, peer: PeerKind): void;
   /** Serves an internal request (heartbeat). */
   internal(req: Http2ServerRequest, res: Http2ServerResponse, path: string): void;
 }
@@ -58,7 +75,7 @@ export class ClusterListener {
       Http1IncomingMessage: ListAwareIncomingMessage,
       cert: identity.certPem,
       key: identity.keyPem,
-      ca: [identity.certPem],
+      ca: [identity.certPem, ...(this.opts.gatewayCa ? [this.opts.gatewayCa] : [])],
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
@@ -69,7 +86,11 @@ export class ClusterListener {
     acceptListMethod(server, 'secureConnection');
     // A malformed HTTP/1.1 request gets a JSON error, not Node's bare 400 (which a gateway would relay).
     server.on('clientError', answerClientError);
-    server.on('secureConnection', (s: Socket) => {
+    const own = Buffer.from(identity.certDer, 'base64');
+    server.on('secureConnection', (s: TLSSocket) => {
+      // The certificate the handshake verified: this term's own (a standby) or a gateway's.
+      const peer = s.getPeerCertificate();
+      (s as TLSSocket & { [PEER]?: PeerKind })[PEER] = peer?.raw?.equals(own) ? 'standby' : 'gateway';
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));
     });
@@ -84,16 +105,23 @@ export class ClusterListener {
 
   private onRequest(req: Http2ServerRequest, res: Http2ServerResponse): void {
     const url = req.url ?? '/';
+    const peer = peerOf(req);
     if (url.startsWith(CLUSTER_PATH_PREFIX)) {
+      if (peer !== 'standby') {
+        sendError(res, new LwError('LW_ERR_NOT_FOUND', ''));
+        return;
+      }
       this.opts.internal(req, res, url.slice(CLUSTER_PATH_PREFIX.length));
       return;
     }
     if (this.stopped) {
       // Nothing is served once we stop being active; the caller retries on the next leader.
-      sendJson(res, 503, { errors: ['node is not active'] }, { [NOT_SERVED_HEADER]: 'LW_ERR_DRAINING' });
+      sendError(res, new LwError('LW_ERR_DRAINING', 'node is not active'), {
+        [NOT_SERVED_HEADER]: 'LW_ERR_DRAINING',
+      });
       return;
     }
-    this.opts.handle(req, res);
+    this.opts.handle(req, res, peer);
   }
 
   /**

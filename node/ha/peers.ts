@@ -4,7 +4,8 @@
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Logger } from 'pino';
-import { sendJson } from '../../shared/http/respond';
+import { LwError } from '../../shared/errors';
+import { sendError, sendJson } from '../../shared/http/respond';
 import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
 import type { PeerInfo } from '../api/node-api';
 import { CLUSTER_PATH_PREFIX } from './cluster-listener';
@@ -32,7 +33,7 @@ export class PeerTable {
   /** Serves `POST /lw-cluster/echo`. */
   handle(req: Http2ServerRequest, res: Http2ServerResponse, path: string): void {
     if (path !== 'echo' || req.method !== 'POST') {
-      sendJson(res, 404, { errors: ['not found'] });
+      sendError(res, new LwError('LW_ERR_NOT_FOUND', 'not found'));
       return;
     }
     const chunks: Buffer[] = [];
@@ -58,7 +59,7 @@ export class PeerTable {
         });
         sendJson(res, 204, undefined);
       } catch {
-        sendJson(res, 400, { errors: ['invalid echo'] });
+        sendError(res, new LwError('LW_ERR_BAD_REQUEST', 'invalid echo'));
       }
     });
   }

@@ -18,6 +18,9 @@ import type { AnyRequest } from '../api/request';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'LIST']);
 
+/** How long a forwarded request may wait for a place in the pool before it is redirected. */
+const ADMISSION_WAIT_MS = 5_000;
+
 /** Seconds a client should wait before retrying when no leader is known. */
 const NO_LEADER_RETRY_AFTER_S = 1;
 
@@ -68,7 +71,13 @@ export class StandbyPolicy {
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    if (!(await client.admission.enter(abort.signal))) return;
+    const admitted = await client.admission.enter(abort.signal, ADMISSION_WAIT_MS);
+    if (admitted === 'aborted') return;
+    if (admitted === 'timeout') {
+      endSpan(span, 'busy', true);
+      this.redirect(res, leader.ad.api_addr, url, 'busy');
+      return;
+    }
     let outcome: ProxyOutcome;
     try {
       outcome = await proxyOnce(client.pool, {

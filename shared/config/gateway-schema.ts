@@ -45,6 +45,26 @@ export const gatewaySchema = {
     env: 'LEADERWAY_ADVERTISEMENT_KEY',
     sensitive: true,
   },
+  advertisement_verify_key: {
+    doc: 'The nodes’ Ed25519 public key(s) (base64, 32 bytes; comma-separated to rotate): only advertisements they signed are trusted. Required.',
+    format: 'key-list',
+    default: '',
+    env: 'LEADERWAY_ADVERTISEMENT_VERIFY_KEY',
+  },
+  identity: {
+    cert_file: {
+      doc: 'PEM client certificate this gateway presents to the active node (issued by the CA in the nodes’ LEADERWAY_GATEWAY_CA_FILE). Required; reloaded on SIGHUP and when the file changes.',
+      format: String,
+      default: '',
+      env: 'LEADERWAY_GATEWAY_CERT_FILE',
+    },
+    key_file: {
+      doc: 'PEM private key of that certificate.',
+      format: String,
+      default: '',
+      env: 'LEADERWAY_GATEWAY_KEY_FILE',
+    },
+  },
   trusted_proxies: {
     doc: 'CIDRs (comma-separated) whose X-Forwarded-For/-Proto/-Host are kept (the load balancer). Others’ are dropped.',
     format: 'cidr-list',
@@ -94,6 +114,8 @@ export interface GatewayConfig {
   storage: { redis_url: string; prefix: string };
   ha_storage: { redis_url: string };
   advertisement_key: string;
+  advertisement_verify_key: string;
+  identity: { cert_file: string; key_file: string };
   trusted_proxies: string;
   failover_wait: number;
   drain_delay: number;

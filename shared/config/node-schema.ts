@@ -79,11 +79,36 @@ export const nodeSchema = {
     },
   },
   advertisement_key: {
-    doc: 'Key(s) for the leader advertisement: base64 of 32 bytes; a comma-separated list rotates keys (the first encrypts, all decrypt). Gateways hold only this key.',
+    doc: 'Key(s) encrypting the leader advertisement: base64 of 32 bytes; a comma-separated list rotates keys (the first encrypts, all decrypt). Gateways hold it too. Must differ from the seal key.',
     format: 'key-list',
     default: '',
     env: 'LEADERWAY_ADVERTISEMENT_KEY',
     sensitive: true,
+  },
+  advertisement_signing_key: {
+    doc: 'Ed25519 key (base64 of its 32-byte seed) the active node signs its advertisement with. Nodes only: gateways refuse to start with it. `leaderway keys` makes one.',
+    format: 'key-list',
+    default: '',
+    env: 'LEADERWAY_ADVERTISEMENT_SIGNING_KEY',
+    sensitive: true,
+  },
+  advertisement_verify_key: {
+    doc: 'Ed25519 public key(s) (base64, 32 bytes; comma-separated to rotate) whose advertisements are trusted. Default: the signing key’s own.',
+    format: 'key-list',
+    default: '',
+    env: 'LEADERWAY_ADVERTISEMENT_VERIFY_KEY',
+  },
+  advertisement_legacy: {
+    doc: 'Also write and accept the previous, unsigned advertisement format, for a rolling upgrade from it (see the runbook). Turn off once every node and gateway runs this version.',
+    format: Boolean,
+    default: false,
+    env: 'LEADERWAY_ADVERTISEMENT_LEGACY',
+  },
+  gateway_ca_file: {
+    doc: 'PEM CA bundle that issues gateways’ client certificates: the active node’s cluster listener accepts gateways presenting one. Without it, no gateway can connect.',
+    format: String,
+    default: '',
+    env: 'LEADERWAY_GATEWAY_CA_FILE',
   },
   api_addr: {
     doc: 'Full URL clients are redirected to when they reach a standby (with a gateway: the load balancer / gateway URL). Required in HA mode.',
@@ -156,6 +181,10 @@ export interface NodeConfig {
   ha_storage: { type: '' | (typeof STORAGE_TYPES)[number]; redis_url: string };
   seal: { key: string };
   advertisement_key: string;
+  advertisement_signing_key: string;
+  advertisement_verify_key: string;
+  advertisement_legacy: boolean;
+  gateway_ca_file: string;
   api_addr: string;
   cluster_addr: string;
   disable_clustering: boolean;

@@ -1,10 +1,11 @@
 /**
  * A request body that can be sent more than once. A failover may cut a request off before the
- * leader answered; to retry it on the next leader the body must be sent again, yet bodies are
- * streamed, not buffered. So each attempt streams the client's body straight through while a
- * bounded copy (up to `cap` bytes) is kept; an attempt after a failure replays the copy and then
- * continues with the unread rest. A body larger than `cap` streams without a copy and can be
- * retried only if no byte of it was taken yet.
+ * leader answered; to retry it on the next leader the body must be sent again. A bounded copy
+ * (up to `cap` bytes) is kept: `prefetch()` reads a small body whole before any upstream
+ * resource is taken (so a client that sends slowly holds only its own connection, never a place
+ * in the leader's pool), and each attempt replays the copy, then continues with the unread rest.
+ * A body larger than the cap, or one that finds its client's share of the budget spent, streams
+ * without a copy and can be retried only if no uncopied byte of it was sent yet.
  */
 import { Readable } from 'node:stream';
 
@@ -12,47 +13,110 @@ import { Readable } from 'node:stream';
 export const DEFAULT_REPLAY_CAP = 1024 * 1024;
 /**
  * All copies in the process together stay under this, so memory does not grow with
- * concurrency × body size (1,000 concurrent 256 KB writes otherwise held ~250 MB). A body that
- * finds the budget spent streams without a copy, like one over the cap.
+ * concurrency × body size (1,000 concurrent 256 KB writes otherwise held ~250 MB).
  */
 export const REPLAY_BUDGET_BYTES = 64 * 1024 * 1024;
-let budgetUsed = 0;
+/** One client address may hold at most this much of the budget, so it cannot use it all up. */
+export const REPLAY_CLIENT_SHARE_BYTES = REPLAY_BUDGET_BYTES / 8;
 
-/** Bytes currently held by replay copies in this process (for tests and metrics). */
-export function replayBytesHeld(): number {
-  return budgetUsed;
+/** Bytes held by replay copies: in total, and per client address. */
+export class ReplayBudget {
+  private used = 0;
+  private readonly byClient = new Map<string, number>();
+
+  constructor(
+    readonly total: number,
+    readonly perClient: number,
+  ) {}
+
+  /** Bytes currently held. */
+  get held(): number {
+    return this.used;
+  }
+
+  /** Takes `n` bytes for `client`; false (nothing taken) when the total or its share is spent. */
+  take(client: string, n: number): boolean {
+    const mine = this.byClient.get(client) ?? 0;
+    if (this.used + n > this.total || mine + n > this.perClient) return false;
+    this.used += n;
+    this.byClient.set(client, mine + n);
+    return true;
+  }
+
+  /** Returns `n` bytes taken for `client`. */
+  give(client: string, n: number): void {
+    if (n === 0) return;
+    this.used -= n;
+    const left = (this.byClient.get(client) ?? 0) - n;
+    if (left > 0) this.byClient.set(client, left);
+    else this.byClient.delete(client);
+  }
+}
+
+/** The process's budget (the gateway's). */
+export const replayBudget = new ReplayBudget(REPLAY_BUDGET_BYTES, REPLAY_CLIENT_SHARE_BYTES);
+
+export interface ReplayableBodyOptions {
+  cap?: number;
+  budget?: ReplayBudget;
+  /** Whose share the copy counts against (the client address). */
+  client?: string;
 }
 
 export class ReplayableBody {
   private readonly chunks: Buffer[] = [];
   private recorded = 0;
-  private taken = 0;
   private overflowed = false;
-  /** An abandoned attempt consumed a chunk no copy kept: no attempt can send the whole body. */
+  /** A chunk read by `prefetch` that did not fit the copy; the first attempt sends it. */
+  private pending: Buffer | null = null;
+  /** An attempt was given a chunk no copy kept: no later attempt can send the whole body. */
+  private uncopiedSent = false;
+  /** An abandoned attempt consumed a chunk no copy kept. */
   private lost = false;
   /** Number of the latest attempt; only it may take an uncopied chunk. */
   private attempts = 0;
   private ended = false;
   private readonly source: AsyncIterator<Buffer>;
   private chain: Promise<unknown> = Promise.resolve();
+  private readonly cap: number;
+  private readonly budget: ReplayBudget;
+  private readonly client: string;
 
-  constructor(
-    source: AsyncIterable<Buffer>,
-    private readonly cap = DEFAULT_REPLAY_CAP,
-  ) {
+  constructor(source: AsyncIterable<Buffer>, o: ReplayableBodyOptions = {}) {
     this.source = source[Symbol.asyncIterator]();
+    this.cap = o.cap ?? DEFAULT_REPLAY_CAP;
+    this.budget = o.budget ?? replayBudget;
+    this.client = o.client ?? '';
   }
 
   /** Drops the copy and returns its bytes to the budget. Call when the request is done. */
   dispose(): void {
-    budgetUsed -= this.recorded;
+    this.budget.give(this.client, this.recorded);
     this.recorded = 0;
     this.chunks.length = 0;
   }
 
   /** True when another attempt can send the whole body again. */
   replayable(): boolean {
-    return !this.lost && (!this.overflowed || this.taken === 0);
+    return !this.lost && !this.uncopiedSent;
+  }
+
+  /**
+   * Reads the body into the copy until it ends or no longer fits. Resolves true when the whole
+   * body is held (attempts then need nothing more from the client); rejects if the client's
+   * stream fails (it went away, or the listener's read timeout cut it off).
+   */
+  prefetch(): Promise<boolean> {
+    const p = this.chain.then(async () => {
+      while (!this.ended && !this.overflowed) {
+        const r = await this.source.next();
+        if (r.done) this.ended = true;
+        else if (!this.record(r.value)) this.pending = r.value;
+      }
+      return this.ended && !this.overflowed;
+    });
+    this.chain = p.catch(() => undefined);
+    return p;
   }
 
   /** A fresh stream of the whole body for one attempt. Only one attempt may run at a time. */
@@ -81,35 +145,45 @@ export class ReplayableBody {
     );
   }
 
+  /** Keeps `chunk` in the copy if it fits the cap and the budget. */
+  private record(chunk: Buffer): boolean {
+    if (
+      !this.overflowed &&
+      this.recorded + chunk.length <= this.cap &&
+      this.budget.take(this.client, chunk.length)
+    ) {
+      this.chunks.push(chunk);
+      this.recorded += chunk.length;
+      return true;
+    }
+    this.overflowed = true;
+    return false;
+  }
+
   /**
-   * Reads the next chunk from the source for `attempt`, serialised so an abandoned attempt
-   * cannot interleave. An abandoned attempt may still be waiting here when a newer one starts;
-   * if the chunk it then takes is not copied, the newer attempt fails instead of silently
-   * sending the body with that chunk missing.
+   * The next chunk for `attempt`, serialised so an abandoned attempt cannot interleave. An
+   * abandoned attempt may still be waiting here when a newer one starts; if the chunk it then
+   * takes is not copied, the newer attempt fails instead of silently sending the body with that
+   * chunk missing.
    */
   private next(attempt: number): Promise<{ chunk: Buffer; recorded: boolean } | null> {
     const p = this.chain.then(async () => {
       if (this.lost) throw new Error('body is not replayable: an abandoned attempt consumed part of it');
-      if (this.ended) return null;
-      const r = await this.source.next();
-      if (r.done) {
-        this.ended = true;
-        return null;
+      let chunk = this.pending;
+      this.pending = null;
+      if (chunk === null) {
+        if (this.ended) return null;
+        const r = await this.source.next();
+        if (r.done) {
+          this.ended = true;
+          return null;
+        }
+        chunk = r.value;
+        if (this.record(chunk)) return { chunk, recorded: true };
       }
-      const chunk = r.value;
-      this.taken += chunk.length;
-      if (
-        !this.overflowed &&
-        this.recorded + chunk.length <= this.cap &&
-        budgetUsed + chunk.length <= REPLAY_BUDGET_BYTES
-      ) {
-        this.chunks.push(chunk);
-        this.recorded += chunk.length;
-        budgetUsed += chunk.length;
-        return { chunk, recorded: true };
-      }
-      // Past the cap or the budget: stop keeping a copy (memory stays flat however large).
-      this.overflowed = true;
+      // Past the cap or the budget: this attempt is the body's only one now, and the copy is
+      // dropped (memory stays flat however large the body).
+      this.uncopiedSent = true;
       this.dispose();
       if (attempt !== this.attempts) this.lost = true;
       return { chunk, recorded: false };

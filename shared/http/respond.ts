@@ -2,7 +2,7 @@
  * Vault-shaped HTTP answers: JSON bodies, `{"errors":[...]}` for errors, and
  * `Cache-Control: no-store` on every response. Works on HTTP/1.1 and HTTP/2 compat responses.
  */
-import type { ServerResponse } from 'node:http';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { LwError } from '../errors';
 
@@ -40,13 +40,34 @@ export function sendJson(
   else res.end(text);
 }
 
+/** The one shape of an error body: `{"errors":[message]}` (empty for Vault's bare 404). */
+function errorBody(err: LwError): { errors: string[] } {
+  return { errors: err.code === 'LW_ERR_NOT_FOUND' && err.message === '' ? [] : [err.message] };
+}
+
 /** Sends `{"errors":[message]}` with the error's status (and Retry-After when it has one). */
-export function sendError(res: AnyResponse, err: LwError, extraHeaders: Record<string, string> = {}): void {
+export function sendError(
+  res: AnyResponse,
+  err: LwError,
+  extraHeaders: Record<string, string> = {},
+  head = false,
+): void {
   const headers: Record<string, string> = { ...extraHeaders };
   if (err.retryAfter !== undefined) headers['retry-after'] = String(err.retryAfter);
-  // Vault answers a missing resource with an empty errors list.
-  const errors = err.code === 'LW_ERR_NOT_FOUND' && err.message === '' ? [] : [err.message];
-  sendJson(res, err.status, { errors }, headers);
+  sendJson(res, err.status, errorBody(err), headers, head);
+}
+
+/**
+ * The same answer as raw HTTP/1.1 bytes, ending the connection, for the places that own a bare
+ * socket (a request Node could not parse, an upgrade that cannot proceed).
+ */
+export function rawErrorResponse(err: LwError): string {
+  const body = JSON.stringify(errorBody(err));
+  const retry = err.retryAfter === undefined ? '' : `retry-after: ${err.retryAfter}\r\n`;
+  return (
+    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: application/json\r\n` +
+    `cache-control: no-store\r\n${retry}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
 }
 
 /** Turns anything thrown into an LwError that is safe to show a client. */

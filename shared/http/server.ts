@@ -13,7 +13,7 @@ import type { ListenerSettings } from '../config/listener';
 import { LwError } from '../errors';
 import { acceptListMethod, ListAwareIncomingMessage } from './list-method';
 import { acceptProxyProtocol, type ProxyOutcome } from './proxy-protocol';
-import { sendError } from './respond';
+import { rawErrorResponse, sendError } from './respond';
 import { TlsCertificates } from './tls-reload';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -27,6 +27,9 @@ export interface ApiListenerHooks {
   /** A client connection was accepted (connection churn shows keep-alive trouble). */
   onConnection?(): void;
 }
+
+/** How often timed-out requests are looked for. */
+const CONNECTIONS_CHECK_MS = 1_000;
 
 /** One API listener. `listen()` binds it; `closeGracefully()` drains it; `reloadTls()` on SIGHUP. */
 export class ApiListener {
@@ -43,6 +46,9 @@ export class ApiListener {
       keepAliveTimeout: t.idleMs,
       headersTimeout: t.readMs > 0 ? Math.min(t.readHeaderMs, t.readMs) : t.readHeaderMs,
       requestTimeout: t.readMs,
+      // Node checks the two timeouts above only this often (30 s by default, which would let a
+      // slow sender hold its request that much past the read timeout).
+      connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
       // Node would answer a missing Host with a bare 400 (no JSON, no Cache-Control): we do it.
       requireHostHeader: false,
       // Reports LIST for requests the raw-LIST shim rewrote (see list-method.ts).
@@ -132,12 +138,6 @@ export class ApiListener {
 
 const CURRENT = Symbol('current response');
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
-};
-
 /**
  * Answers a request Node could not parse with a JSON error, then closes the connection
  * (a server's 'clientError' listener; the cluster listener's HTTP/1.1 side uses it too).
@@ -150,18 +150,10 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
     socket.destroy();
     return;
   }
-  let status = 400;
-  let message = 'malformed request';
-  if (err.code === 'HPE_HEADER_OVERFLOW') {
-    status = 431;
-    message = 'request headers are too large';
-  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT') {
-    status = 408;
-    message = 'request timed out';
-  }
-  const body = JSON.stringify({ errors: [message] });
-  socket.end(
-    `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncache-control: no-store\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  let e = new LwError('LW_ERR_BAD_REQUEST', 'malformed request');
+  if (err.code === 'HPE_HEADER_OVERFLOW')
+    e = new LwError('LW_ERR_HEADERS_TOO_LARGE', 'request headers are too large');
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT')
+    e = new LwError('LW_ERR_REQUEST_TIMEOUT', 'request timed out');
+  socket.end(rawErrorResponse(e));
 }

@@ -5,30 +5,47 @@
  * request only once it reaches a connection — by destroying that healthy connection, so a burst
  * of client disconnects turned into a burst of new mutual-TLS handshakes (measured: throughput
  * fell from ~2,900 to ~200 req/s for seconds).
+ *
+ * Waiting is bounded: a request not admitted within its `maxWaitMs` (the gateway's failover
+ * wait) gives up with 'timeout', so a burst the leader cannot absorb is shed with a 503 instead
+ * of queueing without end.
  */
+
+/** How an `enter` ended: admitted (call `leave` later), the caller went away, or the wait ran out. */
+export type Admitted = 'admitted' | 'aborted' | 'timeout';
 export class Admission {
   private inside = 0;
   private readonly waiting: Array<() => void> = [];
 
   constructor(private readonly limit: number) {}
 
-  /** Resolves true once admitted, or false if `signal` aborted first (then nothing to leave). */
-  enter(signal?: AbortSignal): Promise<boolean> {
-    if (signal?.aborted) return Promise.resolve(false);
+  /** Requests waiting to be admitted. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Waits for a place, at most `maxWaitMs`, or until `signal` aborts. */
+  enter(signal: AbortSignal | undefined, maxWaitMs: number): Promise<Admitted> {
+    if (signal?.aborted) return Promise.resolve('aborted');
     if (this.inside < this.limit) {
       this.inside++;
-      return Promise.resolve(true);
+      return Promise.resolve('admitted');
     }
     return new Promise((resolve) => {
+      const timer = setTimeout(() => done('timeout'), Math.max(0, maxWaitMs));
+      const onAbort = () => done('aborted');
       const admit = () => {
+        clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.inside++;
-        resolve(true);
+        resolve('admitted');
       };
-      const onAbort = () => {
+      const done = (how: Admitted) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         const i = this.waiting.indexOf(admit);
         if (i !== -1) this.waiting.splice(i, 1);
-        resolve(false);
+        resolve(how);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(admit);

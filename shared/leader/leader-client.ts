@@ -1,6 +1,8 @@
 /**
- * The connection pool to one leader's cluster listener: mutual TLS 1.2 presenting the advertised
- * cert and key, trusting only the advertised cert, keep-alive, TLS sessions reused. One pool per
+ * The connection pool to one leader's cluster listener: mutual TLS 1.2, trusting only the
+ * advertised certificate, presenting this process's identity — a standby the leader's own
+ * certificate and key (read through the barrier), a gateway a certificate of its own (issued
+ * by the CA the nodes trust for gateways) — keep-alive, TLS sessions reused. One pool per
  * advertisement; when the leader changes the old pool is destroyed, closing its connections.
  */
 import { X509Certificate } from 'node:crypto';
@@ -30,6 +32,12 @@ export function derToPem(derBase64: string, label: 'CERTIFICATE' | 'PRIVATE KEY'
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }
 
+/** What this process presents to a leader's cluster listener. */
+export interface ClientIdentity {
+  certPem: string;
+  keyPem: string;
+}
+
 /** A pool to one advertised leader. */
 export class LeaderClient {
   readonly pool: Pool;
@@ -41,10 +49,10 @@ export class LeaderClient {
 
   constructor(
     readonly ad: Advertisement,
+    identity: ClientIdentity,
     opts: { connections?: number } = {},
   ) {
     const certPem = derToPem(ad.cert, 'CERTIFICATE');
-    const keyPem = derToPem(ad.key, 'PRIVATE KEY');
     // Parse once so a malformed cert fails here, not on the first request.
     new X509Certificate(certPem);
     this.origin = ad.cluster_addr;
@@ -53,8 +61,8 @@ export class LeaderClient {
     // default) parses the P-521 key and cert each time, which showed in the profile.
     this.context = createSecureContext({
       ca: [certPem],
-      cert: certPem,
-      key: keyPem,
+      cert: identity.certPem,
+      key: identity.keyPem,
       minVersion: 'TLSv1.2',
       maxVersion: 'TLSv1.2',
     });

@@ -2,9 +2,10 @@
  * Knows who the leader is, for standbys and gateways alike, and fails closed.
  *
  * The lock value decides: the watcher reads the lock holder (value + epoch) from the HA storage
- * and only then the advertisement at `core/leader/<value>`. An advertisement is accepted only if
- * it authenticates under the advertisement key, names the same uuid and epoch as the lock, and
- * its epoch is not older than one already accepted. Anything else — no holder, a missing,
+ * and only then the advertisement at `core/leader-signed/<value>`. An advertisement is accepted
+ * only if it authenticates under the advertisement key, is signed by a node's signing key,
+ * names the same uuid and epoch as the lock, and its epoch is not older than one already
+ * accepted. Anything else — no holder, a missing,
  * undecryptable, forged or stale advertisement, a store we cannot read for too long — means "no
  * leader": callers answer 503 instead of guessing. A stale `core/leader/*` restored from a backup
  * is never trusted on its own (vault#3226).
@@ -16,10 +17,13 @@ import {
   type Advertisement,
   advertisementPath,
   decodeAdvertisement,
+  decodeLegacyAdvertisement,
+  legacyAdvertisementPath,
   type RejectReason,
 } from '../advertisement';
+import type { VerifyKey } from '../crypto/signing';
 import type { Backend, HABackend } from '../storage/backend';
-import { LeaderClient } from './leader-client';
+import { type ClientIdentity, derToPem, LeaderClient } from './leader-client';
 
 /** Polling fallback when notifications are lost; the issue caps it at one second. */
 const DEFAULT_POLL_MS = 1_000;
@@ -35,14 +39,30 @@ export interface Leader {
 /** Hooks for metrics and logs. None receives secret material. */
 export interface WatcherHooks {
   onChange?(leader: Leader | null, previous: Leader | null): void;
-  onReject?(reason: RejectReason | 'epoch-mismatch' | 'stale-epoch' | 'bad-cert', uuid: string): void;
+  onReject?(
+    reason: RejectReason | 'epoch-mismatch' | 'stale-epoch' | 'bad-cert' | 'no-identity',
+    uuid: string,
+  ): void;
   onReadError?(err: unknown): void;
 }
 
 export interface LeaderWatcherOptions {
   data: Backend;
   ha: HABackend;
+  /** Advertisement (encryption) keys. */
   keys: readonly Buffer[];
+  /** The nodes' signing keys' public halves. */
+  verifyKeys: readonly VerifyKey[];
+  /**
+   * What to present to a leader (when `connect`): a gateway's own certificate, or — on a node —
+   * the leader's certificate with its key read through the barrier. Null: cannot connect (yet).
+   */
+  identity?: (ad: Advertisement) => Promise<ClientIdentity | null>;
+  /**
+   * Nodes in legacy mode also accept the previous, unsigned format (rolling upgrade from it);
+   * its key is in the advertisement itself.
+   */
+  legacy?: boolean;
   pollMs?: number;
   /** Build a pool for each leader (false for a node that never forwards). */
   connect: boolean;
@@ -151,7 +171,7 @@ export class LeaderWatcher extends EventEmitter {
   }
 
   private async read(): Promise<void> {
-    const { ha, data, keys, hooks } = this.opts;
+    const { ha, hooks } = this.opts;
     let holder: Awaited<ReturnType<HABackend['holder']>>;
     try {
       holder = await ha.holder();
@@ -170,10 +190,9 @@ export class LeaderWatcher extends EventEmitter {
       this.lastGoodRead = performance.now();
       return;
     }
-    const path = advertisementPath(holder.value);
-    let raw: Buffer | null;
+    let found: Awaited<ReturnType<LeaderWatcher['fetch']>>;
     try {
-      raw = await data.get(path);
+      found = await this.fetch(holder.value);
     } catch (err) {
       this.lastReadFailed = true;
       hooks?.onReadError?.(err);
@@ -181,17 +200,16 @@ export class LeaderWatcher extends EventEmitter {
     }
     this.lastGoodRead = performance.now();
     // The new holder has not written its advertisement yet: no leader for the moment.
-    if (!raw) {
+    if (found === null) {
       this.set(null);
       return;
     }
-    const decoded = decodeAdvertisement(raw, path, keys);
-    if (!decoded.ok) {
-      hooks?.onReject?.(decoded.reason, holder.value);
+    if (!found.ok) {
+      hooks?.onReject?.(found.reason, holder.value);
       this.set(null);
       return;
     }
-    const ad = decoded.ad;
+    const ad = found.ad;
     if (ad.epoch !== holder.epoch) {
       hooks?.onReject?.('epoch-mismatch', holder.value);
       this.set(null);
@@ -205,8 +223,24 @@ export class LeaderWatcher extends EventEmitter {
     let client: LeaderClient | null = null;
     const isSelf = this.opts.selfValue?.() === ad.uuid;
     if (this.opts.connect && ad.cluster_addr !== '' && !isSelf) {
+      let identity: ClientIdentity | null | undefined;
       try {
-        client = new LeaderClient(ad, { connections: this.opts.connections });
+        identity = found.legacyKey
+          ? { certPem: derToPem(ad.cert, 'CERTIFICATE'), keyPem: derToPem(found.legacyKey, 'PRIVATE KEY') }
+          : await this.opts.identity?.(ad);
+      } catch (err) {
+        // Reading it failed (a node reads the key through the barrier): like a failed read.
+        this.lastReadFailed = true;
+        hooks?.onReadError?.(err);
+        return;
+      }
+      if (!identity) {
+        hooks?.onReject?.('no-identity', holder.value);
+        this.set(null);
+        return;
+      }
+      try {
+        client = new LeaderClient(ad, identity, { connections: this.opts.connections });
       } catch {
         hooks?.onReject?.('bad-cert', holder.value);
         this.set(null);
@@ -215,6 +249,47 @@ export class LeaderWatcher extends EventEmitter {
     }
     this.maxEpoch = ad.epoch;
     this.set({ ad, client });
+  }
+
+  /**
+   * The advertisement for lock value `uuid`: null when none is stored, else the decoded result
+   * (with the private key when it came in the previous format, legacy mode only).
+   */
+  private async fetch(
+    uuid: string,
+  ): Promise<
+    null | { ok: false; reason: RejectReason } | { ok: true; ad: Advertisement; legacyKey?: string }
+  > {
+    const { data, keys, verifyKeys } = this.opts;
+    const path = advertisementPath(uuid);
+    const raw = await data.get(path);
+    if (raw) return decodeAdvertisement(raw, path, keys, verifyKeys);
+    if (!this.opts.legacy) return null;
+    const legacyPath = legacyAdvertisementPath(uuid);
+    const old = await data.get(legacyPath);
+    if (!old) return null;
+    const d = decodeLegacyAdvertisement(old, legacyPath, keys);
+    if (!d.ok) return d;
+    const { key, ...ad } = d.ad;
+    return { ok: true, ad, legacyKey: key };
+  }
+
+  /**
+   * Builds a new pool to the current leader (the identity presented changed, e.g. a renewed
+   * gateway certificate); the old pool finishes its requests and closes.
+   */
+  async reconnect(): Promise<void> {
+    const l = this.leader;
+    if (!l?.client || !this.opts.identity) return;
+    let identity: ClientIdentity | null;
+    try {
+      identity = await this.opts.identity(l.ad);
+    } catch (err) {
+      this.opts.hooks?.onReadError?.(err);
+      return;
+    }
+    if (!identity || this.leader !== l) return;
+    this.set({ ad: l.ad, client: new LeaderClient(l.ad, identity, { connections: this.opts.connections }) });
   }
 
   private set(next: Leader | null): void {

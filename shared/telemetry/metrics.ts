@@ -6,6 +6,8 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { LwError } from '../errors';
+import { sendError } from '../http/respond';
 
 /** Latency buckets in seconds: sub-millisecond proxying up to multi-second failovers. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -176,6 +178,11 @@ export function createGatewayMetrics() {
       'Requests failed because their outcome is unknown.',
     ),
     noLeader: c('leaderway_gateway_no_leader_total', 'Requests failed because no leader was found in time.'),
+    shed: c(
+      'leaderway_gateway_requests_shed_total',
+      'Requests refused to protect the leader: overloaded (no place in the leader pool within the failover wait).',
+      ['reason'],
+    ),
     upstreamErrors: c(
       'leaderway_gateway_upstream_errors_total',
       'Connection-level errors talking to the leader, by kind.',
@@ -199,9 +206,6 @@ export function serveMetrics(registry: Registry, res: ServerResponse): void {
       res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
       res.end(text);
     },
-    () => {
-      res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end('{"errors":["metrics unavailable"]}');
-    },
+    () => sendError(res, new LwError('LW_ERR_INTERNAL', 'metrics unavailable')),
   );
 }

@@ -77,13 +77,14 @@ export function withIncomingContext(
   headers: Record<string, unknown>,
   name: string,
   fn: (span: Span | undefined) => void,
+  attributes: SpanAttributes = {},
 ): void {
   if (!enabled) {
     fn(undefined);
     return;
   }
   const parent = propagation.extract(ROOT_CONTEXT, headers);
-  const span = tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
+  const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
   context.with(trace.setSpan(parent, span), () => fn(span));
 }
 

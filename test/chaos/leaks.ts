@@ -25,7 +25,7 @@ export async function leakScan(
   }
   const report = await scanForLeaks(
     { redisUrl: c.redis.url, procs: c.all, traces: traces?.raw ?? [], texts },
-    { token: c.token, sealKey: c.keys.sealKey, adKey: c.keys.adKey, valueMarker: SECRET_MARKER },
+    { token: c.token, keys: c.keys, valueMarker: SECRET_MARKER },
   );
   const s = report.scanned;
   const spans = traces?.spans().length ?? 0;

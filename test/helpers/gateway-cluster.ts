@@ -7,12 +7,12 @@
 import { findActive, waitActive } from './cluster';
 import { call, initCluster } from './http';
 import { freePort } from './ports';
-import { type Proc, spawnGateway, spawnNode, testKeys, waitFor } from './procs';
+import { type Proc, spawnGateway, spawnNode, type TestKeys, testKeys, waitFor } from './procs';
 import { type RedisServer, startRedis } from './redis';
 
 export interface GatewayCluster {
   redis: RedisServer;
-  keys: { sealKey: string; adKey: string };
+  keys: TestKeys;
   nodes: Proc[];
   gw: Proc;
   /** The root token from init. */

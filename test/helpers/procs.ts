@@ -7,6 +7,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
+import { type GatewayPkiFiles, writeGatewayPki } from '../../cli/gateway-pki';
+
+export type { GatewayPkiFiles };
+
+import { signingKeyFromSeed } from '../../shared/crypto/signing';
 import { freePorts } from './ports';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -40,9 +45,31 @@ export interface Proc {
   logs(): Array<Record<string, unknown>>;
 }
 
+/** A test cluster's keys (base64): seal and signing keys for nodes; advertisement and verify keys for both. */
+export interface TestKeys {
+  sealKey: string;
+  adKey: string;
+  signingKey: string;
+  verifyKey: string;
+}
+
 /** Fresh random keys for one test cluster. */
-export function testKeys(): { sealKey: string; adKey: string } {
-  return { sealKey: randomBytes(32).toString('base64'), adKey: randomBytes(32).toString('base64') };
+export function testKeys(): TestKeys {
+  const seed = randomBytes(32);
+  return {
+    sealKey: randomBytes(32).toString('base64'),
+    adKey: randomBytes(32).toString('base64'),
+    signingKey: seed.toString('base64'),
+    verifyKey: signingKeyFromSeed(seed).publicRaw.toString('base64'),
+  };
+}
+
+let pkiFiles: Promise<GatewayPkiFiles> | undefined;
+
+/** The test process's gateway PKI (a CA nodes trust, a client certificate), made once. */
+export function gatewayPkiFiles(): Promise<GatewayPkiFiles> {
+  pkiFiles ??= writeGatewayPki('lw-gateway-pki-');
+  return pkiFiles;
 }
 
 /** Spawns `leaderway <args>` with exactly `env` (plus PATH/HOME) and returns once it is listening. */
@@ -51,10 +78,10 @@ export async function spawnLeaderway(
   args: string[],
   env: Record<string, string>,
   ports: { port: number; clusterPort?: number },
-  opts: { waitListening?: boolean; nodeArgs?: string[] } = {},
+  opts: { waitListening?: boolean; nodeArgs?: string[]; bin?: string } = {},
 ): Promise<Proc> {
   // Node flags (e.g. --cpu-prof for the bench's profile section) go before the script.
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, ...args], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? BIN, ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -115,11 +142,13 @@ export async function spawnLeaderway(
 /** Options for a test node. */
 export interface NodeOptions {
   redisUrl: string;
-  keys: { sealKey: string; adKey: string };
+  keys: TestKeys;
   /** Default: the node's own API URL (direct access). */
   apiAddr?: string;
   env?: Record<string, string>;
   waitListening?: boolean;
+  /** Another build's `bin/leaderway` (the upgrade test runs the previous release). */
+  bin?: string;
 }
 
 /** Spawns `leaderway server` on free ports with a short lock TTL. */
@@ -133,35 +162,48 @@ export async function spawnNode(name: string, o: NodeOptions): Promise<Proc> {
     LEADERWAY_REDIS_URL: o.redisUrl,
     LEADERWAY_SEAL_KEY: o.keys.sealKey,
     LEADERWAY_ADVERTISEMENT_KEY: o.keys.adKey,
+    LEADERWAY_ADVERTISEMENT_SIGNING_KEY: o.keys.signingKey,
+    LEADERWAY_GATEWAY_CA_FILE: (await gatewayPkiFiles()).caFile,
     LEADERWAY_NODE_ID: name,
     LEADERWAY_LOCK_TTL: '2s',
     LEADERWAY_STEP_DOWN_COOLDOWN: '3s',
     LEADERWAY_SHUTDOWN_TIMEOUT: '5s',
     ...o.env,
   };
-  return spawnLeaderway(name, ['server'], env, { port, clusterPort }, { waitListening: o.waitListening });
+  return spawnLeaderway(
+    name,
+    ['server'],
+    env,
+    { port, clusterPort },
+    { waitListening: o.waitListening, bin: o.bin },
+  );
 }
 
 /** Options for a test gateway. */
 export interface GatewayOptions {
   redisUrl: string;
-  keys: { adKey: string };
+  keys: Pick<TestKeys, 'adKey' | 'verifyKey'>;
   env?: Record<string, string>;
   port?: number;
+  bin?: string;
 }
 
 /** Spawns `leaderway gateway` on a free port. */
 export async function spawnGateway(name: string, o: GatewayOptions): Promise<Proc> {
   const port = o.port ?? ((await freePorts(1))[0] as number);
+  const pki = await gatewayPkiFiles();
   const env: Record<string, string> = {
     LEADERWAY_LISTEN_ADDR: `127.0.0.1:${port}`,
     LEADERWAY_REDIS_URL: o.redisUrl,
     LEADERWAY_ADVERTISEMENT_KEY: o.keys.adKey,
+    LEADERWAY_ADVERTISEMENT_VERIFY_KEY: o.keys.verifyKey,
+    LEADERWAY_GATEWAY_CERT_FILE: pki.certFile,
+    LEADERWAY_GATEWAY_KEY_FILE: pki.keyFile,
     LEADERWAY_NODE_ID: name,
     LEADERWAY_DRAIN_DELAY: '500ms',
     ...o.env,
   };
-  return spawnLeaderway(name, ['gateway'], env, { port });
+  return spawnLeaderway(name, ['gateway'], env, { port }, { bin: o.bin });
 }
 
 /** Polls `predicate` until it returns a truthy value or `timeoutMs` passes (then throws `what`). */

@@ -88,6 +88,7 @@ class TestRedis implements RedisServer {
     readonly port: number,
     private readonly dir: string,
     private readonly appendonly: boolean,
+    private readonly extraArgs: readonly string[] = [],
   ) {
     this.url = `redis://127.0.0.1:${port}`;
   }
@@ -96,7 +97,15 @@ class TestRedis implements RedisServer {
     if (this.stopped) throw new Error('test redis was stopped');
     if (this.child) return;
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--protected-mode', 'yes'];
-    args.push('--save', '', '--appendonly', this.appendonly ? 'yes' : 'no', '--dir', this.dir);
+    args.push(
+      '--save',
+      '',
+      '--appendonly',
+      this.appendonly ? 'yes' : 'no',
+      '--dir',
+      this.dir,
+      ...this.extraArgs,
+    );
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     live.add(child);
@@ -187,13 +196,20 @@ class TestRedis implements RedisServer {
  * Starts a redis-server on a free loopback port (no RDB snapshots; AOF only with
  * `appendonly`) and resolves once it answers PING. Call `stop()` in an `after` hook.
  */
-export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<RedisServer> {
+/** Options for a test Redis. */
+export interface RedisOptions {
+  appendonly?: boolean;
+  /** More redis-server arguments (e.g. `--aclfile <path>`). */
+  args?: readonly string[];
+}
+
+export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
   installExitHook();
   let lastError: unknown;
   for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
     const dir = mkdtempSync(path.join(tmpdir(), 'lw-redis-'));
     dirs.add(dir);
-    const server = new TestRedis(await freePort(), dir, opts.appendonly ?? false);
+    const server = new TestRedis(await freePort(), dir, opts.appendonly ?? false, opts.args);
     try {
       await server.start();
       return server;

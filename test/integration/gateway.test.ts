@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { encodeAdvertisement } from '../../shared/advertisement';
+import { advertisementPath, encodeAdvertisement } from '../../shared/advertisement';
+import { signingKeyFromSeed } from '../../shared/crypto/signing';
 import { rawRedis, waitActive } from '../helpers/cluster';
 import { call, initCluster } from '../helpers/http';
 import { startLoad } from '../helpers/load';
@@ -105,7 +106,7 @@ describe('gateway in front of three nodes', () => {
     await call(gw1.url, '/v1/secret/data/xff', { token, headers: { 'x-forwarded-for': '203.0.113.9' } });
     const seen = await waitFor(
       () =>
-        active.logs().filter((l) => l.msg === 'request' && l.via === 'cluster' && l.route === 'secret/data'),
+        active.logs().filter((l) => l.msg === 'request' && l.via === 'gateway' && l.route === 'secret/data'),
       5_000,
       'a request log line on the active',
     );
@@ -165,7 +166,7 @@ describe('gateway in front of three nodes', () => {
     await replaceNode(a);
   });
 
-  it('never routes to a forged advertisement (valid JSON, wrong key)', async () => {
+  it('never routes to a forged advertisement (well-formed, wrong keys)', async () => {
     // A fake "leader" that counts connections.
     let connections = 0;
     const fake = createServer((s) => {
@@ -191,12 +192,12 @@ describe('gateway in front of three nodes', () => {
           api_addr: `http://127.0.0.1:${fakePort}`,
           cluster_addr: `https://127.0.0.1:${fakePort}`,
           cert: '',
-          key: '',
           active_time: new Date().toISOString(),
         },
         [randomBytes(32)],
+        signingKeyFromSeed(randomBytes(32)),
       );
-      await r.set(`{leaderway}/d/core/leader/${uuid}`, forged);
+      await r.set(`{leaderway}/d/${advertisementPath(uuid)}`, forged);
       await r.publish('{leaderway}/events', JSON.stringify({ type: 'advertised', epoch }));
       const gw3 = await spawnGateway('gw3', {
         redisUrl: redis.url,

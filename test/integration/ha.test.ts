@@ -7,8 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { derToPem } from '../../shared/leader/leader-client';
-import { findActive, rawRedis, readAdvertisement, waitActive } from '../helpers/cluster';
+import { findActive, gatewayClientTls, rawRedis, waitActive } from '../helpers/cluster';
 import { call, initCluster } from '../helpers/http';
 import { type Proc, spawnNode, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
@@ -103,12 +102,14 @@ describe('HA: three nodes on one Redis', () => {
     assert.equal(r.headers['cache-control'], 'no-store');
   });
 
-  it('only the active listens on its cluster port, and only for the advertised cert', async () => {
+  it('only the active listens on its cluster port, and only for a gateway’s certificate (or its own)', async () => {
     const active = await waitActive(nodes);
-    const ad = await readAdvertisement(redis.url, keys.adKey);
-    const cert = derToPem(ad.cert, 'CERTIFICATE');
-    const key = derToPem(ad.key, 'PRIVATE KEY');
-    assert.equal(await tlsAccepted(active.clusterPort, { cert, key }), true, 'advertised cert accepted');
+    const { cert, key } = await gatewayClientTls();
+    assert.equal(
+      await tlsAccepted(active.clusterPort, { cert, key }),
+      true,
+      'a gateway certificate accepted',
+    );
     assert.equal(await tlsAccepted(active.clusterPort, {}), false, 'no client cert refused');
     const { newClusterIdentity } = await import('../../node/ha/cluster-cert');
     const other = await newClusterIdentity();
@@ -139,10 +140,9 @@ describe('HA: three nodes on one Redis', () => {
     assert.notEqual(c, a, 'the node in cooldown must not win');
     assert.notEqual(c, b);
     // The old active's cluster listener closes once its peers have moved to the new leader.
-    const ad = await readAdvertisement(redis.url, keys.adKey);
-    const cert = derToPem(ad.cert, 'CERTIFICATE');
+    const { cert, key } = await gatewayClientTls();
     await waitFor(
-      async () => !(await tlsAccepted(a.clusterPort, { cert, key: derToPem(ad.key, 'PRIVATE KEY') })),
+      async () => !(await tlsAccepted(a.clusterPort, { cert, key })),
       5_000,
       'the old active to close its cluster port',
     );
@@ -162,8 +162,16 @@ describe('HA: three nodes on one Redis', () => {
         10_000,
         'stale entry deleted',
       );
-      const left = await r.zrangebylex('{leaderway}/index', '[core/leader/', '[core/leader/\xff');
+      const legacy = await r.zrangebylex('{leaderway}/index', '[core/leader/', '[core/leader/\xff');
+      assert.equal(legacy.length, 0, `no previous-format advertisement left, got ${legacy.join(',')}`);
+      const left = await r.zrangebylex(
+        '{leaderway}/index',
+        '[core/leader-signed/',
+        '[core/leader-signed/\xff',
+      );
       assert.equal(left.length, 1, `one advertisement left, got ${left.join(',')}`);
+      const keys = await r.zrangebylex('{leaderway}/index', '[core/leader-key/', '[core/leader-key/\xff');
+      assert.equal(keys.length, 1, `one cluster key left, got ${keys.join(',')}`);
     } finally {
       r.disconnect();
     }
@@ -239,7 +247,7 @@ describe('HA: three nodes on one Redis', () => {
       const uuid = await r.get('{leaderway}/core/lock');
       assert.ok(uuid);
       await r.set(
-        `{leaderway}/d/core/leader/${uuid}`,
+        `{leaderway}/d/core/leader-signed/${uuid}`,
         Buffer.from('{"api_addr":"http://evil:1","cluster_addr":"https://evil:2"}'),
       );
       const fresh = await spawnNode('n-fresh', { redisUrl: redis.url, keys });
@@ -387,7 +395,7 @@ describe('HA: split storage and configuration precedence', () => {
       assert.equal(await h.exists('{leaderway}/core/lock'), 1, 'lock in the HA Redis');
       assert.equal((await h.keys('{leaderway}/d/*')).length, 0, 'no data in the HA Redis');
       assert.ok(
-        (await d.keys('{leaderway}/d/core/leader/*')).length === 1,
+        (await d.keys('{leaderway}/d/core/leader-signed/*')).length === 1,
         'advertisement in the data Redis',
       );
     } finally {

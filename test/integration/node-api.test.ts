@@ -615,7 +615,7 @@ describe('node API on a real Redis', () => {
   it('stays sealed, saying why, when started with another seal key', async () => {
     const wrong = await spawnNode('n3-wrong-key', {
       redisUrl: redis.url,
-      keys: { sealKey: randomBytes(32).toString('base64'), adKey: keys.adKey },
+      keys: { ...keys, sealKey: randomBytes(32).toString('base64') },
     });
     others.push(wrong);
     const line = await waitFor(

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import Redis from 'ioredis';
+import { SIGNED_LEADER_PREFIX } from '../../shared/advertisement';
 import { call } from '../helpers/http';
 import { type Proc, spawnNode, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
@@ -153,7 +154,7 @@ describe('Redis holds nothing readable', () => {
       'the scan sees the lock',
     );
     assert.ok(
-      names.some((n) => n.includes('core/leader/')),
+      names.some((n) => n.includes(SIGNED_LEADER_PREFIX)),
       'the scan sees the advertisement',
     );
     // And it reads contents: the path index (a sorted set) lists the secret's path, and the lock
@@ -166,7 +167,7 @@ describe('Redis holds nothing readable', () => {
     const lock = entries.find((e) => e.name.toString().endsWith('/core/lock'))?.parts[0]?.toString() ?? '';
     assert.match(lock, /^[0-9a-f-]{36}$/);
     assert.ok(
-      names.some((n) => n.endsWith(`core/leader/${lock}`)),
+      names.some((n) => n.endsWith(`${SIGNED_LEADER_PREFIX}${lock}`)),
       'the scan reads strings',
     );
     assert.ok(events.length > 0, 'the subscriber saw the HA events');
@@ -191,6 +192,8 @@ describe('Redis holds nothing readable', () => {
       ['seal key (as configured)', Buffer.from(keys.sealKey)],
       ...encodings('advertisement key', Buffer.from(keys.adKey, 'base64')),
       ['advertisement key (as configured)', Buffer.from(keys.adKey)],
+      ...encodings('signing key', Buffer.from(keys.signingKey, 'base64')),
+      ['signing key (as configured)', Buffer.from(keys.signingKey)],
       ['api_addr', Buffer.from(node.url)],
       ['API host:port', Buffer.from(`127.0.0.1:${node.port}`)],
       ['cluster_addr', Buffer.from(`https://127.0.0.1:${node.clusterPort}`)],

@@ -7,14 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { call } from '../helpers/http';
 import { freePorts } from '../helpers/ports';
-import { waitFor } from '../helpers/procs';
+import { gatewayPkiFiles, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
 import { assembleFinalStage, copiesOf, parseDockerfile, type Stage } from './dockerfile';
 import { ROOT } from './render';
@@ -104,7 +103,7 @@ describe('Dockerfile', () => {
       }
     }
     assert.ok(
-      !/LEADERWAY_(SEAL|ADVERTISEMENT)_KEY/.test(dockerfile),
+      !/LEADERWAY_(SEAL|ADVERTISEMENT(_SIGNING)?)_KEY/.test(dockerfile),
       'the Dockerfile mentions a key variable',
     );
   });
@@ -186,11 +185,12 @@ describe('the image file tree runs a node and a gateway', () => {
   test('init on a node, then write and read a secret through the gateway', async () => {
     redis = await startRedis();
     const [apiPort, clusterPort, gwPort] = (await freePorts(3)) as [number, number, number];
-    const adKey = randomBytes(32).toString('base64');
+    const keys = testKeys();
+    const pki = await gatewayPkiFiles();
     const gatewayUrl = `http://127.0.0.1:${gwPort}`;
     const common = {
       LEADERWAY_REDIS_URL: redis.url,
-      LEADERWAY_ADVERTISEMENT_KEY: adKey,
+      LEADERWAY_ADVERTISEMENT_KEY: keys.adKey,
       LEADERWAY_LOG_LEVEL: 'warn',
       OTEL_SDK_DISABLED: 'true',
     };
@@ -200,12 +200,17 @@ describe('the image file tree runs a node and a gateway', () => {
       LEADERWAY_CLUSTER_LISTEN_ADDR: `127.0.0.1:${clusterPort}`,
       VAULT_API_ADDR: gatewayUrl,
       VAULT_CLUSTER_ADDR: `https://127.0.0.1:${clusterPort}`,
-      LEADERWAY_SEAL_KEY: randomBytes(32).toString('base64'),
+      LEADERWAY_SEAL_KEY: keys.sealKey,
+      LEADERWAY_ADVERTISEMENT_SIGNING_KEY: keys.signingKey,
+      LEADERWAY_GATEWAY_CA_FILE: pki.caFile,
       LEADERWAY_NODE_ID: 'image-node',
     });
     const gateway = start(['gateway'], {
       ...common,
       LEADERWAY_LISTEN_ADDR: `127.0.0.1:${gwPort}`,
+      LEADERWAY_ADVERTISEMENT_VERIFY_KEY: keys.verifyKey,
+      LEADERWAY_GATEWAY_CERT_FILE: pki.certFile,
+      LEADERWAY_GATEWAY_KEY_FILE: pki.keyFile,
       LEADERWAY_NODE_ID: 'image-gateway',
       LEADERWAY_DRAIN_DELAY: '0s',
     });

@@ -13,6 +13,7 @@ import { parseDuration } from '../../shared/config/formats';
 import { type GatewayConfig, gatewaySchema } from '../../shared/config/gateway-schema';
 import { loadConfig, unknownEnvVars } from '../../shared/config/load';
 import { type NodeConfig, nodeSchema } from '../../shared/config/node-schema';
+import { signingKeyFromSeed } from '../../shared/crypto/signing';
 import {
   containersOf,
   FAKE_POD_IP,
@@ -41,8 +42,29 @@ export const OTLP_HTTP_PORT = 4318;
 export const SCRIPT_SECRETS: SecretValues = {
   'leaderway-seal/seal-key': Buffer.alloc(32, 1).toString('base64'),
   'leaderway-advertisement/keys': `${Buffer.alloc(32, 2).toString('base64')},${Buffer.alloc(32, 3).toString('base64')}`,
-  'leaderway-redis/url': 'redis://leaderway-redis:6379',
+  'leaderway-signing/signing-key': Buffer.alloc(32, 4).toString('base64'),
+  'leaderway-verify/verify-key': signingKeyFromSeed(Buffer.alloc(32, 4)).publicRaw.toString('base64'),
+  'leaderway-redis-node/url': 'redis://leaderway-node:node-password@leaderway-redis:6379',
+  'leaderway-redis-gateway/url': 'redis://leaderway-gateway:gateway-password@leaderway-redis:6379',
+  'leaderway-redis-passwords/node-password': 'node-password-0123456789',
+  'leaderway-redis-passwords/gateway-password': 'gateway-password-0123456789',
+  'leaderway-gateway-ca/ca.crt': 'PEM',
+  'leaderway-gateway-identity/tls.crt': 'PEM',
+  'leaderway-gateway-identity/tls.key': 'PEM',
 };
+
+/** Secrets an operator (or cert-manager) creates, not the script: the gateway listener's certificate. */
+const OPERATOR_SECRETS = ['leaderway-gateway-tls'];
+
+/** What a gateway pod must never reference: node-only Secrets and variables. */
+const NODE_ONLY = [
+  'LEADERWAY_SEAL_KEY',
+  'LEADERWAY_ADVERTISEMENT_SIGNING_KEY',
+  '"leaderway-seal"',
+  '"leaderway-signing"',
+  '"leaderway-redis-node"',
+  '"leaderway-redis-passwords"',
+];
 
 /** What one overlay is expected to contain beyond the common rules. */
 export interface OverlayExpectations {
@@ -161,7 +183,17 @@ export function secretProblems(objects: K8sObject[]): string[] {
       if (URL_WITH_PASSWORD.test(s)) problems.push(`${where}: a URL with a password`);
     });
   }
+  const scriptSecrets = new Set(Object.keys(SCRIPT_SECRETS).map((ref) => ref.split('/')[0]));
   for (const pod of podTemplates(objects)) {
+    for (const v of pod.spec.volumes ?? []) {
+      const name = v.secret?.secretName;
+      if (name && !scriptSecrets.has(name) && !OPERATOR_SECRETS.includes(name))
+        problems.push(`${pod.owner}: volume ${v.name} mounts Secret ${name}, which nothing creates`);
+      for (const item of v.secret?.items ?? []) {
+        if (name && scriptSecrets.has(name) && !(`${name}/${item.key}` in SCRIPT_SECRETS))
+          problems.push(`${pod.owner}: Secret ${name} has no key ${item.key}`);
+      }
+    }
     for (const { where, c } of containersOf(pod)) {
       for (const v of c.env ?? []) {
         const isSecret = SECRET_VARS.test(v.name) || MUST_BE_SECRET_REFS.includes(v.name);
@@ -212,7 +244,10 @@ export async function leaderwayEnvProblems(objects: K8sObject[]): Promise<string
           await loadConfig<GatewayConfig>(gatewaySchema, {
             env: r.env,
             useConfigFile: false,
-            forbiddenEnv: { LEADERWAY_SEAL_KEY: 'the gateway holds only the advertisement key' },
+            forbiddenEnv: {
+              LEADERWAY_SEAL_KEY: 'the gateway holds only the advertisement key',
+              LEADERWAY_ADVERTISEMENT_SIGNING_KEY: 'gateways verify advertisements, never sign them',
+            },
           }),
         );
     } catch (err) {
@@ -221,8 +256,9 @@ export async function leaderwayEnvProblems(objects: K8sObject[]): Promise<string
   }
   const gateway = rolePod(objects, GATEWAY_LABELS);
   const text = JSON.stringify(gateway.spec);
-  if (text.includes('LEADERWAY_SEAL_KEY') || text.includes('"leaderway-seal"'))
-    problems.push(`${gateway.owner}: references the seal key`);
+  for (const needle of NODE_ONLY)
+    if (text.includes(needle))
+      problems.push(`${gateway.owner}: references ${needle}, which only nodes may hold`);
   return problems;
 }
 

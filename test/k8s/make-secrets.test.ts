@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -18,6 +19,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseKeyList } from '../../shared/config/formats';
+import { signingKeyFromSeed } from '../../shared/crypto/signing';
 import { SCRIPT_SECRETS } from './invariants';
 import { ROOT } from './render';
 
@@ -114,40 +116,77 @@ test('creates the namespace and exactly the Secrets the manifests reference, wit
     .flatMap(([name, data]) => Object.keys(data).map((k) => `${name.split('/')[1]}/${k}`))
     .sort();
   assert.deepEqual(refs, Object.keys(SCRIPT_SECRETS).sort());
-  const seal = s.secrets['lw-test/leaderway-seal']?.['seal-key'] ?? '';
-  const ad = s.secrets['lw-test/leaderway-advertisement']?.keys ?? '';
-  assert.equal(parseKeyList(seal).length, 1);
-  assert.equal(parseKeyList(ad).length, 1);
-  assert.notEqual(seal, ad);
-  assert.match(seal, /^[A-Za-z0-9+/]{43}=$/, 'no trailing newline or padding issues');
-  assert.equal(s.secrets['lw-test/leaderway-redis']?.url, 'redis://leaderway-redis:6379');
-  for (const call of s.calls) {
-    for (const value of [seal, ad]) assert.ok(!call.includes(value), `a key on the command line: ${call}`);
+  const get = (ref: string): string => {
+    const [name, key] = ref.split('/') as [string, string];
+    return s.secrets[`lw-test/${name}`]?.[key] ?? '';
+  };
+  const seal = get('leaderway-seal/seal-key');
+  const ad = get('leaderway-advertisement/keys');
+  const signing = get('leaderway-signing/signing-key');
+  const verify = get('leaderway-verify/verify-key');
+  for (const k of [seal, ad, signing, verify]) {
+    assert.equal(parseKeyList(k).length, 1);
+    assert.match(k, /^[A-Za-z0-9+/]{43}=$/, 'no trailing newline or padding issues');
   }
-  assert.ok(!r.out.includes(seal) && !r.out.includes(ad), 'a key was printed');
+  assert.equal(new Set([seal, ad, signing]).size, 3);
+  // The verify key is the signing key's public half.
+  assert.equal(signingKeyFromSeed(Buffer.from(signing, 'base64')).publicRaw.toString('base64'), verify);
+  // The gateway identity: issued by the CA the nodes trust, for client authentication only.
+  const ca = new X509Certificate(get('leaderway-gateway-ca/ca.crt'));
+  const cert = new X509Certificate(get('leaderway-gateway-identity/tls.crt'));
+  assert.ok(ca.ca, 'the CA certificate is a CA');
+  assert.ok(cert.verify(ca.publicKey), 'the identity is signed by the CA');
+  assert.ok(!cert.ca);
+  assert.deepEqual(cert.keyUsage, ['1.3.6.1.5.5.7.3.2'], 'extended key usage: client auth only');
+  assert.ok(cert.checkPrivateKey(createPrivateKey(get('leaderway-gateway-identity/tls.key'))));
+  // The dev Redis: two users, each URL with its own password.
+  const nodePw = get('leaderway-redis-passwords/node-password');
+  const gwPw = get('leaderway-redis-passwords/gateway-password');
+  assert.match(nodePw, /^[0-9a-f]{48}$/);
+  assert.notEqual(nodePw, gwPw);
+  assert.equal(get('leaderway-redis-node/url'), `redis://leaderway-node:${nodePw}@leaderway-redis:6379`);
+  assert.equal(get('leaderway-redis-gateway/url'), `redis://leaderway-gateway:${gwPw}@leaderway-redis:6379`);
+  const values = [seal, ad, signing, nodePw, gwPw, get('leaderway-gateway-identity/tls.key')];
+  for (const call of s.calls) {
+    for (const value of values) assert.ok(!call.includes(value), `a secret on the command line: ${call}`);
+  }
+  for (const value of values) assert.ok(!r.out.includes(value), 'a secret was printed');
 });
 
 test('never replaces an existing Secret', () => {
   const before = state().secrets;
-  const r = run(['--namespace', 'lw-test', '--redis-url', 'redis://other:6379']);
+  const r = run(['--namespace', 'lw-test']);
   assert.equal(r.status, 0, r.out);
   assert.match(r.out, /secret\/leaderway-seal exists: kept/);
+  assert.match(r.out, /secret\/leaderway-signing exists: kept/);
   assert.deepEqual(state().secrets, before);
 });
 
-test('reads the Redis URL from stdin with `-`, keeping the password off the command line', () => {
-  const url = 'redis+sentinel://:pa55word@sentinel-0:26379,sentinel-1:26379/mymaster';
-  const r = run(['--namespace', 'lw-other', '--context', 'prod', '--redis-url', '-'], `${url}\n`);
+test('reads the Redis URLs from stdin with `-`, keeping the passwords off the command line', () => {
+  const nodeUrl = 'redis+sentinel://leaderway-node:pa55word@sentinel-0:26379,sentinel-1:26379/mymaster';
+  const gwUrl = 'redis+sentinel://leaderway-gateway:gw-pa55@sentinel-0:26379,sentinel-1:26379/mymaster';
+  const r = run(
+    ['--namespace', 'lw-other', '--context', 'prod', '--redis-node-url', '-', '--redis-gateway-url', '-'],
+    `${nodeUrl}\n${gwUrl}\n`,
+  );
   assert.equal(r.status, 0, r.out);
   const s = state();
-  assert.equal(s.secrets['lw-other/leaderway-redis']?.url, url);
-  assert.ok(!s.calls.some((c) => c.includes('pa55word')));
+  assert.equal(s.secrets['lw-other/leaderway-redis-node']?.url, nodeUrl);
+  assert.equal(s.secrets['lw-other/leaderway-redis-gateway']?.url, gwUrl);
+  assert.equal(s.secrets['lw-other/leaderway-redis-passwords'], undefined, 'no dev Redis passwords');
+  assert.ok(!s.calls.some((c) => c.includes('pa55')));
   const calls = s.calls.filter((c) => c.includes('lw-other'));
   assert.ok(calls.length > 0 && calls.every((c) => c.startsWith('--context prod ')), calls.join('\n'));
 });
 
-test('refuses a Redis URL of the wrong scheme', () => {
-  const r = run(['--redis-url', 'http://redis:6379']);
-  assert.equal(r.status, 2);
-  assert.match(r.out, /must start with redis:\/\/, rediss:\/\/ or redis\+sentinel:\/\//);
+test('refuses a Redis URL of the wrong scheme, one URL without the other, and one URL for both', () => {
+  const scheme = run(['--redis-node-url', 'http://redis:6379', '--redis-gateway-url', 'redis://b:6379']);
+  assert.equal(scheme.status, 2);
+  assert.match(scheme.out, /must start with redis:\/\/, rediss:\/\/ or redis\+sentinel:\/\//);
+  const one = run(['--redis-node-url', 'redis://a:6379']);
+  assert.equal(one.status, 2);
+  assert.match(one.out, /give both/);
+  const same = run(['--redis-node-url', 'redis://a:6379', '--redis-gateway-url', 'redis://a:6379']);
+  assert.equal(same.status, 2);
+  assert.match(same.out, /must differ/);
 });

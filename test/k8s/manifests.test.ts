@@ -174,26 +174,37 @@ describe('the invariants catch broken manifests', { skip }, () => {
       }
       const data = configMap(o).data;
       if (data) data.REDIS = 'redis://:hunter2@redis:6379';
+      const identity = workload(o, GATEWAY_LABELS).spec?.template.spec?.volumes?.find((v) => v.secret);
+      if (identity?.secret) identity.secret.secretName = 'leaderway-gateway-identityy';
     });
     const problems = secretProblems(objs);
+    catches(problems, /mounts Secret leaderway-gateway-identityy, which nothing creates/);
     catches(problems, /Secret\/leaderway-seal is rendered/);
     catches(problems, /LEADERWAY_SEAL_KEY must come from a secretKeyRef/);
     catches(problems, /looks like an inline key/);
     catches(problems, /a URL with a password/);
   });
-  test('the seal key on a gateway, and a mistyped variable', async () => {
+  test('the seal key or the signing key on a gateway, node Redis credentials, a mistyped variable', async () => {
     const objs = broken(dev, (o) => {
       const c = container(o, GATEWAY_LABELS);
       c.env?.push({
         name: 'LEADERWAY_SEAL_KEY',
         valueFrom: { secretKeyRef: { name: 'leaderway-seal', key: 'seal-key' } },
       });
+      c.env?.push({
+        name: 'LEADERWAY_ADVERTISEMENT_SIGNING_KEY',
+        valueFrom: { secretKeyRef: { name: 'leaderway-signing', key: 'signing-key' } },
+      });
+      const redis = c.env?.find((v) => v.name === 'LEADERWAY_REDIS_URL');
+      if (redis?.valueFrom?.secretKeyRef) redis.valueFrom.secretKeyRef.name = 'leaderway-redis-node';
       c.env?.push({ name: 'LEADERWAY_DRAIN_DELAYS', value: '5s' });
     });
     const problems = await leaderwayEnvProblems(objs);
-    catches(problems, /leaderway-gateway: references the seal key/);
+    catches(problems, /leaderway-gateway: references LEADERWAY_SEAL_KEY/);
+    catches(problems, /leaderway-gateway: references LEADERWAY_ADVERTISEMENT_SIGNING_KEY/);
+    catches(problems, /leaderway-gateway: references "leaderway-redis-node"/);
     catches(problems, /LEADERWAY_SEAL_KEY must not be set/);
-    catches(problems, /unknown LEADERWAY_ variables: LEADERWAY_DRAIN_DELAYS/);
+    catches(problems, /unknown LEADERWAY_ variables: .*LEADERWAY_DRAIN_DELAYS/);
   });
   test('an invalid value', async () => {
     const objs = broken(dev, (o) => {

@@ -7,7 +7,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { advertisementPath, encodeAdvertisement } from '../../shared/advertisement';
+import {
+  advertisementPath,
+  encodeAdvertisement,
+  encodeLegacyAdvertisement,
+} from '../../shared/advertisement';
+import { keyId, seal } from '../../shared/crypto/aead';
+import { signingKeyFromSeed } from '../../shared/crypto/signing';
 import { rawRedis } from '../helpers/cluster';
 import { call } from '../helpers/http';
 import { type Proc, waitFor } from '../helpers/procs';
@@ -44,16 +50,27 @@ describe('security: forged and replayed advertisements', () => {
       api_addr: `http://127.0.0.1:${trap.port}`,
       cluster_addr: `https://127.0.0.1:${trap.port}`,
       cert: '',
-      key: '',
       active_time: new Date().toISOString(),
     });
     const adKey = Buffer.from(keys.adKey, 'base64');
+    const signer = signingKeyFromSeed(Buffer.from(keys.signingKey, 'base64'));
+    const stranger = signingKeyFromSeed(randomBytes(32));
+    const unsigned = (u: string, e: number) => {
+      // What a gateway could make: it holds the advertisement key, not the signing key.
+      const path = advertisementPath(u);
+      const body = seal(adKey, Buffer.from(JSON.stringify({ ad: ad(u, e) })), path);
+      return Buffer.concat([Buffer.from([0x02]), keyId(adKey), body]);
+    };
     const forgeries: Record<string, (uuid: string, epoch: number) => Buffer> = {
       garbage: () => randomBytes(200),
       'plain JSON': (u, e) => Buffer.from(JSON.stringify(ad(u, e))),
-      'wrong key': (u, e) => encodeAdvertisement(ad(u, e), [randomBytes(32)]),
-      'moved from another path': (_u, e) => encodeAdvertisement(ad(randomUUID(), e), [adKey]),
-      'epoch other than the lock’s': (u, e) => encodeAdvertisement(ad(u, e - 1), [adKey]),
+      'wrong key': (u, e) => encodeAdvertisement(ad(u, e), [randomBytes(32)], signer),
+      'encrypted with the advertisement key, unsigned': unsigned,
+      'signed by another key': (u, e) => encodeAdvertisement(ad(u, e), [adKey], stranger),
+      'the previous (unsigned) format at the new path': (u, e) =>
+        encodeLegacyAdvertisement({ ...ad(u, e), key: '' }, [adKey]),
+      'moved from another path': (_u, e) => encodeAdvertisement(ad(randomUUID(), e), [adKey], signer),
+      'epoch other than the lock’s': (u, e) => encodeAdvertisement(ad(u, e - 1), [adKey], signer),
     };
     try {
       for (const [kind, forge] of Object.entries(forgeries)) {

@@ -10,12 +10,12 @@ import { waitActive } from '../helpers/cluster';
 import { call, initCluster } from '../helpers/http';
 import { type OtlpReceiver, startOtlpReceiver } from '../helpers/otlp-receiver';
 import { freePort } from '../helpers/ports';
-import { type Proc, spawnGateway, spawnNode, testKeys, waitFor } from '../helpers/procs';
+import { type Proc, spawnGateway, spawnNode, type TestKeys, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
 
 export interface SecurityCluster {
   redis: RedisServer;
-  keys: { sealKey: string; adKey: string };
+  keys: TestKeys;
   nodes: Proc[];
   gw: Proc;
   /** Other processes a test started (stopped with the cluster; their logs are scanned too). */

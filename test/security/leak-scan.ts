@@ -7,10 +7,9 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { advertisementPath, decodeAdvertisement } from '../../shared/advertisement';
 import { open } from '../../shared/crypto/aead';
-import { rawRedis } from '../helpers/cluster';
-import type { Proc } from '../helpers/procs';
+import { rawRedis, readLeaderIdentity } from '../helpers/cluster';
+import type { Proc, TestKeys } from '../helpers/procs';
 
 /** Where to look. */
 export interface LeakSources {
@@ -25,8 +24,8 @@ export interface LeakSources {
 /** What must never appear. */
 export interface Secrets {
   token: string;
-  sealKey: string;
-  adKey: string;
+  /** The cluster's keys (seal, advertisement, signing, verify). */
+  keys: TestKeys;
   /** A prefix carried by every written secret value. */
   valueMarker: string;
   /** More strings that must not appear (e.g. near-miss tokens a client sent). */
@@ -57,7 +56,7 @@ export async function scanForLeaks(src: LeakSources, s: Secrets): Promise<LeakRe
     for (const n of needles) if (data.includes(n.bytes)) report.findings.push(`${where} contains ${n.name}`);
   };
   try {
-    needles = await collectNeedles(r, s);
+    needles = await collectNeedles(r, s, src.redisUrl);
     report.needles = needles.map((n) => n.name);
     let cursor = '0';
     do {
@@ -99,7 +98,11 @@ export async function scanForLeaks(src: LeakSources, s: Secrets): Promise<LeakRe
 }
 
 /** The secrets, in every form they could leak in (text, base64, hex, raw bytes). */
-async function collectNeedles(r: Awaited<ReturnType<typeof rawRedis>>, s: Secrets): Promise<Needle[]> {
+async function collectNeedles(
+  r: Awaited<ReturnType<typeof rawRedis>>,
+  s: Secrets,
+  redisUrl: string,
+): Promise<Needle[]> {
   const out: Needle[] = [
     { name: 'the root token', bytes: Buffer.from(s.token) },
     { name: 'a written secret value', bytes: Buffer.from(s.valueMarker) },
@@ -111,10 +114,10 @@ async function collectNeedles(r: Awaited<ReturnType<typeof rawRedis>>, s: Secret
     out.push({ name: `${name} (hex)`, bytes: Buffer.from(raw.toString('hex')) });
     out.push({ name: `${name} (raw bytes)`, bytes: raw });
   };
-  const seal = Buffer.from(s.sealKey, 'base64');
-  const ad = Buffer.from(s.adKey, 'base64');
+  const seal = Buffer.from(s.keys.sealKey, 'base64');
   key('the seal key', seal);
-  key('the advertisement key', ad);
+  key('the advertisement key', Buffer.from(s.keys.adKey, 'base64'));
+  key('the advertisement signing key', Buffer.from(s.keys.signingKey, 'base64'));
   const wrappedRoot = await r.getBuffer('{leaderway}/d/core/seal/root-key');
   const rootKey = wrappedRoot ? open(seal, wrappedRoot.subarray(1), 'core/seal/root-key') : null;
   if (rootKey) {
@@ -127,18 +130,12 @@ async function collectNeedles(r: Awaited<ReturnType<typeof rawRedis>>, s: Secret
       key('the token HMAC key', Buffer.from(k.hmac_key, 'base64'));
     }
   }
-  const uuid = await r.get('{leaderway}/core/lock');
-  const blob = uuid ? await r.getBuffer(`{leaderway}/d/${advertisementPath(uuid)}`) : null;
-  if (uuid && blob) {
-    const d = decodeAdvertisement(blob, advertisementPath(uuid), [ad]);
-    if (d.ok) {
-      out.push({ name: 'the cluster private key', bytes: Buffer.from(d.ad.key.slice(0, 64)) });
-      out.push({
-        name: 'the cluster private key (raw DER)',
-        bytes: Buffer.from(d.ad.key, 'base64').subarray(0, 48),
-      });
-      out.push({ name: 'the advertised certificate', bytes: Buffer.from(d.ad.cert.slice(0, 64)) });
-    }
+  const leader = await readLeaderIdentity(redisUrl, s.keys).catch(() => null);
+  if (leader) {
+    const der = Buffer.from(leader.key.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    out.push({ name: 'the cluster private key', bytes: Buffer.from(der.toString('base64').slice(0, 64)) });
+    out.push({ name: 'the cluster private key (raw DER)', bytes: der.subarray(0, 48) });
+    out.push({ name: 'the advertised certificate', bytes: Buffer.from(leader.ad.cert.slice(0, 64)) });
   }
   return out;
 }

@@ -6,6 +6,7 @@
  * redirected as if it had not.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { rawRequest } from '../fuzz/raw-http';
@@ -13,7 +14,7 @@ import { call, initCluster } from '../helpers/http';
 import { freePort } from '../helpers/ports';
 import { type Proc, spawnGateway, spawnNode, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
-import { FakeLeader } from './fake-leader';
+import { FakeLeader, UPGRADE_REFUSAL_BYTES } from './fake-leader';
 
 /** The gateway retires an old leader's pool after this (LeaderClient's RETIRE_BOUND_MS) + slack. */
 const RETIRE_WAIT_MS = 40_000;
@@ -31,7 +32,7 @@ describe('proxy hygiene: what reaches the leader', () => {
     const f = new FakeLeader();
     fakes.push(f);
     await f.start();
-    await f.install(redis.url, keys.adKey, gw.url);
+    await f.install(redis.url, keys, gw.url);
     const name = `fake-${f.identity.uuid.slice(0, 8)}`;
     await waitFor(
       async () => ((await call(gw.url, '/-/ready')).body as { leader?: string }).leader === name,
@@ -138,6 +139,57 @@ describe('proxy hygiene: what reaches the leader', () => {
     ]);
     assert.equal(res.response?.status, 200, res.response?.body.toString());
     assert.equal(f.count('/v1/secret/data/h5'), 1);
+  });
+
+  it('an upgrade the leader refuses is relayed once, streamed whole, without internal headers', async () => {
+    const f = fakes.at(-1) as FakeLeader;
+    const res = await rawRequest(gw.port, [
+      'GET /v1/secret/data/ws HTTP/1.1\r\nhost: gw\r\nconnection: Upgrade\r\nupgrade: websocket\r\n' +
+        `sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nx-vault-token: ${token}\r\n\r\n`,
+    ]);
+    assert.equal(res.response?.status, 403);
+    const body = JSON.parse(res.response?.body.toString() ?? '{}') as { pad?: string };
+    assert.equal(body.pad?.length, UPGRADE_REFUSAL_BYTES, 'the whole answer arrived');
+    assert.deepEqual(
+      Object.keys(res.response?.headers ?? {}).filter((h) => h.startsWith('x-leaderway-')),
+      [],
+    );
+    assert.equal(f.count('/v1/secret/data/ws'), 1, 'the request was sent to the leader again');
+  });
+
+  it('a 101 is relayed with the headers an upgrade needs and no others; bytes then flow both ways', async () => {
+    const f = fakes.at(-1) as FakeLeader;
+    const socket = connect(gw.port, '127.0.0.1');
+    const got: Buffer[] = [];
+    socket.on('data', (c: Buffer) => got.push(c));
+    socket.write(
+      'GET /v1/sys/events/subscribe HTTP/1.1\r\nhost: gw\r\nconnection: Upgrade\r\nupgrade: websocket\r\n' +
+        `sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nx-vault-token: ${token}\r\n\r\n`,
+    );
+    try {
+      const headText = await waitFor(
+        () => {
+          const t = Buffer.concat(got).toString('latin1');
+          return t.includes('\r\n\r\n') ? t.slice(0, t.indexOf('\r\n\r\n')) : null;
+        },
+        5_000,
+        'the 101',
+      );
+      const [status, ...lines] = headText.split('\r\n');
+      assert.match(status ?? '', /^HTTP\/1\.1 101 /);
+      const names = lines.map((l) => l.slice(0, l.indexOf(':')).toLowerCase()).sort();
+      assert.deepEqual(names, ['connection', 'sec-websocket-accept', 'upgrade']);
+      got.length = 0;
+      socket.write('ping-through-the-gateway');
+      await waitFor(
+        () => Buffer.concat(got).toString() === 'ping-through-the-gateway' || null,
+        5_000,
+        'the echo',
+      );
+      assert.equal(f.count('/v1/sys/events/subscribe'), 1);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('a standby does not answer 307 for a write that may have reached the leader', async () => {

@@ -10,8 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import selfsigned from 'selfsigned';
 import { Agent, request } from 'undici';
 import { newClusterIdentity } from '../../node/ha/cluster-cert';
-import { derToPem } from '../../shared/leader/leader-client';
-import { readAdvertisement, waitActive } from '../helpers/cluster';
+import { readAdvertisement, readLeaderIdentity, waitActive } from '../helpers/cluster';
 import { call } from '../helpers/http';
 import { type Proc, waitFor } from '../helpers/procs';
 import { tlsAccepted } from '../helpers/tls-probe';
@@ -40,8 +39,9 @@ describe('security', () => {
   it("cluster port refuses no cert, a self-made cert (even with the leader's name), and the previous leader's cert", async () => {
     const { redis, keys, nodes, gw, token, healthy } = c;
     const a = await healthy();
-    const ad1 = await readAdvertisement(redis.url, keys.adKey);
-    const c1 = { cert: derToPem(ad1.cert, 'CERTIFICATE'), key: derToPem(ad1.key, 'PRIVATE KEY') };
+    const id1 = await readLeaderIdentity(redis.url, keys);
+    const ad1 = id1.ad;
+    const c1 = { cert: id1.cert, key: id1.key };
     assert.equal(await tlsAccepted(a.clusterPort, c1), true, 'the advertised cert is accepted');
     assert.equal(await tlsAccepted(a.clusterPort, {}), false, 'no client cert');
     const own = await newClusterIdentity();
@@ -64,13 +64,9 @@ describe('security', () => {
     );
     assert.equal((await call(gw.url, '/v1/sys/step-down', { method: 'PUT', token })).status, 204);
     const b = await waitActive(nodes, 15_000, a);
-    await waitFor(
-      async () => (await readAdvertisement(redis.url, keys.adKey)).uuid !== ad1.uuid,
-      10_000,
-      'new ad',
-    );
-    const ad2 = await readAdvertisement(redis.url, keys.adKey);
-    const c2 = { cert: derToPem(ad2.cert, 'CERTIFICATE'), key: derToPem(ad2.key, 'PRIVATE KEY') };
+    await waitFor(async () => (await readAdvertisement(redis.url, keys)).uuid !== ad1.uuid, 10_000, 'new ad');
+    const id2 = await readLeaderIdentity(redis.url, keys);
+    const c2 = { cert: id2.cert, key: id2.key };
     assert.equal(await tlsAccepted(b.clusterPort, c2), true, "the new leader's cert is accepted");
     assert.equal(await tlsAccepted(b.clusterPort, c1), false, "the previous leader's cert is refused");
     assert.equal(await tlsAccepted(a.clusterPort, c1), false, 'the previous leader stopped listening');
@@ -172,10 +168,12 @@ describe('security', () => {
     const lines = await waitFor(
       () => {
         const ls = a.logs().filter((l) => l.msg === 'request' && l.route === 'secret/data');
-        return ls.some((l) => l.via === 'cluster') && ls.some((l) => l.via === 'api') ? ls : null;
+        // The active tells the three ways in apart: a gateway's and a standby's connections by
+        // their client certificates, a client's by the listener.
+        return ['gateway', 'standby', 'api'].every((via) => ls.some((l) => l.via === via)) ? ls : null;
       },
       5_000,
-      'request log lines on the active (via cluster and api)',
+      'request log lines on the active (via gateway, standby and api)',
     );
     assert.deepEqual(
       lines.filter((l) => String(l.remote_addr).startsWith('203.0.113.')).map((l) => l.via),
@@ -197,8 +195,7 @@ describe('security', () => {
       { redisUrl: redis.url, procs: [...nodes, gw, ...c.extra], traces: collector.raw, texts },
       {
         token,
-        sealKey: keys.sealKey,
-        adKey: keys.adKey,
+        keys,
         valueMarker: MARKER,
         extra: [{ name: 'a near-miss token (all but its last character)', text: token.slice(0, -1) }],
       },

@@ -14,12 +14,16 @@ import {
   type Advertisement,
   advertisementPath,
   decodeAdvertisement,
+  decodeLegacyAdvertisement,
   encodeAdvertisement,
+  encodeLegacyAdvertisement,
+  legacyAdvertisementPath,
 } from '../../shared/advertisement';
 import { keyId, open, seal } from '../../shared/crypto/aead';
+import { signingKeyFromSeed, verifyKeyFromRaw } from '../../shared/crypto/signing';
 import { isLwError } from '../../shared/errors';
 import { downstreamHeaders, upstreamHeaders } from '../../shared/http/headers';
-import { ReplayableBody } from '../../shared/http/replayable-body';
+import { ReplayableBody, ReplayBudget } from '../../shared/http/replayable-body';
 
 const key = (): Buffer => randomBytes(32);
 
@@ -124,64 +128,96 @@ describe('advertisement codec', () => {
     api_addr: 'http://10.0.0.1:8200',
     cluster_addr: 'https://10.0.0.1:8201',
     cert: randomBytes(64).toString('base64'),
-    key: randomBytes(64).toString('base64'),
     active_time: new Date().toISOString(),
   });
   const [k1, k2, k3] = [key(), key(), key()];
+  const signer = signingKeyFromSeed(randomBytes(32));
+  const other = signingKeyFromSeed(randomBytes(32));
+  const verify = [verifyKeyFromRaw(signer.publicRaw)];
+  /** A well-formed body for `path`, sealed with `k`, signed (or not) as given. */
+  const sealed = (path: string, body: unknown, k = k1) =>
+    Buffer.concat([Buffer.from([0x02]), keyId(k), seal(k, Buffer.from(JSON.stringify(body)), path)]);
 
-  it('round-trips, and hides every field', () => {
+  it('round-trips, carries no private key, and hides every field', () => {
     const a = ad();
-    const raw = encodeAdvertisement(a, [k1]);
-    assert.deepEqual(decodeAdvertisement(raw, advertisementPath(a.uuid), [k1]), { ok: true, ad: a });
-    for (const v of [a.uuid, a.api_addr, a.cluster_addr, a.key, a.node_id, '10.0.0.1']) {
+    const raw = encodeAdvertisement(a, [k1], signer);
+    assert.deepEqual(decodeAdvertisement(raw, advertisementPath(a.uuid), [k1], verify), { ok: true, ad: a });
+    for (const v of [a.uuid, a.api_addr, a.cluster_addr, a.node_id, '10.0.0.1']) {
       assert.ok(!raw.includes(Buffer.from(v)), `${v} is not readable in the ciphertext`);
     }
+    // Extra fields (a private key someone adds) are not carried.
+    const withKey = encodeAdvertisement({ ...a, key: 'secret' } as Advertisement, [k1], signer);
+    const d = decodeAdvertisement(withKey, advertisementPath(a.uuid), [k1], verify);
+    assert.ok(d.ok && !('key' in d.ad));
   });
 
-  it('rotates keys: the first key encrypts, every listed key decrypts', () => {
+  it('rotates keys: the first key encrypts, every listed key decrypts; verify keys rotate too', () => {
     const a = ad();
     const path = advertisementPath(a.uuid);
-    const raw = encodeAdvertisement(a, [k2, k1]);
-    assert.deepEqual(decodeAdvertisement(raw, path, [k1, k2]), { ok: true, ad: a });
-    assert.deepEqual(decodeAdvertisement(raw, path, [k2]), { ok: true, ad: a });
-    assert.deepEqual(decodeAdvertisement(raw, path, [k1]), { ok: false, reason: 'unknown-key' });
+    const raw = encodeAdvertisement(a, [k2, k1], signer);
+    assert.deepEqual(decodeAdvertisement(raw, path, [k1, k2], verify), { ok: true, ad: a });
+    assert.deepEqual(decodeAdvertisement(raw, path, [k2], verify), { ok: true, ad: a });
+    assert.deepEqual(decodeAdvertisement(raw, path, [k1], verify), { ok: false, reason: 'unknown-key' });
+    const both = [verifyKeyFromRaw(other.publicRaw), ...verify];
+    assert.deepEqual(decodeAdvertisement(raw, path, [k2], both), { ok: true, ad: a });
+  });
+
+  it('refuses what the advertisement key alone can make: unsigned, signed by another key, tampered', () => {
+    const a = ad();
+    const path = advertisementPath(a.uuid);
+    // Whoever holds only the advertisement key (a gateway) can encrypt, but not sign.
+    assert.deepEqual(decodeAdvertisement(sealed(path, { ad: a }), path, [k1], verify), {
+      ok: false,
+      reason: 'unsigned',
+    });
+    const byOther = encodeAdvertisement(a, [k1], other);
+    assert.deepEqual(decodeAdvertisement(byOther, path, [k1], verify), {
+      ok: false,
+      reason: 'unknown-signer',
+    });
+    // A real signature, with a field changed afterwards (the address pointed elsewhere).
+    const good = JSON.parse(decodeRaw(encodeAdvertisement(a, [k1], signer), path, k1)) as {
+      ad: Advertisement;
+      sig_key: string;
+      sig: string;
+    };
+    const tampered = sealed(path, { ...good, ad: { ...good.ad, cluster_addr: 'https://evil:8201' } });
+    assert.deepEqual(decodeAdvertisement(tampered, path, [k1], verify), {
+      ok: false,
+      reason: 'bad-signature',
+    });
+    // The previous format (unsigned, with the key) is refused where the signed one is expected.
+    const legacy = encodeLegacyAdvertisement({ ...a, key: 'k' }, [k1]);
+    assert.deepEqual(decodeAdvertisement(legacy, path, [k1], verify), { ok: false, reason: 'unsigned' });
   });
 
   it('rejects an unknown key, a forgery under another key, a moved entry and garbage', () => {
     const a = ad();
     const path = advertisementPath(a.uuid);
-    assert.deepEqual(decodeAdvertisement(encodeAdvertisement(a, [k3]), path, [k1, k2]), {
+    assert.deepEqual(decodeAdvertisement(encodeAdvertisement(a, [k3], signer), path, [k1, k2], verify), {
       ok: false,
       reason: 'unknown-key',
     });
     // A forger who knows k1's (public) key id but not k1 itself.
-    const forged = Buffer.concat([
-      Buffer.from([0x01]),
-      keyId(k1),
-      seal(k3, Buffer.from(JSON.stringify({ ...a, api_addr: 'http://evil:8200' })), path),
-    ]);
-    assert.deepEqual(decodeAdvertisement(forged, path, [k1]), { ok: false, reason: 'decrypt' });
+    const forged = Buffer.concat([Buffer.from([0x02]), keyId(k1), seal(k3, Buffer.from('{}'), path)]);
+    assert.deepEqual(decodeAdvertisement(forged, path, [k1], verify), { ok: false, reason: 'decrypt' });
     // The ciphertext copied to another uuid's path: the path is associated data.
-    const other = advertisementPath(randomUUID());
-    assert.deepEqual(decodeAdvertisement(encodeAdvertisement(a, [k1]), other, [k1]), {
+    const elsewhere = advertisementPath(randomUUID());
+    assert.deepEqual(decodeAdvertisement(encodeAdvertisement(a, [k1], signer), elsewhere, [k1], verify), {
       ok: false,
       reason: 'decrypt',
     });
-    // Sealed (with the right key) for one path but naming another uuid inside.
-    const mismatch = Buffer.concat([
-      Buffer.from([0x01]),
-      keyId(k1),
-      seal(k1, Buffer.from(JSON.stringify(a)), other),
-    ]);
-    assert.deepEqual(decodeAdvertisement(mismatch, other, [k1]), { ok: false, reason: 'uuid-mismatch' });
     // Authentic but malformed contents.
     for (const body of [
       'not json',
-      JSON.stringify({ ...a, epoch: 0 }),
-      JSON.stringify({ ...a, cluster_addr: 'http://x:1' }),
+      { ad: { ...a, epoch: 0 } },
+      { ad: { ...a, cluster_addr: 'http://x:1' } },
     ]) {
-      const raw = Buffer.concat([Buffer.from([0x01]), keyId(k1), seal(k1, Buffer.from(body), path)]);
-      assert.deepEqual(decodeAdvertisement(raw, path, [k1]), { ok: false, reason: 'schema' });
+      const raw =
+        typeof body === 'string'
+          ? Buffer.concat([Buffer.from([0x02]), keyId(k1), seal(k1, Buffer.from(body), path)])
+          : sealed(path, body);
+      assert.deepEqual(decodeAdvertisement(raw, path, [k1], verify), { ok: false, reason: 'schema' });
     }
     for (const garbage of [
       Buffer.alloc(0),
@@ -189,14 +225,26 @@ describe('advertisement codec', () => {
       randomBytes(200),
       Buffer.from([1, 2, 3]),
     ]) {
-      const r = decodeAdvertisement(garbage, path, [k1]);
-      assert.equal(r.ok, false);
+      assert.equal(decodeAdvertisement(garbage, path, [k1], verify).ok, false);
     }
-    const wrongVersion = encodeAdvertisement(a, [k1]);
-    wrongVersion[0] = 0x02;
-    assert.deepEqual(decodeAdvertisement(wrongVersion, path, [k1]), { ok: false, reason: 'format' });
+  });
+
+  it('reads the previous format (legacy mode) with its key, and only at its own path', () => {
+    const a = { ...ad(), key: randomBytes(32).toString('base64') };
+    const path = legacyAdvertisementPath(a.uuid);
+    const raw = encodeLegacyAdvertisement(a, [k1]);
+    assert.deepEqual(decodeLegacyAdvertisement(raw, path, [k1]), { ok: true, ad: a });
+    assert.equal(decodeLegacyAdvertisement(raw, legacyAdvertisementPath(randomUUID()), [k1]).ok, false);
+    assert.equal(decodeLegacyAdvertisement(encodeAdvertisement(a, [k1], signer), path, [k1]).ok, false);
   });
 });
+
+/** Opens an advertisement's ciphertext (the test reads what it signs). */
+function decodeRaw(raw: Buffer, path: string, k: Buffer): string {
+  const plain = open(k, raw.subarray(5), path);
+  if (!plain) throw new Error('cannot open');
+  return plain.toString('utf8');
+}
 
 describe('parseRequest', () => {
   const parse = (url: string, method = 'GET') => parseRequest({ url, method, headers: {} } as never);
@@ -421,12 +469,12 @@ describe('ReplayableBody', () => {
   it('replays identical bytes on a second stream, after a full or a partial first attempt', async () => {
     const parts = chunks(8, 1000);
     const whole = Buffer.concat(parts);
-    const body = new ReplayableBody(Readable.from(parts), 64 * 1024);
+    const body = new ReplayableBody(Readable.from(parts), { cap: 64 * 1024 });
     assert.deepEqual(await collect(body.stream()), whole);
     assert.ok(body.replayable());
     assert.deepEqual(await collect(body.stream()), whole);
 
-    const partial = new ReplayableBody(Readable.from(parts), 64 * 1024);
+    const partial = new ReplayableBody(Readable.from(parts), { cap: 64 * 1024 });
     const first = partial.stream();
     const got: Buffer[] = [];
     for await (const c of first) {
@@ -439,7 +487,7 @@ describe('ReplayableBody', () => {
 
   it('over the cap: replayable until a byte is taken, not after; the copy is dropped', async () => {
     const parts = chunks(10, 1000);
-    const body = new ReplayableBody(Readable.from(parts), 4500);
+    const body = new ReplayableBody(Readable.from(parts), { cap: 4500 });
     assert.ok(body.replayable(), 'nothing taken yet');
     const first = body.stream();
     assert.deepEqual(await collect(first), Buffer.concat(parts), 'the one attempt still gets every byte');
@@ -448,9 +496,45 @@ describe('ReplayableBody', () => {
     // Memory stays flat however large the body: nothing is kept once past the cap.
     assert.equal((body as unknown as { chunks: Buffer[] }).chunks.length, 0);
 
-    const exact = new ReplayableBody(Readable.from(chunks(4, 1000)), 4000);
+    const exact = new ReplayableBody(Readable.from(chunks(4, 1000)), { cap: 4000 });
     await collect(exact.stream());
     assert.ok(exact.replayable(), 'a body of exactly the cap stays replayable');
+  });
+
+  it('prefetch reads a small body whole before any attempt; a large one keeps its first overflow chunk', async () => {
+    const parts = chunks(4, 1000);
+    const small = new ReplayableBody(Readable.from(parts), { cap: 64 * 1024 });
+    assert.equal(await small.prefetch(), true);
+    assert.deepEqual(await collect(small.stream()), Buffer.concat(parts));
+    assert.deepEqual(await collect(small.stream()), Buffer.concat(parts), 'still replayable');
+
+    const big = chunks(10, 1000);
+    const large = new ReplayableBody(Readable.from(big), { cap: 4500 });
+    assert.equal(await large.prefetch(), false, 'did not fit');
+    assert.ok(large.replayable(), 'no uncopied byte was sent yet');
+    assert.deepEqual(
+      await collect(large.stream()),
+      Buffer.concat(big),
+      'the attempt gets every byte, in order',
+    );
+    assert.equal(large.replayable(), false);
+  });
+
+  it('one client cannot use up the budget: its share runs out, other clients still get copies', async () => {
+    const budget = new ReplayBudget(10_000, 3_000);
+    const held: ReplayableBody[] = [];
+    for (let i = 0; i < 3; i++) {
+      const b = new ReplayableBody(Readable.from(chunks(1, 1000)), { budget, client: 'attacker' });
+      assert.equal(await b.prefetch(), true, `body ${i} fits the share`);
+      held.push(b);
+    }
+    const over = new ReplayableBody(Readable.from(chunks(1, 1000)), { budget, client: 'attacker' });
+    assert.equal(await over.prefetch(), false, 'the fourth is past the attacker’s share');
+    const other = new ReplayableBody(Readable.from(chunks(1, 1000)), { budget, client: 'someone-else' });
+    assert.equal(await other.prefetch(), true, 'another client still gets a copy');
+    assert.equal(budget.held, 4000);
+    for (const b of [...held, over, other]) b.dispose();
+    assert.equal(budget.held, 0, 'every byte went back');
   });
 
   it('fails the new attempt, never sends a hole, when an abandoned attempt takes the chunk past the cap', async () => {
@@ -465,7 +549,7 @@ describe('ReplayableBody', () => {
       yield Buffer.from('cccccccc');
       yield Buffer.from('dd');
     }
-    const body = new ReplayableBody(source(), 10);
+    const body = new ReplayableBody(source(), { cap: 10 });
     const first = body.stream();
     first.on('data', () => {});
     await tick();

@@ -13,6 +13,7 @@ import { nodeSettings } from '../../node/settings';
 import { type GatewayConfig, gatewaySchema } from '../../shared/config/gateway-schema';
 import { ConfigError, loadConfig } from '../../shared/config/load';
 import { type NodeConfig, nodeSchema } from '../../shared/config/node-schema';
+import { signingKeyFromSeed } from '../../shared/crypto/signing';
 
 let dir: string;
 before(() => {
@@ -301,7 +302,11 @@ describe('loadConfig(nodeSchema)', () => {
 });
 
 describe('nodeSettings', () => {
-  const keys = { LEADERWAY_SEAL_KEY: key(), LEADERWAY_ADVERTISEMENT_KEY: key() };
+  const keys = {
+    LEADERWAY_SEAL_KEY: key(),
+    LEADERWAY_ADVERTISEMENT_KEY: key(),
+    LEADERWAY_ADVERTISEMENT_SIGNING_KEY: key(),
+  };
   const settings = async (env: Record<string, string>) => nodeSettings(await node({ ...keys, ...env }));
 
   it('requires api_addr, with upstream’s exact message', async () => {
@@ -389,44 +394,51 @@ describe('nodeSettings', () => {
     assert.match(err.message, /LEADERWAY_HA_REDIS_URL/);
   });
 
-  it('requires the seal and advertisement keys, without echoing them', async () => {
-    const noSeal = await configError(async () =>
-      nodeSettings(await node({ BAO_API_ADDR: 'http://v:1', LEADERWAY_ADVERTISEMENT_KEY: key() })),
-    );
-    assert.match(noSeal.message, /LEADERWAY_SEAL_KEY/);
+  it('requires the seal, advertisement and signing keys, without echoing them', async () => {
+    const base = { BAO_API_ADDR: 'http://v:1', ...keys };
+    const without = (name: keyof typeof keys) => {
+      const env: Record<string, string> = { ...base };
+      delete env[name];
+      return env;
+    };
+    for (const name of Object.keys(keys) as Array<keyof typeof keys>) {
+      const err = await configError(async () => nodeSettings(await node(without(name))));
+      assert.match(err.message, new RegExp(name));
+    }
     const two = `${key()},${key()}`;
     const twoSeals = await configError(async () =>
-      nodeSettings(
-        await node({
-          BAO_API_ADDR: 'http://v:1',
-          LEADERWAY_SEAL_KEY: two,
-          LEADERWAY_ADVERTISEMENT_KEY: key(),
-        }),
-      ),
+      nodeSettings(await node({ ...base, LEADERWAY_SEAL_KEY: two })),
     );
     assert.match(twoSeals.message, /LEADERWAY_SEAL_KEY/);
     for (const k of two.split(',')) assert.ok(!twoSeals.message.includes(k));
-    const noAd = await configError(async () =>
-      nodeSettings(await node({ BAO_API_ADDR: 'http://v:1', LEADERWAY_SEAL_KEY: key() })),
-    );
-    assert.match(noAd.message, /LEADERWAY_ADVERTISEMENT_KEY/);
     // Several advertisement keys rotate; the seal key decodes to its 32 bytes.
-    const seal = key();
-    const s = await settings({
-      BAO_API_ADDR: 'http://v:1',
-      LEADERWAY_SEAL_KEY: seal,
-      LEADERWAY_ADVERTISEMENT_KEY: two,
-    });
+    const s = await settings({ BAO_API_ADDR: 'http://v:1', LEADERWAY_ADVERTISEMENT_KEY: two });
     assert.equal(s.advertisementKeys.length, 2);
-    assert.ok(
+    assert.ok(s.sealKey.equals(Buffer.from(keys.LEADERWAY_SEAL_KEY, 'base64')));
+    // The node trusts its own signature, and the verify keys it is given (rotation).
+    const other = signingKeyFromSeed(randomBytes(32)).publicRaw.toString('base64');
+    const rotated = await settings({ BAO_API_ADDR: 'http://v:1', LEADERWAY_ADVERTISEMENT_VERIFY_KEY: other });
+    assert.equal(rotated.verifyKeys.length, 2);
+    assert.ok(rotated.verifyKeys.some((k) => k.id.equals(rotated.signingKey.id)));
+  });
+
+  it('refuses one key in two roles: a gateway must not be able to unseal or sign', async () => {
+    const seal = keys.LEADERWAY_SEAL_KEY;
+    const adIsSeal = await configError(async () =>
       nodeSettings(
-        await node({
-          BAO_API_ADDR: 'http://v:1',
-          LEADERWAY_SEAL_KEY: seal,
-          LEADERWAY_ADVERTISEMENT_KEY: key(),
-        }),
-      ).sealKey.equals(Buffer.from(seal, 'base64')),
+        await node({ BAO_API_ADDR: 'http://v:1', ...keys, LEADERWAY_ADVERTISEMENT_KEY: `${key()},${seal}` }),
+      ),
     );
+    assert.match(adIsSeal.message, /LEADERWAY_ADVERTISEMENT_KEY\): must differ from the seal key/);
+    assert.ok(!adIsSeal.message.includes(seal));
+    for (const same of [seal, keys.LEADERWAY_ADVERTISEMENT_KEY]) {
+      const err = await configError(async () =>
+        nodeSettings(
+          await node({ BAO_API_ADDR: 'http://v:1', ...keys, LEADERWAY_ADVERTISEMENT_SIGNING_KEY: same }),
+        ),
+      );
+      assert.match(err.message, /LEADERWAY_ADVERTISEMENT_SIGNING_KEY\): must differ/);
+    }
   });
 });
 

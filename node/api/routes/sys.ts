@@ -11,8 +11,18 @@ import { authMountRoutes } from './sys-auth';
 import { mountRoutes } from './sys-mounts';
 import { policyRoutes } from './sys-policy';
 
-/** A route every node answers itself, before the seal check and without a token. */
-export type LocalHandler = (req: ApiRequest, node: NodeApi) => Reply | Promise<Reply>;
+/**
+ * A route every node answers itself, before the seal check and without a token. `viaCluster`:
+ * the request came over the cluster channel (from a gateway or a standby).
+ */
+export type LocalHandler = (req: ApiRequest, node: NodeApi, viaCluster: boolean) => Reply | Promise<Reply>;
+
+/**
+ * The most an init body may hold. A static seal needs none of its fields (they are accepted for
+ * client compatibility), so anything larger is an attempt to make an unauthenticated request
+ * expensive.
+ */
+export const INIT_BODY_LIMIT = 64 * 1024;
 
 const CLUSTER_NAME = 'leaderway';
 
@@ -83,14 +93,19 @@ function sealStatus(_req: ApiRequest, node: NodeApi): Reply {
 }
 
 /** GET|PUT|POST sys/init. */
-async function init(req: ApiRequest, node: NodeApi): Promise<Reply> {
+async function init(req: ApiRequest, node: NodeApi, viaCluster: boolean): Promise<Reply> {
   if (req.operation === 'read') return { status: 200, body: { initialized: await node.initializedNow() } };
   if (req.operation !== 'write') throw new LwError('LW_ERR_METHOD_NOT_ALLOWED', 'unsupported operation');
-  // The body (secret_shares etc.) is accepted for client compatibility; a static seal needs none.
-  await readJsonBody(req.raw, node.maxRequestSize);
+  // Unauthenticated, so everything that can refuse it does, before a byte of the body is read.
   if (sealOf(node.state()) !== 'uninitialized') {
     throw new LwError('LW_ERR_ALREADY_INITIALIZED', MESSAGES.alreadyInitialized);
   }
+  if (viaCluster) {
+    // Before init there is no active node to forward to; this can only be replayed traffic.
+    throw new LwError('LW_ERR_BAD_REQUEST', 'sys/init must be sent to a node directly');
+  }
+  // The body (secret_shares etc.) is accepted for client compatibility; a static seal needs none.
+  await readJsonBody(req.raw, INIT_BODY_LIMIT);
   const rootToken = await node.initialize();
   const body = {
     keys: [],
