@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: one command that starts a real Redis, three nodes (API over TLS), the gateway
  * and HAProxy, and measures them side by side. `-- --quick` runs a subset in about a minute;
- * `-- --section=steady,failover,growth,tracing,list-shim,engines` (or `profile`) picks sections.
+ * `-- --section=steady,failover,growth,tracing,list-shim,abuse,engines` (or `profile`) picks sections.
  *
  * A full run writes bench/results/<timestamp>.json, merges it into bench/results/latest.json and
  * rewrites the tables in BENCHMARKS.md. A quick run writes its own file and prints the tables
@@ -13,6 +13,7 @@ import { makeLogger, type SectionContext } from './lib/context';
 import { closeHttp } from './lib/http';
 import { renderBlocks, updateBenchmarksMd } from './lib/report';
 import { type Results, runMeta, saveResults } from './lib/results';
+import { abuseSection } from './sections/abuse';
 import { failoverSection } from './sections/failover';
 import { growthSection } from './sections/growth';
 import { listShimSection } from './sections/list-shim';
@@ -20,7 +21,15 @@ import { profileSection } from './sections/profile';
 import { steadySection } from './sections/steady';
 import { tracingSection } from './sections/tracing';
 
-const DEFAULT_SECTIONS = ['steady', 'growth', 'tracing', 'list-shim', 'engines', 'failover'] as const;
+const DEFAULT_SECTIONS = [
+  'steady',
+  'growth',
+  'tracing',
+  'list-shim',
+  'abuse',
+  'engines',
+  'failover',
+] as const;
 const ALL_SECTIONS = [...DEFAULT_SECTIONS, 'profile'] as const;
 type Section = (typeof ALL_SECTIONS)[number];
 /** Hard bound on a whole run: whatever happens, the bench and everything it started stop. */
@@ -75,6 +84,7 @@ async function main(): Promise<number> {
         else if (s === 'growth') results.growth = { meta: meta(), data: await growthSection(ctx) };
         else if (s === 'tracing') results.tracing = { meta: meta(), data: await tracingSection(ctx) };
         else if (s === 'list-shim') results.listShim = { meta: meta(), data: await listShimSection(ctx) };
+        else if (s === 'abuse') results.abuse = { meta: meta(), data: await abuseSection(ctx) };
         else if (s === 'engines') results.engines = { meta: meta(), data: await enginesSection(ctx) };
         else if (s === 'failover') results.failover = { meta: meta(), data: await failoverSection(ctx) };
         else if (s === 'profile') results.profile = { meta: meta(), data: await profileSection(ctx) };

@@ -1,10 +1,10 @@
 /**
  * Issue 4's engine choice, measured: a bare undici `Pool` proxy and an http-proxy-3 proxy (keep-
- * alive `https.Agent`), both doing mutual TLS to the real leader's cluster listener with the
- * advertised certificate, against our real gateway and HAProxy (TLS to the active's API), all in
- * the same run, rounds alternating with a rotating order. KV reads, 1 KB, 100 connections.
- * KV reads and writes, 1 KB, 100 connections (quick: reads). Rule from the issue: build on undici
- * unless http-proxy-3 comes within 10% of it.
+ * alive `https.Agent`), both doing mutual TLS to the real leader's cluster listener (presenting
+ * the gateway's client certificate, trusting only the advertised one), against our real gateway
+ * and HAProxy (TLS to the active's API), all in the same run, rounds alternating with a rotating
+ * order. KV reads and writes, 1 KB, 100 connections (quick: reads). Rule from the issue: build on
+ * undici unless http-proxy-3 comes within 10% of it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { derToPem } from '../../shared/leader/leader-client';
 import { readAdvertisement } from '../../test/helpers/cluster';
 import { freePort } from '../../test/helpers/ports';
+import { gatewayPkiFiles } from '../../test/helpers/procs';
 import { clusterWatch, type SectionContext } from '../lib/context';
 import { kvBody } from '../lib/http';
 import { type LoadResult, runLoad } from '../lib/load';
@@ -85,15 +86,15 @@ export async function enginesSection(ctx: SectionContext): Promise<EnginesResult
   const active = await c.settle();
   if (!c.gateway || !c.haproxy) throw new Error('the engine comparison needs the gateway and HAProxy');
   await seedReads(ctx, active, [1024]);
-  const ad = await readAdvertisement(c.redis.url, c.keys.adKey);
-  const certFile = path.join(c.dir, 'leader-cert.pem');
-  const keyFile = path.join(c.dir, 'leader-key.pem');
-  writeFileSync(certFile, derToPem(ad.cert, 'CERTIFICATE'));
-  writeFileSync(keyFile, derToPem(ad.key, 'PRIVATE KEY'), { mode: 0o600 });
+  const ad = await readAdvertisement(c.redis.url, c.keys);
+  const caFile = path.join(c.dir, 'leader-cert.pem');
+  writeFileSync(caFile, derToPem(ad.cert, 'CERTIFICATE'));
+  const identity = await gatewayPkiFiles();
   const env = {
     LW_ENGINE_TARGET: ad.cluster_addr,
-    LW_ENGINE_CERT_FILE: certFile,
-    LW_ENGINE_KEY_FILE: keyFile,
+    LW_ENGINE_CA_FILE: caFile,
+    LW_ENGINE_CERT_FILE: identity.certFile,
+    LW_ENGINE_KEY_FILE: identity.keyFile,
     LW_ENGINE_SERVERNAME: `fw-${ad.uuid}`,
   };
   const procs: Partial<Record<EngineName, EngineProc>> = {};

@@ -1,8 +1,8 @@
 /**
  * What both minimal proxies share: their configuration from the environment (set by the
  * engines section) and the hop-by-hop header list. They proxy to one leader's cluster listener
- * over mutual TLS 1.2, presenting the advertised certificate and trusting only it, as the
- * gateway does, so the comparison isolates the proxy engine.
+ * over mutual TLS 1.2, presenting a gateway client certificate and trusting only the advertised
+ * certificate, as the gateway does, so the comparison isolates the proxy engine.
  */
 import { readFileSync } from 'node:fs';
 
@@ -11,6 +11,9 @@ export interface EngineEnv {
   port: number;
   /** `https://127.0.0.1:<cluster port>`. */
   target: string;
+  /** The advertised cluster certificate: the only CA trusted. */
+  caPem: string;
+  /** The gateway client identity presented. */
   certPem: string;
   keyPem: string;
   /** The advertised cert's name (`fw-<uuid>`), checked against the server's certificate. */
@@ -29,6 +32,7 @@ export function engineEnv(): EngineEnv {
   return {
     port: Number(required('LW_ENGINE_PORT')),
     target: required('LW_ENGINE_TARGET'),
+    caPem: readFileSync(required('LW_ENGINE_CA_FILE'), 'utf8'),
     certPem: readFileSync(required('LW_ENGINE_CERT_FILE'), 'utf8'),
     keyPem: readFileSync(required('LW_ENGINE_KEY_FILE'), 'utf8'),
     servername: required('LW_ENGINE_SERVERNAME'),

@@ -47,7 +47,7 @@ const agent = new https.Agent({
   keepAliveMsecs: 1_000,
   maxSockets: env.connections,
   maxFreeSockets: env.connections,
-  ca: [env.certPem],
+  ca: [env.caPem],
   cert: env.certPem,
   key: env.keyPem,
   servername: env.servername,

@@ -14,7 +14,7 @@ const pool = new Pool(env.target, {
   pipelining: 1,
   keepAliveTimeout: 4_000,
   connect: {
-    ca: [env.certPem],
+    ca: [env.caPem],
     cert: env.certPem,
     key: env.keyPem,
     servername: env.servername,

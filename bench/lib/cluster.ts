@@ -8,7 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { freePorts } from '../../test/helpers/ports';
-import { type Proc, spawnLeaderway, testKeys } from '../../test/helpers/procs';
+import {
+  type GatewayPkiFiles,
+  gatewayPkiFiles,
+  type Proc,
+  spawnLeaderway,
+  testKeys,
+} from '../../test/helpers/procs';
 import { type RedisServer, startRedis } from '../../test/helpers/redis';
 import { type HAProxy, startHAProxy } from './haproxy';
 import { call, tryCall } from './http';
@@ -71,6 +77,7 @@ export class BenchCluster {
     readonly redis: RedisServer,
     readonly dir: string,
     readonly cert: CertFiles,
+    readonly pki: GatewayPkiFiles,
     o: ClusterOptions,
   ) {
     this.lockTtl = o.lockTtl ?? DEFAULT_LOCK_TTL;
@@ -80,7 +87,7 @@ export class BenchCluster {
   static async start(o: ClusterOptions = {}): Promise<BenchCluster> {
     const dir = mkdtempSync(path.join(tmpdir(), 'lw-bench-'));
     const redis = await startRedis();
-    const c = new BenchCluster(redis, dir, await writeApiCert(dir), o);
+    const c = new BenchCluster(redis, dir, await writeApiCert(dir), await gatewayPkiFiles(), o);
     try {
       const info = String(await redis.cli('INFO', 'server'));
       c.redisPid = Number(/process_id:(\d+)/.exec(info)?.[1]) || undefined;
@@ -130,6 +137,8 @@ export class BenchCluster {
         LEADERWAY_REDIS_URL: this.redis.url,
         LEADERWAY_SEAL_KEY: this.keys.sealKey,
         LEADERWAY_ADVERTISEMENT_KEY: this.keys.adKey,
+        LEADERWAY_ADVERTISEMENT_SIGNING_KEY: this.keys.signingKey,
+        LEADERWAY_GATEWAY_CA_FILE: this.pki.caFile,
         LEADERWAY_NODE_ID: name,
         LEADERWAY_LOCK_TTL: this.lockTtl,
         LEADERWAY_TLS_CERT_FILE: this.cert.certFile,
@@ -151,6 +160,9 @@ export class BenchCluster {
         LEADERWAY_LISTEN_ADDR: `127.0.0.1:${this.gatewayPort}`,
         LEADERWAY_REDIS_URL: this.redis.url,
         LEADERWAY_ADVERTISEMENT_KEY: this.keys.adKey,
+        LEADERWAY_ADVERTISEMENT_VERIFY_KEY: this.keys.verifyKey,
+        LEADERWAY_GATEWAY_CERT_FILE: this.pki.certFile,
+        LEADERWAY_GATEWAY_KEY_FILE: this.pki.keyFile,
         LEADERWAY_NODE_ID: 'gw',
         LEADERWAY_LOG_LEVEL: 'info',
         OTEL_SDK_DISABLED: 'true',

@@ -34,7 +34,7 @@ export interface LoadSpec {
   url: string;
   connections: number;
   durationS: number;
-  method: 'GET' | 'POST' | 'LIST';
+  method: 'GET' | 'POST';
   /** A fixed path, or one per connection (writes: each connection its own key, no lock contention). */
   path: string | ((connection: number) => string);
   body?: string;

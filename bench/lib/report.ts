@@ -10,7 +10,7 @@ import { failover, standbyFailover } from './report-failover';
 import { growth, steady } from './report-throughput';
 import type { Measured, Results } from './results';
 import { fmt, median, ratio } from './stats';
-import { engineMedian, evaluateTargets } from './targets';
+import { engineMedian, evaluateTargets, listShimRatios } from './targets';
 
 export const BENCHMARKS_MD = path.resolve(__dirname, '..', '..', 'BENCHMARKS.md');
 
@@ -51,8 +51,7 @@ function tracing(t: Measured<NonNullable<Results['tracing']>['data']>): string {
 
 function listShim(t: Measured<NonNullable<Results['listShim']>['data']>): string {
   const runs = t.data.runs;
-  const pick = (shim: 'on' | 'off', op: 'GET' | 'LIST') =>
-    runs.filter((r) => r.shim === shim && r.op === op).map((r) => r.result);
+  const pick = (shim: 'on' | 'off') => runs.filter((r) => r.shim === shim).map((r) => r.result);
   const row = (label: string, rs: ReturnType<typeof pick>) => [
     label,
     String(rs.length),
@@ -60,21 +59,20 @@ function listShim(t: Measured<NonNullable<Results['listShim']>['data']>): string
     fmt(median(rs.map((r) => r.p99))),
     fmt(median(rs.map((r) => r.cpuPer1k.gateway ?? Number.NaN))),
   ];
-  const on = pick('on', 'GET');
-  const off = pick('off', 'GET');
+  const r = listShimRatios(runs);
   return [
-    metaLine(t.meta),
+    metaLine(t.meta, median(runs.map((x) => x.result.foreignCpuPct ?? Number.NaN))),
     '',
     table(
       ['Gateway', 'runs', 'req/s (median)', 'p99 ms (median)', 'gateway CPU ms/1k (median)'],
       [
-        row('GET 1 KB, LIST shim off (Node parser reads the socket)', off),
-        row('GET 1 KB, LIST shim on (as shipped)', on),
-        row('LIST secret/metadata/bench/, shim on', pick('on', 'LIST')),
+        row('GET 1 KB, LIST shim off (Node parser reads the socket)', pick('off')),
+        row('GET 1 KB, LIST shim on (as shipped)', pick('on')),
       ],
     ),
     '',
-    `Shim on/off req/s ratio (GET): ${fmt(ratio(median(on.map((r) => r.rps)), median(off.map((r) => r.rps))))}.`,
+    `Per alternating pair, shim on/off: req/s ${r.rps.map((x) => fmt(x)).join(', ')} (median ${fmt(median(r.rps))}); ` +
+      `gateway CPU per request ${r.cpu.map((x) => fmt(x)).join(', ')} (median ${fmt(median(r.cpu))}).`,
   ].join('\n');
 }
 
@@ -162,6 +160,33 @@ function targets(r: Results): string {
   );
 }
 
+function abuse(t: Measured<NonNullable<Results['abuse']>['data']>): string {
+  return [
+    metaLine(t.meta),
+    '',
+    table(
+      [
+        'Round',
+        'light reads p99 ms, alone',
+        'beside the attack',
+        'ratio',
+        'reads (alone / beside)',
+        'failures',
+        'active RSS MiB idle → peak',
+      ],
+      t.data.rounds.map((r) => [
+        String(r.round + 1),
+        fmt(r.unloadedP99),
+        fmt(r.loadedP99),
+        fmt(ratio(r.loadedP99, r.unloadedP99)),
+        `${r.reads.unloaded} / ${r.reads.loaded}`,
+        String(r.failures),
+        `${fmt(r.idleRssMiB)} → ${fmt(r.peakRssMiB)}`,
+      ]),
+    ),
+  ].join('\n');
+}
+
 /** Every block, rendered from the results. */
 export function renderBlocks(r: Results): Record<string, string> {
   const none = '_Not measured yet._';
@@ -172,6 +197,7 @@ export function renderBlocks(r: Results): Record<string, string> {
     growth: r.growth ? growth(r.growth) : none,
     tracing: r.tracing ? tracing(r.tracing) : none,
     'list-shim': r.listShim ? listShim(r.listShim) : none,
+    abuse: r.abuse ? abuse(r.abuse) : none,
     engines: r.engines ? engines(r.engines, r) : none,
     'standby-failover': r.standbyFailover ? standbyFailover(r.standbyFailover) : none,
     profile: r.profile ? profile(r.profile) : none,

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import * as path from 'node:path';
 import type { EnginesResult } from '../engines/compare';
+import type { AbuseResult } from '../sections/abuse';
 import type { FailoverResult } from '../sections/failover';
 import type { GrowthResult } from '../sections/growth';
 import type { ListShimResult } from '../sections/list-shim';
@@ -45,6 +46,7 @@ export interface Results {
   growth?: Measured<GrowthResult>;
   tracing?: Measured<TracingResult>;
   listShim?: Measured<ListShimResult>;
+  abuse?: Measured<AbuseResult>;
   engines?: Measured<EnginesResult>;
   standbyFailover?: Measured<StandbyFailoverResult>;
   profile?: Measured<ProfileResult>;
