@@ -238,6 +238,7 @@ export class NodeServer implements NodeApi {
     const elector = new LeaderElector({
       ha: this.deps.ha,
       ttlMs: s.lockTtlMs,
+      livenessGraceMs: this.livenessGrace(),
       log,
       onActive: (lock, identity) => this.becomeActive(lock, identity),
       onStandby: (reason) => this.becomeStandby(reason),
@@ -249,6 +250,23 @@ export class NodeServer implements NodeApi {
     void watcher.start();
     echoer.start();
     elector.start();
+  }
+
+  /** The takeover grace, or 0 where a takeover could not be fenced or cannot be observed. */
+  private livenessGrace(): number {
+    const grace = this.settings.livenessGraceMs;
+    let off: string | null = null;
+    if (grace === 0) off = null;
+    else if (this.deps.split) off = 'split storage: a takeover could not be fenced';
+    else if (!this.deps.ha.liveness) off = 'the HA storage cannot tell whether the holder is connected';
+    if (off)
+      this.deps.log.info(
+        { reason: off },
+        'holder liveness off: a crashed active is replaced after the lock TTL',
+      );
+    const on = grace > 0 && off === null;
+    this.metrics.livenessEnabled.set(on ? 1 : 0);
+    return on ? grace : 0;
   }
 
   /** The gateway CA bundle, read again for every term (rotation without a restart). */

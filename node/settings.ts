@@ -17,6 +17,8 @@ import {
   type VerifyKey,
   verifyKeyFromRaw,
 } from '../shared/crypto/signing';
+import type { StorageSpec } from '../shared/storage/open';
+import { parseMinReplicas } from '../shared/storage/redis/replication';
 
 export interface NodeSettings {
   nodeId: string;
@@ -35,11 +37,13 @@ export interface NodeSettings {
   legacyAdvertisement: boolean;
   /** PEM CA bundle file for gateways' client certificates, or null (no gateway can connect). */
   gatewayCaFile: string | null;
-  storage: { type: 'redis' | 'inmem'; redisUrl: string; prefix: string };
+  storage: StorageSpec;
   /** Set for split storage: the lock lives only here. */
-  haStorage: { type: 'redis' | 'inmem'; redisUrl: string; prefix: string } | null;
+  haStorage: StorageSpec | null;
   forwarding: boolean;
   lockTtlMs: number;
+  /** Take the lock over from a holder whose Redis connection is gone this long (0: off). */
+  livenessGraceMs: number;
   stepDownCooldownMs: number;
   shutdownTimeoutMs: number;
   maxRequestSize: number;
@@ -121,6 +125,10 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
   );
   if (!verifyKeys.some((k) => k.id.equals(signingKey.id)))
     verifyKeys.unshift(verifyKeyFromRaw(signingKey.publicRaw));
+  const replication = {
+    minReplicas: parseMinReplicas(c.storage.min_replicas),
+    waitTimeoutMs: c.storage.wait_timeout,
+  };
   const clusterAddr = c.disable_clustering ? '' : deriveClusterAddr(c.api_addr, c.cluster_addr);
   if (clusterAddr && new URL(clusterAddr).host === new URL(c.api_addr).host) {
     throw new ConfigError('cluster_addr: the cluster address must differ from the API address (api_addr)');
@@ -142,6 +150,8 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
     );
   }
   if (c.lock_ttl < 300) throw new ConfigError('lock_ttl (LEADERWAY_LOCK_TTL): must be at least 300ms');
+  if (c.liveness_grace > c.lock_ttl)
+    throw new ConfigError('liveness_grace (LEADERWAY_LIVENESS_GRACE): must not exceed lock_ttl');
   return {
     nodeId: c.node_id,
     listener,
@@ -154,12 +164,18 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
     verifyKeys,
     legacyAdvertisement: c.advertisement_legacy,
     gatewayCaFile: c.gateway_ca_file || null,
-    storage: { type: c.storage.type, redisUrl: c.storage.redis_url, prefix: c.storage.prefix },
+    storage: { type: c.storage.type, redisUrl: c.storage.redis_url, prefix: c.storage.prefix, replication },
     haStorage: haType
-      ? { type: haType as 'redis' | 'inmem', redisUrl: c.ha_storage.redis_url, prefix: c.storage.prefix }
+      ? {
+          type: haType as 'redis' | 'inmem',
+          redisUrl: c.ha_storage.redis_url,
+          prefix: c.storage.prefix,
+          replication,
+        }
       : null,
     forwarding: c.request_forwarding,
     lockTtlMs: c.lock_ttl,
+    livenessGraceMs: c.liveness_grace,
     stepDownCooldownMs: c.step_down_cooldown,
     shutdownTimeoutMs: c.shutdown_timeout,
     maxRequestSize: c.max_request_size,

@@ -52,6 +52,7 @@ const FORMATS: Record<string, string> = {
   'key-list': 'base64 32-byte key(s), comma-separated',
   'cidr-list': 'CIDRs, comma-separated',
   'redis-prefix': '1-64 of `A-Z a-z 0-9 . _ : -`',
+  'min-replicas': '`auto` or a number of replicas',
   duration: 'duration',
   'byte-size': 'size',
   nat: 'integer ≥ 0',

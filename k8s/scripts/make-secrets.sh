@@ -55,8 +55,8 @@ if [ "$node_url" = "-" ]; then IFS= read -r node_url || true; fi
 if [ "$gateway_url" = "-" ]; then IFS= read -r gateway_url || true; fi
 for url in ${node_url:+"$node_url"} ${gateway_url:+"$gateway_url"}; do
   case "$url" in
-    redis://*|rediss://*|redis+sentinel://*) ;;
-    *) echo "make-secrets: Redis URLs must start with redis://, rediss:// or redis+sentinel://" >&2; exit 2 ;;
+    redis://*|rediss://*|redis+sentinel://*|rediss+sentinel://*) ;;
+    *) echo "make-secrets: Redis URLs must start with redis://, rediss://, redis+sentinel:// or rediss+sentinel://" >&2; exit 2 ;;
   esac
 done
 if [ -n "$node_url" ] && [ "$node_url" = "$gateway_url" ]; then

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { LwError, MESSAGES } from '../../shared/errors';
 import { CLIENT_ADDR_HEADER, NOT_SERVED_HEADER } from '../../shared/http/internal-headers';
 import { type AnyResponse, sendError, sendJson, toLwError } from '../../shared/http/respond';
+import { withWriteScope } from '../../shared/storage/write-scope';
 import type { Capability } from '../acl/policy';
 import { PolicyStore } from '../acl/policy-store';
 import { isRoot, type TokenEntry, TokenStore } from '../auth/token-store';
@@ -82,7 +83,8 @@ export class ApiHandler {
    * (forwarded by a standby or a gateway): they are served here or refused, never forwarded on.
    */
   handle(raw: AnyRequest, res: AnyResponse, viaCluster: boolean): void {
-    this.serve(raw, res, viaCluster).catch((err) => this.fail(res, err));
+    const { result, applied } = withWriteScope(() => this.serve(raw, res, viaCluster));
+    result.catch((err) => this.fail(res, err, applied()));
   }
 
   private async serve(raw: AnyRequest, res: AnyResponse, viaCluster: boolean): Promise<void> {
@@ -182,7 +184,8 @@ export class ApiHandler {
     return { routes, rel: found.rest, mount: found.mount };
   }
 
-  private fail(res: AnyResponse, err: unknown): void {
+  /** `applied`: the request stored something before it failed (so it must not be retried). */
+  private fail(res: AnyResponse, err: unknown, applied: boolean): void {
     const e = toLwError(err);
     if (e.code === 'LW_ERR_INTERNAL' || e.code === 'LW_ERR_CORRUPT') {
       this.log.error(
@@ -195,7 +198,10 @@ export class ApiHandler {
       res.destroy();
       return;
     }
-    sendError(res, e, NOT_SERVED_CODES.has(e.code) ? { [NOT_SERVED_HEADER]: e.code } : {});
+    // Storage unreachable (a Redis failover) before anything was stored: the gateway holds the
+    // request and retries it, as for a leader change.
+    const notServed = NOT_SERVED_CODES.has(e.code) || (e.code === 'LW_ERR_STORAGE_UNAVAILABLE' && !applied);
+    sendError(res, e, notServed ? { [NOT_SERVED_HEADER]: e.code } : {});
   }
 }
 

@@ -8,14 +8,16 @@
  * retry every `retryMs` with jitter. Store errors back off exponentially.
  */
 import type { Logger } from 'pino';
-import type { HABackend } from '../../shared/storage/backend';
-import { type HeldLock, tryLock } from '../../shared/storage/held-lock';
+import type { HABackend, LockHolder } from '../../shared/storage/backend';
+import { type HeldLock, type HeldLockHooks, tryLock, tryTakeOver } from '../../shared/storage/held-lock';
 import type { NodeMetrics } from '../../shared/telemetry/metrics';
 import { recordSpan } from '../../shared/telemetry/tracing';
 import { type ClusterIdentity, newClusterIdentity } from './cluster-cert';
 
 /** Retry period while someone else holds the lock (upstream: 1 s). */
 const RETRY_MS = 1_000;
+/** How often a standby checks the holder's connection (issue 14: 100–200 ms). */
+const LIVENESS_POLL_MS = 150;
 /** ± this fraction of jitter, so standbys do not retry in lockstep. */
 const JITTER = 0.2;
 /** Backoff after store errors: from 15 ms (upstream's start) doubling up to 2 s (upstream: 10 s;
@@ -28,6 +30,11 @@ export type ElectorStatus = 'idle' | 'contending' | 'active' | 'cooldown' | 'clo
 export interface ElectorOptions {
   ha: HABackend;
   ttlMs: number;
+  /**
+   * Take the lock over once the holder's Redis connection has been gone this long (0: never,
+   * wait out the TTL). Only where writes are fenced in the same store.
+   */
+  livenessGraceMs: number;
   log: Logger;
   /** Called on winning; when it rejects, the term is ended at once. */
   onActive(lock: HeldLock, identity: ClusterIdentity): Promise<void>;
@@ -92,24 +99,25 @@ export class LeaderElector {
       let lock: HeldLock | null;
       const metrics = this.o.metrics;
       const attemptAt = Date.now();
+      const hooks: HeldLockHooks = {
+        onRenewError: (err) => {
+          metrics?.lockErrors.inc({ op: 'renew' });
+          recordSpan(
+            'lw.lock.renew',
+            Date.now(),
+            { 'lw.error': (err as { code?: string }).code ?? 'error' },
+            true,
+          );
+          this.o.log.warn({ err: (err as Error).message }, 'lock renew failed');
+        },
+        onLost: (reason) => {
+          metrics?.lockHeld.set(0);
+          metrics?.lockLosses.inc({ reason });
+          if (reason !== 'released') this.o.log.warn({ reason }, 'leadership lost');
+        },
+      };
       try {
-        lock = await tryLock(this.o.ha, identity.uuid, this.o.ttlMs, {
-          onRenewError: (err) => {
-            metrics?.lockErrors.inc({ op: 'renew' });
-            recordSpan(
-              'lw.lock.renew',
-              Date.now(),
-              { 'lw.error': (err as { code?: string }).code ?? 'error' },
-              true,
-            );
-            this.o.log.warn({ err: (err as Error).message }, 'lock renew failed');
-          },
-          onLost: (reason) => {
-            metrics?.lockHeld.set(0);
-            metrics?.lockLosses.inc({ reason });
-            if (reason !== 'released') this.o.log.warn({ reason }, 'leadership lost');
-          },
-        });
+        lock = await tryLock(this.o.ha, identity.uuid, this.o.ttlMs, hooks);
         backoff = 0;
       } catch (err) {
         metrics?.lockErrors.inc({ op: 'acquire' });
@@ -120,8 +128,17 @@ export class LeaderElector {
         continue;
       }
       if (!lock) {
-        await this.sleep(RETRY_MS * (1 - JITTER + Math.random() * 2 * JITTER));
-        continue;
+        lock = await this.waitForTurn(
+          RETRY_MS * (1 - JITTER + Math.random() * 2 * JITTER),
+          identity.uuid,
+          hooks,
+        );
+        if (!lock) continue;
+        metrics?.lockTakeovers.inc();
+        this.o.log.warn(
+          { epoch: lock.epoch },
+          'the lock holder’s Redis connection is gone: took the lock over',
+        );
       }
       const won = identity;
       identity = undefined;
@@ -158,6 +175,53 @@ export class LeaderElector {
     this.endTerm = undefined;
     await this.o.onStandby(reason);
     await lock.release();
+  }
+
+  /**
+   * Waits about `ms` before the next attempt. With holder liveness on, polls meanwhile whether
+   * the holder's Redis connection is open, and takes the lock over once it has been gone for
+   * the grace (the same record seen gone throughout). Returns early when the lock is free.
+   */
+  private async waitForTurn(ms: number, candidate: string, hooks: HeldLockHooks): Promise<HeldLock | null> {
+    const { ha, livenessGraceMs } = this.o;
+    const liveness = ha.liveness;
+    if (!liveness || livenessGraceMs <= 0) {
+      await this.sleep(ms);
+      return null;
+    }
+    const end = performance.now() + ms;
+    let gone = null as { record: string; since: number } | null;
+    while (!this.abort.signal.aborted && performance.now() < end) {
+      await this.sleep(LIVENESS_POLL_MS);
+      let holder: LockHolder | null;
+      let state: 'alive' | 'gone' | 'unknown';
+      try {
+        holder = await ha.holder();
+        if (!holder) return null; // free (or released): contend at once
+        state = await liveness.check(holder);
+      } catch {
+        return null; // the store is in trouble: back to the normal path and its backoff
+      }
+      const record = `${holder.value}|${holder.conn ?? ''}`;
+      if (state !== 'gone') {
+        gone = null;
+        continue;
+      }
+      const now = performance.now();
+      if (gone?.record !== record) {
+        gone = { record, since: now };
+        continue;
+      }
+      if (now - gone.since < livenessGraceMs) continue;
+      try {
+        const lock = await tryTakeOver(ha, holder, candidate, this.o.ttlMs, hooks);
+        if (lock) return lock;
+      } catch {
+        return null;
+      }
+      gone = null;
+    }
+    return null;
   }
 
   /** Sleeps `ms`, or until a release is announced (when `wakeable`) or the elector closes. */

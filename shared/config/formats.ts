@@ -93,6 +93,9 @@ export function parseCidrList(v: string): BlockList {
   return list;
 }
 
+const REDIS_URL = /^(rediss?|rediss?\+sentinel):\/\/[^\s]+$/i;
+const REDIS_URL_FORMS = 'must be a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL';
+
 let registered = false;
 
 /** Registers our formats with convict (idempotent). */
@@ -143,17 +146,13 @@ export function registerFormats(): void {
     },
     'redis-url': {
       validate(v: unknown) {
-        if (typeof v !== 'string' || !/^(rediss?|redis\+sentinel):\/\/[^\s]+$/.test(v)) {
-          throw new Error('must be a redis://, rediss:// or redis+sentinel:// URL');
-        }
+        if (typeof v !== 'string' || !REDIS_URL.test(v)) throw new Error(REDIS_URL_FORMS);
       },
     },
     'optional-redis-url': {
       validate(v: unknown) {
         if (v === '') return;
-        if (typeof v !== 'string' || !/^(rediss?|redis\+sentinel):\/\/[^\s]+$/.test(v)) {
-          throw new Error('must be a redis://, rediss:// or redis+sentinel:// URL');
-        }
+        if (typeof v !== 'string' || !REDIS_URL.test(v)) throw new Error(REDIS_URL_FORMS);
       },
     },
     'key-list': {
@@ -166,6 +165,13 @@ export function registerFormats(): void {
       validate(v: unknown) {
         if (typeof v !== 'string') throw new Error('must be CIDRs separated by commas');
         parseCidrList(v);
+      },
+    },
+    'min-replicas': {
+      validate(v: unknown) {
+        if (v === 'auto') return;
+        if (typeof v !== 'string' || !/^\d{1,2}$/.test(v))
+          throw new Error('must be auto or a number of replicas (0 to 99)');
       },
     },
     'redis-prefix': {

@@ -43,7 +43,7 @@ export const nodeSchema = {
       env: 'LEADERWAY_STORAGE',
     },
     redis_url: {
-      doc: 'Redis for storage: redis://[:password@]host:port[/db], rediss://... (TLS) or redis+sentinel://host:port[,host:port]/mastername.',
+      doc: 'Redis for storage: redis://[user:password@]host:port[/db], rediss://... (TLS), or redis+sentinel://[user:password@]host:port[,host:port]/mastername[/db][?sentinel_username=..&sentinel_password=..] (rediss+sentinel:// for TLS).',
       format: 'redis-url',
       default: 'redis://127.0.0.1:6379',
       env: 'LEADERWAY_REDIS_URL',
@@ -53,6 +53,18 @@ export const nodeSchema = {
       format: 'redis-prefix',
       default: 'leaderway',
       env: 'LEADERWAY_REDIS_PREFIX',
+    },
+    min_replicas: {
+      doc: 'A write (data, lock, epoch) is acknowledged only once Redis WAIT confirms this many replicas have it; otherwise the client gets 503 "outcome is unknown". auto: 1 with a redis+sentinel:// URL, 0 (no WAIT sent) otherwise.',
+      format: 'min-replicas',
+      default: 'auto',
+      env: 'LEADERWAY_REDIS_MIN_REPLICAS',
+    },
+    wait_timeout: {
+      doc: 'How long a write waits for its replicas (Redis WAIT) before it is answered "outcome is unknown". Lock commands wait at most half their own timeout.',
+      format: 'duration',
+      default: '1s',
+      env: 'LEADERWAY_REDIS_WAIT_TIMEOUT',
     },
   },
   ha_storage: {
@@ -142,6 +154,12 @@ export const nodeSchema = {
     default: '5s',
     env: 'LEADERWAY_LOCK_TTL',
   },
+  liveness_grace: {
+    doc: "Crash failover: a standby takes the lock over once the holder's Redis connection has been gone this long, instead of waiting out lock_ttl (a frozen process or dead host still takes the TTL). 0 turns it off; off by itself under split storage or when Redis refuses CLIENT ID/LIST.",
+    format: 'duration',
+    default: '300ms',
+    env: 'LEADERWAY_LIVENESS_GRACE',
+  },
   step_down_cooldown: {
     doc: 'After sys/step-down, how long the node waits before contending for the lock again.',
     format: 'duration',
@@ -177,7 +195,13 @@ export const nodeSchema = {
 /** The node configuration as loaded (durations and sizes already in ms and bytes). */
 export interface NodeConfig {
   listener: ListenerConfig & { cluster_address: string };
-  storage: { type: (typeof STORAGE_TYPES)[number]; redis_url: string; prefix: string };
+  storage: {
+    type: (typeof STORAGE_TYPES)[number];
+    redis_url: string;
+    prefix: string;
+    min_replicas: string;
+    wait_timeout: number;
+  };
   ha_storage: { type: '' | (typeof STORAGE_TYPES)[number]; redis_url: string };
   seal: { key: string };
   advertisement_key: string;
@@ -190,6 +214,7 @@ export interface NodeConfig {
   disable_clustering: boolean;
   request_forwarding: boolean;
   lock_ttl: number;
+  liveness_grace: number;
   step_down_cooldown: number;
   shutdown_timeout: number;
   node_id: string;

@@ -61,6 +61,27 @@ export interface LockHolder {
   value: string;
   /** The fencing epoch: incremented by every successful acquisition, never reused. */
   epoch: number;
+  /** The holder's recorded lock connection, where the backend keeps one (liveness watch). */
+  conn?: string;
+}
+
+/**
+ * Holder liveness (Redis): whether the lock holder's own connection to the store is still open.
+ * A crashed process's connection closes at once, so a standby can take over in well under a
+ * TTL. Safe only where every write is fenced atomically against the lock (one store).
+ */
+export interface HolderLiveness {
+  /**
+   * `gone`: the connection `holder` recorded is closed; `alive`: it is open; `unknown`: this
+   * cannot be told now (no record, another server, our own connection just reconnected, or the
+   * store refuses the commands).
+   */
+  check(holder: LockHolder): Promise<'alive' | 'gone' | 'unknown'>;
+  /**
+   * Takes the lock with `value` in one atomic compare-and-replace that advances the epoch —
+   * only while it still holds `holder`'s value and connection record. The new epoch, or null.
+   */
+  takeOver(holder: LockHolder, value: string, ttlMs: number): Promise<number | null>;
 }
 
 /** Events on the HA channel. None carries a secret. */
@@ -90,6 +111,8 @@ export interface HABackend {
   subscribe(listener: (event: HAEvent) => void): () => void;
   /** Releases connections. Idempotent. */
   close(): Promise<void>;
+  /** Present where the store can tell whether the holder's connection is open. */
+  readonly liveness?: HolderLiveness;
 }
 
 /** True when `b` can hold the HA lock. */

@@ -8,7 +8,7 @@
  * monotonic clock — `last successful renew sent + ttl − drift margin` — and declares the lock
  * lost by itself when it passes, whether or not it could reach the store.
  */
-import type { HABackend } from './backend';
+import type { HABackend, LockHolder } from './backend';
 
 /** Fraction of the TTL kept as a safety margin against clock-rate drift between us and Redis. */
 const DRIFT_FRACTION = 0.1;
@@ -48,6 +48,24 @@ export async function tryLock(
 ): Promise<HeldLock | null> {
   const sentAt = performance.now();
   const epoch = await ha.acquire(value, ttlMs);
+  if (epoch === null) return null;
+  return new RenewingLock(ha, value, epoch, ttlMs, sentAt, hooks);
+}
+
+/**
+ * Takes the lock over from `holder`, whose connection was seen gone (see HolderLiveness);
+ * resolves the held lock, or null when the holder renewed or someone else got there first.
+ */
+export async function tryTakeOver(
+  ha: HABackend,
+  holder: LockHolder,
+  value: string,
+  ttlMs: number,
+  hooks: HeldLockHooks = {},
+): Promise<HeldLock | null> {
+  if (!ha.liveness) return null;
+  const sentAt = performance.now();
+  const epoch = await ha.liveness.takeOver(holder, value, ttlMs);
   if (epoch === null) return null;
   return new RenewingLock(ha, value, epoch, ttlMs, sentAt, hooks);
 }

@@ -7,12 +7,15 @@ import { type Backend, type HABackend, isHABackend } from './backend';
 import { InmemBackend, InmemHABackend, InmemStore } from './inmem';
 import { RedisBackend } from './redis/redis-backend';
 import { RedisHABackend } from './redis/redis-ha-backend';
+import type { ReplicationSettings } from './redis/replication';
 
 /** Where one backend lives. */
 export interface StorageSpec {
   type: 'redis' | 'inmem';
   redisUrl: string;
   prefix: string;
+  /** Replicas a write must reach before it is acknowledged (Redis WAIT). */
+  replication?: ReplicationSettings;
 }
 
 /** The opened backends. */
@@ -37,6 +40,7 @@ function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore): HABackend
           url: spec.redisUrl,
           prefix: spec.prefix,
           commandTimeoutMs: o.lockCommandTimeoutMs,
+          replication: spec.replication,
         })
       : new InmemHABackend(store);
   if (!isHABackend(ha)) throw new LwError('LW_ERR_CONFIG', 'specified HA storage does not support HA');
@@ -48,7 +52,7 @@ export function openStorage(data: StorageSpec, ha: StorageSpec | null, o: OpenOp
   const store = o.inmem ?? new InmemStore();
   const dataBackend =
     data.type === 'redis'
-      ? new RedisBackend({ url: data.redisUrl, prefix: data.prefix })
+      ? new RedisBackend({ url: data.redisUrl, prefix: data.prefix, replication: data.replication })
       : new InmemBackend(store);
   const haBackend = openHA(ha ?? data, o, ha && ha.type === 'inmem' ? new InmemStore() : store);
   return { data: dataBackend, ha: haBackend, split: ha !== null };

@@ -122,6 +122,15 @@ export function createNodeMetrics() {
       registers: [registry],
     }),
     lockAcquisitions: c('leaderway_lock_acquisitions_total', 'Times this node took the HA lock.'),
+    lockTakeovers: c(
+      'leaderway_lock_takeovers_total',
+      'Times this node took the lock over from a holder whose Redis connection was gone (a crashed active).',
+    ),
+    livenessEnabled: new Gauge({
+      name: 'leaderway_holder_liveness_enabled',
+      help: "1 while this node watches the lock holder's Redis connection (crash failover without waiting out the TTL).",
+      registers: [registry],
+    }),
     lockLosses: c('leaderway_lock_losses_total', 'Times this node lost or gave up the lock, by reason.', [
       'reason',
     ]),

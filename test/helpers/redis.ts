@@ -89,6 +89,7 @@ class TestRedis implements RedisServer {
     private readonly dir: string,
     private readonly appendonly: boolean,
     private readonly extraArgs: readonly string[] = [],
+    private readonly leadingArgs: readonly string[] = [],
   ) {
     this.url = `redis://127.0.0.1:${port}`;
   }
@@ -96,7 +97,16 @@ class TestRedis implements RedisServer {
   async start(): Promise<void> {
     if (this.stopped) throw new Error('test redis was stopped');
     if (this.child) return;
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--protected-mode', 'yes'];
+    // A Sentinel reads its configuration file, given first (it rewrites it as it learns).
+    const args = [
+      ...this.leadingArgs,
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--protected-mode',
+      'yes',
+    ];
     args.push(
       '--save',
       '',
@@ -201,6 +211,10 @@ export interface RedisOptions {
   appendonly?: boolean;
   /** More redis-server arguments (e.g. `--aclfile <path>`). */
   args?: readonly string[];
+  /** Arguments before all others (a Sentinel's configuration file and `--sentinel`). */
+  leadingArgs?: readonly string[];
+  /** Use this port (a restarted topology member keeps its address). */
+  port?: number;
 }
 
 export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
@@ -209,7 +223,13 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
   for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
     const dir = mkdtempSync(path.join(tmpdir(), 'lw-redis-'));
     dirs.add(dir);
-    const server = new TestRedis(await freePort(), dir, opts.appendonly ?? false, opts.args);
+    const server = new TestRedis(
+      opts.port ?? (await freePort()),
+      dir,
+      opts.appendonly ?? false,
+      opts.args,
+      opts.leadingArgs,
+    );
     try {
       await server.start();
       return server;

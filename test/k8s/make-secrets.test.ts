@@ -182,7 +182,10 @@ test('reads the Redis URLs from stdin with `-`, keeping the passwords off the co
 test('refuses a Redis URL of the wrong scheme, one URL without the other, and one URL for both', () => {
   const scheme = run(['--redis-node-url', 'http://redis:6379', '--redis-gateway-url', 'redis://b:6379']);
   assert.equal(scheme.status, 2);
-  assert.match(scheme.out, /must start with redis:\/\/, rediss:\/\/ or redis\+sentinel:\/\//);
+  assert.match(
+    scheme.out,
+    /must start with redis:\/\/, rediss:\/\/, redis\+sentinel:\/\/ or rediss\+sentinel:\/\//,
+  );
   const one = run(['--redis-node-url', 'redis://a:6379']);
   assert.equal(one.status, 2);
   assert.match(one.out, /give both/);

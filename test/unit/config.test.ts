@@ -386,12 +386,37 @@ describe('nodeSettings', () => {
       LEADERWAY_HA_REDIS_URL: 'redis://lock:6379',
       LEADERWAY_REDIS_PREFIX: 'team-a',
     });
-    assert.deepEqual(split.haStorage, { type: 'redis', redisUrl: 'redis://lock:6379', prefix: 'team-a' });
+    assert.deepEqual(split.haStorage, {
+      type: 'redis',
+      redisUrl: 'redis://lock:6379',
+      prefix: 'team-a',
+      replication: { minReplicas: 'auto', waitTimeoutMs: 1000 },
+    });
     assert.equal(split.storage.redisUrl, 'redis://data:6379');
     const err = await configError(
       async () => await settings({ BAO_API_ADDR: 'http://v:8200', LEADERWAY_HA_STORAGE: 'redis' }),
     );
     assert.match(err.message, /LEADERWAY_HA_REDIS_URL/);
+  });
+
+  it('replication: auto by default, a count or 0 when set, anything else refused', async () => {
+    const base = { BAO_API_ADDR: 'http://v:8200' };
+    assert.deepEqual((await settings(base)).storage.replication, {
+      minReplicas: 'auto',
+      waitTimeoutMs: 1000,
+    });
+    const two = await settings({
+      ...base,
+      LEADERWAY_REDIS_MIN_REPLICAS: '2',
+      LEADERWAY_REDIS_WAIT_TIMEOUT: '250ms',
+    });
+    assert.deepEqual(two.storage.replication, { minReplicas: 2, waitTimeoutMs: 250 });
+    for (const bad of ['-1', 'all', '1.5']) {
+      const err = await configError(
+        async () => await settings({ ...base, LEADERWAY_REDIS_MIN_REPLICAS: bad }),
+      );
+      assert.match(err.message, /LEADERWAY_REDIS_MIN_REPLICAS/);
+    }
   });
 
   it('requires the seal, advertisement and signing keys, without echoing them', async () => {

@@ -7,12 +7,23 @@ import { isLwError, LwError } from '../../errors';
 import type { Backend, FencingBackend, WriteOp } from '../backend';
 import { FencedView, type FenceTarget, fencedWriteError } from '../fenced-view';
 import { immediateChildren } from '../semantics';
+import { noteApplied } from '../write-scope';
 import { DEFAULT_START_TIMEOUT_MS, RedisConnection } from './connection';
 import { type RedisKeys, redisKeys } from './keys';
+import {
+  NO_REPLICATION,
+  notReplicatedError,
+  type ReplicationSettings,
+  replicasFor,
+  replicated,
+} from './replication';
 import type { RedisArg } from './scripts';
 
 /** Default per-command timeout: a data request should fail over to a 503 well before clients time out. */
 const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
+
+/** A write's command timeout outlasts its WAIT by this much. */
+const WAIT_SLACK_MS = 1000;
 
 /** The upper bound of a ZRANGEBYLEX prefix scan: 0xFF never occurs in UTF-8, so it sorts last. */
 const LEX_MAX_BYTE = Buffer.from([0xff]);
@@ -35,8 +46,10 @@ export interface RedisBackendOptions {
   url: string;
   /** Key namespace (wrapped as a hash tag). Default `leaderway`. */
   prefix?: string;
-  /** Per-command timeout; default 2000 ms. */
+  /** Per-command timeout; default 2000 ms (raised to outlast a WAIT). */
   commandTimeoutMs?: number;
+  /** Replicas a write must reach before it is acknowledged (default: none). */
+  replication?: ReplicationSettings;
 }
 
 /**
@@ -48,13 +61,22 @@ export class RedisBackend implements FencingBackend, FenceTarget {
   readonly kind = 'redis';
   readonly keys: RedisKeys;
   private readonly conn: RedisConnection;
+  /** Replicas every write must reach (0: a single Redis, no WAIT). */
+  readonly minReplicas: number;
+  private readonly waitTimeoutMs: number;
 
   constructor(opts: RedisBackendOptions) {
     this.keys = redisKeys(opts.prefix);
+    const replication = opts.replication ?? NO_REPLICATION;
+    this.minReplicas = replicasFor(replication, opts.url);
+    this.waitTimeoutMs = replication.waitTimeoutMs;
     this.conn = new RedisConnection({
       url: opts.url,
       connectionName: `leaderway-data-${this.keys.prefix}`,
-      commandTimeoutMs: opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+      commandTimeoutMs: Math.max(
+        opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+        this.minReplicas > 0 ? this.waitTimeoutMs + WAIT_SLACK_MS : 0,
+      ),
     });
   }
 
@@ -117,8 +139,14 @@ export class RedisBackend implements FencingBackend, FenceTarget {
   ): Promise<boolean> {
     const { keys, args } = this.batchArguments(ops, ifAbsent, fence);
     let reply: number;
+    let confirmed = true;
     try {
-      reply = await this.conn.run((c) => c.lwBatch(keys.length, ...keys, ...args));
+      reply = await this.conn.run(async (c) => {
+        const r = await c.lwBatch(keys.length, ...keys, ...args);
+        // Sent right behind the batch on the same connection, so it covers it.
+        if (r === BATCH_APPLIED) confirmed = await replicated(c, this.minReplicas, this.waitTimeoutMs);
+        return r;
+      });
     } catch (err) {
       // A write that timed out or lost its connection after being sent may still run in Redis
       // (it sits in Redis' input buffer): the caller must not report it as "not done".
@@ -136,6 +164,8 @@ export class RedisBackend implements FencingBackend, FenceTarget {
     }
     switch (reply) {
       case BATCH_APPLIED:
+        noteApplied();
+        if (!confirmed) throw notReplicatedError(this.minReplicas);
         return true;
       case BATCH_GUARD_EXISTS:
         return false;

@@ -6,9 +6,10 @@
  * trusted with lock commands' latency.
  */
 import type { HABackend, HAEvent, LockHolder } from '../backend';
-import { assertLockValue, normalizeTtlMs } from '../semantics';
+import { assertLockValue, normalizeTtlMs, storageUnavailableError } from '../semantics';
 import { DEFAULT_START_TIMEOUT_MS, RedisConnection } from './connection';
 import { type RedisKeys, redisKeys } from './keys';
+import { NO_REPLICATION, type ReplicationSettings, replicasFor, replicated } from './replication';
 import type { ScriptedRedis } from './scripts';
 
 /** Default lock command timeout; the HA layer passes ttl/3 so a renew fails before the lease does. */
@@ -22,6 +23,8 @@ export interface RedisHABackendOptions {
   prefix?: string;
   /** Timeout of every lock command; default 1000 ms. */
   commandTimeoutMs?: number;
+  /** Replicas an acquisition or renewal must reach before it counts (default: none). */
+  replication?: ReplicationSettings;
 }
 
 /** Counters for what the backend deliberately swallows. */
@@ -63,13 +66,21 @@ export class RedisHABackend implements HABackend {
   private subscriber: RedisConnection | undefined;
   private readonly listeners = new Set<(event: HAEvent) => void>();
   private closed = false;
+  /** Replicas the lock state must reach (0: a single Redis, no WAIT). */
+  readonly minReplicas: number;
+  /** A lock WAIT leaves the command timeout room: at most half of it. */
+  private readonly waitTimeoutMs: number;
 
   constructor(private readonly opts: RedisHABackendOptions) {
     this.keys = redisKeys(opts.prefix);
+    const commandTimeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    const replication = opts.replication ?? NO_REPLICATION;
+    this.minReplicas = replicasFor(replication, opts.url);
+    this.waitTimeoutMs = Math.max(1, Math.min(replication.waitTimeoutMs, Math.floor(commandTimeoutMs / 2)));
     this.lock = new RedisConnection({
       url: opts.url,
       connectionName: `leaderway-lock-${this.keys.prefix}`,
-      commandTimeoutMs: opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+      commandTimeoutMs,
     });
   }
 
@@ -83,13 +94,27 @@ export class RedisHABackend implements HABackend {
     const ttl = normalizeTtlMs(ttlMs);
     return this.lock.run(async (c) => {
       const epoch = await c.lwLockAcquire(this.keys.lock, this.keys.epoch, value, ttl);
-      return epoch > 0 ? epoch : null;
+      if (epoch <= 0) return null;
+      // A lock (and epoch) a failover could lose is not held: give it back, report an error, and
+      // the elector tries again.
+      if (!(await replicated(c, this.minReplicas, this.waitTimeoutMs))) {
+        await c.lwLockRelease(this.keys.lock, value).catch(() => 0);
+        throw storageUnavailableError(new Error('lock acquisition not confirmed by replicas'));
+      }
+      return epoch;
     });
   }
 
   renew(value: string, ttlMs: number): Promise<boolean> {
     const ttl = normalizeTtlMs(ttlMs);
-    return this.lock.run(async (c) => (await c.lwLockRenew(this.keys.lock, value, ttl)) === 1);
+    return this.lock.run(async (c) => {
+      if ((await c.lwLockRenew(this.keys.lock, value, ttl)) !== 1) return false;
+      // Unconfirmed, the renewal does not extend the holder's deadline (an error, not a loss):
+      // a promoted replica may still have the previous expiry.
+      if (!(await replicated(c, this.minReplicas, this.waitTimeoutMs)))
+        throw storageUnavailableError(new Error('lock renewal not confirmed by replicas'));
+      return true;
+    });
   }
 
   release(value: string): Promise<boolean> {

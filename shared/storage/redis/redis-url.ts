@@ -16,7 +16,10 @@ export type RedisTarget = { url: string } | { options: RedisOptions };
  * Parses `url`:
  * - `redis://[[user]:password@]host[:port][/db]` and `rediss://...` (TLS): passed through.
  * - `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/mastername[/db]`: the
- *   credentials authenticate to the master (not to the sentinels); the port defaults to 26379.
+ *   credentials authenticate to the primary and replicas; the port defaults to 26379. Query
+ *   parameters `sentinel_username` and `sentinel_password` authenticate to the Sentinels.
+ * - `rediss+sentinel://...`: the same over TLS, to the Sentinels and to the data servers
+ *   (a private CA: `NODE_EXTRA_CA_CERTS`).
  */
 export function parseRedisUrl(url: string): RedisTarget {
   if (/^rediss?:\/\//i.test(url)) {
@@ -27,13 +30,24 @@ export function parseRedisUrl(url: string): RedisTarget {
     }
     return { url };
   }
-  if (/^redis\+sentinel:\/\//i.test(url)) return { options: parseSentinelUrl(url) };
-  throw new LwError('LW_ERR_CONFIG', 'redis URL must start with redis://, rediss:// or redis+sentinel://');
+  const sentinel = /^(rediss?)\+sentinel:\/\//i.exec(url);
+  if (sentinel) return { options: parseSentinelUrl(url, sentinel[1]?.toLowerCase() === 'rediss') };
+  throw new LwError(
+    'LW_ERR_CONFIG',
+    'redis URL must start with redis://, rediss://, redis+sentinel:// or rediss+sentinel://',
+  );
 }
 
-function parseSentinelUrl(url: string): RedisOptions {
+/** Query parameters a Sentinel URL may carry. */
+const SENTINEL_PARAMS = new Set(['sentinel_username', 'sentinel_password']);
+
+function parseSentinelUrl(url: string, tls: boolean): RedisOptions {
   const invalid = (why: string) => new LwError('LW_ERR_CONFIG', `invalid redis+sentinel URL: ${why}`);
-  const rest = url.slice('redis+sentinel://'.length);
+  const afterScheme = url.slice(url.indexOf('://') + 3);
+  const q = afterScheme.indexOf('?');
+  const rest = q === -1 ? afterScheme : afterScheme.slice(0, q);
+  const query = new URLSearchParams(q === -1 ? '' : afterScheme.slice(q + 1));
+  for (const k of query.keys()) if (!SENTINEL_PARAMS.has(k)) throw invalid(`unknown parameter ${k}`);
   const slash = rest.indexOf('/');
   if (slash === -1) throw invalid('missing /mastername');
   const authority = rest.slice(0, slash);
@@ -57,6 +71,15 @@ function parseSentinelUrl(url: string): RedisOptions {
   if (db !== undefined && db !== '') {
     if (!/^\d+$/.test(db)) throw invalid('db must be a number');
     options.db = Number(db);
+  }
+  const sentinelUsername = query.get('sentinel_username');
+  const sentinelPassword = query.get('sentinel_password');
+  if (sentinelUsername) options.sentinelUsername = sentinelUsername;
+  if (sentinelPassword) options.sentinelPassword = sentinelPassword;
+  if (tls) {
+    options.tls = {};
+    options.sentinelTLS = {};
+    options.enableTLSForSentinelMode = true;
   }
   return options;
 }
