@@ -252,6 +252,11 @@ export class NodeServer implements NodeApi {
     elector.start();
   }
 
+  /** Redis refused the liveness commands: no takeovers will happen (the backend reports unknown). */
+  livenessOff(): void {
+    this.metrics.livenessEnabled.set(0);
+  }
+
   /** The takeover grace, or 0 where a takeover could not be fenced or cannot be observed. */
   private livenessGrace(): number {
     const grace = this.settings.livenessGraceMs;

@@ -155,11 +155,13 @@ export function evaluateTargets(r: Results): TargetCheck[] {
     const kills = fo.runs.filter((x) => x.fault === 'kill-9');
     if (kills.length) {
       const reads = max(kills.map((x) => x.gateway.failedReads));
-      const longest = max(kills.map((x) => x.gateway.longestMs));
+      const longests = kills.map((x) => x.gateway.longestMs);
+      const longest = max(longests);
+      // Issue 14: a crashed active is replaced through holder liveness, not the TTL.
       out.push({
-        target: `kill -9 through the gateway: 0 failed idempotent requests, longest ≤ TTL + 1 s = ${fmt(ttl + 1000)} ms`,
-        measured: `max ${reads} failed reads, longest ${fmt(longest)} ms (HAProxy: max ${max(kills.map((x) => x.haproxy.failedReads))} failed reads, longest ${fmt(max(kills.map((x) => x.haproxy.longestMs)))} ms)`,
-        met: reads === 0 && longest <= ttl + 1000,
+        target: `kill -9 through the gateway (${kills.length} runs): 0 failed idempotent requests, longest ≤ 1000 ms, median longest ≤ 500 ms (TTL ${fmt(ttl)} ms)`,
+        measured: `max ${reads} failed reads, longest ${fmt(longest)} ms, median ${fmt(median(longests))} ms (HAProxy: max ${max(kills.map((x) => x.haproxy.failedReads))} failed reads, longest ${fmt(max(kills.map((x) => x.haproxy.longestMs)))} ms)`,
+        met: reads === 0 && longest <= 1000 && median(longests) <= 500,
       });
     }
   }

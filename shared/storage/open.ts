@@ -31,6 +31,8 @@ export interface OpenOptions {
   lockCommandTimeoutMs: number;
   /** The in-process store to use for `inmem` (shared by the nodes of `leaderway dev`). */
   inmem?: InmemStore;
+  /** Redis refused the commands holder liveness needs (it is then off). */
+  onLivenessUnavailable?(reason: string): void;
 }
 
 function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore): HABackend {
@@ -41,6 +43,7 @@ function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore): HABackend
           prefix: spec.prefix,
           commandTimeoutMs: o.lockCommandTimeoutMs,
           replication: spec.replication,
+          onLivenessUnavailable: o.onLivenessUnavailable,
         })
       : new InmemHABackend(store);
   if (!isHABackend(ha)) throw new LwError('LW_ERR_CONFIG', 'specified HA storage does not support HA');

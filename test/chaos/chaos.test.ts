@@ -13,7 +13,7 @@ import { leakScan } from './leaks';
 const SEED = 20_251_126;
 /** Time the scheduler keeps injecting faults (setup and the final read come on top). */
 const FAULT_WINDOW_MS = 50_000;
-const MIN_FAULTS = 8;
+const MIN_FAULTS = FAULT_KINDS.length;
 
 describe('chaos: a short seeded run', () => {
   let result: ChaosResult;

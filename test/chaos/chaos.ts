@@ -194,7 +194,7 @@ function summarize(x: ChaosResult): string {
     `acknowledged writes: ${s.ackedWrites} (verified at their version ${s.verifiedWrites}, hidden by a later delete ${s.hiddenByDelete}, trimmed ${s.trimmed})`,
     `indeterminate writes: ${s.indeterminateWrites} (of which stored ${s.indeterminateStored}); CAS mismatches ${s.casMismatches}; reads checked ${s.readsChecked}; redirects followed ${s.redirected}`,
     `tokens: ${x.tokens.tokens} created, ${x.tokens.uses} uses (accepted ${x.tokens.accepted}, refused ${x.tokens.refused}; accepted after a renewal ${x.tokens.acceptedAfterRenewal}), ${x.tokens.revocations} revocations acknowledged`,
-    `fencing (Redis MONITOR): ${f.acquisitions.length} terms, ended by release ${f.ends.released} / expiry ${f.ends.expired}; ` +
+    `fencing (Redis MONITOR): ${f.acquisitions.length} terms, ended by release ${f.ends.released} / expiry ${f.ends.expired} / takeover ${f.ends.takenOver}; ` +
       `${f.writesChecked} writes checked against the live lock (min margin to expiry ${Number.isFinite(f.minExpiryMarginMs) ? f.minExpiryMarginMs.toFixed(0) : '-'} ms), ` +
       `${f.writesUnchecked} unchecked; ${f.gaps.length} MONITOR gaps (${gapMs} ms)`,
     `node logs: writes refused by fencing ${JSON.stringify(x.evidence.fencedRefusals)}; leadership lost ${JSON.stringify(x.evidence.lostReasons)}; epochs not logged ${x.evidence.unloggedEpochs.length}`,

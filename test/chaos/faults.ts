@@ -41,6 +41,13 @@ async function unsealed(p: Proc): Promise<void> {
   );
 }
 
+/** The active's lock connection as it recorded it (`<value>|<run id>|<client id>`). */
+async function holderClientId(c: ChaosCluster): Promise<string | null> {
+  const record = String((await c.redis.cli('GET', `{leaderway}/core/lock-conn`)) ?? '');
+  const id = record.split('|')[2];
+  return id && /^\d+$/.test(id) ? id : null;
+}
+
 const FAULTS: Record<FaultKind, Fault> = {
   /** kill -9 of the active, then a replacement node joins. */
   async 'kill9-active'(c) {
@@ -128,6 +135,36 @@ const FAULTS: Record<FaultKind, Fault> = {
       c.redis.resume();
     }
     return { target: 'redis', detail: `frozen ${ms} ms`, violations: [] };
+  },
+
+  /**
+   * CLIENT KILL of the active's lock connection while it lives: it reconnects and re-records the
+   * new connection within the grace, or a standby takes over and it steps down. Either way at
+   * most one leader change, and none of its writes after a takeover lands (MONITOR check).
+   */
+  async 'holder-conn-kill'(c) {
+    const a = await activeNode(c);
+    const id = await holderClientId(c);
+    if (!id) return { target: a.name, detail: 'no connection record', violations: [] };
+    await c.redis.cli('CLIENT', 'KILL', 'ID', id);
+    return { target: a.name, detail: `client ${id} killed`, violations: [] };
+  },
+
+  /** kill -9 of the active right after a renew (the lock's TTL just reset), then a replacement. */
+  async 'kill9-at-renew'(c) {
+    const a = await activeNode(c);
+    const deadline = Date.now() + LOCK_TTL_MS * 2;
+    let last = Number.POSITIVE_INFINITY;
+    // A renew shows as the lock's remaining TTL jumping back up.
+    while (Date.now() < deadline) {
+      const pttl = Number(await c.redis.cli('PTTL', '{leaderway}/core/lock'));
+      if (pttl > last + 50) break;
+      last = pttl;
+      await sleep(5);
+    }
+    await c.stopProc(a, 'SIGKILL');
+    const fresh = await c.replaceNode(a);
+    return { target: a.name, detail: `killed ${last}→renewed; replaced by ${fresh.name}`, violations: [] };
   },
 };
 

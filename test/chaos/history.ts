@@ -77,6 +77,8 @@ export const FAULT_KINDS = [
   'gateway-kill',
   'redis-restart',
   'redis-latency',
+  'holder-conn-kill',
+  'kill9-at-renew',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 

@@ -2,8 +2,9 @@
  * Fencing evidence from outside the product: Redis' own MONITOR stream. It lists every command
  * in the order Redis executed it, with Redis' timestamp, including the commands a Lua script
  * runs (`[0 lua]`). From it this module rebuilds, independently of leaderway's code, who held
- * `core/lock` at each instant (acquire = SET NX PX followed by INCR of the epoch; renew =
- * PEXPIRE; release = DEL; expiry = last SET/PEXPIRE time + TTL) and checks every data write the
+ * `core/lock` at each instant (acquire = SET NX PX followed by INCR of the epoch; a takeover from
+ * a crashed holder = SET PX without NX, then INCR; renew = PEXPIRE; release = DEL; expiry = last
+ * SET/PEXPIRE time + TTL) and checks every data write the
  * store executed: it must come from a fenced batch whose fence value was the live holder at that
  * instant. It follows the epoch too (the INCR, or the floor the acquire script may set). So "no
  * write was stored by a node after its lock epoch ended" is verified on what Redis did, not on
@@ -22,8 +23,8 @@ export interface FencingReport {
   violations: string[];
   /** Successful acquisitions seen: epoch, lock value, Redis time. */
   acquisitions: Array<{ epoch: number; value: string; at: number }>;
-  /** How each observed term ended in Redis. */
-  ends: { released: number; expired: number };
+  /** How each observed term ended in Redis (taken over: its holder's connection was gone). */
+  ends: { released: number; expired: number; takenOver: number };
   /** Data writes (SET/DEL of a data key) checked against the lock. */
   writesChecked: number;
   /** Writes seen while the lock state was unknown (just after a reconnect, before the re-read). */
@@ -43,6 +44,8 @@ interface Holder {
 /** Watches one Redis for the cluster with key prefix `prefix`. Call `stop()` to get the report. */
 export class LockMonitor {
   private readonly lockKey: string;
+  /** The holder's connection record: bookkeeping for liveness, not lock state. */
+  private readonly connKey: string;
   private readonly epochKey: string;
   private readonly indexKey: string;
   private readonly dataPrefix: string;
@@ -54,12 +57,12 @@ export class LockMonitor {
   private script: string[] | null = null;
   /** MONITOR time of the current script (Redis freezes time at script start for expiry). */
   private scriptAt = 0;
-  private pendingAcquire: { value: string; ttl: number; at: number } | null = null;
+  private pendingAcquire: { value: string; ttl: number; at: number; takeover: boolean } | null = null;
   private downSince: number | undefined = Date.now();
   private readonly r: FencingReport = {
     violations: [],
     acquisitions: [],
-    ends: { released: 0, expired: 0 },
+    ends: { released: 0, expired: 0, takenOver: 0 },
     writesChecked: 0,
     writesUnchecked: 0,
     gaps: [],
@@ -69,6 +72,7 @@ export class LockMonitor {
   constructor(port: number, prefix = 'leaderway') {
     const tag = `{${prefix}}`;
     this.lockKey = `${tag}/core/lock`;
+    this.connKey = `${tag}/core/lock-conn`;
     this.epochKey = `${tag}/core/lock-epoch`;
     this.indexKey = `${tag}/index`;
     this.dataPrefix = `${tag}/d/`;
@@ -130,8 +134,10 @@ export class LockMonitor {
   private onScriptCommand(cmd: string, args: string[], lineAt: number): void {
     const key = args[1] ?? '';
     const at = this.scriptAt || lineAt;
+    if (key === this.connKey) return;
     if (cmd === 'SET' && key === this.lockKey) {
-      this.pendingAcquire = { value: args[2] ?? '', ttl: pxOf(args), at };
+      const takeover = !args.some((a) => a.toUpperCase() === 'NX');
+      this.pendingAcquire = { value: args[2] ?? '', ttl: pxOf(args), at, takeover };
       return;
     }
     if (cmd === 'INCR' && key === this.epochKey && this.pendingAcquire) {
@@ -139,9 +145,14 @@ export class LockMonitor {
       this.pendingAcquire = null;
       this.expire(p.at);
       if (this.known && this.holder) {
-        this.r.violations.push(
-          `lock acquired by ${p.value} while held by ${this.holder.value} at ${iso(p.at)}`,
-        );
+        // A takeover replaces a live holder by design (its connection was gone; the script
+        // compared its value); every later write of the old holder must then be fenced, which
+        // checkWrite verifies. A plain acquisition must find the lock free.
+        if (p.takeover) this.r.ends.takenOver += 1;
+        else
+          this.r.violations.push(
+            `lock acquired by ${p.value} while held by ${this.holder.value} at ${iso(p.at)}`,
+          );
       }
       this.epoch += 1;
       this.holder = { value: p.value, expiresAt: p.at + p.ttl, epoch: this.epoch };
@@ -154,11 +165,11 @@ export class LockMonitor {
       const last = this.r.acquisitions.at(-1);
       if (this.holder && last && last.value === this.holder.value && last.at === this.scriptAt)
         last.epoch = this.epoch;
-      if (this.holder && this.holder.value === this.script?.[5]) this.holder.epoch = this.epoch;
+      if (this.holder && this.holder.value === this.argv(1)) this.holder.epoch = this.epoch;
       return;
     }
     this.pendingAcquire = null;
-    const value = this.script?.[4] ?? '';
+    const value = this.argv(1);
     if (cmd === 'PEXPIRE' && key === this.lockKey) {
       this.expire(at);
       if (!this.holder || this.holder.value !== value) {
@@ -219,6 +230,13 @@ export class LockMonitor {
     }
   }
 
+  /** ARGV[i] of the current script (after EVALSHA, the sha, the key count and the keys). */
+  private argv(i: number): string {
+    const s = this.script;
+    if (!s) return '';
+    return s[2 + Number(s[2]) + i] ?? '';
+  }
+
   /** Ends the current term if its TTL ran out before `at`. */
   private expire(at: number): void {
     if (this.holder && this.holder.expiresAt <= at) {
@@ -228,7 +246,9 @@ export class LockMonitor {
   }
 
   private isOurs(key: string): boolean {
-    return key === this.lockKey || key === this.epochKey || key.startsWith(this.dataPrefix);
+    return (
+      key === this.lockKey || key === this.epochKey || key === this.connKey || key.startsWith(this.dataPrefix)
+    );
   }
 }
 

@@ -111,6 +111,7 @@ describe('redis storage', () => {
     const tag = `{${prefix}}`;
     assert.deepEqual(mine, [
       `${tag}/core/lock`,
+      `${tag}/core/lock-conn`,
       `${tag}/core/lock-epoch`,
       `${tag}/d/core/keyring`,
       `${tag}/index`,

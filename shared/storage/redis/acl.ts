@@ -26,6 +26,7 @@ const NODE_COMMANDS = [
   '+exists',
   '+incr',
   '+pexpire',
+  '+pttl',
   '+time',
   '+zadd',
   '+zrem',
@@ -37,6 +38,9 @@ const NODE_COMMANDS = [
   '+publish',
   '+subscribe',
   '+unsubscribe',
+  // Holder liveness: a standby checks the holder's lock connection by its id.
+  '+client|id',
+  '+client|list',
 ];
 
 /** Commands gateways send. */

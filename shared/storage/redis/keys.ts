@@ -8,6 +8,7 @@
  * - `{p}/index`          sorted set of every stored path (score 0, member = path) for `list()`
  * - `{p}/core/lock`      the HA lock (value = holder's lock value, with a PX TTL)
  * - `{p}/core/lock-epoch` the fencing epoch counter (INCR on every acquisition, never expires)
+ * - `{p}/core/lock-conn` the holder's lock connection (`<value>|<run id>|<client id>`, same TTL)
  * - `{p}/events`         the pub/sub channel for HA events
  */
 import { LwError } from '../../errors';
@@ -30,6 +31,7 @@ export interface RedisKeys {
   readonly index: string;
   readonly lock: string;
   readonly epoch: string;
+  readonly lockConn: string;
   readonly events: string;
   /** The key holding the value stored at `path`. */
   data(path: string): string;
@@ -56,6 +58,7 @@ export function redisKeys(prefix: string = DEFAULT_PREFIX): RedisKeys {
     index: `${tag}/index`,
     lock: `${tag}/core/lock`,
     epoch: `${tag}/core/lock-epoch`,
+    lockConn: `${tag}/core/lock-conn`,
     events: `${tag}/events`,
     data: (path: string) => dataPrefix + path,
   };

@@ -5,7 +5,7 @@
  * caller gave up; events use a second connection, because a subscribed connection cannot be
  * trusted with lock commands' latency.
  */
-import type { HABackend, HAEvent, LockHolder } from '../backend';
+import type { HABackend, HAEvent, HolderLiveness, LockHolder } from '../backend';
 import { assertLockValue, normalizeTtlMs, storageUnavailableError } from '../semantics';
 import { DEFAULT_START_TIMEOUT_MS, RedisConnection } from './connection';
 import { type RedisKeys, redisKeys } from './keys';
@@ -25,6 +25,22 @@ export interface RedisHABackendOptions {
   commandTimeoutMs?: number;
   /** Replicas an acquisition or renewal must reach before it counts (default: none). */
   replication?: ReplicationSettings;
+  /** Called once if Redis refuses the commands holder liveness needs (CLIENT ID / CLIENT LIST). */
+  onLivenessUnavailable?(reason: string): void;
+}
+
+/**
+ * After our own lock connection (re)connects, a missing holder connection is no evidence for
+ * this long: a Redis restart or failover reconnects every node at about the same time, and the
+ * holder re-records its new connection within a reconnect delay.
+ */
+const RECONNECT_SETTLE_MS = 2_000;
+
+/** Our lock connection as Redis knows it. */
+interface ConnIdentity {
+  runId: string;
+  clientId: string;
+  readyAt: number;
 }
 
 /** Counters for what the backend deliberately swallows. */
@@ -66,6 +82,16 @@ export class RedisHABackend implements HABackend {
   private subscriber: RedisConnection | undefined;
   private readonly listeners = new Set<(event: HAEvent) => void>();
   private closed = false;
+  /** The lock connection's identity (null until known, or while reconnecting). */
+  private self: ConnIdentity | null = null;
+  /** Why liveness is unavailable (Redis refused CLIENT), once it is. */
+  private livenessRefused: string | null = null;
+  /** The value of the lock we hold, so a reconnect re-records our connection. */
+  private heldValue: string | null = null;
+  readonly liveness: HolderLiveness = {
+    check: (holder) => this.checkHolder(holder),
+    takeOver: (holder, value, ttlMs) => this.takeOver(holder, value, ttlMs),
+  };
   /** Replicas the lock state must reach (0: a single Redis, no WAIT). */
   readonly minReplicas: number;
   /** A lock WAIT leaves the command timeout room: at most half of it. */
@@ -81,6 +107,10 @@ export class RedisHABackend implements HABackend {
       url: opts.url,
       connectionName: `leaderway-lock-${this.keys.prefix}`,
       commandTimeoutMs,
+      onReady: (c) => void this.identify(c),
+    });
+    this.lock.client.on('close', () => {
+      this.self = null;
     });
   }
 
@@ -90,25 +120,17 @@ export class RedisHABackend implements HABackend {
   }
 
   acquire(value: string, ttlMs: number): Promise<number | null> {
-    assertLockValue(value);
-    const ttl = normalizeTtlMs(ttlMs);
-    return this.lock.run(async (c) => {
-      const epoch = await c.lwLockAcquire(this.keys.lock, this.keys.epoch, value, ttl);
-      if (epoch <= 0) return null;
-      // A lock (and epoch) a failover could lose is not held: give it back, report an error, and
-      // the elector tries again.
-      if (!(await replicated(c, this.minReplicas, this.waitTimeoutMs))) {
-        await c.lwLockRelease(this.keys.lock, value).catch(() => 0);
-        throw storageUnavailableError(new Error('lock acquisition not confirmed by replicas'));
-      }
-      return epoch;
-    });
+    return this.take(value, ttlMs, null);
   }
 
   renew(value: string, ttlMs: number): Promise<boolean> {
     const ttl = normalizeTtlMs(ttlMs);
     return this.lock.run(async (c) => {
-      if ((await c.lwLockRenew(this.keys.lock, value, ttl)) !== 1) return false;
+      const k = this.keys;
+      if ((await c.lwLockRenew(k.lock, k.lockConn, value, ttl, this.record(value))) !== 1) {
+        if (this.heldValue === value) this.heldValue = null;
+        return false;
+      }
       // Unconfirmed, the renewal does not extend the holder's deadline (an error, not a loss):
       // a promoted replica may still have the previous expiry.
       if (!(await replicated(c, this.minReplicas, this.waitTimeoutMs)))
@@ -118,15 +140,96 @@ export class RedisHABackend implements HABackend {
   }
 
   release(value: string): Promise<boolean> {
-    return this.lock.run(async (c) => (await c.lwLockRelease(this.keys.lock, value)) === 1);
+    if (this.heldValue === value) this.heldValue = null;
+    return this.lock.run(
+      async (c) => (await c.lwLockRelease(this.keys.lock, this.keys.lockConn, value)) === 1,
+    );
+  }
+
+  /** Acquires (`expected` null) or takes over from `expected`, confirmed by replicas. */
+  private take(value: string, ttlMs: number, expected: LockHolder | null): Promise<number | null> {
+    assertLockValue(value);
+    const ttl = normalizeTtlMs(ttlMs);
+    return this.lock.run(async (c) => {
+      const k = this.keys;
+      const epoch = await c.lwLockAcquire(
+        k.lock,
+        k.epoch,
+        k.lockConn,
+        value,
+        ttl,
+        this.record(value),
+        expected?.value ?? '',
+        expected?.conn ?? '',
+      );
+      if (epoch <= 0) return null;
+      // A lock (and epoch) a failover could lose is not held: give it back, report an error, and
+      // the elector tries again.
+      if (!(await replicated(c, this.minReplicas, this.waitTimeoutMs))) {
+        await c.lwLockRelease(k.lock, k.lockConn, value).catch(() => 0);
+        throw storageUnavailableError(new Error('lock acquisition not confirmed by replicas'));
+      }
+      this.heldValue = value;
+      return epoch;
+    });
+  }
+
+  /** The connection record for `value`: `<value>|<run id>|<client id>`, '' while unknown. */
+  private record(value: string): string {
+    return this.self ? `${value}|${this.self.runId}|${this.self.clientId}` : '';
+  }
+
+  /**
+   * Learns the lock connection's identity on every (re)connect, and re-records it for a lock
+   * we hold, so standbys do not take the closed old connection for a crash.
+   */
+  private async identify(c: ScriptedRedis): Promise<void> {
+    try {
+      const [clientId, server] = await Promise.all([c.client('ID'), c.info('server')]);
+      const runId = /run_id:(\w+)/.exec(String(server))?.[1];
+      if (!runId) throw new Error('INFO server has no run_id');
+      this.self = { runId, clientId: String(clientId), readyAt: performance.now() };
+      const held = this.heldValue;
+      if (held) await c.lwLockTouch(this.keys.lock, this.keys.lockConn, held, this.record(held));
+    } catch (err) {
+      const message = (err as Error).message;
+      // Only a refusal switches liveness off; a dropped connection is retried on the next ready.
+      if (
+        /NOPERM|unknown command|unknown subcommand|disabled|renamed/i.test(message) &&
+        !this.livenessRefused
+      ) {
+        this.livenessRefused = message.slice(0, 200);
+        this.opts.onLivenessUnavailable?.(this.livenessRefused);
+      }
+    }
+  }
+
+  private async checkHolder(holder: LockHolder): Promise<'alive' | 'gone' | 'unknown'> {
+    const self = this.self;
+    if (this.livenessRefused || !self || !holder.conn) return 'unknown';
+    const [, runId, clientId] = holder.conn.split('|');
+    // Recorded on another server (a failover, a restart): the holder has not re-recorded yet.
+    if (runId !== self.runId || !clientId || !/^\d+$/.test(clientId)) return 'unknown';
+    if (performance.now() - self.readyAt < RECONNECT_SETTLE_MS) return 'unknown';
+    const listed = await this.lock.run((c) => c.client('LIST', 'ID', clientId));
+    return String(listed).trim() === '' ? 'gone' : 'alive';
+  }
+
+  private takeOver(holder: LockHolder, value: string, ttlMs: number): Promise<number | null> {
+    if (!holder.conn) return Promise.resolve(null);
+    return this.take(value, ttlMs, holder);
   }
 
   holder(): Promise<LockHolder | null> {
     return this.lock.run(async (c) => {
-      // One MGET (both keys share the hash slot) so value and epoch are read at one instant.
-      const [value, epoch] = await c.mget(this.keys.lock, this.keys.epoch);
+      // One MGET (the keys share the hash slot) so they are read at one instant.
+      const [value, epoch, conn] = await c.mget(this.keys.lock, this.keys.epoch, this.keys.lockConn);
       if (value === null || value === undefined) return null;
-      return { value, epoch: Number(epoch ?? 0) };
+      // A record left by an earlier holder (a node of an older release does not write one) is
+      // not this holder's.
+      return conn?.startsWith(`${value}|`)
+        ? { value, epoch: Number(epoch ?? 0), conn }
+        : { value, epoch: Number(epoch ?? 0) };
     });
   }
 

@@ -13,12 +13,23 @@ export type RedisArg = string | Buffer | number;
 
 /** The commands `defineScripts` adds. Replies are documented in the `.lua` files. */
 export interface LeaderwayCommands {
-  /** Reply: the new epoch, or 0 when the lock is held. */
-  lwLockAcquire(lockKey: string, epochKey: string, value: string, ttlMs: number): Promise<number>;
+  /** Reply: the new epoch, or 0 when the lock is held (or changed, taking over). */
+  lwLockAcquire(
+    lockKey: string,
+    epochKey: string,
+    connKey: string,
+    value: string,
+    ttlMs: number,
+    conn: string,
+    expectedValue: string,
+    expectedConn: string,
+  ): Promise<number>;
   /** Reply: 1 renewed, 0 not held by `value`. */
-  lwLockRenew(lockKey: string, value: string, ttlMs: number): Promise<number>;
+  lwLockRenew(lockKey: string, connKey: string, value: string, ttlMs: number, conn: string): Promise<number>;
   /** Reply: 1 released, 0 not held by `value`. */
-  lwLockRelease(lockKey: string, value: string): Promise<number>;
+  lwLockRelease(lockKey: string, connKey: string, value: string): Promise<number>;
+  /** Reply: 1 recorded, 0 not held by `value`. */
+  lwLockTouch(lockKey: string, connKey: string, value: string, conn: string): Promise<number>;
   /** Reply: 1 applied, 0 guard exists, -1 fenced. The first argument is the number of keys. */
   lwBatch(numKeys: number, ...keysAndArgs: RedisArg[]): Promise<number>;
 }
@@ -29,9 +40,10 @@ export type ScriptedRedis = Redis & LeaderwayCommands;
 const SCRIPT_DIR_FROM_ROOT = path.join('shared', 'storage', 'redis', 'scripts');
 
 const DEFINITIONS: ReadonlyArray<{ command: keyof LeaderwayCommands; file: string; keys?: number }> = [
-  { command: 'lwLockAcquire', file: 'lock-acquire.lua', keys: 2 },
-  { command: 'lwLockRenew', file: 'lock-renew.lua', keys: 1 },
-  { command: 'lwLockRelease', file: 'lock-release.lua', keys: 1 },
+  { command: 'lwLockAcquire', file: 'lock-acquire.lua', keys: 3 },
+  { command: 'lwLockRenew', file: 'lock-renew.lua', keys: 2 },
+  { command: 'lwLockRelease', file: 'lock-release.lua', keys: 2 },
+  { command: 'lwLockTouch', file: 'lock-touch.lua', keys: 2 },
   // The batch touches a variable number of keys, so the caller passes the count.
   { command: 'lwBatch', file: 'batch.lua' },
 ];
