@@ -13,11 +13,12 @@ import { type HeldLock, type HeldLockHooks, tryLock, tryTakeOver } from '../../s
 import type { NodeMetrics } from '../../shared/telemetry/metrics';
 import { recordSpan } from '../../shared/telemetry/tracing';
 import { type ClusterIdentity, newClusterIdentity } from './cluster-cert';
+import { HolderWatch, type Liveness } from './holder-watch';
 
 /** Retry period while someone else holds the lock (upstream: 1 s). */
 const RETRY_MS = 1_000;
 /** How often a standby checks the holder's connection (issue 14: 100–200 ms). */
-const LIVENESS_POLL_MS = 150;
+const LIVENESS_POLL_MS = 100;
 /** ± this fraction of jitter, so standbys do not retry in lockstep. */
 const JITTER = 0.2;
 /** Backoff after store errors: from 15 ms (upstream's start) doubling up to 2 s (upstream: 10 s;
@@ -52,6 +53,7 @@ export class LeaderElector {
   private endTerm: ((reason: string) => void) | undefined;
   private cooldownMs = 0;
   private unsubscribe: (() => void) | undefined;
+  private watch: HolderWatch | undefined;
 
   constructor(private readonly o: ElectorOptions) {}
 
@@ -190,36 +192,28 @@ export class LeaderElector {
       return null;
     }
     const end = performance.now() + ms;
-    let gone = null as { record: string; since: number } | null;
+    // Kept across waits, so a holder seen gone at the end of one wait counts in the next.
+    this.watch ??= new HolderWatch(livenessGraceMs);
+    const watch = this.watch;
     while (!this.abort.signal.aborted && performance.now() < end) {
       await this.sleep(LIVENESS_POLL_MS);
       let holder: LockHolder | null;
-      let state: 'alive' | 'gone' | 'unknown';
+      let seen: { state: Liveness; record: string };
       try {
         holder = await ha.holder();
         if (!holder) return null; // free (or released): contend at once
-        state = await liveness.check(holder);
+        seen = await liveness.check(holder);
       } catch {
         return null; // the store is in trouble: back to the normal path and its backoff
       }
-      const record = `${holder.value}|${holder.conn ?? ''}`;
-      if (state !== 'gone') {
-        gone = null;
-        continue;
-      }
-      const now = performance.now();
-      if (gone?.record !== record) {
-        gone = { record, since: now };
-        continue;
-      }
-      if (now - gone.since < livenessGraceMs) continue;
+      if (!watch.observe(`${holder.value}|${seen.record}`, seen.state, performance.now())) continue;
       try {
-        const lock = await tryTakeOver(ha, holder, candidate, this.o.ttlMs, hooks);
+        const lock = await tryTakeOver(ha, holder, seen.record, candidate, this.o.ttlMs, hooks);
         if (lock) return lock;
       } catch {
         return null;
       }
-      gone = null;
+      watch.reset();
     }
     return null;
   }

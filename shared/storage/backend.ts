@@ -61,8 +61,6 @@ export interface LockHolder {
   value: string;
   /** The fencing epoch: incremented by every successful acquisition, never reused. */
   epoch: number;
-  /** The holder's recorded lock connection, where the backend keeps one (liveness watch). */
-  conn?: string;
 }
 
 /**
@@ -72,16 +70,16 @@ export interface LockHolder {
  */
 export interface HolderLiveness {
   /**
-   * `gone`: the connection `holder` recorded is closed; `alive`: it is open; `unknown`: this
-   * cannot be told now (no record, another server, our own connection just reconnected, or the
-   * store refuses the commands).
+   * The connection `holder` recorded (`record`, '' when none) and its state: `gone` (closed),
+   * `alive` (open) or `unknown` (cannot be told now: no record, another server, our own
+   * connection just reconnected, or the store refuses the commands).
    */
-  check(holder: LockHolder): Promise<'alive' | 'gone' | 'unknown'>;
+  check(holder: LockHolder): Promise<{ state: 'alive' | 'gone' | 'unknown'; record: string }>;
   /**
    * Takes the lock with `value` in one atomic compare-and-replace that advances the epoch —
-   * only while it still holds `holder`'s value and connection record. The new epoch, or null.
+   * only while it still holds `holder`'s value and connection `record`. The new epoch, or null.
    */
-  takeOver(holder: LockHolder, value: string, ttlMs: number): Promise<number | null>;
+  takeOver(holder: LockHolder, record: string, value: string, ttlMs: number): Promise<number | null>;
 }
 
 /** Events on the HA channel. None carries a secret. */

@@ -9,6 +9,7 @@
  * lost by itself when it passes, whether or not it could reach the store.
  */
 import type { HABackend, LockHolder } from './backend';
+import { type Clock, realClock } from './clock';
 
 /** Fraction of the TTL kept as a safety margin against clock-rate drift between us and Redis. */
 const DRIFT_FRACTION = 0.1;
@@ -45,11 +46,12 @@ export async function tryLock(
   value: string,
   ttlMs: number,
   hooks: HeldLockHooks = {},
+  clock: Clock = realClock,
 ): Promise<HeldLock | null> {
-  const sentAt = performance.now();
+  const sentAt = clock.now();
   const epoch = await ha.acquire(value, ttlMs);
   if (epoch === null) return null;
-  return new RenewingLock(ha, value, epoch, ttlMs, sentAt, hooks);
+  return new RenewingLock(ha, value, epoch, ttlMs, sentAt, hooks, clock);
 }
 
 /**
@@ -59,15 +61,17 @@ export async function tryLock(
 export async function tryTakeOver(
   ha: HABackend,
   holder: LockHolder,
+  record: string,
   value: string,
   ttlMs: number,
   hooks: HeldLockHooks = {},
+  clock: Clock = realClock,
 ): Promise<HeldLock | null> {
   if (!ha.liveness) return null;
-  const sentAt = performance.now();
-  const epoch = await ha.liveness.takeOver(holder, value, ttlMs);
+  const sentAt = clock.now();
+  const epoch = await ha.liveness.takeOver(holder, record, value, ttlMs);
   if (epoch === null) return null;
-  return new RenewingLock(ha, value, epoch, ttlMs, sentAt, hooks);
+  return new RenewingLock(ha, value, epoch, ttlMs, sentAt, hooks, clock);
 }
 
 class RenewingLock implements HeldLock {
@@ -76,8 +80,8 @@ class RenewingLock implements HeldLock {
   private readonly controller = new AbortController();
   private readonly driftMs: number;
   private deadline: number;
-  private renewTimer: NodeJS.Timeout | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
+  private renewTimer: unknown;
+  private deadlineTimer: unknown;
   private releasing: Promise<void> | undefined;
 
   constructor(
@@ -87,6 +91,7 @@ class RenewingLock implements HeldLock {
     private readonly ttlMs: number,
     sentAt: number,
     private readonly hooks: HeldLockHooks,
+    private readonly clock: Clock,
   ) {
     this.lost = this.controller.signal;
     this.driftMs = Math.max(MIN_DRIFT_MS, ttlMs * DRIFT_FRACTION);
@@ -96,7 +101,7 @@ class RenewingLock implements HeldLock {
   }
 
   isValid(): boolean {
-    return !this.lost.aborted && performance.now() < this.deadline;
+    return !this.lost.aborted && this.clock.now() < this.deadline;
   }
 
   release(): Promise<void> {
@@ -117,37 +122,35 @@ class RenewingLock implements HeldLock {
 
   private lose(reason: string): void {
     if (this.lost.aborted) return;
-    clearTimeout(this.renewTimer);
-    clearTimeout(this.deadlineTimer);
+    this.clock.clearTimeout(this.renewTimer);
+    this.clock.clearTimeout(this.deadlineTimer);
     this.lostReason = reason;
     this.controller.abort(new Error(`lock lost: ${reason}`));
     this.hooks.onLost?.(reason);
   }
 
   private armDeadline(): void {
-    clearTimeout(this.deadlineTimer);
-    const remaining = this.deadline - performance.now();
+    this.clock.clearTimeout(this.deadlineTimer);
+    const remaining = this.deadline - this.clock.now();
     if (remaining <= 0) {
       this.lose('deadline');
       return;
     }
-    this.deadlineTimer = setTimeout(() => {
+    this.deadlineTimer = this.clock.setTimeout(() => {
       // A timer can fire early relative to a deadline that moved; re-check before giving up.
-      if (performance.now() >= this.deadline) this.lose('deadline');
+      if (this.clock.now() >= this.deadline) this.lose('deadline');
       else this.armDeadline();
     }, remaining);
-    this.deadlineTimer.unref();
   }
 
   private scheduleRenew(delayMs: number): void {
     if (this.lost.aborted) return;
-    this.renewTimer = setTimeout(() => void this.renew(), delayMs);
-    this.renewTimer.unref();
+    this.renewTimer = this.clock.setTimeout(() => void this.renew(), delayMs);
   }
 
   private async renew(): Promise<void> {
     if (this.lost.aborted) return;
-    const sentAt = performance.now();
+    const sentAt = this.clock.now();
     // Renewing after the deadline could resurrect a lock a peer may already hold in our mind.
     if (sentAt >= this.deadline) {
       this.lose('deadline');

@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Backend, FencingBackend, HABackend, HAEvent, LockHolder, WriteOp } from './backend';
+import { type Clock, realClock } from './clock';
 import { FencedView, type FenceTarget, fencedWriteError } from './fenced-view';
 import { assertLockValue, immediateChildren, normalizeTtlMs, storageUnavailableError } from './semantics';
 
@@ -13,7 +14,7 @@ const HA_EVENT = 'ha';
 
 interface InmemLock {
   value: string;
-  /** On the monotonic clock (`performance.now()`), so wall-clock jumps cannot extend a lease. */
+  /** On the monotonic clock, so wall-clock jumps cannot extend a lease. */
   expiresAt: number;
 }
 
@@ -26,7 +27,8 @@ export class InmemStore {
   /** @internal Carries HA events between the backends of this store. */
   readonly events = new EventEmitter();
 
-  constructor() {
+  /** `clock`: the lock's time source (tests inject a manual one). */
+  constructor(private readonly clock: Clock = realClock) {
     // One listener per subscribed node object; dev clusters and tests may have many.
     this.events.setMaxListeners(0);
   }
@@ -46,14 +48,14 @@ export class InmemStore {
 
   /** @internal The lock, with expiry evaluated now (expiry is lazy: there is no timer). */
   currentLock(): InmemLock | null {
-    if (this.lock && this.lock.expiresAt <= performance.now()) this.lock = null;
+    if (this.lock && this.lock.expiresAt <= this.clock.now()) this.lock = null;
     return this.lock;
   }
 
   /** @internal */
   acquire(value: string, ttlMs: number): number | null {
     if (this.currentLock()) return null;
-    this.lock = { value, expiresAt: performance.now() + ttlMs };
+    this.lock = { value, expiresAt: this.clock.now() + ttlMs };
     this.epoch += 1;
     return this.epoch;
   }
@@ -62,7 +64,7 @@ export class InmemStore {
   renew(value: string, ttlMs: number): boolean {
     const lock = this.currentLock();
     if (lock?.value !== value) return false;
-    lock.expiresAt = performance.now() + ttlMs;
+    lock.expiresAt = this.clock.now() + ttlMs;
     return true;
   }
 

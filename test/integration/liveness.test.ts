@@ -16,7 +16,7 @@ import { type Proc, spawnNode, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
 
 const TTL = '10s';
-/** Crash to a new active node: well under the 10 s TTL (grace 300 ms + poll 150 ms + activation). */
+/** Crash to a new active node: well under the 10 s TTL (grace 300 ms + poll 100 ms + activation). */
 const TAKEOVER_BOUND_MS = 3_000;
 
 function counter(metrics: string, name: string): number {

@@ -88,9 +88,11 @@ export class RedisHABackend implements HABackend {
   private livenessRefused: string | null = null;
   /** The value of the lock we hold, so a reconnect re-records our connection. */
   private heldValue: string | null = null;
+  /** The identity lookup after the latest (re)connect; lock commands wait for it (one RTT). */
+  private identifying: Promise<void> = Promise.resolve();
   readonly liveness: HolderLiveness = {
     check: (holder) => this.checkHolder(holder),
-    takeOver: (holder, value, ttlMs) => this.takeOver(holder, value, ttlMs),
+    takeOver: (holder, record, value, ttlMs) => this.takeOver(holder, record, value, ttlMs),
   };
   /** Replicas the lock state must reach (0: a single Redis, no WAIT). */
   readonly minReplicas: number;
@@ -107,7 +109,9 @@ export class RedisHABackend implements HABackend {
       url: opts.url,
       connectionName: `leaderway-lock-${this.keys.prefix}`,
       commandTimeoutMs,
-      onReady: (c) => void this.identify(c),
+      onReady: (c) => {
+        this.identifying = this.identify(c);
+      },
     });
     this.lock.client.on('close', () => {
       this.self = null;
@@ -127,6 +131,7 @@ export class RedisHABackend implements HABackend {
     const ttl = normalizeTtlMs(ttlMs);
     return this.lock.run(async (c) => {
       const k = this.keys;
+      await this.identifying;
       if ((await c.lwLockRenew(k.lock, k.lockConn, value, ttl, this.record(value))) !== 1) {
         if (this.heldValue === value) this.heldValue = null;
         return false;
@@ -147,11 +152,16 @@ export class RedisHABackend implements HABackend {
   }
 
   /** Acquires (`expected` null) or takes over from `expected`, confirmed by replicas. */
-  private take(value: string, ttlMs: number, expected: LockHolder | null): Promise<number | null> {
+  private take(
+    value: string,
+    ttlMs: number,
+    expected: { value: string; record: string } | null,
+  ): Promise<number | null> {
     assertLockValue(value);
     const ttl = normalizeTtlMs(ttlMs);
     return this.lock.run(async (c) => {
       const k = this.keys;
+      await this.identifying;
       const epoch = await c.lwLockAcquire(
         k.lock,
         k.epoch,
@@ -160,7 +170,7 @@ export class RedisHABackend implements HABackend {
         ttl,
         this.record(value),
         expected?.value ?? '',
-        expected?.conn ?? '',
+        expected?.record ?? '',
       );
       if (epoch <= 0) return null;
       // A lock (and epoch) a failover could lose is not held: give it back, report an error, and
@@ -204,32 +214,36 @@ export class RedisHABackend implements HABackend {
     }
   }
 
-  private async checkHolder(holder: LockHolder): Promise<'alive' | 'gone' | 'unknown'> {
+  private async checkHolder(
+    holder: LockHolder,
+  ): Promise<{ state: 'alive' | 'gone' | 'unknown'; record: string }> {
     const self = this.self;
-    if (this.livenessRefused || !self || !holder.conn) return 'unknown';
-    const [, runId, clientId] = holder.conn.split('|');
+    if (this.livenessRefused || !self) return { state: 'unknown', record: '' };
+    const stored = await this.lock.run((c) => c.get(this.keys.lockConn));
+    // A record left by an earlier holder (a node of an older release writes none) is not this
+    // holder's.
+    if (!stored?.startsWith(`${holder.value}|`)) return { state: 'unknown', record: '' };
+    const [, runId, clientId] = stored.split('|');
     // Recorded on another server (a failover, a restart): the holder has not re-recorded yet.
-    if (runId !== self.runId || !clientId || !/^\d+$/.test(clientId)) return 'unknown';
-    if (performance.now() - self.readyAt < RECONNECT_SETTLE_MS) return 'unknown';
+    if (runId !== self.runId || !clientId || !/^\d+$/.test(clientId))
+      return { state: 'unknown', record: stored };
+    if (performance.now() - self.readyAt < RECONNECT_SETTLE_MS) return { state: 'unknown', record: stored };
     const listed = await this.lock.run((c) => c.client('LIST', 'ID', clientId));
-    return String(listed).trim() === '' ? 'gone' : 'alive';
+    return { state: String(listed).trim() === '' ? 'gone' : 'alive', record: stored };
   }
 
-  private takeOver(holder: LockHolder, value: string, ttlMs: number): Promise<number | null> {
-    if (!holder.conn) return Promise.resolve(null);
-    return this.take(value, ttlMs, holder);
+  private takeOver(holder: LockHolder, record: string, value: string, ttlMs: number): Promise<number | null> {
+    if (!record) return Promise.resolve(null);
+    return this.take(value, ttlMs, { value: holder.value, record });
   }
 
   holder(): Promise<LockHolder | null> {
     return this.lock.run(async (c) => {
-      // One MGET (the keys share the hash slot) so they are read at one instant.
-      const [value, epoch, conn] = await c.mget(this.keys.lock, this.keys.epoch, this.keys.lockConn);
+      // One MGET (both keys share the hash slot) so value and epoch are read at one instant.
+      // (Gateways read this too: their Redis user may read these two keys and nothing else.)
+      const [value, epoch] = await c.mget(this.keys.lock, this.keys.epoch);
       if (value === null || value === undefined) return null;
-      // A record left by an earlier holder (a node of an older release does not write one) is
-      // not this holder's.
-      return conn?.startsWith(`${value}|`)
-        ? { value, epoch: Number(epoch ?? 0), conn }
-        : { value, epoch: Number(epoch ?? 0) };
+      return { value, epoch: Number(epoch ?? 0) };
     });
   }
 
