@@ -24,11 +24,18 @@ import type { Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
 import { type ProxyOutcome, proxyOnce } from '../shared/leader/proxy-request';
 import { endSpan, startClientSpan, traced, tracingEnabled } from '../shared/telemetry/tracing';
 
-/** Attempts per request, whatever the outcomes; keeps a pathological cluster from looping. */
-const MAX_ATTEMPTS = 20;
-/** After a failure on a leader that is still advertised, retry it after this (doubling). */
+/**
+ * Attempts per request, whatever the outcomes; keeps a pathological cluster from looping. Enough
+ * to retry at the backoff cap for the whole default failover wait (10 s).
+ */
+const MAX_ATTEMPTS = 64;
+/**
+ * After a failure on a leader that is still advertised, retry it after this (doubling up to the
+ * cap). A Redis failover keeps the leader: the cap is how late a held request may notice that
+ * storage is back.
+ */
 const RETRY_BACKOFF_MS = 50;
-const RETRY_BACKOFF_MAX_MS = 1_000;
+const RETRY_BACKOFF_MAX_MS = 250;
 
 /** The part of the leader pool that requests still receiving their body may hold. */
 const UPLOAD_SHARE = 1 / 8;

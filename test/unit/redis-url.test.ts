@@ -22,6 +22,7 @@ describe('parseRedisUrl', () => {
         { host: '::1', port: 26379 },
         { host: 's3', port: 26379 },
       ],
+      failoverDetector: true,
       username: 'leaderway-node',
       password: 'p@ss',
       db: 3,

@@ -10,9 +10,12 @@ import { parseRedisUrl } from './redis-url';
 import { defineScripts, type ScriptedRedis } from './scripts';
 
 /** Reconnect delay grows by this per attempt... */
-const RECONNECT_STEP_MS = 100;
-/** ...up to this cap, so a node notices a returning Redis within about a second. */
-const RECONNECT_MAX_DELAY_MS = 1000;
+const RECONNECT_STEP_MS = 50;
+/**
+ * ...up to this cap, so a node is back within a quarter second of Redis (or, behind Sentinel, of
+ * the promoted replica): the time between the end of a failover and the first served request.
+ */
+const RECONNECT_MAX_DELAY_MS = 250;
 /** A TCP connect that takes longer is abandoned and retried (a black-holed host never answers). */
 const CONNECT_TIMEOUT_MS = 2000;
 /** How long `start()` waits for the first connection by default. */

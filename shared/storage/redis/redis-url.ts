@@ -59,6 +59,10 @@ function parseSentinelUrl(url: string, tls: boolean): RedisOptions {
   const options: RedisOptions = {
     name: decodeURIComponent(name),
     sentinels: hostList.split(',').map((entry) => parseHostPort(entry, invalid)),
+    // Follow a failover the moment the Sentinels announce it (+switch-master). Without this a
+    // connection to a frozen or partitioned old primary stays open, and Sentinel waits about
+    // 8 s after it returns before demoting it (and its READONLY makes us reconnect).
+    failoverDetector: true,
   };
   if (at !== -1) {
     const userinfo = authority.slice(0, at);
