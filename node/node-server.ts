@@ -225,6 +225,7 @@ export class NodeServer implements NodeApi {
       standby: new StandbyPolicy({
         watcher,
         forwarding: connect,
+        failoverWaitMs: s.failoverWaitMs,
         tlsApi: s.listener.tls !== null,
         log,
         metrics: this.metrics,

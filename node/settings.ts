@@ -41,6 +41,8 @@ export interface NodeSettings {
   /** Set for split storage: the lock lives only here. */
   haStorage: StorageSpec | null;
   forwarding: boolean;
+  /** How long a standby holds and retries a forwarded request the active did not serve. */
+  failoverWaitMs: number;
   lockTtlMs: number;
   /** Take the lock over from a holder whose Redis connection is gone this long (0: off). */
   livenessGraceMs: number;
@@ -174,6 +176,7 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
         }
       : null,
     forwarding: c.request_forwarding,
+    failoverWaitMs: c.failover_wait,
     lockTtlMs: c.lock_ttl,
     livenessGraceMs: c.liveness_grace,
     stepDownCooldownMs: c.step_down_cooldown,

@@ -3,14 +3,17 @@
  * cluster channel, or answer 307 to the active's api_addr, or 503 when no leader is known.
  * The order is upstream's: `X-Vault-No-Request-Forwarding` → 307; no leader → 503
  * ("local node not active but active cluster node not found"); forwarding off or clustering
- * disabled → 307; forward, and on failure log, count and fall back to 307.
+ * disabled → 307; forward, and on failure log, count and fall back to 307. A request without a
+ * body that the active did not serve (503 "not served": stepping down, draining, its Redis failing
+ * over) is held and retried within `failoverWaitMs` first, and one that never reached a leader
+ * that has since been replaced goes to the new one.
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { LwError, MESSAGES } from '../../shared/errors';
 import { upstreamHeaders } from '../../shared/http/headers';
 import { type AnyResponse, sendError, sendJson } from '../../shared/http/respond';
-import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
+import type { Leader, LeaderWatcher } from '../../shared/leader/leader-watcher';
 import { type ProxyOutcome, proxyOnce } from '../../shared/leader/proxy-request';
 import type { NodeMetrics } from '../../shared/telemetry/metrics';
 import { endSpan, startClientSpan } from '../../shared/telemetry/tracing';
@@ -20,6 +23,10 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'LIST']);
 
 /** How long a forwarded request may wait for a place in the pool before it is redirected. */
 const ADMISSION_WAIT_MS = 5_000;
+
+/** Retry of a request the active did not serve: wait this long for a new leader (doubling). */
+const RETRY_BACKOFF_MS = 50;
+const RETRY_BACKOFF_MAX_MS = 250;
 
 /** Seconds a client should wait before retrying when no leader is known. */
 const NO_LEADER_RETRY_AFTER_S = 1;
@@ -33,6 +40,8 @@ export function redirectLocation(apiAddr: string, url: string): string {
 export interface StandbyPolicyOptions {
   watcher: LeaderWatcher;
   forwarding: boolean;
+  /** How long a request the active did not serve is held and retried (LEADERWAY_FAILOVER_WAIT). */
+  failoverWaitMs: number;
   tlsApi: boolean;
   log: Logger;
   metrics: NodeMetrics;
@@ -66,39 +75,45 @@ export class StandbyPolicy {
       // The standby is a hop of its own: the client's X-Forwarded-For is not ours to vouch for.
       trustClientForwarded: false,
     });
-    const span = startClientSpan('lw.forward', { 'lw.leader.epoch': leader.ad.epoch }, headers);
     const abort = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    const admitted = await client.admission.enter(abort.signal, ADMISSION_WAIT_MS);
-    if (admitted === 'aborted') return;
-    if (admitted === 'timeout') {
-      endSpan(span, 'busy', true);
-      this.redirect(res, leader.ad.api_addr, url, 'busy');
+    const deadline = performance.now() + this.o.failoverWaitMs;
+    let current: Leader = leader;
+    let backoff = RETRY_BACKOFF_MS;
+    let outcome: ProxyOutcome | { kind: 'busy' };
+    /** Set once the active answered "not served": it lives, so what follows is a pause. */
+    let holding = false;
+    for (;;) {
+      outcome = await this.forwardOnce(req, res, url, current, headers, hasBody, abort.signal);
+      if (hasBody || abort.signal.aborted || performance.now() >= deadline) break;
+      let next: Leader | null = null;
+      holding ||= outcome.kind === 'not-served';
+      if (holding && (outcome.kind === 'not-served' || outcome.kind === 'not-sent')) {
+        // The active answered but did not serve it (stepping down, draining, its Redis failing
+        // over): nothing happened, so hold and retry, as the gateway does. A new leader, else the
+        // same one again: with the store unreachable the watcher may stop vouching for it (and
+        // retire its connections), but the active says "not served" itself while not active.
+        const remaining = Math.max(0, deadline - performance.now());
+        next =
+          (await this.o.watcher.waitFor(Math.min(backoff, remaining), current.ad.uuid, abort.signal)) ??
+          this.o.watcher.current() ??
+          current;
+        backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
+      } else if (outcome.kind === 'not-sent') {
+        // Never reachable (a dead active, a wrong cluster address): retry only a newer leader.
+        const now = this.o.watcher.current();
+        if (now && now.ad.uuid !== current.ad.uuid) next = now;
+      }
+      if (!next || abort.signal.aborted) break;
+      this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
+      current = next;
+    }
+    if (outcome.kind === 'busy') {
+      this.redirect(res, current.ad.api_addr, url, 'busy');
       return;
     }
-    let outcome: ProxyOutcome;
-    try {
-      outcome = await proxyOnce(client.pool, {
-        method: req.method ?? 'GET',
-        path: url,
-        headers,
-        body: hasBody ? (req as unknown as Readable) : null,
-        res,
-        interceptRedirects: false,
-        signal: abort.signal,
-      });
-    } finally {
-      client.admission.leave();
-    }
-    endSpan(
-      span,
-      outcome.kind,
-      outcome.kind !== 'served',
-      outcome.kind === 'served' ? { 'http.response.status_code': outcome.status } : {},
-    );
-    this.o.metrics.forwarded.inc({ outcome: outcome.kind });
     if (outcome.kind === 'served' || outcome.kind === 'broken' || abort.signal.aborted) return;
     this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
     // Upstream hid forwarding failures behind a silent 307 (openbao#3899); we log them.
@@ -121,7 +136,50 @@ export class StandbyPolicy {
         return;
       }
     }
-    this.redirect(res, leader.ad.api_addr, url, 'forward-failed');
+    this.redirect(res, current.ad.api_addr, url, 'forward-failed');
+  }
+
+  /** One forward to `leader` over the cluster channel; 'busy' when its pool had no place. */
+  private async forwardOnce(
+    req: AnyRequest,
+    res: AnyResponse,
+    url: string,
+    leader: Leader,
+    headers: string[],
+    hasBody: boolean,
+    signal: AbortSignal,
+  ): Promise<ProxyOutcome | { kind: 'busy' }> {
+    const client = leader.client;
+    if (!client) return { kind: 'not-sent', error: 'no cluster channel to the active' };
+    const span = startClientSpan('lw.forward', { 'lw.leader.epoch': leader.ad.epoch }, headers);
+    const admitted = await client.admission.enter(signal, ADMISSION_WAIT_MS);
+    if (admitted === 'aborted') return { kind: 'not-sent', error: 'aborted' };
+    if (admitted === 'timeout') {
+      endSpan(span, 'busy', true);
+      return { kind: 'busy' };
+    }
+    let outcome: ProxyOutcome;
+    try {
+      outcome = await proxyOnce(client.pool, {
+        method: req.method ?? 'GET',
+        path: url,
+        headers,
+        body: hasBody ? (req as unknown as Readable) : null,
+        res,
+        interceptRedirects: false,
+        signal,
+      });
+    } finally {
+      client.admission.leave();
+    }
+    endSpan(
+      span,
+      outcome.kind,
+      outcome.kind !== 'served',
+      outcome.kind === 'served' ? { 'http.response.status_code': outcome.status } : {},
+    );
+    this.o.metrics.forwarded.inc({ outcome: outcome.kind });
+    return outcome;
   }
 
   private redirect(res: AnyResponse, apiAddr: string, url: string, reason: string): void {

@@ -148,6 +148,12 @@ export const nodeSchema = {
     default: true,
     env: 'LEADERWAY_REQUEST_FORWARDING',
   },
+  failover_wait: {
+    doc: 'How long a standby holds a forwarded request the active did not serve (a leader change, or Redis failing over) and retries it, before the 307 fallback.',
+    format: 'duration',
+    default: '10s',
+    env: 'LEADERWAY_FAILOVER_WAIT',
+  },
   lock_ttl: {
     doc: 'HA lock TTL; the holder renews every third of it and gives up before it can expire.',
     format: 'duration',
@@ -213,6 +219,7 @@ export interface NodeConfig {
   cluster_addr: string;
   disable_clustering: boolean;
   request_forwarding: boolean;
+  failover_wait: number;
   lock_ttl: number;
   liveness_grace: number;
   step_down_cooldown: number;
