@@ -13,12 +13,14 @@ import { type CheckStats, checkHistory } from './checker';
 import { type ClientSpec, startClients } from './clients';
 import { ChaosCluster } from './cluster';
 import { type LogEvidence, logEvidence } from './evidence';
+import { FencingWatch } from './fencing-watch';
 import { readFinalState } from './final-state';
-import { History } from './history';
-import { type FencingReport, LockMonitor } from './lock-monitor';
+import { faultRound, History } from './history';
+import type { FencingReport } from './lock-monitor';
 import { faultTable, figures, type KindFigures } from './report';
 import { rng } from './rng';
 import { runSchedule } from './scheduler';
+import type { StoreKind } from './store';
 import { checkTokens, type TokenStats } from './token-checker';
 import { startTokenClient } from './token-client';
 
@@ -42,6 +44,8 @@ export interface ChaosOptions {
   keys?: number;
   /** Export traces to a local collector (scanned for secrets afterwards). */
   traces?: boolean;
+  /** One Redis (default) or a Sentinel topology, with its own faults. */
+  store?: StoreKind;
   log?: (line: string) => void;
   /** Runs before the cluster is torn down (e.g. a leak scan), with everything still up. */
   beforeStop?: (c: ChaosCluster, traces: OtlpReceiver | undefined) => Promise<void>;
@@ -49,6 +53,7 @@ export interface ChaosOptions {
 
 export interface ChaosResult {
   seed: number;
+  store: StoreKind;
   violations: string[];
   faults: number;
   stats: CheckStats;
@@ -76,12 +81,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const t0 = Date.now();
   const r = rng(o.seed);
   const collector = o.traces ? await startOtlpReceiver() : undefined;
-  const cluster = new ChaosCluster({ env: collector ? otlpEnv(collector.url) : {} });
+  const store = o.store ?? 'single';
+  const cluster = new ChaosCluster({ env: collector ? otlpEnv(collector.url) : {}, store });
   const history = new History();
-  let monitor: LockMonitor | undefined;
+  let monitor: FencingWatch | undefined;
   try {
     await cluster.start();
-    monitor = new LockMonitor(cluster.redis.port);
+    monitor = new FencingWatch(cluster.store.servers.map((s) => s.port));
     await monitor.start();
     const run = randomBytes(3).toString('hex');
     const perGen = o.keys ?? 16;
@@ -96,7 +102,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       });
       if (res.status !== 204) throw new Error(`setting max_versions failed: ${res.status} ${res.text}`);
     }
-    log(`cluster up (${cluster.nodes.map((n) => n.name).join(', ')}, gw1, gw2); clients start`);
+    log(
+      `cluster up (${cluster.nodes.map((n) => n.name).join(', ')}, gw1, gw2; ${store} Redis); clients start`,
+    );
     const started = Date.now();
     const current = () =>
       generations[Math.min(gens - 1, Math.floor((Date.now() - started) / KEY_GENERATION_MS))] as string[];
@@ -105,6 +113,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     let violations: string[];
     try {
       violations = await runSchedule(cluster, history, r.fork(), {
+        round: faultRound(store),
         durationMs: o.durationMs,
         minFaults: o.minFaults,
         settleMinMs: o.settleMinMs ?? 1_000,
@@ -138,6 +147,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const figs = figures(history.ops, history.faults);
     const result: ChaosResult = {
       seed: o.seed,
+      store,
       violations,
       faults: history.faults.length,
       stats: checked.stats,
@@ -183,7 +193,7 @@ function summarize(x: ChaosResult): string {
   const f = x.fencing;
   const gapMs = f.gaps.reduce((a, g) => a + (g.to - g.from), 0);
   const lines = [
-    `seed ${x.seed}: ${x.faults} faults in ${(x.durationMs / 1000).toFixed(0)} s, ${s.ops} operations`,
+    `seed ${x.seed} (${x.store} Redis): ${x.faults} faults in ${(x.durationMs / 1000).toFixed(0)} s, ${s.ops} operations`,
     '',
     faultTable(x.figures),
     '',

@@ -1,5 +1,6 @@
 /**
- * The cluster under chaos: a real redis-server (append-only), three `leaderway server` nodes whose
+ * The cluster under chaos: a real Redis (one append-only redis-server, or a Sentinel topology:
+ * store.ts), three `leaderway server` nodes whose
  * api_addr is the first gateway (the gateway deployment), and two `leaderway gateway`s. Nodes that
  * are killed are replaced by new ones (new names, new ports); gateways restart on their own port
  * so clients keep their URL. Every process ever spawned is kept for the log checks, and any exit
@@ -9,7 +10,7 @@ import { request } from 'undici';
 import { initCluster } from '../helpers/http';
 import { freePort } from '../helpers/ports';
 import { type Proc, spawnGateway, spawnNode, testKeys, waitFor } from '../helpers/procs';
-import { type RedisServer, startRedis } from '../helpers/redis';
+import { type ChaosStore, type StoreKind, startStore } from './store';
 
 /** How often roles (active / standby) are polled for the clients that target standbys. */
 const ROLE_POLL_MS = 300;
@@ -30,10 +31,12 @@ export interface Crash {
 export interface ChaosClusterOptions {
   /** Extra environment for every node and gateway (e.g. OTEL_* to export traces). */
   env?: Record<string, string>;
+  /** The Redis topology (default `single`). */
+  store?: StoreKind;
 }
 
 export class ChaosCluster {
-  redis!: RedisServer;
+  store!: ChaosStore;
   readonly keys = testKeys();
   token = '';
   /** Live nodes. */
@@ -57,7 +60,7 @@ export class ChaosCluster {
   }
 
   async start(): Promise<void> {
-    this.redis = await startRedis({ appendonly: true });
+    this.store = await startStore(this.o.store ?? 'single');
     this.gwPorts = [await freePort(), await freePort()];
     this.nodes = await Promise.all([0, 1, 2].map(() => this.spawnNode()));
     this.token = await initCluster(this.nodes[0]!.url);
@@ -84,7 +87,7 @@ export class ChaosCluster {
   async spawnNode(): Promise<Proc> {
     const name = `n${++this.nodeSeq}`;
     const p = await spawnNode(name, {
-      redisUrl: this.redis.url,
+      redisUrl: this.store.url,
       keys: this.keys,
       apiAddr: this.apiAddr,
       env: { ...this.o.env },
@@ -95,7 +98,7 @@ export class ChaosCluster {
 
   async spawnGateway(name: string, port: number): Promise<Proc> {
     const p = await spawnGateway(name, {
-      redisUrl: this.redis.url,
+      redisUrl: this.store.url,
       keys: this.keys,
       port,
       env: { ...this.o.env },
@@ -125,12 +128,13 @@ export class ChaosCluster {
   }
 
   /**
-   * Healthy: every live node unsealed (200 or 429), exactly one active, both gateways ready and
+   * Healthy: the store healthy (replicas in sync), every live node unsealed (200 or 429), exactly one active, both gateways ready and
    * a read through each gateway answered.
    */
   async waitHealthy(timeoutMs = RECOVERY_TIMEOUT_MS): Promise<void> {
     await waitFor(
       async () => {
+        if (!(await this.store.healthy())) return false;
         const codes = await Promise.all(this.nodes.map((n) => probe(n.url, '/v1/sys/health')));
         if (codes.some((c) => c !== 200 && c !== 429)) return false;
         if (codes.filter((c) => c === 200).length !== 1) return false;
@@ -151,7 +155,7 @@ export class ChaosCluster {
     clearInterval(this.rolePoll);
     for (const p of this.all) this.expectedExit.add(p);
     await Promise.all(this.all.map((p) => p.stop('SIGKILL')));
-    await this.redis?.stop();
+    await this.store?.stop();
   }
 
   private track(p: Proc): void {

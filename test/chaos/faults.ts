@@ -7,6 +7,7 @@ import { waitFor } from '../helpers/procs';
 import { type ChaosCluster, probe } from './cluster';
 import type { FaultKind } from './history';
 import type { Rng } from './rng';
+import { SENTINEL_FAULTS } from './sentinel-faults';
 
 /** The nodes' lock TTL (spawnNode sets LEADERWAY_LOCK_TTL=2s): a SIGSTOP must outlast it. */
 export const LOCK_TTL_MS = 2_000;
@@ -21,7 +22,7 @@ export interface FaultResult {
   violations: string[];
 }
 
-type Fault = (c: ChaosCluster, r: Rng) => Promise<FaultResult>;
+export type Fault = (c: ChaosCluster, r: Rng) => Promise<FaultResult>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -43,7 +44,7 @@ async function unsealed(p: Proc): Promise<void> {
 
 /** The active's lock connection as it recorded it (`<value>|<run id>|<client id>`). */
 async function holderClientId(c: ChaosCluster): Promise<string | null> {
-  const record = String((await c.redis.cli('GET', `{leaderway}/core/lock-conn`)) ?? '');
+  const record = String((await (await c.store.primary()).cli('GET', `{leaderway}/core/lock-conn`)) ?? '');
   const id = record.split('|')[2];
   return id && /^\d+$/.test(id) ? id : null;
 }
@@ -118,8 +119,9 @@ const FAULTS: Record<FaultKind, Fault> = {
 
   /** Redis restart (SIGTERM, append-only file kept): acknowledged writes must survive. */
   async 'redis-restart'(c) {
-    await c.redis.restart();
-    return { target: 'redis', violations: [] };
+    const p = await c.store.primary();
+    await p.restart();
+    return { target: `redis:${p.port}`, violations: [] };
   },
 
   /**
@@ -128,13 +130,14 @@ const FAULTS: Record<FaultKind, Fault> = {
    */
   async 'redis-latency'(c, r) {
     const ms = r.int(200, 900);
-    c.redis.pause();
+    const p = await c.store.primary();
+    p.pause();
     try {
       await sleep(ms);
     } finally {
-      c.redis.resume();
+      p.resume();
     }
-    return { target: 'redis', detail: `frozen ${ms} ms`, violations: [] };
+    return { target: `redis:${p.port}`, detail: `frozen ${ms} ms`, violations: [] };
   },
 
   /**
@@ -146,18 +149,19 @@ const FAULTS: Record<FaultKind, Fault> = {
     const a = await activeNode(c);
     const id = await holderClientId(c);
     if (!id) return { target: a.name, detail: 'no connection record', violations: [] };
-    await c.redis.cli('CLIENT', 'KILL', 'ID', id);
+    await (await c.store.primary()).cli('CLIENT', 'KILL', 'ID', id);
     return { target: a.name, detail: `client ${id} killed`, violations: [] };
   },
 
   /** kill -9 of the active right after a renew (the lock's TTL just reset), then a replacement. */
   async 'kill9-at-renew'(c) {
     const a = await activeNode(c);
+    const primary = await c.store.primary();
     const deadline = Date.now() + LOCK_TTL_MS * 2;
     let last = Number.POSITIVE_INFINITY;
     // A renew shows as the lock's remaining TTL jumping back up.
     while (Date.now() < deadline) {
-      const pttl = Number(await c.redis.cli('PTTL', '{leaderway}/core/lock'));
+      const pttl = Number(await primary.cli('PTTL', '{leaderway}/core/lock'));
       if (pttl > last + 50) break;
       last = pttl;
       await sleep(5);
@@ -166,6 +170,8 @@ const FAULTS: Record<FaultKind, Fault> = {
     const fresh = await c.replaceNode(a);
     return { target: a.name, detail: `killed ${last}→renewed; replaced by ${fresh.name}`, violations: [] };
   },
+
+  ...SENTINEL_FAULTS,
 };
 
 /** Injects one fault of `kind`. */

@@ -69,6 +69,7 @@ export interface FaultEvent {
   detail?: string;
 }
 
+/** Faults of every run (the Redis ones hit the primary under Sentinel). */
 export const FAULT_KINDS = [
   'kill9-active',
   'sigstop-active',
@@ -80,7 +81,24 @@ export const FAULT_KINDS = [
   'holder-conn-kill',
   'kill9-at-renew',
 ] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/** Faults only a Sentinel topology has (`npm run chaos -- --redis sentinel`). */
+export const SENTINEL_FAULT_KINDS = [
+  'redis-primary-kill9',
+  'redis-primary-sigstop',
+  'redis-replica-kill',
+  'sentinel-kill',
+  'redis-primary-empty-restart',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof SENTINEL_FAULT_KINDS)[number];
+
+/**
+ * One round of faults for a store kind (the scheduler draws a shuffled round at a time). Under
+ * Sentinel the two primary failovers appear twice per round, so failovers are a third of faults.
+ */
+export function faultRound(store: 'single' | 'sentinel'): FaultKind[] {
+  if (store === 'single') return [...FAULT_KINDS];
+  return [...FAULT_KINDS, ...SENTINEL_FAULT_KINDS, 'redis-primary-kill9', 'redis-primary-sigstop'];
+}
 
 /** Collects operations and faults; cheap enough to record tens of thousands of ops. */
 export class History {

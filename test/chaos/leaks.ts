@@ -1,5 +1,6 @@
 /**
- * The leak scan after a chaos run: Redis (keys, values, append-only file), every process's log,
+ * The leak scan after a chaos run: Redis (keys, values, append-only file; every data server under
+ * Sentinel), every process's log,
  * exported traces and the gateways' /metrics, searched for tokens, secret values and keys.
  */
 import { request } from 'undici';
@@ -23,10 +24,19 @@ export async function leakScan(
       // No metrics endpoint on this process.
     }
   }
+  const secrets = { token: c.token, keys: c.keys, valueMarker: SECRET_MARKER };
+  const primary = await c.store.primary();
   const report = await scanForLeaks(
-    { redisUrl: c.redis.url, procs: c.all, traces: traces?.raw ?? [], texts },
-    { token: c.token, keys: c.keys, valueMarker: SECRET_MARKER },
+    { redisUrl: primary.url, procs: c.all, traces: traces?.raw ?? [], texts },
+    secrets,
   );
+  // Under Sentinel, every replica's keys and files too.
+  for (const server of c.store.servers.filter((x) => x !== primary)) {
+    const r = await scanForLeaks({ redisUrl: server.url, procs: [], traces: [] }, secrets);
+    report.findings.push(...r.findings.map((f) => `redis :${server.port}: ${f}`));
+    report.scanned.redisKeys += r.scanned.redisKeys;
+    report.scanned.aofBytes += r.scanned.aofBytes;
+  }
   const s = report.scanned;
   const spans = traces?.spans().length ?? 0;
   const traced = traces

@@ -35,6 +35,19 @@ export interface FencingReport {
   minExpiryMarginMs: number;
 }
 
+/** A report with nothing observed yet. */
+export function emptyReport(): FencingReport {
+  return {
+    violations: [],
+    acquisitions: [],
+    ends: { released: 0, expired: 0, takenOver: 0 },
+    writesChecked: 0,
+    writesUnchecked: 0,
+    gaps: [],
+    minExpiryMarginMs: Number.POSITIVE_INFINITY,
+  };
+}
+
 interface Holder {
   value: string;
   expiresAt: number;
@@ -59,24 +72,26 @@ export class LockMonitor {
   private scriptAt = 0;
   private pendingAcquire: { value: string; ttl: number; at: number; takeover: boolean } | null = null;
   private downSince: number | undefined = Date.now();
-  private readonly r: FencingReport = {
-    violations: [],
-    acquisitions: [],
-    ends: { released: 0, expired: 0, takenOver: 0 },
-    writesChecked: 0,
-    writesUnchecked: 0,
-    gaps: [],
-    minExpiryMarginMs: Number.POSITIVE_INFINITY,
-  };
+  private readonly r: FencingReport = emptyReport();
 
-  constructor(port: number, prefix = 'leaderway') {
+  /**
+   * `replicationSources`: the other data servers of a replicated Redis. Their lines (a replica
+   * applying its primary's script effects) are not modelled: they only make the state unknown,
+   * and it is read again when a node's script runs here (the replica was promoted).
+   */
+  constructor(port: number, prefix = 'leaderway', replicationSources: ReadonlySet<string> = new Set()) {
     const tag = `{${prefix}}`;
     this.lockKey = `${tag}/core/lock`;
     this.connKey = `${tag}/core/lock-conn`;
     this.epochKey = `${tag}/core/lock-epoch`;
     this.indexKey = `${tag}/index`;
     this.dataPrefix = `${tag}/d/`;
-    this.stream = new MonitorStream(port, { lock: this.lockKey, epoch: this.epochKey }, (e) => this.on(e));
+    this.stream = new MonitorStream(
+      port,
+      { lock: this.lockKey, epoch: this.epochKey },
+      (e) => this.on(e),
+      replicationSources,
+    );
   }
 
   /** Connects (and keeps reconnecting across Redis restarts until stopped). */
@@ -108,6 +123,11 @@ export class LockMonitor {
         this.known = true;
         this.script = null;
         return;
+      case 'replicated':
+        this.known = false;
+        this.script = null;
+        this.pendingAcquire = null;
+        return;
       case 'cmd':
         this.onCommand(e.at, e.lua, e.args);
     }
@@ -120,6 +140,7 @@ export class LockMonitor {
       if (cmd === 'EVAL' || cmd === 'EVALSHA') {
         this.script = args;
         this.scriptAt = at;
+        if (!this.known) this.stream.reseed();
       } else {
         this.script = null;
         if (writesKey(cmd) && args.slice(1).some((k) => this.isOurs(k))) {

@@ -15,6 +15,8 @@ const MAX_ARGS = 24;
 
 export type MonitorEvent =
   | { kind: 'cmd'; at: number; lua: boolean; args: string[] }
+  /** A command a replica applied from its primary's replication stream (script effects). */
+  | { kind: 'replicated'; at: number }
   | { kind: 'seed'; at: number; value: string | null; pttlMs: number; epoch: number }
   | { kind: 'down'; at: number }
   | { kind: 'up'; at: number };
@@ -32,6 +34,8 @@ export class MonitorStream {
     private readonly port: number,
     private readonly keys: { lock: string; epoch: string },
     private readonly emit: (e: MonitorEvent) => void,
+    /** Addresses (`127.0.0.1:<port>`) of the other data servers: their lines are replication. */
+    private readonly replicationSources: ReadonlySet<string> = new Set(),
   ) {}
 
   /** Connects, and keeps reconnecting across Redis restarts until `stop()`. */
@@ -48,6 +52,11 @@ export class MonitorStream {
   stop(): void {
     this.stopped = true;
     this.socket?.destroy();
+  }
+
+  /** Reads the lock state again (e.g. a replica was promoted); no-op while a seed is pending. */
+  reseed(): void {
+    if (this.socket && !this.marker) void this.seed();
   }
 
   private open(): Promise<boolean> {
@@ -120,7 +129,12 @@ export class MonitorStream {
     const tsEnd = line.indexOf(' ');
     const at = Number(line.slice(0, tsEnd)) * 1000;
     const srcEnd = line.indexOf('] ');
-    const lua = line.slice(tsEnd + 1, srcEnd).endsWith(' lua');
+    const source = line.slice(tsEnd + 1, srcEnd);
+    if (this.replicationSources.has(source.slice(source.indexOf(' ') + 1))) {
+      this.emit({ kind: 'replicated', at });
+      return;
+    }
+    const lua = source.endsWith(' lua');
     const args = parseArgs(line.slice(srcEnd + 2), MAX_ARGS);
     if (!lua && args[0]?.toUpperCase() === 'EVAL' && this.marker && (args[1] ?? '').includes(this.marker)) {
       if (this.seedResult) this.release(at);

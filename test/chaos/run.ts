@@ -1,6 +1,7 @@
 /**
- * `npm run chaos [-- --minutes N] [-- --seed S] [-- --no-traces]`: a chaos run against real
- * processes (default 2 minutes). Prints the seed first (replay with --seed), a line per fault,
+ * `npm run chaos [-- --minutes N] [-- --seed S] [-- --redis sentinel] [-- --no-traces]`: a chaos
+ * run against real processes (default 2 minutes; one Redis, or a Sentinel topology with its own
+ * faults). Prints the seed first (replay with --seed), a line per fault,
  * the summary table and any violation; exits 1 on a violation. Needs `npm run build` first.
  */
 
@@ -16,13 +17,21 @@ function arg(name: string): string | undefined {
 async function main(): Promise<number> {
   const minutes = Number(arg('minutes') ?? 2);
   const seed = arg('seed') === undefined ? randomSeed() : Number(arg('seed'));
-  if (!Number.isFinite(minutes) || minutes <= 0 || !Number.isInteger(seed)) {
-    process.stderr.write('usage: npm run chaos -- [--minutes N] [--seed S] [--no-traces]\n');
+  const store = arg('redis') ?? 'single';
+  if (
+    !Number.isFinite(minutes) ||
+    minutes <= 0 ||
+    !Number.isInteger(seed) ||
+    (store !== 'single' && store !== 'sentinel')
+  ) {
+    process.stderr.write(
+      'usage: npm run chaos -- [--minutes N] [--seed S] [--redis single|sentinel] [--no-traces]\n',
+    );
     return 2;
   }
   const traces = !process.argv.includes('--no-traces');
   process.stdout.write(
-    `chaos: seed ${seed}, ${minutes} min (replay: npm run chaos -- --minutes ${minutes} --seed ${seed})\n`,
+    `chaos: seed ${seed}, ${minutes} min, ${store} Redis (replay: npm run chaos -- --minutes ${minutes} --seed ${seed} --redis ${store})\n`,
   );
   const stamp = () => new Date().toISOString().slice(11, 19);
   let leaks: string[] = [];
@@ -31,6 +40,7 @@ async function main(): Promise<number> {
     durationMs: minutes * 60_000,
     minFaults: Math.max(8, Math.floor(minutes * 4)),
     traces,
+    store,
     log: (l) => process.stdout.write(`[${stamp()}] ${l}\n`),
     beforeStop: async (c, traces) => {
       const scan = await leakScan(c, traces);

@@ -1,14 +1,16 @@
 /**
  * The fault scheduler: until the time budget is spent (and at least `minFaults` were injected),
  * wait a random settle period, inject a random fault, and wait until the cluster is healthy again.
- * Kinds are drawn from a seeded shuffled bag, so every kind appears once per round of seven.
+ * Kinds are drawn from a seeded shuffle of `round`, so every kind appears once per round.
  */
 import { type ChaosCluster, RECOVERY_TIMEOUT_MS } from './cluster';
 import { inject } from './faults';
-import { FAULT_KINDS, type FaultKind, type History } from './history';
+import type { FaultKind, History } from './history';
 import type { Rng } from './rng';
 
 export interface ScheduleOptions {
+  /** One round of fault kinds (history.ts faultRound). */
+  round: readonly FaultKind[];
   durationMs: number;
   minFaults: number;
   /** Settle time between a recovery and the next fault. */
@@ -30,7 +32,7 @@ export async function runSchedule(
   let n = 0;
   while (Date.now() < end || n < o.minFaults) {
     await new Promise((res) => setTimeout(res, r.int(o.settleMinMs, o.settleMaxMs)));
-    if (bag.length === 0) bag = shuffle([...FAULT_KINDS], r);
+    if (bag.length === 0) bag = shuffle([...o.round], r);
     const kind = bag.shift() as FaultKind;
     n++;
     const start = Date.now();

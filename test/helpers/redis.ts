@@ -5,7 +5,7 @@
  * directory removed if the test process exits without stopping it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -37,6 +37,8 @@ export interface RedisServer {
   start(): Promise<void>;
   /** `kill()` then `start()`. */
   restart(): Promise<void>;
+  /** Empties its directory while it is stopped: the next `start()` is on an empty disk. */
+  wipe(): void;
   /** SIGSTOP: the server keeps its connections but answers nothing. */
   pause(): void;
   /** SIGCONT. */
@@ -164,6 +166,11 @@ class TestRedis implements RedisServer {
   async restart(): Promise<void> {
     await this.kill();
     await this.start();
+  }
+
+  wipe(): void {
+    if (this.child) throw new Error('wipe() needs a stopped server');
+    for (const f of readdirSync(this.dir)) rmSync(path.join(this.dir, f), { recursive: true, force: true });
   }
 
   pause(): void {

@@ -20,6 +20,8 @@ export interface SentinelOptions {
   downAfterMs?: number;
   /** The data servers' `min-replicas-to-write` (0 turns it off). */
   minReplicasToWrite?: number;
+  /** Append-only persistence on the data servers (the production setting; off by default). */
+  appendonly?: boolean;
 }
 
 export interface SentinelTopology {
@@ -33,6 +35,8 @@ export interface SentinelTopology {
   primary(): Promise<RedisServer>;
   /** Waits until the Sentinels name a primary other than `old`, and it accepts writes. */
   waitFailover(old: RedisServer, timeoutMs?: number): Promise<RedisServer>;
+  /** True when the named primary is one and every replica replicates from it, online. */
+  inSync(): Promise<boolean>;
   /** Waits until every live data server replicates from the current primary. */
   waitReplicasSynced(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -55,21 +59,31 @@ export async function startSentinel(o: SentinelOptions = {}): Promise<SentinelTo
   const downAfterMs = o.downAfterMs ?? 1000;
   const minToWrite = o.minReplicasToWrite ?? 1;
   const confDir = mkdtempSync(path.join(tmpdir(), 'lw-sentinel-'));
-  const dataArgs = ['--min-replicas-to-write', String(minToWrite), '--min-replicas-max-lag', '10'];
+  // A replica that (re)joins syncs at once: the 5 s default delay only batches replicas.
+  const dataConf = [
+    `min-replicas-to-write ${minToWrite}`,
+    'min-replicas-max-lag 10',
+    'repl-diskless-sync-delay 0',
+  ];
+  const appendonly = o.appendonly ?? false;
   const servers: RedisServer[] = [];
   const sentinels: RedisServer[] = [];
   const stopAll = async () => {
     await Promise.all([...sentinels, ...servers].map((s) => s.stop()));
     rmSync(confDir, { recursive: true, force: true });
   };
+  // Each data server reads a configuration file, which the Sentinels rewrite (CONFIG REWRITE)
+  // when they change its role: a restarted server comes back with the role it last had.
+  const startData = async (i: number, replicaOf?: number) => {
+    const conf = path.join(confDir, `data-${i}.conf`);
+    const lines = replicaOf === undefined ? dataConf : [...dataConf, `replicaof 127.0.0.1 ${replicaOf}`];
+    writeFileSync(conf, `${lines.join('\n')}\n`);
+    return startRedis({ leadingArgs: [conf], appendonly });
+  };
   try {
-    servers.push(await startRedis({ args: dataArgs }));
+    servers.push(await startData(0));
     const primaryPort = (servers[0] as RedisServer).port;
-    for (let i = 0; i < replicas; i++) {
-      servers.push(
-        await startRedis({ args: [...dataArgs, '--replicaof', '127.0.0.1', String(primaryPort)] }),
-      );
-    }
+    for (let i = 0; i < replicas; i++) servers.push(await startData(i + 1, primaryPort));
     const sentinelPorts = await freePorts(3);
     for (const [i, port] of sentinelPorts.entries()) {
       const conf = path.join(confDir, `sentinel-${i}.conf`);
@@ -118,18 +132,18 @@ export async function startSentinel(o: SentinelOptions = {}): Promise<SentinelTo
           100,
         );
       },
+      async inSync() {
+        try {
+          const p = await topology.primary();
+          const text = await info(p.port, 'replication');
+          const online = [...text.matchAll(/^slave\d+:.*state=online/gm)].length;
+          return /role:master/.test(text) && online >= replicas;
+        } catch {
+          return false;
+        }
+      },
       async waitReplicasSynced(timeoutMs = 20_000) {
-        await waitFor(
-          async () => {
-            const p = await topology.primary();
-            const text = await info(p.port, 'replication');
-            const online = [...text.matchAll(/^slave\d+:.*state=online/gm)].length;
-            return online >= replicas;
-          },
-          timeoutMs,
-          'replicas in sync',
-          100,
-        );
+        await waitFor(() => topology.inSync(), timeoutMs, 'replicas in sync', 100);
       },
       stop: stopAll,
     };

@@ -1,0 +1,75 @@
+/**
+ * A short seeded chaos run as a test suite (chaos.test.ts, chaos-sentinel.test.ts): faults for
+ * `windowMs` under six clients, at least one full round so every kind appears, then the history,
+ * fencing and logs checked and Redis, logs and traces scanned for secrets in the clear. A failure
+ * replays with `npm run chaos -- --minutes 1 --seed <SEED> --redis <store>`.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { type ChaosResult, runChaos } from './chaos';
+import { faultRound } from './history';
+import { leakScan } from './leaks';
+import type { StoreKind } from './store';
+
+export interface ShortRun {
+  seed: number;
+  store: StoreKind;
+  /** Time the scheduler keeps injecting faults (setup and the final read come on top). */
+  windowMs: number;
+  /** Budget for the whole run. */
+  timeoutMs: number;
+}
+
+export function describeShortRun(o: ShortRun): void {
+  const round = faultRound(o.store);
+  const minFaults = round.length;
+  describe(`chaos: a short seeded run (${o.store} Redis)`, () => {
+    let result: ChaosResult;
+    let leaks: { findings: string[]; line: string } = { findings: [], line: '' };
+
+    before(
+      async () => {
+        process.stdout.write(
+          `chaos: seed ${o.seed} (replay: npm run chaos -- --minutes 1 --seed ${o.seed} --redis ${o.store})\n`,
+        );
+        result = await runChaos({
+          seed: o.seed,
+          store: o.store,
+          durationMs: o.windowMs,
+          minFaults,
+          traces: true,
+          log: (l) => process.stdout.write(`chaos: ${l}\n`),
+          beforeStop: async (c, traces) => {
+            leaks = await leakScan(c, traces);
+          },
+        });
+        process.stdout.write(`${result.summary}\n${leaks.line}\n`);
+      },
+      { timeout: o.timeoutMs },
+    );
+
+    it(`injects at least ${minFaults} faults, every kind at least once`, () => {
+      assert.ok(result.faults >= minFaults, `only ${result.faults} faults`);
+      const kinds = new Set(result.figures.map((f) => f.kind));
+      assert.deepEqual(
+        [...new Set(round)].filter((k) => !kinds.has(k)),
+        [],
+      );
+    });
+
+    it('records a real history: acknowledged writes, reads, and fencing evidence from Redis', () => {
+      assert.ok(result.stats.ackedWrites > 100, `only ${result.stats.ackedWrites} acknowledged writes`);
+      assert.ok(result.stats.readsChecked > 100, `only ${result.stats.readsChecked} reads checked`);
+      assert.ok(result.fencing.writesChecked > 100, 'MONITOR saw too few writes to vouch for fencing');
+      assert.ok(result.fencing.acquisitions.length >= 3, 'too few leadership terms observed');
+    });
+
+    it('finds no violation: durability, single writer, CAS, fencing, epochs, no crash', () => {
+      assert.deepEqual(result.violations, []);
+    });
+
+    it('leaves no token, secret value, key or advertisement in the clear', () => {
+      assert.deepEqual(leaks.findings, []);
+    });
+  });
+}
