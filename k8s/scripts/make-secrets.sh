@@ -9,8 +9,9 @@
 #   leaderway-gateway-identity  tls.crt tls.key   the gateways' client certificate (from that CA)
 #   leaderway-redis-node        url               LEADERWAY_REDIS_URL as Redis user leaderway-node
 #   leaderway-redis-gateway     url               LEADERWAY_REDIS_URL as Redis user leaderway-gateway
-#   leaderway-redis-passwords   node-password gateway-password
-#                                                 only for the dev overlay's Redis (its aclfile)
+#   leaderway-redis-passwords   node-password gateway-password internal-password sentinel-password
+#                                                 only for a Redis in the cluster: the dev overlay's,
+#                                                 or the Sentinel one (components/redis-sentinel)
 #
 # Keys are 32 random bytes, base64. Secrets that belong together (signing + verify, CA +
 # identity, the Redis ones) are created together or not at all. An existing Secret is never
@@ -20,17 +21,21 @@
 #
 # Usage: k8s/scripts/make-secrets.sh [--namespace NS] [--context CTX]
 #                                    [--redis-node-url URL|- --redis-gateway-url URL|-]
+#                                    [--redis-sentinel]
 #   --namespace          default: leaderway (created if missing)
 #   --redis-node-url     your Redis as the leaderway-node user (see `leaderway redis-acl`), and
 #   --redis-gateway-url  as the leaderway-gateway user. `-` reads it from stdin (node URL on the
 #                        first line, gateway URL on the next), which keeps passwords out of your
 #                        shell history and `ps`. Without both: the dev overlay's Redis, with fresh
 #                        passwords (leaderway-redis-passwords).
+#   --redis-sentinel     instead of the dev Redis, the production-sentinel overlay's: the same
+#                        fresh passwords, and redis+sentinel:// URLs to its three Sentinels.
 set -euo pipefail
 
 namespace=leaderway
 node_url=
 gateway_url=
+sentinel=
 kubectl_args=()
 
 # The header comment above is the help text.
@@ -42,6 +47,7 @@ while [ $# -gt 0 ]; do
     --context) kubectl_args+=(--context "${2:?--context needs a value}"); shift 2 ;;
     --redis-node-url) node_url="${2:?--redis-node-url needs a value}"; shift 2 ;;
     --redis-gateway-url) gateway_url="${2:?--redis-gateway-url needs a value}"; shift 2 ;;
+    --redis-sentinel) sentinel=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "make-secrets: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -49,6 +55,10 @@ done
 
 if [ -n "$node_url$gateway_url" ] && { [ -z "$node_url" ] || [ -z "$gateway_url" ]; }; then
   echo "make-secrets: give both --redis-node-url and --redis-gateway-url (or neither, for the dev Redis)" >&2
+  exit 2
+fi
+if [ -n "$sentinel" ] && [ -n "$node_url$gateway_url" ]; then
+  echo "make-secrets: --redis-sentinel makes the Redis URLs itself: give no --redis-*-url" >&2
   exit 2
 fi
 if [ "$node_url" = "-" ]; then IFS= read -r node_url || true; fi
@@ -156,15 +166,25 @@ if [ -n "$node_url" ]; then
     create leaderway-redis-gateway url
   fi
 elif group leaderway-redis-passwords leaderway-redis-node leaderway-redis-gateway; then
-  # The dev overlay's Redis: its aclfile is made from these passwords at start.
+  # A Redis in the cluster: its aclfile (and, with Sentinel, replication and the Sentinels'
+  # own auth) is made from these passwords at start.
   p="$workdir/leaderway-redis-passwords"
-  openssl rand -hex 24 | tr -d '\n' >"$p/node-password"
-  openssl rand -hex 24 | tr -d '\n' >"$p/gateway-password"
-  printf 'redis://leaderway-node:%s@leaderway-redis:6379' "$(cat "$p/node-password")" \
+  for k in node-password gateway-password internal-password sentinel-password; do
+    openssl rand -hex 24 | tr -d '\n' >"$p/$k"
+  done
+  if [ -n "$sentinel" ]; then
+    hosts="leaderway-redis-0.leaderway-redis:26379,leaderway-redis-1.leaderway-redis:26379,leaderway-redis-2.leaderway-redis:26379"
+    where="@$hosts/mymaster?sentinel_password=$(cat "$p/sentinel-password")"
+    scheme='redis+sentinel'
+  else
+    where='@leaderway-redis:6379'
+    scheme='redis'
+  fi
+  printf '%s://leaderway-node:%s%s' "$scheme" "$(cat "$p/node-password")" "$where" \
     >"$workdir/leaderway-redis-node/url"
-  printf 'redis://leaderway-gateway:%s@leaderway-redis:6379' "$(cat "$p/gateway-password")" \
+  printf '%s://leaderway-gateway:%s%s' "$scheme" "$(cat "$p/gateway-password")" "$where" \
     >"$workdir/leaderway-redis-gateway/url"
-  create leaderway-redis-passwords node-password gateway-password
+  create leaderway-redis-passwords node-password gateway-password internal-password sentinel-password
   create leaderway-redis-node url
   create leaderway-redis-gateway url
 fi

@@ -36,6 +36,7 @@ export const NODE_API_PORT = 8200;
 export const NODE_CLUSTER_PORT = 8201;
 export const GATEWAY_PORT = 8300;
 export const REDIS_PORT = 6379;
+export const SENTINEL_PORT = 26379;
 export const OTLP_HTTP_PORT = 4318;
 
 /** The Secrets k8s/scripts/make-secrets.sh creates (name/key), with valid stand-in values. */
@@ -48,6 +49,8 @@ export const SCRIPT_SECRETS: SecretValues = {
   'leaderway-redis-gateway/url': 'redis://leaderway-gateway:gateway-password@leaderway-redis:6379',
   'leaderway-redis-passwords/node-password': 'node-password-0123456789',
   'leaderway-redis-passwords/gateway-password': 'gateway-password-0123456789',
+  'leaderway-redis-passwords/internal-password': 'internal-password-0123456789',
+  'leaderway-redis-passwords/sentinel-password': 'sentinel-password-0123456789',
   'leaderway-gateway-ca/ca.crt': 'PEM',
   'leaderway-gateway-identity/tls.crt': 'PEM',
   'leaderway-gateway-identity/tls.key': 'PEM',
@@ -68,8 +71,11 @@ const NODE_ONLY = [
 
 /** What one overlay is expected to contain beyond the common rules. */
 export interface OverlayExpectations {
-  /** The dev Redis StatefulSet (append-only) is part of the overlay. */
-  redis: boolean;
+  /**
+   * Which Redis the overlay carries: the dev Redis StatefulSet (append-only), the replicated one
+   * (components/redis-sentinel), or none (an existing managed Redis).
+   */
+  redis: false | 'single' | 'sentinel';
   /** Jaeger all-in-one is part of the overlay, and the OTLP endpoint points at it. */
   jaeger: boolean;
   /** Node anti-affinity is required (not just preferred). */
@@ -528,7 +534,13 @@ export function allowedPeers(
  */
 export function networkPolicyProblems(objects: K8sObject[], expect: OverlayExpectations): string[] {
   const problems: string[] = [];
-  const onlyNodesAndGateways = (what: string, labels: Record<string, string>, port: number) => {
+  const onlyNodesAndGateways = (
+    what: string,
+    labels: Record<string, string>,
+    port: number,
+    /** Pods of its own that may reach it too (Redis replication and Sentinel gossip). */
+    self = false,
+  ) => {
     const peers = allowedPeers(objects, labels, port);
     if (peers === null) return problems.push(`${what}: no NetworkPolicy isolates it`);
     if (peers === 'any') return problems.push(`${what}: port ${port} is open to any source`);
@@ -537,7 +549,8 @@ export function networkPolicyProblems(objects: K8sObject[], expect: OverlayExpec
       const sel = peer.podSelector?.matchLabels as Record<string, string> | undefined;
       if (peer.ipBlock || peer.namespaceSelector || !sel) {
         problems.push(`${what}: port ${port} allows ${JSON.stringify(peer)}`);
-      } else if (selects(sel, NODE_LABELS) && !selects(sel, GATEWAY_LABELS)) kinds.add('node');
+      } else if (self && selects(sel, labels)) kinds.add('self');
+      else if (selects(sel, NODE_LABELS) && !selects(sel, GATEWAY_LABELS)) kinds.add('node');
       else if (selects(sel, GATEWAY_LABELS) && !selects(sel, NODE_LABELS)) kinds.add('gateway');
       else problems.push(`${what}: port ${port} allows pods ${JSON.stringify(sel)}`);
     }
@@ -550,7 +563,9 @@ export function networkPolicyProblems(objects: K8sObject[], expect: OverlayExpec
   if (nodeApi === 'any') problems.push(`nodes: API port ${NODE_API_PORT} is open to any source`);
   if (expect.redis) {
     const redis = redisPod(objects);
-    if (redis) onlyNodesAndGateways('redis', redis.labels, REDIS_PORT);
+    const sentinel = expect.redis === 'sentinel';
+    if (redis) onlyNodesAndGateways('redis', redis.labels, REDIS_PORT, sentinel);
+    if (redis && sentinel) onlyNodesAndGateways('sentinel', redis.labels, SENTINEL_PORT, true);
   }
   const gw = allowedPeers(objects, GATEWAY_LABELS, GATEWAY_PORT);
   if (gw === null) problems.push('gateways: no NetworkPolicy isolates them');
@@ -586,6 +601,7 @@ export function extrasProblems(objects: K8sObject[], expect: OverlayExpectations
       const claims = (sts.spec?.volumeClaimTemplates ?? []).map((t) => t.metadata?.name);
       if (!mounts.some((m) => claims.includes(m)))
         problems.push(`${redis.owner}: data is not on a persistent volume`);
+      if (expect.redis === 'sentinel') problems.push(...sentinelProblems(objects, redis, sts, args));
     }
   } else if (redis) problems.push(`${redis.owner}: this overlay must use an existing Redis`);
   const jaeger = podTemplates(objects).find((p) =>
@@ -597,6 +613,29 @@ export function extrasProblems(objects: K8sObject[], expect: OverlayExpectations
     else if (!ports.includes(OTLP_HTTP_PORT) || !ports.includes(16686))
       problems.push(`${jaeger.owner}: must expose OTLP/HTTP ${OTLP_HTTP_PORT} and the UI 16686`);
   } else if (jaeger) problems.push(`${jaeger.owner}: this overlay must use an existing collector`);
+  return problems;
+}
+
+/**
+ * The replicated Redis: three data servers each with a Sentinel, one per machine, at most one
+ * evicted at a time, and an isolated primary refusing writes (min-replicas-to-write).
+ */
+function sentinelProblems(
+  objects: K8sObject[],
+  redis: PodTemplate,
+  sts: IStatefulSet,
+  args: string,
+): string[] {
+  const problems: string[] = [];
+  if ((sts.spec?.replicas ?? 1) < 3) problems.push(`${redis.owner}: fewer than 3 Redis pods`);
+  if (!/--min-replicas-to-write [1-9]/.test(args))
+    problems.push(`${redis.owner}: min-replicas-to-write is not set`);
+  if (!redis.spec.containers.some((c) => (c.ports ?? []).some((p) => p.containerPort === SENTINEL_PORT)))
+    problems.push(`${redis.owner}: no Sentinel`);
+  const anti = redis.spec.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+  if (!anti.some((t) => t.topologyKey === 'kubernetes.io/hostname'))
+    problems.push(`${redis.owner}: Redis pods may share a machine (no required anti-affinity)`);
+  problems.push(...pdbProblems(objects, redis));
   return problems;
 }
 

@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseKeyList } from '../../shared/config/formats';
 import { signingKeyFromSeed } from '../../shared/crypto/signing';
+import { parseRedisUrl } from '../../shared/storage/redis/redis-url';
 import { SCRIPT_SECRETS } from './invariants';
 import { ROOT } from './render';
 
@@ -192,4 +193,43 @@ test('refuses a Redis URL of the wrong scheme, one URL without the other, and on
   const same = run(['--redis-node-url', 'redis://a:6379', '--redis-gateway-url', 'redis://a:6379']);
   assert.equal(same.status, 2);
   assert.match(same.out, /must differ/);
+});
+
+test('--redis-sentinel: the Sentinel component passwords and redis+sentinel:// URLs that parse', () => {
+  const r = run(['--namespace', 'lw-sentinel', '--redis-sentinel']);
+  assert.equal(r.status, 0, r.out);
+  const secrets = state().secrets;
+  const pw = secrets['lw-sentinel/leaderway-redis-passwords'] ?? {};
+  assert.deepEqual(Object.keys(pw).sort(), [
+    'gateway-password',
+    'internal-password',
+    'node-password',
+    'sentinel-password',
+  ]);
+  assert.equal(new Set(Object.values(pw)).size, 4, 'four distinct passwords');
+  const node = parseRedisUrl(secrets['lw-sentinel/leaderway-redis-node']?.url ?? '');
+  assert.ok('options' in node);
+  assert.equal(node.options.name, 'mymaster');
+  assert.equal(node.options.username, 'leaderway-node');
+  assert.equal(node.options.password, pw['node-password']);
+  assert.equal(node.options.sentinelPassword, pw['sentinel-password']);
+  assert.deepEqual(
+    node.options.sentinels?.map((s) => `${s.host}:${s.port}`),
+    [0, 1, 2].map((i) => `leaderway-redis-${i}.leaderway-redis:26379`),
+  );
+  const gw = parseRedisUrl(secrets['lw-sentinel/leaderway-redis-gateway']?.url ?? '');
+  assert.ok('options' in gw);
+  assert.equal(gw.options.username, 'leaderway-gateway');
+  assert.equal(gw.options.password, pw['gateway-password']);
+  assert.ok(!r.out.includes(pw['sentinel-password'] ?? '?'), 'a secret was printed');
+  const bad = run([
+    '--namespace',
+    'lw-sentinel',
+    '--redis-sentinel',
+    '--redis-node-url',
+    'redis://a',
+    '--redis-gateway-url',
+    'redis://b',
+  ]);
+  assert.equal(bad.status, 2);
 });

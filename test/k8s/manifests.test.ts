@@ -32,8 +32,9 @@ import { type K8sObject, kubectlMissing, OVERLAYS_DIR, overlayNames, render, sch
 
 /** Every overlay under k8s/overlays must be listed here (a new one fails until it is). */
 const EXPECTATIONS: Record<string, OverlayExpectations> = {
-  dev: { redis: true, jaeger: true, requiredNodeAntiAffinity: false },
+  dev: { redis: 'single', jaeger: true, requiredNodeAntiAffinity: false },
   production: { redis: false, jaeger: false, requiredNodeAntiAffinity: true },
+  'production-sentinel': { redis: 'sentinel', jaeger: false, requiredNodeAntiAffinity: true },
 };
 
 const skip = kubectlMissing() ?? false;
@@ -83,7 +84,10 @@ describe('k8s overlays', { skip }, () => {
       test('NetworkPolicies: cluster port and Redis only from nodes and gateways', () => {
         assert.deepEqual(networkPolicyProblems(objects, expect), []);
       });
-      test(expect.redis ? 'has Redis (append-only) and Jaeger' : 'has no Redis and no Jaeger', () => {
+      const extras = expect.redis
+        ? `has ${expect.redis === 'sentinel' ? 'a replicated' : 'a'} Redis (append-only)${expect.jaeger ? ' and Jaeger' : ''}`
+        : 'has no Redis and no Jaeger';
+      test(extras, () => {
         assert.deepEqual(extrasProblems(objects, expect), []);
       });
       test('images are pinned; selectors select', () => {
@@ -292,5 +296,28 @@ describe('the invariants catch broken manifests', { skip }, () => {
       container(o, GATEWAY_LABELS).image = 'leaderway:latest';
     });
     catches(imageProblems(objs), /image "leaderway:latest" is not pinned/);
+  });
+  test('a Sentinel topology with two pods sharing a machine, no PDB, and writes without a replica', () => {
+    const sentinelExpect = EXPECTATIONS['production-sentinel'] as OverlayExpectations;
+    const redisLabels = { 'app.kubernetes.io/name': 'redis', 'app.kubernetes.io/component': 'redis' };
+    const objs = broken(rendered('production-sentinel'), (o) => {
+      const sts = workload(o, redisLabels);
+      if (sts.spec) sts.spec.replicas = 2;
+      const spec = sts.spec?.template.spec;
+      if (spec) delete spec.affinity;
+      const c = spec?.containers[0] as IContainer;
+      c.args = (c.args ?? []).filter(
+        (a, i, all) => a !== '--min-replicas-to-write' && all[i - 1] !== '--min-replicas-to-write',
+      );
+      o.splice(
+        o.findIndex((x) => x.kind === 'PodDisruptionBudget' && x.metadata.name === 'leaderway-redis'),
+        1,
+      );
+    });
+    const problems = extrasProblems(objs, sentinelExpect);
+    catches(problems, /fewer than 3 Redis pods/);
+    catches(problems, /no required anti-affinity/);
+    catches(problems, /min-replicas-to-write is not set/);
+    catches(problems, /expected one PodDisruptionBudget, found 0/);
   });
 });
