@@ -139,8 +139,8 @@ export class GatewayProxy {
     const remaining = () => Math.max(0, deadline - performance.now());
     let leader = watcher.current();
     if (leader && leader.ad.uuid !== avoid) return leader;
-    // With the store unreachable no new leader can be learned: fail fast rather than hold.
-    if (!leader && !watcher.storeReachable()) return null;
+    // No leader known, even with the store unreachable: a Redis failover is a pause like a
+    // leader change, so hold until the deadline rather than fail fast.
     return traced('lw.gateway.leader_wait', { 'lw.avoid': avoid !== undefined }, async (span) => {
       if (leader) {
         leader =

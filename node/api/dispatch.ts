@@ -186,21 +186,32 @@ export class ApiHandler {
 
   /** `applied`: the request stored something before it failed (so it must not be retried). */
   private fail(res: AnyResponse, err: unknown, applied: boolean): void {
-    const e = toLwError(err);
+    const cause = toLwError(err);
+    // Part of the request was stored (a KV write's data, then its metadata fenced out): it must
+    // be neither retried by a gateway nor reported as not done.
+    const e =
+      applied && (NOT_SERVED_CODES.has(cause.code) || cause.code === 'LW_ERR_STORAGE_UNAVAILABLE')
+        ? new LwError(
+            'LW_ERR_OUTCOME_UNKNOWN',
+            'the request failed after part of it was stored; its outcome is unknown: check before retrying',
+            { retryAfter: 1 },
+          )
+        : cause;
     if (e.code === 'LW_ERR_INTERNAL' || e.code === 'LW_ERR_CORRUPT') {
       this.log.error(
         { err: { name: (err as Error)?.name, message: (err as Error)?.message } },
         'request failed',
       );
     }
-    if (e.code === 'LW_ERR_FENCED_WRITE') this.node.onFencedWrite();
+    this.node.onRequestError(e.code);
+    if (cause.code === 'LW_ERR_FENCED_WRITE') this.node.onFencedWrite();
     if (res.headersSent) {
       res.destroy();
       return;
     }
     // Storage unreachable (a Redis failover) before anything was stored: the gateway holds the
     // request and retries it, as for a leader change.
-    const notServed = NOT_SERVED_CODES.has(e.code) || (e.code === 'LW_ERR_STORAGE_UNAVAILABLE' && !applied);
+    const notServed = !applied && (NOT_SERVED_CODES.has(e.code) || e.code === 'LW_ERR_STORAGE_UNAVAILABLE');
     sendError(res, e, notServed ? { [NOT_SERVED_HEADER]: e.code } : {});
   }
 }

@@ -78,7 +78,6 @@ export class LeaderWatcher extends EventEmitter {
   private leader: Leader | null = null;
   private maxEpoch = 0;
   private lastGoodRead = 0;
-  private lastReadFailed = false;
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private inflight: Promise<void> | undefined;
@@ -115,11 +114,6 @@ export class LeaderWatcher extends EventEmitter {
       this.set(null);
     }
     return this.leader;
-  }
-
-  /** False while the last attempt to read the store failed: waiting for a leader is then futile. */
-  storeReachable(): boolean {
-    return !this.lastReadFailed;
   }
 
   /** True when `current()` would return a leader. */
@@ -176,11 +170,9 @@ export class LeaderWatcher extends EventEmitter {
     try {
       holder = await ha.holder();
     } catch (err) {
-      this.lastReadFailed = true;
       hooks?.onReadError?.(err);
       return;
     }
-    this.lastReadFailed = false;
     if (!holder) {
       this.lastGoodRead = performance.now();
       this.set(null);
@@ -194,7 +186,6 @@ export class LeaderWatcher extends EventEmitter {
     try {
       found = await this.fetch(holder.value);
     } catch (err) {
-      this.lastReadFailed = true;
       hooks?.onReadError?.(err);
       return;
     }
@@ -230,7 +221,6 @@ export class LeaderWatcher extends EventEmitter {
           : await this.opts.identity?.(ad);
       } catch (err) {
         // Reading it failed (a node reads the key through the barrier): like a failed read.
-        this.lastReadFailed = true;
         hooks?.onReadError?.(err);
         return;
       }
