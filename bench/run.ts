@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: one command that starts a real Redis, three nodes (API over TLS), the gateway
  * and HAProxy, and measures them side by side. `-- --quick` runs a subset in about a minute;
- * `-- --section=steady,failover,growth,tracing,list-shim,abuse,engines` (or `profile`) picks sections.
+ * `-- --section=steady,failover,growth,tracing,list-shim,abuse,engines,replication` (or `profile`)
+ * picks sections.
  *
  * A full run writes bench/results/<timestamp>.json, merges it into bench/results/latest.json and
  * rewrites the tables in BENCHMARKS.md. A quick run writes its own file and prints the tables
@@ -18,6 +19,7 @@ import { failoverSection } from './sections/failover';
 import { growthSection } from './sections/growth';
 import { listShimSection } from './sections/list-shim';
 import { profileSection } from './sections/profile';
+import { replicationSection } from './sections/replication';
 import { steadySection } from './sections/steady';
 import { tracingSection } from './sections/tracing';
 
@@ -29,6 +31,7 @@ const DEFAULT_SECTIONS = [
   'abuse',
   'engines',
   'failover',
+  'replication',
 ] as const;
 const ALL_SECTIONS = [...DEFAULT_SECTIONS, 'profile'] as const;
 type Section = (typeof ALL_SECTIONS)[number];
@@ -85,6 +88,8 @@ async function main(): Promise<number> {
         else if (s === 'tracing') results.tracing = { meta: meta(), data: await tracingSection(ctx) };
         else if (s === 'list-shim') results.listShim = { meta: meta(), data: await listShimSection(ctx) };
         else if (s === 'abuse') results.abuse = { meta: meta(), data: await abuseSection(ctx) };
+        else if (s === 'replication')
+          results.replication = { meta: meta(), data: await replicationSection(ctx) };
         else if (s === 'engines') results.engines = { meta: meta(), data: await enginesSection(ctx) };
         else if (s === 'failover') results.failover = { meta: meta(), data: await failoverSection(ctx) };
         else if (s === 'profile') results.profile = { meta: meta(), data: await profileSection(ctx) };

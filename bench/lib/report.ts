@@ -5,8 +5,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { EngineName } from '../engines/compare';
+import { failoverChart, STEADY_CHARTS, writeCharts } from './charts';
 import { metaLine, table } from './markdown';
 import { failover, standbyFailover } from './report-failover';
+import { replication } from './report-replication';
 import { growth, steady } from './report-throughput';
 import type { Measured, Results } from './results';
 import { fmt, median, ratio } from './stats';
@@ -187,17 +189,29 @@ function abuse(t: Measured<NonNullable<Results['abuse']>['data']>): string {
   ].join('\n');
 }
 
+function failoverPictures(r: Results): string {
+  const faults = [...new Set(r.failover?.data.runs.map((x) => x.fault))];
+  return faults
+    .map((f) => `![${f}: gateway vs HAProxy, requests per 250 ms](${failoverChart(f)})`)
+    .join('\n\n');
+}
+
+function steadyPictures(): string {
+  return `![req/s per path](${STEADY_CHARTS.rps})\n\n![CPU per 1,000 requests per path](${STEADY_CHARTS.cpu})`;
+}
+
 /** Every block, rendered from the results. */
 export function renderBlocks(r: Results): Record<string, string> {
   const none = '_Not measured yet._';
   return {
     targets: targets(r),
-    steady: r.steady ? steady(r.steady) : none,
-    failover: r.failover ? failover(r.failover) : none,
+    steady: r.steady ? `${steady(r.steady)}\n\n${steadyPictures()}` : none,
+    failover: r.failover ? `${failover(r.failover)}\n\n${failoverPictures(r)}` : none,
     growth: r.growth ? growth(r.growth) : none,
     tracing: r.tracing ? tracing(r.tracing) : none,
     'list-shim': r.listShim ? listShim(r.listShim) : none,
     abuse: r.abuse ? abuse(r.abuse) : none,
+    replication: r.replication ? replication(r.replication) : none,
     engines: r.engines ? engines(r.engines, r) : none,
     'standby-failover': r.standbyFailover ? standbyFailover(r.standbyFailover) : none,
     profile: r.profile ? profile(r.profile) : none,
@@ -206,6 +220,7 @@ export function renderBlocks(r: Results): Record<string, string> {
 
 /** Rewrites the blocks in BENCHMARKS.md (creating the file or missing markers as needed). */
 export function updateBenchmarksMd(r: Results, file = BENCHMARKS_MD): void {
+  writeCharts(r);
   let md = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
   for (const [name, body] of Object.entries(renderBlocks(r))) {
     const begin = `<!-- bench:${name}:begin -->`;

@@ -13,6 +13,7 @@ import type { FailoverResult } from '../sections/failover';
 import type { GrowthResult } from '../sections/growth';
 import type { ListShimResult } from '../sections/list-shim';
 import type { ProfileResult } from '../sections/profile';
+import type { ReplicationResult } from '../sections/replication';
 import type { SteadyResult } from '../sections/steady';
 import type { TracingResult } from '../sections/tracing';
 import type { StandbyFailoverResult } from './standby-failover';
@@ -47,6 +48,7 @@ export interface Results {
   tracing?: Measured<TracingResult>;
   listShim?: Measured<ListShimResult>;
   abuse?: Measured<AbuseResult>;
+  replication?: Measured<ReplicationResult>;
   engines?: Measured<EnginesResult>;
   standbyFailover?: Measured<StandbyFailoverResult>;
   profile?: Measured<ProfileResult>;

@@ -6,6 +6,7 @@ import type { EngineName } from '../engines/compare';
 import type { Fault } from '../sections/failover';
 import type { PathName, SteadyRow } from '../sections/steady';
 import type { LoadResult } from './load';
+import { replicationTarget } from './report-replication';
 import type { Results } from './results';
 import { parseDurationMs } from './standby-failover';
 import { fmt, max, median, ratio } from './stats';
@@ -116,6 +117,7 @@ export function evaluateTargets(r: Results): TargetCheck[] {
       met: q >= 0.7,
     });
   }
+  if (r.replication) out.push(replicationTarget(r.replication.data));
   const abuse = r.abuse?.data.rounds;
   if (abuse && abuse.length > 0) {
     const q = median(abuse.map((x) => ratio(x.loadedP99, x.unloadedP99)));
