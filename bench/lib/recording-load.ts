@@ -117,6 +117,8 @@ export interface WindowStats {
   baselineRps: number;
   /** Successful responses per bucket from the fault on (the throughput timeline). */
   timeline: number[];
+  /** Failed requests per bucket from the fault on, by when they ended (absent in older results). */
+  failTimeline?: number[];
 }
 
 /** Bucket width for the throughput timeline. */
@@ -143,10 +145,12 @@ export function analyseWindow(
   const perBucket = (baselineOk / (faultAt - baselineFrom)) * BUCKET_MS;
   const buckets = Math.ceil((until - faultAt) / BUCKET_MS);
   const counts = new Array<number>(buckets).fill(0);
+  const fails = new Array<number>(buckets).fill(0);
   for (const s of samples) {
-    if (!ok(s) || s.end < faultAt || s.end >= until) continue;
+    if (s.end < faultAt || s.end >= until) continue;
     const b = Math.floor((s.end - faultAt) / BUCKET_MS);
-    counts[b] = (counts[b] ?? 0) + 1;
+    const into = ok(s) ? counts : fails;
+    into[b] = (into[b] ?? 0) + 1;
   }
   let lastBad = -1;
   counts.forEach((n, i) => {
@@ -165,5 +169,6 @@ export function analyseWindow(
     recoveryCensored: lastBad === buckets - 1,
     baselineRps: (baselineOk / (faultAt - baselineFrom)) * 1000,
     timeline: counts,
+    failTimeline: fails,
   };
 }
