@@ -19,6 +19,8 @@ Commands:
   dev       run a local cluster in one process: 3 nodes and a gateway on in-memory storage
   keys      print a fresh set of keys (seal, advertisement, signing, verify)
   redis-acl print Redis ACL users for nodes and gateways (least privilege)
+  status    who leads and is every node heartbeating (VAULT_ADDR, VAULT_TOKEN; --format json)
+  members   the nodes table alone (like 'bao operator members')
   version   print the version
 
 Every option is set through environment variables; see 'leaderway <command> --help'.

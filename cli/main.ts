@@ -10,6 +10,7 @@ import { MAIN_HELP, optionsHelp } from './help';
 import { keysCommand } from './keys-command';
 import { redisAclCommand } from './redis-acl-command';
 import { serverCommand } from './server-command';
+import { statusCommand } from './status-command';
 
 const COMMANDS = {
   server: { run: serverCommand, about: 'Run an HA node.', schema: nodeSchema },
@@ -43,6 +44,10 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (cmd === 'version' || cmd === '--version') {
     process.stdout.write(`leaderway v${VERSION}\n`);
+    return;
+  }
+  if (cmd === 'status' || cmd === 'members') {
+    process.exitCode = await statusCommand(rest, cmd === 'members');
     return;
   }
   const command = COMMANDS[cmd as keyof typeof COMMANDS];

@@ -49,6 +49,7 @@ export async function serverCommand(): Promise<void> {
       );
       node?.livenessOff();
     },
+    onUnreplicated: () => node?.metrics.unreplicatedWrites.inc(),
   });
   process.stdout.write(nodeBanner(settings, storage.data.kind, settings.haStorage ? storage.ha.kind : null));
   if (settings.storage.type === 'inmem') {

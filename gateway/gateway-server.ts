@@ -83,6 +83,7 @@ export class GatewayServer {
       hooks: {
         onChange: (l) => {
           this.metrics.leaderKnown.set(l ? 1 : 0);
+          this.metrics.leaderEpoch.set(l ? l.ad.epoch : 0);
           this.probe(l);
           if (l) this.metrics.leaderChanges.inc();
           addEvent('leader.change', { 'lw.leader.epoch': l?.ad.epoch ?? 0 });

@@ -427,6 +427,10 @@ export class NodeServer implements NodeApi {
     this.ha?.elector.stepDown(this.settings.stepDownCooldownMs);
   }
 
+  onRequestError(code: string): void {
+    this.metrics.requestErrors.inc({ code });
+  }
+
   onFencedWrite(): void {
     this.metrics.fencedWrites.inc();
     this.deps.log.error('write refused by fencing: another node holds the lock; stepping down');

@@ -66,6 +66,8 @@ export interface NodeApi {
   stepDown(): void;
   /** Called when a write was refused by fencing: the node must step down at once. */
   onFencedWrite(): void;
+  /** Called for every request answered with an error (a metric by code). */
+  onRequestError(code: string): void;
 }
 
 /** The seal state a state implies. */

@@ -33,6 +33,8 @@ export interface OpenOptions {
   inmem?: InmemStore;
   /** Redis refused the commands holder liveness needs (it is then off). */
   onLivenessUnavailable?(reason: string): void;
+  /** A data write WAIT did not confirm on enough replicas. */
+  onUnreplicated?(): void;
 }
 
 function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore): HABackend {
@@ -55,7 +57,12 @@ export function openStorage(data: StorageSpec, ha: StorageSpec | null, o: OpenOp
   const store = o.inmem ?? new InmemStore();
   const dataBackend =
     data.type === 'redis'
-      ? new RedisBackend({ url: data.redisUrl, prefix: data.prefix, replication: data.replication })
+      ? new RedisBackend({
+          url: data.redisUrl,
+          prefix: data.prefix,
+          replication: data.replication,
+          onUnreplicated: o.onUnreplicated,
+        })
       : new InmemBackend(store);
   const haBackend = openHA(ha ?? data, o, ha && ha.type === 'inmem' ? new InmemStore() : store);
   return { data: dataBackend, ha: haBackend, split: ha !== null };

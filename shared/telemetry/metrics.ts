@@ -143,6 +143,15 @@ export function createNodeMetrics() {
       'leaderway_fenced_writes_total',
       'Writes refused because the lock had changed ownership.',
     ),
+    requestErrors: c(
+      'leaderway_request_errors_total',
+      'Requests answered with an error, by error code (docs/errors.md), e.g. LW_ERR_STORAGE_UNAVAILABLE, LW_ERR_OUTCOME_UNKNOWN.',
+      ['code'],
+    ),
+    unreplicatedWrites: c(
+      'leaderway_storage_unreplicated_writes_total',
+      'Writes Redis WAIT did not confirm on LEADERWAY_REDIS_MIN_REPLICAS replicas in time (answered "outcome unknown").',
+    ),
     leaderChanges: c('leaderway_leader_changes_total', 'Leader changes observed by this node.'),
     advertisementsRejected: c(
       'leaderway_advertisements_rejected_total',
@@ -168,6 +177,11 @@ export function createGatewayMetrics() {
     leaderKnown: new Gauge({
       name: 'leaderway_gateway_leader_known',
       help: '1 while a valid leader is known.',
+      registers: [registry],
+    }),
+    leaderEpoch: new Gauge({
+      name: 'leaderway_gateway_leader_epoch',
+      help: 'Fencing epoch of the leader this gateway routes to (0 while none is known).',
       registers: [registry],
     }),
     leaderWait: new Histogram({

@@ -15,7 +15,7 @@ import { signingKeyFromSeed } from '../../shared/crypto/signing';
 import { freePorts } from './ports';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'leaderway');
+export const BIN = path.join(ROOT, 'bin', 'leaderway');
 const VERBOSE = process.env.LW_TEST_VERBOSE === '1';
 /** A stopped process gets this long to exit (a gateway drains first) before SIGKILL. */
 const STOP_GRACE_MS = 20_000;

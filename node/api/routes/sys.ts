@@ -130,6 +130,8 @@ function leader(_req: ApiRequest, node: NodeApi): Reply {
     active_time: self ? self.activeTime : (ad?.active_time ?? '0001-01-01T00:00:00Z'),
     leader_address: ad?.api_addr ?? '',
     leader_cluster_address: ad?.cluster_addr ?? '',
+    // Not in Vault's API (clients ignore it): the current term's fencing epoch.
+    leader_epoch: ad?.epoch ?? 0,
     performance_standby: false,
     performance_standby_last_remote_wal: 0,
   };

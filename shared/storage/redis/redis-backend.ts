@@ -50,6 +50,8 @@ export interface RedisBackendOptions {
   commandTimeoutMs?: number;
   /** Replicas a write must reach before it is acknowledged (default: none). */
   replication?: ReplicationSettings;
+  /** A write WAIT did not confirm in time (for a metric). */
+  onUnreplicated?(): void;
 }
 
 /**
@@ -65,8 +67,11 @@ export class RedisBackend implements FencingBackend, FenceTarget {
   readonly minReplicas: number;
   private readonly waitTimeoutMs: number;
 
+  private readonly onUnreplicated: (() => void) | undefined;
+
   constructor(opts: RedisBackendOptions) {
     this.keys = redisKeys(opts.prefix);
+    this.onUnreplicated = opts.onUnreplicated;
     const replication = opts.replication ?? NO_REPLICATION;
     this.minReplicas = replicasFor(replication, opts.url);
     this.waitTimeoutMs = replication.waitTimeoutMs;
@@ -165,7 +170,10 @@ export class RedisBackend implements FencingBackend, FenceTarget {
     switch (reply) {
       case BATCH_APPLIED:
         noteApplied();
-        if (!confirmed) throw notReplicatedError(this.minReplicas);
+        if (!confirmed) {
+          this.onUnreplicated?.();
+          throw notReplicatedError(this.minReplicas);
+        }
         return true;
       case BATCH_GUARD_EXISTS:
         return false;
