@@ -145,14 +145,25 @@ export class RedisBackend implements FencingBackend, FenceTarget {
     const { keys, args } = this.batchArguments(ops, ifAbsent, fence);
     let reply: number;
     let confirmed = true;
+    let applied = false;
     try {
       reply = await this.conn.run(async (c) => {
         const r = await c.lwBatch(keys.length, ...keys, ...args);
-        // Sent right behind the batch on the same connection, so it covers it.
-        if (r === BATCH_APPLIED) confirmed = await replicated(c, this.minReplicas, this.waitTimeoutMs);
+        if (r === BATCH_APPLIED) {
+          // Stored: from here on, whatever fails (the WAIT, its connection) leaves the outcome
+          // unknown, never "not done" — a gateway must not send this write again.
+          applied = true;
+          noteApplied();
+          // Sent right behind the batch on the same connection, so it covers it.
+          confirmed = await replicated(c, this.minReplicas, this.waitTimeoutMs);
+        }
         return r;
       });
     } catch (err) {
+      if (applied) {
+        this.onUnreplicated?.();
+        throw notReplicatedError(this.minReplicas);
+      }
       // A write that timed out or lost its connection after being sent may still run in Redis
       // (it sits in Redis' input buffer): the caller must not report it as "not done".
       const cause = isLwError(err, 'LW_ERR_STORAGE_UNAVAILABLE')
@@ -169,7 +180,6 @@ export class RedisBackend implements FencingBackend, FenceTarget {
     }
     switch (reply) {
       case BATCH_APPLIED:
-        noteApplied();
         if (!confirmed) {
           this.onUnreplicated?.();
           throw notReplicatedError(this.minReplicas);
