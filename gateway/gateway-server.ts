@@ -285,7 +285,7 @@ export class GatewayServer {
     }
     const leader = this.watcher.current();
     try {
-      proxyUpgrade(req, socket, head, leader, this.proxy.forwardedHeaders(req));
+      void proxyUpgrade(req, socket, head, leader, this.proxy.forwardedHeaders(req));
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'upgrade failed');
       socket.destroy();

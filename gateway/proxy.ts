@@ -20,9 +20,10 @@ import { clientAddressOf, type ForwardedInfo, upstreamHeaders } from '../shared/
 import { ReplayableBody } from '../shared/http/replayable-body';
 import { sendError } from '../shared/http/respond';
 import { Admission } from '../shared/leader/admission';
+import { afterAttempt, clientGone, hasBody, outcomeUnknownError } from '../shared/leader/forward-policy';
 import type { Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
-import { type ProxyOutcome, proxyOnce } from '../shared/leader/proxy-request';
-import { endSpan, startClientSpan, traced, tracingEnabled } from '../shared/telemetry/tracing';
+import type { ProxyOutcome } from '../shared/leader/proxy-request';
+import { traced } from '../shared/telemetry/tracing';
 
 /**
  * Attempts per request, whatever the outcomes; keeps a pathological cluster from looping. Enough
@@ -39,8 +40,6 @@ const RETRY_BACKOFF_MAX_MS = 250;
 
 /** The part of the leader pool that requests still receiving their body may hold. */
 const UPLOAD_SHARE = 1 / 8;
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'LIST']);
 
 /** Hooks for metrics. */
 export interface ProxyHooks {
@@ -69,12 +68,6 @@ function trusted(list: BlockList, addr: string | undefined): boolean {
   const family = isIP(addr);
   if (family === 0) return false;
   return list.check(addr, family === 6 ? 'ipv6' : 'ipv4');
-}
-
-/** Whether a request carries a body (so it needs a replayable copy). */
-function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
 /** The trust decision for a connection, made once (BlockList.check allocates per call). */
@@ -154,7 +147,7 @@ export class GatewayProxy {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!hasBody(req)) return this.run(req, res, null, false);
+    if (!hasBody(req.headers)) return this.run(req, res, null, false);
     const xff = req.headers['x-forwarded-for'];
     const client = clientAddressOf(Array.isArray(xff) ? xff.join(',') : xff, this.forwardedInfo(req));
     const body = new ReplayableBody(req, { client });
@@ -188,17 +181,14 @@ export class GatewayProxy {
     body: ReplayableBody | null,
     streaming: boolean,
   ): Promise<void> {
-    const abort = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
+    const signal = clientGone(res);
     const deadline = performance.now() + this.o.failoverWaitMs;
-    if (!streaming) return this.attempts(req, res, body, abort.signal, deadline);
-    const admitted = await this.uploads.enter(abort.signal, this.o.failoverWaitMs);
+    if (!streaming) return this.attempts(req, res, body, signal, deadline);
+    const admitted = await this.uploads.enter(signal, this.o.failoverWaitMs);
     if (admitted === 'aborted') return;
     if (admitted === 'timeout') return this.shed(res, 'overloaded');
     try {
-      await this.attempts(req, res, body, abort.signal, deadline);
+      await this.attempts(req, res, body, signal, deadline);
     } finally {
       this.uploads.leave();
     }
@@ -221,53 +211,29 @@ export class GatewayProxy {
       const leader = await this.leaderFor(deadline, avoid, backoff, signal);
       if (signal.aborted) return;
       if (!leader?.client) break;
-      // A traceparent per attempt; without tracing the headers are shared, not copied.
-      const attemptHeaders = tracingEnabled() ? headers.slice() : headers;
-      const span = startClientSpan(
-        'lw.gateway.proxy',
-        { 'lw.attempt': attempt, 'lw.leader.epoch': leader.ad.epoch },
-        attemptHeaders,
-      );
-      const { admission, pool } = leader.client;
-      const admitted = await admission.enter(signal, Math.max(0, deadline - performance.now()));
-      if (admitted === 'aborted') return;
-      if (admitted === 'timeout') {
-        endSpan(span, 'busy', true);
-        return this.shed(res, 'overloaded');
-      }
-      let outcome: ProxyOutcome;
-      try {
-        outcome = await proxyOnce(pool, {
-          method,
-          path: url,
-          headers: attemptHeaders,
-          body: body ? body.stream() : null,
-          res,
-          interceptRedirects: true,
-          signal: signal,
-        });
-      } finally {
-        admission.leave();
-      }
-      endSpan(
-        span,
-        outcome.kind,
-        outcome.kind !== 'served',
-        outcome.kind === 'served' ? { 'http.response.status_code': outcome.status } : {},
-      );
+      const outcome = await leader.client.forward({
+        method,
+        path: url,
+        headers,
+        body: body ? body.stream() : null,
+        res,
+        interceptRedirects: true,
+        signal,
+        admissionWaitMs: Math.max(0, deadline - performance.now()),
+        span: {
+          name: 'lw.gateway.proxy',
+          attributes: { 'lw.attempt': attempt, 'lw.leader.epoch': leader.ad.epoch },
+        },
+      });
+      if (outcome.kind === 'busy') return this.shed(res, 'overloaded');
+      if (outcome.kind === 'aborted') return;
       this.o.hooks?.onAttempt?.(outcome.kind, leader.ad.uuid, 'error' in outcome ? outcome.error : undefined);
+      const next = afterAttempt(outcome, method);
       // Served, broken mid-response, or the client went away: nothing more to do.
-      if (outcome.kind === 'served' || outcome.kind === 'broken' || signal.aborted) return;
-      if (outcome.kind === 'maybe-sent' && !IDEMPOTENT.has(method)) {
-        this.o.hooks?.onUnknownOutcome?.(outcome.error);
-        sendError(
-          res,
-          new LwError(
-            'LW_ERR_OUTCOME_UNKNOWN',
-            'the leader failed while handling this request; its outcome is unknown: check before retrying',
-            { retryAfter: 1 },
-          ),
-        );
+      if (next === 'done' || signal.aborted) return;
+      if (next === 'unknown') {
+        this.o.hooks?.onUnknownOutcome?.('error' in outcome ? outcome.error : outcome.kind);
+        sendError(res, outcomeUnknownError());
         return;
       }
       if (body !== null && !body.replayable()) {

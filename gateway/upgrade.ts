@@ -37,6 +37,8 @@ class UpgradeRelay implements Dispatcher.DispatchHandler {
   constructor(
     private readonly socket: Duplex,
     private readonly head: Buffer,
+    /** Gives the leader-pool place back: the leader's answer is over. */
+    private readonly release: () => void,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -52,6 +54,7 @@ class UpgradeRelay implements Dispatcher.DispatchHandler {
     upstream: Duplex,
   ): void {
     this.answered = true;
+    this.release();
     const { socket } = this;
     socket.write(
       head(statusCode, headers, { connection: 'Upgrade', upgrade: String(headers.upgrade ?? 'websocket') }),
@@ -88,23 +91,28 @@ class UpgradeRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.release();
     this.socket.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, _err: Error): void {
+    this.release();
     if (this.answered || !this.socket.writable) this.socket.destroy();
     else this.socket.end(rawErrorResponse(new LwError('LW_ERR_UPSTREAM', 'the leader refused the upgrade')));
   }
 }
 
-/** Relays one upgrade to `leader`; refuses with 503 when there is none. */
-export function proxyUpgrade(
+/** How long an upgrade may wait for a place in the leader pool before it is refused. */
+const UPGRADE_ADMISSION_WAIT_MS = 5_000;
+
+/** Relays one upgrade to `leader`; refuses with 503 when there is none or it is saturated. */
+export async function proxyUpgrade(
   req: IncomingMessage,
   socket: Duplex,
   head: Buffer,
   leader: Leader | null,
   forwarded: string[],
-): void {
+): Promise<void> {
   if (!leader?.client) {
     socket.end(
       rawErrorResponse(new LwError('LW_ERR_NO_LEADER', 'no active node to upgrade to', { retryAfter: 1 })),
@@ -114,8 +122,17 @@ export function proxyUpgrade(
   const protocol = String(req.headers.upgrade ?? 'websocket');
   // Upgrade and Connection are hop-by-hop, so upstreamHeaders dropped them; undici adds both
   // from `upgrade`.
-  leader.client.pool.dispatch(
+  const sent = await leader.client.upgrade(
     { path: req.url ?? '/', method: 'GET', headers: dropExpect(forwarded), upgrade: protocol },
-    new UpgradeRelay(socket, head),
+    (release) => new UpgradeRelay(socket, head, release),
+    UPGRADE_ADMISSION_WAIT_MS,
   );
+  if (!sent)
+    socket.end(
+      rawErrorResponse(
+        new LwError('LW_ERR_OVERLOADED', 'the leader has too many requests in flight; retry', {
+          retryAfter: 1,
+        }),
+      ),
+    );
 }

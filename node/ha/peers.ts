@@ -116,13 +116,16 @@ export class Echoer {
     const client = this.watcher.current()?.client;
     if (!client) return;
     try {
-      const r = await client.pool.request({
-        method: 'POST',
-        path: `${CLUSTER_PATH_PREFIX}echo`,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(this.me),
-      });
-      await r.body.dump();
+      // Through the admission gate like client requests; skipped when the pool is full.
+      await client.request(
+        {
+          method: 'POST',
+          path: `${CLUSTER_PATH_PREFIX}echo`,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(this.me),
+        },
+        ECHO_INTERVAL_MS,
+      );
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'echo to active failed');
     }

@@ -13,13 +13,16 @@ import type { Logger } from 'pino';
 import { LwError, MESSAGES } from '../../shared/errors';
 import { upstreamHeaders } from '../../shared/http/headers';
 import { type AnyResponse, sendError, sendJson } from '../../shared/http/respond';
+import {
+  afterAttempt,
+  clientGone,
+  type ForwardOutcome,
+  hasBody,
+  outcomeUnknownError,
+} from '../../shared/leader/forward-policy';
 import type { Leader, LeaderWatcher } from '../../shared/leader/leader-watcher';
-import { type ProxyOutcome, proxyOnce } from '../../shared/leader/proxy-request';
 import type { NodeMetrics } from '../../shared/telemetry/metrics';
-import { endSpan, startClientSpan } from '../../shared/telemetry/tracing';
 import type { AnyRequest } from '../api/request';
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'LIST']);
 
 /** How long a forwarded request may wait for a place in the pool before it is redirected. */
 const ADMISSION_WAIT_MS = 5_000;
@@ -65,9 +68,7 @@ export class StandbyPolicy {
       this.redirect(res, leader.ad.api_addr, url, 'forwarding-off');
       return;
     }
-    const hasBody =
-      req.headers['transfer-encoding'] !== undefined ||
-      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    const withBody = hasBody(req.headers);
     const headers = upstreamHeaders(req.headers, {
       remoteAddress: req.socket?.remoteAddress ?? '',
       proto: this.o.tlsApi ? 'https' : 'http',
@@ -75,19 +76,16 @@ export class StandbyPolicy {
       // The standby is a hop of its own: the client's X-Forwarded-For is not ours to vouch for.
       trustClientForwarded: false,
     });
-    const abort = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
+    const signal = clientGone(res);
     const deadline = performance.now() + this.o.failoverWaitMs;
     let current: Leader = leader;
     let backoff = RETRY_BACKOFF_MS;
-    let outcome: ProxyOutcome | { kind: 'busy' };
+    let outcome: ForwardOutcome;
     /** Set once the active answered "not served": it lives, so what follows is a pause. */
     let holding = false;
     for (;;) {
-      outcome = await this.forwardOnce(req, res, url, current, headers, hasBody, abort.signal);
-      if (hasBody || abort.signal.aborted || performance.now() >= deadline) break;
+      outcome = await this.forwardOnce(req, res, url, current, headers, withBody, signal);
+      if (withBody || signal.aborted || performance.now() >= deadline) break;
       let next: Leader | null = null;
       holding ||= outcome.kind === 'not-served';
       if (holding && (outcome.kind === 'not-served' || outcome.kind === 'not-sent')) {
@@ -97,7 +95,7 @@ export class StandbyPolicy {
         // retire its connections), but the active says "not served" itself while not active.
         const remaining = Math.max(0, deadline - performance.now());
         next =
-          (await this.o.watcher.waitFor(Math.min(backoff, remaining), current.ad.uuid, abort.signal)) ??
+          (await this.o.watcher.waitFor(Math.min(backoff, remaining), current.ad.uuid, signal)) ??
           this.o.watcher.current() ??
           current;
         backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
@@ -106,7 +104,7 @@ export class StandbyPolicy {
         const now = this.o.watcher.current();
         if (now && now.ad.uuid !== current.ad.uuid) next = now;
       }
-      if (!next || abort.signal.aborted) break;
+      if (!next || signal.aborted) break;
       this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
       current = next;
     }
@@ -114,71 +112,55 @@ export class StandbyPolicy {
       this.redirect(res, current.ad.api_addr, url, 'busy');
       return;
     }
-    if (outcome.kind === 'served' || outcome.kind === 'broken' || abort.signal.aborted) return;
+    const next = afterAttempt(outcome, req.method ?? 'GET');
+    if (
+      next === 'done' ||
+      outcome.kind === 'served' ||
+      outcome.kind === 'broken' ||
+      outcome.kind === 'aborted'
+    )
+      return;
+    if (signal.aborted) return;
     this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
     // Upstream hid forwarding failures behind a silent 307 (openbao#3899); we log them.
     this.o.log.warn(
       { outcome: outcome.kind, error: 'error' in outcome ? outcome.error : undefined },
       'forwarding failed; redirecting',
     );
-    if (outcome.kind === 'maybe-sent') {
-      if (res.headersSent) return;
-      // The active may have applied it: a 307 would make the client send it again.
-      if (!IDEMPOTENT.has(req.method ?? 'GET')) {
-        sendError(
-          res,
-          new LwError(
-            'LW_ERR_OUTCOME_UNKNOWN',
-            'the active node failed while handling this request; its outcome is unknown: check before retrying',
-            { retryAfter: 1 },
-          ),
-        );
-        return;
-      }
+    if (res.headersSent) return;
+    // The active may have applied it: a 307 would make the client send it again.
+    if (next === 'unknown') {
+      sendError(res, outcomeUnknownError());
+      return;
     }
     this.redirect(res, current.ad.api_addr, url, 'forward-failed');
   }
 
-  /** One forward to `leader` over the cluster channel; 'busy' when its pool had no place. */
+  /** One forward to `leader` over the cluster channel. */
   private async forwardOnce(
     req: AnyRequest,
     res: AnyResponse,
     url: string,
     leader: Leader,
     headers: string[],
-    hasBody: boolean,
+    withBody: boolean,
     signal: AbortSignal,
-  ): Promise<ProxyOutcome | { kind: 'busy' }> {
+  ): Promise<ForwardOutcome> {
     const client = leader.client;
     if (!client) return { kind: 'not-sent', error: 'no cluster channel to the active' };
-    const span = startClientSpan('lw.forward', { 'lw.leader.epoch': leader.ad.epoch }, headers);
-    const admitted = await client.admission.enter(signal, ADMISSION_WAIT_MS);
-    if (admitted === 'aborted') return { kind: 'not-sent', error: 'aborted' };
-    if (admitted === 'timeout') {
-      endSpan(span, 'busy', true);
-      return { kind: 'busy' };
-    }
-    let outcome: ProxyOutcome;
-    try {
-      outcome = await proxyOnce(client.pool, {
-        method: req.method ?? 'GET',
-        path: url,
-        headers,
-        body: hasBody ? (req as unknown as Readable) : null,
-        res,
-        interceptRedirects: false,
-        signal,
-      });
-    } finally {
-      client.admission.leave();
-    }
-    endSpan(
-      span,
-      outcome.kind,
-      outcome.kind !== 'served',
-      outcome.kind === 'served' ? { 'http.response.status_code': outcome.status } : {},
-    );
-    this.o.metrics.forwarded.inc({ outcome: outcome.kind });
+    const outcome = await client.forward({
+      method: req.method ?? 'GET',
+      path: url,
+      headers,
+      body: withBody ? (req as unknown as Readable) : null,
+      res,
+      interceptRedirects: false,
+      signal,
+      admissionWaitMs: ADMISSION_WAIT_MS,
+      span: { name: 'lw.forward', attributes: { 'lw.leader.epoch': leader.ad.epoch } },
+    });
+    if (outcome.kind !== 'busy' && outcome.kind !== 'aborted')
+      this.o.metrics.forwarded.inc({ outcome: outcome.kind });
     return outcome;
   }
 

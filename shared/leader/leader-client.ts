@@ -7,9 +7,13 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { Pool } from 'undici';
+import type { Attributes as SpanAttributes } from '@opentelemetry/api';
+import { type Dispatcher, Pool } from 'undici';
 import type { Advertisement } from '../advertisement';
+import { endSpan, startClientSpan, tracingEnabled } from '../telemetry/tracing';
 import { Admission } from './admission';
+import type { ForwardOutcome } from './forward-policy';
+import { type ProxyAttempt, proxyOnce } from './proxy-request';
 
 /** Connections kept per leader by one process (a gateway or a standby). */
 const DEFAULT_CONNECTIONS = 128;
@@ -38,9 +42,18 @@ export interface ClientIdentity {
   keyPem: string;
 }
 
+/** One attempt to forward a client request (see LeaderClient.forward). */
+export interface ForwardAttempt extends ProxyAttempt {
+  /** The client went away: stop waiting and abort the upstream request. */
+  signal: AbortSignal;
+  /** How long to wait for a place in the pool before giving up as `busy`. */
+  admissionWaitMs: number;
+  span: { name: string; attributes: SpanAttributes };
+}
+
 /** A pool to one advertised leader. */
 export class LeaderClient {
-  readonly pool: Pool;
+  private readonly pool: Pool;
   readonly origin: string;
   /** Admits at most `connections` requests into the pool at once (see Admission). */
   readonly admission: Admission;
@@ -83,6 +96,73 @@ export class LeaderClient {
         timeout: CONNECT_TIMEOUT_MS,
       },
     });
+  }
+
+  /**
+   * Forwards one client request: waits for a place in the pool (admission), proxies it, and
+   * classifies the outcome, under a client span. Never throws.
+   */
+  async forward(a: ForwardAttempt): Promise<ForwardOutcome> {
+    // A trace header per attempt; without tracing the headers are shared, not copied.
+    const headers = tracingEnabled() ? a.headers.slice() : a.headers;
+    const span = startClientSpan(a.span.name, a.span.attributes, headers);
+    const admitted = await this.admission.enter(a.signal, a.admissionWaitMs);
+    if (admitted !== 'admitted') {
+      const kind = admitted === 'timeout' ? 'busy' : 'aborted';
+      endSpan(span, kind, kind === 'busy');
+      return { kind };
+    }
+    let outcome: Awaited<ReturnType<typeof proxyOnce>>;
+    try {
+      outcome = await proxyOnce(this.pool, { ...a, headers });
+    } finally {
+      this.admission.leave();
+    }
+    endSpan(
+      span,
+      outcome.kind,
+      outcome.kind !== 'served',
+      outcome.kind === 'served' ? { 'http.response.status_code': outcome.status } : {},
+    );
+    return outcome;
+  }
+
+  /**
+   * A small internal request (a standby's heartbeat) through the same admission gate: skipped
+   * (null) when the pool has no place within `waitMs`.
+   */
+  async request(opts: Dispatcher.RequestOptions, waitMs: number): Promise<Dispatcher.ResponseData | null> {
+    if ((await this.admission.enter(undefined, waitMs)) !== 'admitted') return null;
+    try {
+      const r = await this.pool.request(opts);
+      await r.body.dump();
+      return r;
+    } finally {
+      this.admission.leave();
+    }
+  }
+
+  /**
+   * Sends an upgrade request (a WebSocket) through the admission gate: `handler(release)` must
+   * call `release` once the leader's answer is over (switched, ended or failed). False when the
+   * pool had no place within `waitMs`.
+   */
+  async upgrade(
+    opts: Dispatcher.DispatchOptions,
+    handler: (release: () => void) => Dispatcher.DispatchHandler,
+    waitMs: number,
+  ): Promise<boolean> {
+    if ((await this.admission.enter(undefined, waitMs)) !== 'admitted') return false;
+    let released = false;
+    this.pool.dispatch(
+      opts,
+      handler(() => {
+        if (released) return;
+        released = true;
+        this.admission.leave();
+      }),
+    );
+    return true;
   }
 
   /** Closes every connection now; requests in flight fail (callers decide whether to retry). */

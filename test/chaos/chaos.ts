@@ -21,6 +21,7 @@ import { faultTable, figures, type KindFigures } from './report';
 import { rng } from './rng';
 import { runSchedule } from './scheduler';
 import type { StoreKind } from './store';
+import { SENTINEL_REPLICAS } from './store';
 import { checkTokens, type TokenStats } from './token-checker';
 import { startTokenClient } from './token-client';
 
@@ -46,6 +47,8 @@ export interface ChaosOptions {
   traces?: boolean;
   /** One Redis (default) or a Sentinel topology, with its own faults. */
   store?: StoreKind;
+  /** LEADERWAY_REDIS_MIN_REPLICAS for the nodes (default: theirs, `auto`). */
+  minReplicas?: number;
   log?: (line: string) => void;
   /** Runs before the cluster is torn down (e.g. a leak scan), with everything still up. */
   beforeStop?: (c: ChaosCluster, traces: OtlpReceiver | undefined) => Promise<void>;
@@ -54,6 +57,7 @@ export interface ChaosOptions {
 export interface ChaosResult {
   seed: number;
   store: StoreKind;
+  minReplicas?: number;
   violations: string[];
   faults: number;
   stats: CheckStats;
@@ -82,7 +86,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const r = rng(o.seed);
   const collector = o.traces ? await startOtlpReceiver() : undefined;
   const store = o.store ?? 'single';
-  const cluster = new ChaosCluster({ env: collector ? otlpEnv(collector.url) : {}, store });
+  const env: Record<string, string> = collector ? otlpEnv(collector.url) : {};
+  if (o.minReplicas !== undefined) env['LEADERWAY_REDIS_MIN_REPLICAS'] = String(o.minReplicas);
+  const cluster = new ChaosCluster({ env, store });
   const history = new History();
   let monitor: FencingWatch | undefined;
   try {
@@ -113,7 +119,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     let violations: string[];
     try {
       violations = await runSchedule(cluster, history, r.fork(), {
-        round: faultRound(store),
+        round: faultRound(store, (o.minReplicas ?? 0) >= SENTINEL_REPLICAS),
         durationMs: o.durationMs,
         minFaults: o.minFaults,
         settleMinMs: o.settleMinMs ?? 1_000,
@@ -148,6 +154,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const result: ChaosResult = {
       seed: o.seed,
       store,
+      minReplicas: o.minReplicas,
       violations,
       faults: history.faults.length,
       stats: checked.stats,
@@ -193,7 +200,7 @@ function summarize(x: ChaosResult): string {
   const f = x.fencing;
   const gapMs = f.gaps.reduce((a, g) => a + (g.to - g.from), 0);
   const lines = [
-    `seed ${x.seed} (${x.store} Redis): ${x.faults} faults in ${(x.durationMs / 1000).toFixed(0)} s, ${s.ops} operations`,
+    `seed ${x.seed} (${x.store} Redis${x.minReplicas !== undefined ? `, min replicas ${x.minReplicas}` : ''}): ${x.faults} faults in ${(x.durationMs / 1000).toFixed(0)} s, ${s.ops} operations`,
     '',
     faultTable(x.figures),
     '',

@@ -18,20 +18,22 @@ async function main(): Promise<number> {
   const minutes = Number(arg('minutes') ?? 2);
   const seed = arg('seed') === undefined ? randomSeed() : Number(arg('seed'));
   const store = arg('redis') ?? 'single';
+  const minReplicas = arg('min-replicas') === undefined ? undefined : Number(arg('min-replicas'));
   if (
     !Number.isFinite(minutes) ||
     minutes <= 0 ||
     !Number.isInteger(seed) ||
-    (store !== 'single' && store !== 'sentinel')
+    (store !== 'single' && store !== 'sentinel') ||
+    (minReplicas !== undefined && !Number.isInteger(minReplicas))
   ) {
     process.stderr.write(
-      'usage: npm run chaos -- [--minutes N] [--seed S] [--redis single|sentinel] [--no-traces]\n',
+      'usage: npm run chaos -- [--minutes N] [--seed S] [--redis single|sentinel] [--min-replicas N] [--no-traces]\n',
     );
     return 2;
   }
   const traces = !process.argv.includes('--no-traces');
   process.stdout.write(
-    `chaos: seed ${seed}, ${minutes} min, ${store} Redis (replay: npm run chaos -- --minutes ${minutes} --seed ${seed} --redis ${store})\n`,
+    `chaos: seed ${seed}, ${minutes} min, ${store} Redis (replay: npm run chaos -- --minutes ${minutes} --seed ${seed} --redis ${store}${minReplicas !== undefined ? ` --min-replicas ${minReplicas}` : ''})\n`,
   );
   const stamp = () => new Date().toISOString().slice(11, 19);
   let leaks: string[] = [];
@@ -41,6 +43,7 @@ async function main(): Promise<number> {
     minFaults: Math.max(8, Math.floor(minutes * 4)),
     traces,
     store,
+    minReplicas,
     log: (l) => process.stdout.write(`[${stamp()}] ${l}\n`),
     beforeStop: async (c, traces) => {
       const scan = await leakScan(c, traces);

@@ -9,6 +9,8 @@ import { startRedis } from '../helpers/redis';
 import { type SentinelTopology, startSentinel } from '../helpers/sentinel';
 
 export type StoreKind = 'single' | 'sentinel';
+/** Replicas of the Sentinel topology's primary. */
+export const SENTINEL_REPLICAS = 2;
 
 export interface ChaosStore {
   readonly kind: StoreKind;
@@ -37,7 +39,7 @@ export async function startStore(kind: StoreKind): Promise<ChaosStore> {
       stop: () => redis.stop(),
     };
   }
-  const sentinel = await startSentinel({ appendonly: true });
+  const sentinel = await startSentinel({ appendonly: true, replicas: SENTINEL_REPLICAS });
   return {
     kind,
     url: sentinel.url,

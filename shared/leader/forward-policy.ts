@@ -1,0 +1,64 @@
+/**
+ * What a proxy of client requests to the leader may do after an attempt that did not serve the
+ * request, decided in one place for the gateway and for standbys: retry it (nothing happened, or
+ * it is idempotent), or tell the client its outcome is unknown (it may have run).
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { LwError } from '../errors';
+import type { ProxyOutcome } from './proxy-request';
+
+/** Methods whose repetition changes nothing (Vault's LIST included). */
+export const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'LIST']);
+
+/** What one forwarding attempt achieved (proxy-request.ts), or why it was not made. */
+export type ForwardOutcome =
+  | ProxyOutcome
+  /** No place in the leader's pool within the wait. */
+  | { kind: 'busy' }
+  /** The client went away while waiting for a place. */
+  | { kind: 'aborted' };
+
+/** Whether a request carries a body (which a retry must send again). */
+export function hasBody(headers: IncomingHttpHeaders): boolean {
+  const len = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+/**
+ * After an attempt: `done` (answered, broken mid-answer, client gone, or busy: the caller
+ * answers), `retry` (nothing happened, or the request is idempotent), `unknown` (it may have run).
+ */
+export function afterAttempt(outcome: ForwardOutcome, method: string): 'done' | 'retry' | 'unknown' {
+  switch (outcome.kind) {
+    case 'served':
+    case 'broken':
+    case 'aborted':
+    case 'busy':
+      return 'done';
+    case 'maybe-sent':
+      return IDEMPOTENT.has(method) ? 'retry' : 'unknown';
+    default:
+      return 'retry';
+  }
+}
+
+/** A signal that aborts when the client's response closes before it was finished. */
+export function clientGone(res: {
+  once(event: 'close', fn: () => void): unknown;
+  writableFinished: boolean;
+}): AbortSignal {
+  const abort = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) abort.abort();
+  });
+  return abort.signal;
+}
+
+/** The answer for a request that may have run on a leader that then failed. */
+export function outcomeUnknownError(): LwError {
+  return new LwError(
+    'LW_ERR_OUTCOME_UNKNOWN',
+    'the leader failed while handling this request; its outcome is unknown: check before retrying',
+    { retryAfter: 1 },
+  );
+}
