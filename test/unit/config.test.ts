@@ -540,7 +540,11 @@ describe('sample configuration files (config/)', () => {
       file.startsWith('gateway')
         ? loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_CONFIG: path.join(samples, file) } })
         : loadConfig<NodeConfig>(nodeSchema, { env: { LEADERWAY_CONFIG: path.join(samples, file) } });
-    const files = readdirSync(samples).sort();
+    // Samples are the files directly in config/ (config/prometheus/ holds alert rules).
+    const files = readdirSync(samples, { withFileTypes: true })
+      .filter((d) => d.isFile())
+      .map((d) => d.name)
+      .sort();
     assert.ok(files.includes('node.hcl') && files.includes('gateway.hcl'), files.join(', '));
     for (const f of files) await load(f);
     for (const role of ['node', 'gateway']) {
