@@ -284,12 +284,11 @@ export class GatewayServer {
       return;
     }
     const leader = this.watcher.current();
-    try {
-      void proxyUpgrade(req, socket, head, leader, this.proxy.forwardedHeaders(req));
-    } catch (err) {
+    // proxyUpgrade is async (it may wait for a place in the leader pool): its failures reject.
+    proxyUpgrade(req, socket, head, leader, this.proxy.forwardedHeaders(req)).catch((err: unknown) => {
       this.deps.log.warn({ err: (err as Error).message }, 'upgrade failed');
       socket.destroy();
-    }
+    });
   }
 
   /** Drains and stops. Idempotent. */

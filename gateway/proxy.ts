@@ -20,7 +20,14 @@ import { clientAddressOf, type ForwardedInfo, upstreamHeaders } from '../shared/
 import { ReplayableBody } from '../shared/http/replayable-body';
 import { sendError } from '../shared/http/respond';
 import { Admission } from '../shared/leader/admission';
-import { afterAttempt, clientGone, hasBody, outcomeUnknownError } from '../shared/leader/forward-policy';
+import {
+  afterAttempt,
+  clientGone,
+  hasBody,
+  outcomeUnknownError,
+  RETRY_BACKOFF_MAX_MS,
+  RETRY_BACKOFF_MS,
+} from '../shared/leader/forward-policy';
 import type { Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
 import type { ProxyOutcome } from '../shared/leader/proxy-request';
 import { traced } from '../shared/telemetry/tracing';
@@ -30,13 +37,6 @@ import { traced } from '../shared/telemetry/tracing';
  * to retry at the backoff cap for the whole default failover wait (10 s).
  */
 const MAX_ATTEMPTS = 64;
-/**
- * After a failure on a leader that is still advertised, retry it after this (doubling up to the
- * cap). A Redis failover keeps the leader: the cap is how late a held request may notice that
- * storage is back.
- */
-const RETRY_BACKOFF_MS = 50;
-const RETRY_BACKOFF_MAX_MS = 250;
 
 /** The part of the leader pool that requests still receiving their body may hold. */
 const UPLOAD_SHARE = 1 / 8;

@@ -19,6 +19,8 @@ import {
   type ForwardOutcome,
   hasBody,
   outcomeUnknownError,
+  RETRY_BACKOFF_MAX_MS,
+  RETRY_BACKOFF_MS,
 } from '../../shared/leader/forward-policy';
 import type { Leader, LeaderWatcher } from '../../shared/leader/leader-watcher';
 import type { NodeMetrics } from '../../shared/telemetry/metrics';
@@ -26,10 +28,6 @@ import type { AnyRequest } from '../api/request';
 
 /** How long a forwarded request may wait for a place in the pool before it is redirected. */
 const ADMISSION_WAIT_MS = 5_000;
-
-/** Retry of a request the active did not serve: wait this long for a new leader (doubling). */
-const RETRY_BACKOFF_MS = 50;
-const RETRY_BACKOFF_MAX_MS = 250;
 
 /** Seconds a client should wait before retrying when no leader is known. */
 const NO_LEADER_RETRY_AFTER_S = 1;
@@ -113,14 +111,7 @@ export class StandbyPolicy {
       return;
     }
     const next = afterAttempt(outcome, req.method ?? 'GET');
-    if (
-      next === 'done' ||
-      outcome.kind === 'served' ||
-      outcome.kind === 'broken' ||
-      outcome.kind === 'aborted'
-    )
-      return;
-    if (signal.aborted) return;
+    if (next === 'done' || signal.aborted) return;
     this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
     // Upstream hid forwarding failures behind a silent 307 (openbao#3899); we log them.
     this.o.log.warn(

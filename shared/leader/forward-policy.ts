@@ -7,6 +7,14 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { LwError } from '../errors';
 import type { ProxyOutcome } from './proxy-request';
 
+/**
+ * Retrying a request the leader did not serve: wait this long (doubling up to the cap) for a new
+ * leader before trying the same one again. A Redis failover keeps the leader, so the cap is how
+ * late a held request may notice that storage is back.
+ */
+export const RETRY_BACKOFF_MS = 50;
+export const RETRY_BACKOFF_MAX_MS = 250;
+
 /** Methods whose repetition changes nothing (Vault's LIST included). */
 export const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'LIST']);
 
