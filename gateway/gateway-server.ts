@@ -19,13 +19,14 @@ import { type Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
 import { type ProbeResult, probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
 import {
+  boundCounter,
   createGatewayMetrics,
   type GatewayMetrics,
   listenerHooks,
   methodLabel,
   serveMetrics,
 } from '../shared/telemetry/metrics';
-import { addEvent } from '../shared/telemetry/tracing';
+import { addEvent, endServerSpan, requestSpan, urlAttributes } from '../shared/telemetry/tracing';
 import { GatewayProxy } from './proxy';
 import type { GatewaySettings } from './settings';
 import { proxyUpgrade } from './upgrade';
@@ -106,6 +107,7 @@ export class GatewayServer {
     );
     const notAfter = this.listener.certificateNotAfter();
     if (notAfter) this.metrics.listener.tlsNotAfter.set(Math.floor(notAfter.getTime() / 1000));
+    const attempts = boundCounter(this.metrics.attempts);
     this.proxy = new GatewayProxy({
       watcher: this.watcher,
       trustedProxies: settings.trustedProxies,
@@ -114,7 +116,7 @@ export class GatewayServer {
       upstreamConnections: settings.upstreamConnections,
       hooks: {
         onAttempt: (kind, uuid, error) => {
-          this.metrics.attempts.inc({ outcome: kind });
+          attempts(kind).inc();
           this.onAttempt(kind, uuid, error);
           if (kind === 'not-sent' || kind === 'maybe-sent' || kind === 'broken')
             this.metrics.upstreamErrors.inc({ kind });
@@ -225,23 +227,34 @@ export class GatewayServer {
     }
     this.inFlight++;
     const started = performance.now();
-    res.once('close', () => {
-      this.inFlight--;
-      const route = routeClass(url);
-      this.metrics.http.requests.inc({
-        route,
-        method: methodLabel(req.method),
-        status: String(res.statusCode),
-        via: 'gateway',
-      });
-      this.metrics.http.duration.observe({ route, via: 'gateway' }, (performance.now() - started) / 1000);
-    });
-    if (this.status === 'draining') res.setHeader('connection', 'close');
-    this.proxy.handle(req, res).catch((err) => {
-      this.deps.log.error({ err: (err as Error).message }, 'proxy failed');
-      if (!res.headersSent) sendError(res, new LwError('LW_ERR_UPSTREAM', 'gateway error'));
-      else res.destroy();
-    });
+    requestSpan(
+      req,
+      'lw.gateway.request',
+      () => ({
+        'http.request.method': req.method ?? '',
+        'http.route': routeClass(url),
+        ...urlAttributes(url),
+      }),
+      (span) => {
+        res.on('close', () => {
+          this.inFlight--;
+          this.metrics.http.record(
+            routeClass(url),
+            methodLabel(req.method),
+            res.statusCode,
+            'gateway',
+            (performance.now() - started) / 1000,
+          );
+          endServerSpan(span, res.statusCode);
+        });
+        if (this.status === 'draining') res.setHeader('connection', 'close');
+        this.proxy.handle(req, res).catch((err) => {
+          this.deps.log.error({ err: (err as Error).message }, 'proxy failed');
+          if (!res.headersSent) sendError(res, new LwError('LW_ERR_UPSTREAM', 'gateway error'));
+          else res.destroy();
+        });
+      },
+    );
   }
 
   private operatorEndpoint(url: string, req: IncomingMessage, res: ServerResponse): void {

@@ -22,7 +22,7 @@ import { sendError } from '../shared/http/respond';
 import { Admission } from '../shared/leader/admission';
 import {
   afterAttempt,
-  clientGone,
+  ClientGone,
   hasBody,
   outcomeUnknownError,
   RETRY_BACKOFF_MAX_MS,
@@ -125,7 +125,7 @@ export class GatewayProxy {
     deadline: number,
     avoid: string | undefined,
     backoffMs: number,
-    signal: AbortSignal,
+    gone: ClientGone,
   ): Promise<Leader | null> {
     const { watcher } = this.o;
     const started = performance.now();
@@ -137,9 +137,9 @@ export class GatewayProxy {
     return traced('lw.gateway.leader_wait', { 'lw.avoid': avoid !== undefined }, async (span) => {
       if (leader) {
         leader =
-          (await watcher.waitFor(Math.min(backoffMs, remaining()), avoid, signal)) ?? watcher.current();
+          (await watcher.waitFor(Math.min(backoffMs, remaining()), avoid, gone.signal)) ?? watcher.current();
       }
-      if (!leader && !signal.aborted) leader = await watcher.waitFor(remaining(), undefined, signal);
+      if (!leader && !gone.aborted) leader = await watcher.waitFor(remaining(), undefined, gone.signal);
       this.o.hooks?.onLeaderWait?.(performance.now() - started);
       span?.setAttribute('lw.found', leader !== null);
       return leader;
@@ -181,14 +181,14 @@ export class GatewayProxy {
     body: ReplayableBody | null,
     streaming: boolean,
   ): Promise<void> {
-    const signal = clientGone(res);
+    const gone = new ClientGone(res);
     const deadline = performance.now() + this.o.failoverWaitMs;
-    if (!streaming) return this.attempts(req, res, body, signal, deadline);
-    const admitted = await this.uploads.enter(signal, this.o.failoverWaitMs);
+    if (!streaming) return this.attempts(req, res, body, gone, deadline);
+    const admitted = await this.uploads.enter(gone, this.o.failoverWaitMs);
     if (admitted === 'aborted') return;
     if (admitted === 'timeout') return this.shed(res, 'overloaded');
     try {
-      await this.attempts(req, res, body, signal, deadline);
+      await this.attempts(req, res, body, gone, deadline);
     } finally {
       this.uploads.leave();
     }
@@ -199,7 +199,7 @@ export class GatewayProxy {
     req: IncomingMessage,
     res: ServerResponse,
     body: ReplayableBody | null,
-    signal: AbortSignal,
+    gone: ClientGone,
     deadline: number,
   ): Promise<void> {
     const method = req.method ?? 'GET';
@@ -207,18 +207,18 @@ export class GatewayProxy {
     const headers = this.forwardedHeaders(req);
     let avoid: string | undefined;
     let backoff = RETRY_BACKOFF_MS;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS && !signal.aborted; attempt++) {
-      const leader = await this.leaderFor(deadline, avoid, backoff, signal);
-      if (signal.aborted) return;
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS && !gone.aborted; attempt++) {
+      const leader = await this.leaderFor(deadline, avoid, backoff, gone);
+      if (gone.aborted) return;
       if (!leader?.client) break;
       const outcome = await leader.client.forward({
         method,
         path: url,
         headers,
-        body: body ? body.stream() : null,
+        body: body ? body.forAttempt() : null,
         res,
         interceptRedirects: true,
-        signal,
+        gone,
         admissionWaitMs: Math.max(0, deadline - performance.now()),
         span: {
           name: 'lw.gateway.proxy',
@@ -230,7 +230,7 @@ export class GatewayProxy {
       this.o.hooks?.onAttempt?.(outcome.kind, leader.ad.uuid, 'error' in outcome ? outcome.error : undefined);
       const next = afterAttempt(outcome, method);
       // Served, broken mid-response, or the client went away: nothing more to do.
-      if (next === 'done' || signal.aborted) return;
+      if (next === 'done' || gone.aborted) return;
       if (next === 'unknown') {
         this.o.hooks?.onUnknownOutcome?.('error' in outcome ? outcome.error : outcome.kind);
         sendError(res, outcomeUnknownError());
@@ -257,7 +257,7 @@ export class GatewayProxy {
       backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
       void this.o.watcher.refresh();
     }
-    if (signal.aborted || res.headersSent) return;
+    if (gone.aborted || res.headersSent) return;
     this.o.hooks?.onNoLeader?.();
     sendError(res, new LwError('LW_ERR_NO_LEADER', MESSAGES.noActiveNode, { retryAfter: 1 }));
   }

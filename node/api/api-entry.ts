@@ -58,8 +58,13 @@ export class ApiEntry {
     const run = (span: Parameters<typeof endServerSpan>[0]) => {
       res.once('close', () => {
         const status = res.statusCode;
-        metrics.http.requests.inc({ route, method: methodLabel(req.method), status: String(status), via });
-        metrics.http.duration.observe({ route, via }, (performance.now() - started) / 1000);
+        metrics.http.record(
+          route,
+          methodLabel(req.method),
+          status,
+          via,
+          (performance.now() - started) / 1000,
+        );
         endServerSpan(span, status);
         if (log.isLevelEnabled('debug')) {
           log.debug(

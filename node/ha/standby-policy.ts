@@ -15,7 +15,7 @@ import { upstreamHeaders } from '../../shared/http/headers';
 import { type AnyResponse, sendError, sendJson } from '../../shared/http/respond';
 import {
   afterAttempt,
-  clientGone,
+  ClientGone,
   type ForwardOutcome,
   hasBody,
   outcomeUnknownError,
@@ -74,7 +74,7 @@ export class StandbyPolicy {
       // The standby is a hop of its own: the client's X-Forwarded-For is not ours to vouch for.
       trustClientForwarded: false,
     });
-    const signal = clientGone(res);
+    const gone = new ClientGone(res);
     const deadline = performance.now() + this.o.failoverWaitMs;
     let current: Leader = leader;
     let backoff = RETRY_BACKOFF_MS;
@@ -82,8 +82,8 @@ export class StandbyPolicy {
     /** Set once the active answered "not served": it lives, so what follows is a pause. */
     let holding = false;
     for (;;) {
-      outcome = await this.forwardOnce(req, res, url, current, headers, withBody, signal);
-      if (withBody || signal.aborted || performance.now() >= deadline) break;
+      outcome = await this.forwardOnce(req, res, url, current, headers, withBody, gone);
+      if (withBody || gone.aborted || performance.now() >= deadline) break;
       let next: Leader | null = null;
       holding ||= outcome.kind === 'not-served';
       if (holding && (outcome.kind === 'not-served' || outcome.kind === 'not-sent')) {
@@ -93,7 +93,7 @@ export class StandbyPolicy {
         // retire its connections), but the active says "not served" itself while not active.
         const remaining = Math.max(0, deadline - performance.now());
         next =
-          (await this.o.watcher.waitFor(Math.min(backoff, remaining), current.ad.uuid, signal)) ??
+          (await this.o.watcher.waitFor(Math.min(backoff, remaining), current.ad.uuid, gone.signal)) ??
           this.o.watcher.current() ??
           current;
         backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
@@ -102,7 +102,7 @@ export class StandbyPolicy {
         const now = this.o.watcher.current();
         if (now && now.ad.uuid !== current.ad.uuid) next = now;
       }
-      if (!next || signal.aborted) break;
+      if (!next || gone.aborted) break;
       this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
       current = next;
     }
@@ -111,7 +111,7 @@ export class StandbyPolicy {
       return;
     }
     const next = afterAttempt(outcome, req.method ?? 'GET');
-    if (next === 'done' || signal.aborted) return;
+    if (next === 'done' || gone.aborted) return;
     this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
     // Upstream hid forwarding failures behind a silent 307 (openbao#3899); we log them.
     this.o.log.warn(
@@ -135,7 +135,7 @@ export class StandbyPolicy {
     leader: Leader,
     headers: string[],
     withBody: boolean,
-    signal: AbortSignal,
+    gone: ClientGone,
   ): Promise<ForwardOutcome> {
     const client = leader.client;
     if (!client) return { kind: 'not-sent', error: 'no cluster channel to the active' };
@@ -146,7 +146,7 @@ export class StandbyPolicy {
       body: withBody ? (req as unknown as Readable) : null,
       res,
       interceptRedirects: false,
-      signal,
+      gone,
       admissionWaitMs: ADMISSION_WAIT_MS,
       span: { name: 'lw.forward', attributes: { 'lw.leader.epoch': leader.ad.epoch } },
     });

@@ -4,7 +4,7 @@
  * might forge are dropped, and the X-Forwarded-* headers are set.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { CLIENT_ADDR_HEADER, INTERNAL_HEADER_PREFIX } from './internal-headers';
+import { CLIENT_ADDR_HEADER, INTERNAL_HEADER_PREFIX, NOT_SERVED_HEADER } from './internal-headers';
 
 /** Headers that apply to one connection only and must not be forwarded. */
 const HOP_BY_HOP = new Set([
@@ -108,6 +108,45 @@ export function downstreamHeaders(
     out[name] = value;
   }
   return out;
+}
+
+/** What a proxy needs from a response's raw header list (as undici hands it over). */
+export interface RawResponseHeaders {
+  /** The headers to pass on, flat (`[name, value, ...]`), hop-by-hop and internal ones removed. */
+  pass: string[];
+  /** The node's "not served" code (NOT_SERVED_HEADER), if it sent one. */
+  notServed: string | undefined;
+  location: string | undefined;
+}
+
+/**
+ * One pass over undici's raw response headers (`[name, value, ...]` as Buffers): the flat list
+ * to pass back (`writeHead` takes it as is) and the two values the proxy decides on. Cheaper than
+ * building a header object and filtering it into another.
+ */
+export function rawResponseHeaders(raw: ReadonlyArray<Buffer | string>): RawResponseHeaders {
+  const pass: string[] = [];
+  let notServed: string | undefined;
+  let location: string | undefined;
+  let connection: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as Buffer | string).toString('latin1').toLowerCase();
+    const value = (raw[i + 1] as Buffer | string).toString('latin1');
+    if (name.startsWith(INTERNAL_HEADER_PREFIX)) {
+      if (name === NOT_SERVED_HEADER) notServed = value;
+      continue;
+    }
+    if (name === 'connection') connection = connection ? `${connection},${value}` : value;
+    if (HOP_BY_HOP.has(name)) continue;
+    if (name === 'location') location = value;
+    pass.push(name, value);
+  }
+  const listed = listedInConnection(connection);
+  if (!listed) return { pass, notServed, location };
+  const kept: string[] = [];
+  for (let i = 0; i < pass.length; i += 2)
+    if (!listed.has(pass[i] as string)) kept.push(pass[i] as string, pass[i + 1] as string);
+  return { pass: kept, notServed, location };
 }
 
 function listedInConnection(v: string | string[] | undefined): Set<string> | undefined {

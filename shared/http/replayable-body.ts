@@ -119,6 +119,22 @@ export class ReplayableBody {
     return p;
   }
 
+  /**
+   * The body for one attempt: the copy itself when it holds the whole body (undici sends a Buffer
+   * with no stream machinery), else a fresh stream (`stream()`).
+   */
+  forAttempt(): Buffer | Readable {
+    if (this.ended && !this.overflowed) {
+      if (this.chunks.length !== 1) {
+        const whole = Buffer.concat(this.chunks);
+        this.chunks.length = 0;
+        this.chunks.push(whole);
+      }
+      return this.chunks[0] as Buffer;
+    }
+    return this.stream();
+  }
+
   /** A fresh stream of the whole body for one attempt. Only one attempt may run at a time. */
   stream(): Readable {
     if (!this.replayable()) throw new Error('body is not replayable');

@@ -25,8 +25,13 @@ const KNOWN = new Set([
 export function routeClass(url: string | undefined): string {
   const u = url ?? '/';
   if (!u.startsWith('/v1/')) return 'other';
-  const end = u.indexOf('?');
-  const parts = (end === -1 ? u : u.slice(0, end)).split('/', 4);
-  const key = `${parts[2] ?? ''}/${parts[3] ?? ''}`;
+  // The first two segments after /v1/, up to the query: no split, no intermediate arrays.
+  let end = u.indexOf('?', 4);
+  if (end === -1) end = u.length;
+  const slash = u.indexOf('/', 4);
+  if (slash === -1 || slash >= end) return 'other';
+  let second = u.indexOf('/', slash + 1);
+  if (second === -1 || second > end) second = end;
+  const key = u.slice(4, second);
   return KNOWN.has(key) ? key : 'other';
 }

@@ -11,8 +11,20 @@
  * of queueing without end.
  */
 
+/**
+ * What a waiter can be cancelled by: `aborted` is checked first, and `signal` is taken only by a
+ * waiter that has to queue (so a caller can create it lazily; see ClientGone).
+ */
+export interface Cancellation {
+  readonly aborted: boolean;
+  readonly signal: AbortSignal;
+}
+
 /** How an `enter` ended: admitted (call `leave` later), the caller went away, or the wait ran out. */
 export type Admitted = 'admitted' | 'aborted' | 'timeout';
+const ADMITTED: Promise<Admitted> = Promise.resolve('admitted');
+const ABORTED: Promise<Admitted> = Promise.resolve('aborted');
+
 export class Admission {
   private inside = 0;
   private readonly waiting: Array<() => void> = [];
@@ -24,13 +36,14 @@ export class Admission {
     return this.waiting.length;
   }
 
-  /** Waits for a place, at most `maxWaitMs`, or until `signal` aborts. */
-  enter(signal: AbortSignal | undefined, maxWaitMs: number): Promise<Admitted> {
-    if (signal?.aborted) return Promise.resolve('aborted');
+  /** Waits for a place, at most `maxWaitMs`, or until `cancel` aborts. */
+  enter(cancel: Cancellation | undefined, maxWaitMs: number): Promise<Admitted> {
+    if (cancel?.aborted) return ABORTED;
     if (this.inside < this.limit) {
       this.inside++;
-      return Promise.resolve('admitted');
+      return ADMITTED;
     }
+    const signal = cancel?.signal;
     return new Promise((resolve) => {
       const timer = setTimeout(() => done('timeout'), Math.max(0, maxWaitMs));
       const onAbort = () => done('aborted');

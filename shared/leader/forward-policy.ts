@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { LwError } from '../errors';
+import type { Cancellation } from './admission';
 import type { ProxyOutcome } from './proxy-request';
 
 /**
@@ -50,16 +51,45 @@ export function afterAttempt(outcome: ForwardOutcome, method: string): 'done' | 
   }
 }
 
-/** A signal that aborts when the client's response closes before it was finished. */
-export function clientGone(res: {
-  once(event: 'close', fn: () => void): unknown;
-  writableFinished: boolean;
-}): AbortSignal {
-  const abort = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) abort.abort();
-  });
-  return abort.signal;
+/**
+ * Whether a request's client went away (its response closed before it was finished), and who to
+ * tell: the request in flight (`whileInFlight`) or, lazily, an AbortSignal for the slow paths
+ * that wait (admission queue, leader wait). The hot path — leader known, place free — allocates
+ * no AbortController and adds no listener beyond one 'close' on the response.
+ */
+export class ClientGone implements Cancellation {
+  aborted = false;
+  private controller: AbortController | undefined;
+  private inFlight: (() => void) | undefined;
+
+  constructor(res: { on(event: 'close', fn: () => void): unknown; writableFinished: boolean }) {
+    res.on('close', () => {
+      if (!res.writableFinished) this.abort();
+    });
+  }
+
+  /** An AbortSignal that fires when the client leaves (created on first use). */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  /** While set, `fn` is called (once) if the client leaves: it aborts the request in flight. */
+  whileInFlight(fn: (() => void) | undefined): void {
+    this.inFlight = fn;
+  }
+
+  private abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.controller?.abort();
+    const fn = this.inFlight;
+    this.inFlight = undefined;
+    fn?.();
+  }
 }
 
 /** The answer for a request that may have run on a leader that then failed. */

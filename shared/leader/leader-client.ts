@@ -12,7 +12,7 @@ import { type Dispatcher, Pool } from 'undici';
 import type { Advertisement } from '../advertisement';
 import { endSpan, startClientSpan, tracingEnabled } from '../telemetry/tracing';
 import { Admission } from './admission';
-import type { ForwardOutcome } from './forward-policy';
+import type { ClientGone, ForwardOutcome } from './forward-policy';
 import { type ProxyAttempt, proxyOnce } from './proxy-request';
 
 /** Connections kept per leader by one process (a gateway or a standby). */
@@ -45,7 +45,7 @@ export interface ClientIdentity {
 /** One attempt to forward a client request (see LeaderClient.forward). */
 export interface ForwardAttempt extends ProxyAttempt {
   /** The client went away: stop waiting and abort the upstream request. */
-  signal: AbortSignal;
+  gone: ClientGone;
   /** How long to wait for a place in the pool before giving up as `busy`. */
   admissionWaitMs: number;
   span: { name: string; attributes: SpanAttributes };
@@ -106,7 +106,7 @@ export class LeaderClient {
     // A trace header per attempt; without tracing the headers are shared, not copied.
     const headers = tracingEnabled() ? a.headers.slice() : a.headers;
     const span = startClientSpan(a.span.name, a.span.attributes, headers);
-    const admitted = await this.admission.enter(a.signal, a.admissionWaitMs);
+    const admitted = await this.admission.enter(a.gone, a.admissionWaitMs);
     if (admitted !== 'admitted') {
       const kind = admitted === 'timeout' ? 'busy' : 'aborted';
       endSpan(span, kind, kind === 'busy');

@@ -3,12 +3,12 @@
  * buffering. Reports what happened in terms a retry policy can use: whether the leader served
  * the request, refused it unserved (nothing stored), could not have received it, or may have.
  */
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { downstreamHeaders } from '../http/headers';
-import { NOT_SERVED_HEADER } from '../http/internal-headers';
+import { rawResponseHeaders } from '../http/headers';
 import type { AnyResponse } from '../http/respond';
+import type { ClientGone } from './forward-policy';
 
 /** What one attempt achieved. */
 export type ProxyOutcome =
@@ -50,67 +50,112 @@ function isTlsError(code: string): boolean {
   return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|UNABLE_TO|DEPTH_ZERO/.test(code);
 }
 
-/** Discards a response body we decided not to pass on. */
-function sink(): Writable {
-  return new Writable({
-    write(_c, _e, cb) {
-      cb();
-    },
-  });
-}
-
 /** Options for one attempt. */
 export interface ProxyAttempt {
   method: string;
   path: string;
   headers: string[];
-  body: Readable | null;
+  /** The body: a whole one in memory, a stream, or none. */
+  body: Buffer | Readable | null;
   res: AnyResponse;
   /** Pass 307s to the client (standby forwarding) or intercept them (gateway). */
   interceptRedirects: boolean;
-  /** Aborts the upstream request (the client went away). */
-  signal?: AbortSignal;
+  /** The client went away: abort the upstream request. */
+  gone?: ClientGone;
 }
 
-/** Runs one attempt. Never throws. */
-export async function proxyOnce(dispatcher: Dispatcher, a: ProxyAttempt): Promise<ProxyOutcome> {
-  let intercepted: ProxyOutcome | undefined;
-  let started = false;
-  let status = 0;
-  try {
-    await dispatcher.stream(
-      {
-        method: a.method as Dispatcher.HttpMethod,
-        path: a.path,
-        headers: a.headers,
-        body: a.body,
-        signal: a.signal,
-      },
-      ({ statusCode, headers }) => {
-        const h = headers as Record<string, string | string[] | undefined>;
-        const notServed = h[NOT_SERVED_HEADER];
-        if (statusCode === 503 && notServed) {
-          intercepted = { kind: 'not-served', status: statusCode, code: String(notServed) };
-          return sink();
-        }
-        if (statusCode === 307 && a.interceptRedirects) {
-          intercepted = { kind: 'redirect', location: String(h.location ?? '') };
-          return sink();
-        }
-        started = true;
-        status = statusCode;
-        a.res.writeHead(statusCode, downstreamHeaders(h));
-        return a.res as unknown as Writable;
-      },
-    );
-  } catch (err) {
-    const code = errorCode(err);
-    if (intercepted) return intercepted;
+const CLIENT_GONE = 'client-aborted';
+
+/**
+ * An undici dispatch handler (the callback interface undici 7's core calls directly; the newer
+ * controller interface goes through an adapter object per request) that writes the leader's answer straight into the client's
+ * response (backpressure: a full response pauses the upstream socket until 'drain'), or
+ * swallows an answer the caller intercepts (a "not served" 503, a 307 for the gateway). Using
+ * `dispatch` rather than `stream` spares, per request, an AbortController and its listeners, a
+ * parsed header object, a stream wrapper and its `finished` watcher.
+ */
+class ProxyHandler implements Dispatcher.DispatchHandler {
+  private intercepted: ProxyOutcome | undefined;
+  private started = false;
+  private status = 0;
+  private resume: (() => void) | undefined;
+  private settled = false;
+
+  constructor(
+    private readonly a: ProxyAttempt,
+    private readonly done: (outcome: ProxyOutcome) => void,
+  ) {}
+
+  onConnect(abort: (err?: Error) => void): void {
+    const gone = this.a.gone;
+    if (gone?.aborted) abort(new Error(CLIENT_GONE));
+    else gone?.whileInFlight(() => abort(new Error(CLIENT_GONE)));
+  }
+
+  onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
+    // 1xx interim answers: Node's server already answered `100 Continue` itself.
+    if (statusCode < 200) return true;
+    const h = rawResponseHeaders(raw);
+    if (statusCode === 503 && h.notServed) {
+      this.intercepted = { kind: 'not-served', status: statusCode, code: h.notServed };
+      return true;
+    }
+    if (statusCode === 307 && this.a.interceptRedirects) {
+      this.intercepted = { kind: 'redirect', location: h.location ?? '' };
+      return true;
+    }
+    this.started = true;
+    this.status = statusCode;
+    this.resume = resume;
+    this.a.res.writeHead(statusCode, h.pass as unknown as OutgoingHttpHeaders);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.intercepted) return true;
+    const res = this.a.res as ServerResponse;
+    if (res.destroyed) return true;
+    if (res.write(chunk)) return true;
+    res.once('drain', this.resume as () => void);
+    return false;
+  }
+
+  onComplete(): void {
+    if (!this.intercepted) this.a.res.end();
+    this.settle(this.intercepted ?? { kind: 'served', status: this.status });
+  }
+
+  onError(err: Error): void {
+    this.settle(this.classify(err));
+  }
+
+  private classify(err: Error): ProxyOutcome {
+    if (this.intercepted) return this.intercepted;
     // The client went away: nothing to answer, nothing to retry.
-    if (a.signal?.aborted) return { kind: 'broken', error: 'client-aborted' };
-    if (started) return { kind: 'broken', error: code };
+    if (this.a.gone?.aborted) return { kind: 'broken', error: CLIENT_GONE };
+    const code = errorCode(err);
+    if (this.started) {
+      this.a.res.destroy();
+      return { kind: 'broken', error: code };
+    }
     if (NOT_SENT_CODES.has(code) || isTlsError(code)) return { kind: 'not-sent', error: code };
     return { kind: 'maybe-sent', error: code };
   }
-  return intercepted ?? { kind: 'served', status };
+
+  private settle(outcome: ProxyOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.a.gone?.whileInFlight(undefined);
+    this.done(outcome);
+  }
+}
+
+/** Runs one attempt. Never throws. */
+export function proxyOnce(dispatcher: Dispatcher, a: ProxyAttempt): Promise<ProxyOutcome> {
+  return new Promise((resolve) => {
+    dispatcher.dispatch(
+      { method: a.method as Dispatcher.HttpMethod, path: a.path, headers: a.headers, body: a.body },
+      new ProxyHandler(a, resolve),
+    );
+  });
 }

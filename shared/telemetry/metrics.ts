@@ -20,20 +20,58 @@ export function methodLabel(m: string | undefined): string {
 }
 
 function httpMetrics(registry: Registry, prefix: string) {
+  const requests = new Counter({
+    name: `${prefix}_http_requests_total`,
+    help: 'HTTP requests by route class, method and status.',
+    labelNames: ['route', 'method', 'status', 'via'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: `${prefix}_http_request_duration_seconds`,
+    help: 'HTTP request latency by route class.',
+    labelNames: ['route', 'via'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  // The labelled children, made once per label set (all labels are bounded): prom-client would
+  // otherwise validate and hash the label object on every request.
+  const children = new Map<
+    string,
+    { count: ReturnType<typeof requests.labels>; latency: ReturnType<typeof duration.labels> }
+  >();
   return {
-    requests: new Counter({
-      name: `${prefix}_http_requests_total`,
-      help: 'HTTP requests by route class, method and status.',
-      labelNames: ['route', 'method', 'status', 'via'] as const,
-      registers: [registry],
-    }),
-    duration: new Histogram({
-      name: `${prefix}_http_request_duration_seconds`,
-      help: 'HTTP request latency by route class.',
-      labelNames: ['route', 'via'] as const,
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
+    requests,
+    duration,
+    /** Counts one finished request and its latency. */
+    record(route: string, method: string, status: number, via: string, seconds: number): void {
+      const key = `${route} ${method} ${status} ${via}`;
+      let c = children.get(key);
+      if (!c) {
+        c = {
+          count: requests.labels(route, method, String(status), via),
+          latency: duration.labels(route, via),
+        };
+        children.set(key, c);
+      }
+      c.count.inc();
+      c.latency.observe(seconds);
+    },
+  };
+}
+
+/**
+ * A counter with one (bounded) label, its children made once per value: for counters bumped on
+ * every request, where prom-client would otherwise hash a label object each time.
+ */
+export function boundCounter(counter: Counter<string>): (value: string) => { inc(): void } {
+  const children = new Map<string, { inc(): void }>();
+  return (value) => {
+    let child = children.get(value);
+    if (!child) {
+      child = counter.labels(value);
+      children.set(value, child);
+    }
+    return child;
   };
 }
 

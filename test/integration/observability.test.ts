@@ -50,6 +50,8 @@ describe('observability', () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '100',
+      // W3C plus the headers many load balancers and meshes inject (Zipkin B3, Jaeger).
+      OTEL_PROPAGATORS: 'tracecontext,baggage,b3multi,jaeger',
     };
     const gwPort = await freePort();
     nodes = await Promise.all(
@@ -109,6 +111,54 @@ describe('observability', () => {
     const server = spans.find((s) => s.name === 'lw.cluster.request')!;
     assert.equal(server.parentSpanId, proxy.spanId);
   });
+
+  /** The spans of one trace once the gateway's and the node's have arrived. */
+  function traceSpans(traceId: string) {
+    return waitFor(
+      () => {
+        const s = otlp.spans().filter((x) => x.traceId === traceId);
+        const names = new Set(s.map((x) => x.name));
+        return names.has('lw.gateway.request') && names.has('lw.cluster.request') ? s : null;
+      },
+      15_000,
+      'gateway and node spans in one trace',
+    );
+  }
+
+  it("the gateway's own server span continues the client's trace; the query keeps names only", async () => {
+    const tp = traceparent();
+    const r = await call(gw.url, '/v1/secret/data/traced?version=1&token=abc', {
+      token,
+      headers: { traceparent: tp.header },
+    });
+    assert.equal(r.status, 200, r.text);
+    const spans = await traceSpans(tp.traceId);
+    const server = spans.find((s) => s.name === 'lw.gateway.request')!;
+    const proxy = spans.find((s) => s.name === 'lw.gateway.proxy')!;
+    assert.equal(server.parentSpanId, tp.header.split('-')[2], 'child of the client span');
+    assert.equal(proxy.parentSpanId, server.spanId);
+    assert.equal(server.attributes['http.response.status_code'], 200);
+    assert.equal(server.attributes['http.route'], 'secret/data');
+    assert.equal(server.attributes['url.path'], '/v1/secret/data/traced');
+    assert.equal(server.attributes['url.query'], 'version=REDACTED&token=REDACTED');
+  });
+
+  for (const [format, headers] of [
+    [
+      'B3 (multi-header)',
+      (t: string, s: string) => ({ 'x-b3-traceid': t, 'x-b3-spanid': s, 'x-b3-sampled': '1' }),
+    ],
+    ['Jaeger (uber-trace-id)', (t: string, s: string) => ({ 'uber-trace-id': `${t}:${s}:0:1` })],
+  ] as const) {
+    it(`${format} headers from a load balancer or mesh continue the trace (OTEL_PROPAGATORS)`, async () => {
+      const traceId = randomBytes(16).toString('hex');
+      const spanId = randomBytes(8).toString('hex');
+      const r = await call(gw.url, '/v1/secret/data/traced', { token, headers: headers(traceId, spanId) });
+      assert.equal(r.status, 200, r.text);
+      const spans = await traceSpans(traceId);
+      assert.equal(spans.find((s) => s.name === 'lw.gateway.request')!.parentSpanId, spanId);
+    });
+  }
 
   it('a request sent to a standby is one trace with standby and active spans', async () => {
     const active = await waitActive(nodes);

@@ -22,8 +22,9 @@ import {
 import { keyId, open, seal } from '../../shared/crypto/aead';
 import { signingKeyFromSeed, verifyKeyFromRaw } from '../../shared/crypto/signing';
 import { isLwError } from '../../shared/errors';
-import { downstreamHeaders, upstreamHeaders } from '../../shared/http/headers';
+import { downstreamHeaders, rawResponseHeaders, upstreamHeaders } from '../../shared/http/headers';
 import { ReplayableBody, ReplayBudget } from '../../shared/http/replayable-body';
+import { routeClass } from '../../shared/http/route-class';
 
 const key = (): Buffer => randomBytes(32);
 
@@ -455,6 +456,53 @@ describe('header filtering', () => {
       location: 'http://x/v1/y',
     });
   });
+
+  it('filters raw response headers (as undici hands them over) the same way, in one flat list', () => {
+    const raw = [
+      ['Connection', 'close, X-Hop'],
+      ['X-Hop', '1'],
+      ['Transfer-Encoding', 'chunked'],
+      ['Keep-Alive', 'timeout=5'],
+      ['X-Leaderway-Not-Served', 'LW_ERR_DRAINING'],
+      ['Content-Type', 'application/json'],
+      ['Set-Cookie', 'a=1'],
+      ['Set-Cookie', 'b=2'],
+      ['Location', 'http://x/v1/y'],
+    ].flatMap(([k, v]) => [Buffer.from(k as string), Buffer.from(v as string, 'latin1')]);
+    assert.deepEqual(rawResponseHeaders(raw), {
+      pass: [
+        'content-type',
+        'application/json',
+        'set-cookie',
+        'a=1',
+        'set-cookie',
+        'b=2',
+        'location',
+        'http://x/v1/y',
+      ],
+      notServed: 'LW_ERR_DRAINING',
+      location: 'http://x/v1/y',
+    });
+    // Bytes outside ASCII survive (latin1 both ways, as Node writes header strings).
+    const v = rawResponseHeaders([Buffer.from('x-name'), Buffer.from([0xe9])]).pass[1] as string;
+    assert.deepEqual(Buffer.from(v, 'latin1'), Buffer.from([0xe9]));
+  });
+
+  it('classifies routes for metrics into a bounded set', () => {
+    const cases: Array<[string | undefined, string]> = [
+      ['/v1/secret/data/app?version=2', 'secret/data'],
+      ['/v1/secret/data', 'secret/data'],
+      ['/v1/sys/health?standbyok=true', 'sys/health'],
+      ['/v1/sys/health/', 'sys/health'],
+      ['/v1/sys', 'other'],
+      ['/v1/sys?x=/y/z', 'other'],
+      ['/v1/secret?data/x', 'other'],
+      ['/v1/random/path', 'other'],
+      ['/v2/sys/health', 'other'],
+      [undefined, 'other'],
+    ];
+    for (const [url, route] of cases) assert.equal(routeClass(url), route, String(url));
+  });
 });
 
 describe('ReplayableBody', () => {
@@ -483,6 +531,21 @@ describe('ReplayableBody', () => {
     }
     assert.ok(partial.replayable());
     assert.deepEqual(await collect(partial.stream()), whole);
+  });
+
+  it('hands attempts the copy itself once the whole body is held, a stream before', async () => {
+    const parts = chunks(8, 1000);
+    const whole = Buffer.concat(parts);
+    const body = new ReplayableBody(Readable.from(parts), { cap: 64 * 1024 });
+    assert.ok(!Buffer.isBuffer(body.forAttempt()), 'not read yet: a stream');
+    const held = new ReplayableBody(Readable.from(parts), { cap: 64 * 1024 });
+    assert.equal(await held.prefetch(), true);
+    assert.deepEqual(held.forAttempt(), whole);
+    assert.deepEqual(held.forAttempt(), whole, 'again for a retry');
+    assert.deepEqual(await collect(held.stream()), whole);
+    const big = new ReplayableBody(Readable.from(parts), { cap: 4500 });
+    assert.equal(await big.prefetch(), false);
+    assert.ok(!Buffer.isBuffer(big.forAttempt()), 'over the cap: a stream');
   });
 
   it('over the cap: replayable until a byte is taken, not after; the copy is dropped', async () => {
