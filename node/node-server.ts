@@ -48,6 +48,8 @@ import { type NodeSettings, readGatewayCa } from './settings';
 const UNSEAL_POLL_MS = 1_000;
 /** Bound for draining in-flight requests when stepping down (not shutting down). */
 const STEP_DOWN_GRACE_MS = 5_000;
+/** Connections a standby keeps to the active for forwarding (opened on demand). */
+const STANDBY_CONNECTIONS = 128;
 
 export interface NodeServerDeps {
   data: Backend;
@@ -205,7 +207,9 @@ export class NodeServer implements NodeApi {
           : null;
       },
       connect,
-      connections: 32,
+      // As many as a gateway keeps (opened on demand): fewer made forwarded requests queue at
+      // 100 concurrent clients, which cost the standby CPU for nothing.
+      connections: STANDBY_CONNECTIONS,
       selfValue: () => sessionOf(this.current)?.ad.uuid ?? null,
       hooks: {
         onChange: (l) => {

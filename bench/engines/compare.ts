@@ -6,24 +6,14 @@
  * order. KV reads and writes, 1 KB, 100 connections (quick: reads). Rule from the issue: build on
  * undici unless http-proxy-3 comes within 10% of it.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import * as path from 'node:path';
-import { createInterface } from 'node:readline';
-import { derToPem } from '../../shared/leader/leader-client';
-import { readAdvertisement } from '../../test/helpers/cluster';
-import { freePort } from '../../test/helpers/ports';
-import { gatewayPkiFiles } from '../../test/helpers/procs';
 import { clusterWatch, type SectionContext } from '../lib/context';
 import { kvBody } from '../lib/http';
 import { type LoadResult, runLoad } from '../lib/load';
 import { prime, readKey, seedReads, writeKey } from '../sections/steady';
 import { NOT_INSTALLED_EXIT } from './engine-env';
+import { type EngineProc, engineTarget, startBareUndici, startEngine } from './start-engine';
 
 export type EngineName = 'undici' | 'http-proxy-3' | 'gateway' | 'haproxy';
-
-const ROOT = path.resolve(__dirname, '..', '..');
-const START_TIMEOUT_MS = 15_000;
 
 export interface EngineRound {
   engine: EngineName;
@@ -39,70 +29,16 @@ export interface EnginesResult {
   rounds: EngineRound[];
 }
 
-interface EngineProc {
-  child: ChildProcess;
-  url: string;
-  stop(): void;
-}
-
-/** Starts one minimal proxy; resolves null with the reason when it exits before listening. */
-async function startEngine(
-  file: string,
-  env: Record<string, string>,
-): Promise<{ proc: EngineProc } | { exitCode: number | null; output: string }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, file)], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      ...env,
-      LW_ENGINE_PORT: String(port),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  process.once('exit', () => child.kill('SIGKILL'));
-  const lines: string[] = [];
-  const listening = new Promise<boolean>((resolve) => {
-    for (const s of [child.stdout, child.stderr]) {
-      if (s)
-        createInterface({ input: s }).on('line', (l) => {
-          lines.push(l);
-          if (l.includes('"msg":"listening"')) resolve(true);
-        });
-    }
-    child.once('exit', () => resolve(false));
-    setTimeout(() => resolve(false), START_TIMEOUT_MS).unref();
-  });
-  if (!(await listening)) {
-    child.kill('SIGKILL');
-    return { exitCode: child.exitCode, output: lines.join('\n') };
-  }
-  return { proc: { child, url: `http://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') } };
-}
-
 export async function enginesSection(ctx: SectionContext): Promise<EnginesResult> {
   const c = ctx.cluster;
   const active = await c.settle();
   if (!c.gateway || !c.haproxy) throw new Error('the engine comparison needs the gateway and HAProxy');
   await seedReads(ctx, active, [1024]);
-  const ad = await readAdvertisement(c.redis.url, c.keys);
-  const caFile = path.join(c.dir, 'leader-cert.pem');
-  writeFileSync(caFile, derToPem(ad.cert, 'CERTIFICATE'));
-  const identity = await gatewayPkiFiles();
-  const env = {
-    LW_ENGINE_TARGET: ad.cluster_addr,
-    LW_ENGINE_CA_FILE: caFile,
-    LW_ENGINE_CERT_FILE: identity.certFile,
-    LW_ENGINE_KEY_FILE: identity.keyFile,
-    LW_ENGINE_SERVERNAME: `fw-${ad.uuid}`,
-  };
+  const env = await engineTarget(ctx);
   const procs: Partial<Record<EngineName, EngineProc>> = {};
   let skipped: string | undefined;
   try {
-    const u = await startEngine('undici-proxy.ts', env);
-    if (!('proc' in u)) throw new Error(`the undici proxy did not start:\n${u.output}`);
-    procs.undici = u.proc;
+    procs.undici = await startBareUndici(ctx);
     const h = await startEngine('http-proxy-3-proxy.ts', env);
     if ('proc' in h) procs['http-proxy-3'] = h.proc;
     else {

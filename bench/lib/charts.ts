@@ -14,7 +14,13 @@ import { cell } from './targets';
 export const CHARTS_DIR = path.resolve(__dirname, '..', 'charts');
 const GATEWAY = '#1f77b4';
 const HAPROXY = '#ff7f0e';
-const COLORS = { direct: '#2ca02c', gateway: GATEWAY, haproxy: HAPROXY, standby: '#9467bd' };
+const COLORS = {
+  direct: '#2ca02c',
+  gateway: GATEWAY,
+  undici: '#8c564b',
+  haproxy: HAPROXY,
+  standby: '#9467bd',
+};
 
 /**
  * Per-bucket mean over runs (shorter runs count as zero past their end). The last bucket is left
@@ -59,7 +65,7 @@ export function writeCharts(r: Results, dir = CHARTS_DIR): string[] {
     );
   }
   const rows = r.steady?.data.rows ?? [];
-  const paths = (['direct', 'gateway', 'haproxy', 'standby'] as const).filter((p) =>
+  const paths = (['direct', 'gateway', 'undici', 'haproxy', 'standby'] as const).filter((p) =>
     cell(rows, p, 'read', 1024, 100),
   );
   if (paths.length) {

@@ -125,7 +125,7 @@ export class BenchCluster {
     }
   }
 
-  private spawnNode(name: string, port: number, clusterPort: number): Promise<Proc> {
+  private spawnNode(name: string, port: number, clusterPort: number, nodeArgs: string[] = []): Promise<Proc> {
     return spawnLeaderway(
       name,
       ['server'],
@@ -147,6 +147,7 @@ export class BenchCluster {
         OTEL_SDK_DISABLED: 'true',
       },
       { port, clusterPort },
+      { nodeArgs },
     );
   }
 
@@ -210,10 +211,13 @@ export class BenchCluster {
     return this.nodes.filter((n) => n !== active && alive(n.proc));
   }
 
-  /** Replaces a stopped node with a fresh process on the same ports (HAProxy's config stays valid). */
-  async restartNode(n: BenchNode): Promise<void> {
+  /**
+   * Replaces a stopped node with a fresh process on the same ports (HAProxy's config stays
+   * valid), with extra Node flags if given (e.g. `--cpu-prof`).
+   */
+  async restartNode(n: BenchNode, nodeArgs: string[] = []): Promise<void> {
     if (alive(n.proc)) await n.proc.stop('SIGKILL');
-    n.proc = await this.spawnNode(n.name, n.port, n.clusterPort);
+    n.proc = await this.spawnNode(n.name, n.port, n.clusterPort, nodeArgs);
   }
 
   /**

@@ -10,7 +10,7 @@ export function steady(s: Measured<NonNullable<Results['steady']>['data']>): str
   const d = s.data;
   const out: string[] = [metaLine(s.meta, median(d.rows.map((r) => r.result.foreignCpuPct ?? Number.NaN)))];
   out.push(
-    `Active ${d.active}, standby ${d.standby}; each cell ${d.warmupS} s warm-up + ${d.durationS} s measured, paths in rotating order; reads of 1 KB at 100 connections are the median of ${d.headlineRounds} alternating rounds. CPU columns are ms of CPU per 1,000 requests: the proxy's own (gateway, HAProxy, or the forwarding standby) and the active node's. "Other work" is CPU used by processes outside the bench during the cell, in % of both cores: the machine is shared.`,
+    `Active ${d.active}, standby ${d.standby}; each cell ${d.warmupS} s warm-up + ${d.durationS} s measured, paths in rotating order; reads of 1 KB at 50 and 100 connections are the median of ${d.headlineRounds} alternating rounds. "undici" is the bare undici proxy (bench/engines/undici-proxy.ts: the gateway's engine and its mutual TLS to the leader, nothing else). CPU columns are ms of CPU per 1,000 requests: the proxy's own (gateway, bare undici, HAProxy, or the forwarding standby) and the active node's. "Other work" is CPU used by processes outside the bench during the cell, in % of both cores: the machine is shared.`,
   );
   const conds = [...new Set(d.rows.map((r) => `${r.op}|${r.size}|${r.connections}`))];
   const headline: string[][] = [];
@@ -18,6 +18,7 @@ export function steady(s: Measured<NonNullable<Results['steady']>['data']>): str
     const [op, size, conns] = k.split('|') as ['read' | 'write', string, string];
     const at = (p: (typeof PATHS)[number]) => cell(d.rows, p, op, Number(size), Number(conns));
     const gw = at('gateway');
+    const un = at('undici');
     const hp = at('haproxy');
     const di = at('direct');
     const sb = at('standby');
@@ -26,9 +27,10 @@ export function steady(s: Measured<NonNullable<Results['steady']>['data']>): str
       conns,
       fmt(ratio(gw?.rps, hp?.rps)),
       fmt(ratio(gw?.p99, hp?.p99)),
+      fmt(ratio(gw?.cpuPer1k.gateway, un?.cpuPer1k.undici)),
       fmt(ratio(gw?.rps, di?.rps)),
       fmt(ratio(sb?.rps, di?.rps)),
-      `${fmt(gw?.cpuPer1k.gateway)} / ${fmt(hp?.cpuPer1k.haproxy)}`,
+      `${fmt(gw?.cpuPer1k.gateway)} / ${fmt(un?.cpuPer1k.undici)} / ${fmt(hp?.cpuPer1k.haproxy)}`,
     ]);
   }
   out.push(
@@ -41,9 +43,10 @@ export function steady(s: Measured<NonNullable<Results['steady']>['data']>): str
         'Conns',
         'gateway/HAProxy req/s',
         'gateway/HAProxy p99',
+        'gateway/bare undici CPU',
         'gateway/direct req/s',
         'standby/direct req/s',
-        'CPU ms/1k gateway / HAProxy',
+        'CPU ms/1k gateway / bare undici / HAProxy',
       ],
       headline,
     ),

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { EngineName } from '../engines/compare';
+import type { ProcessProfile } from '../sections/profile';
 import { failoverChart, STEADY_CHARTS, writeCharts } from './charts';
 import { metaLine, table } from './markdown';
 import { failover, standbyFailover } from './report-failover';
@@ -125,15 +126,13 @@ function engines(e: Measured<NonNullable<Results['engines']>['data']>, r: Result
   return out.join('\n');
 }
 
-function profile(p: Measured<NonNullable<Results['profile']>['data']>): string {
-  const d = p.data;
-  // Shares of the gateway's busy time: idle samples (waiting for I/O) are left out.
+/** One process's profile: self time by package/file, then the top frames (shares of busy time). */
+function profileTables(who: string, d: ProcessProfile): string[] {
+  // Shares of busy time: idle samples (waiting for I/O) are left out.
   const idle = d.groups.find((g) => g.name === '(idle)')?.share ?? 0;
   const pct = (x: number) => `${((x / (1 - idle)) * 100).toFixed(1)}%`;
   return [
-    metaLine(p.meta),
-    '',
-    `Gateway under \`node --cpu-prof\` at ${fmt(d.load.rps)} req/s (KV reads 1 KB, 100 connections, after a 3 s priming load; the profiler itself costs throughput). The gateway was idle ${(idle * 100).toFixed(0)}% of the time; shares below are of its busy time. Self time by package or file, then the top frames:`,
+    `**${who}** under \`node --cpu-prof\` at ${fmt(d.load.rps)} req/s (KV reads 1 KB, 100 connections, after a 3 s priming load; the profiler itself costs throughput). It was idle ${(idle * 100).toFixed(0)}% of the time; shares below are of its busy time. Self time by package or file, then the top frames:`,
     '',
     table(
       ['Package / file', 'self time'],
@@ -150,6 +149,16 @@ function profile(p: Measured<NonNullable<Results['profile']>['data']>): string {
         .slice(0, 20)
         .map((f) => [`\`${f.name}\``, pct(f.share)]),
     ),
+  ];
+}
+
+function profile(p: Measured<NonNullable<Results['profile']>['data']>): string {
+  const d = p.data;
+  return [
+    metaLine(p.meta),
+    '',
+    ...profileTables('The gateway', d),
+    ...(d.standby ? ['', ...profileTables('A standby forwarding to the active', d.standby)] : []),
   ].join('\n');
 }
 

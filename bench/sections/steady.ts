@@ -1,18 +1,22 @@
 /**
- * Steady state: the same leader reached four ways — directly (TLS to the active's API), through
- * the gateway (mTLS to the cluster listener), through HAProxy (TLS to the nodes' API) and through
- * a standby (TLS to the standby, which forwards over mTLS) — for KV reads and writes at 1 KB and
- * 256 KB values and 10, 100 and 1,000 connections. Within each condition the four paths run
- * back to back in a rotating order, so slow drift on the shared machine hits them alike.
+ * Steady state: the same leader reached five ways — directly (TLS to the active's API), through
+ * the gateway (mTLS to the cluster listener), through the bare undici proxy the gateway is built
+ * on (the same mTLS, nothing else: the floor for the gateway's own cost), through HAProxy (TLS to
+ * the nodes' API) and through a standby (TLS to the standby, which forwards over mTLS) — for KV
+ * reads and writes at 1 KB and 256 KB values and 10, 50 and 100 connections. Within each
+ * condition the paths run back to back in a rotating order, so slow drift on the shared machine
+ * hits them alike. (1,000 connections: the cost-growth section.)
  */
+
+import { startBareUndici } from '../engines/start-engine';
 import type { BenchNode } from '../lib/cluster';
 import { clusterWatch, type SectionContext } from '../lib/context';
 import { call, kvBody } from '../lib/http';
 import { type LoadResult, runLoad } from '../lib/load';
 import { sizeLabel } from '../lib/stats';
 
-export type PathName = 'direct' | 'gateway' | 'haproxy' | 'standby';
-export const PATHS: readonly PathName[] = ['direct', 'gateway', 'haproxy', 'standby'];
+export type PathName = 'direct' | 'gateway' | 'undici' | 'haproxy' | 'standby';
+export const PATHS: readonly PathName[] = ['direct', 'gateway', 'undici', 'haproxy', 'standby'];
 
 /** One measured cell. */
 export interface SteadyRow {
@@ -37,16 +41,24 @@ export interface SteadyResult {
 const KB = 1024;
 
 /**
- * The grid: quick mode is reads of 1 KB at 100 connections only. The headline condition (reads,
- * 1 KB, 100 connections) runs several alternating rounds: on 2 shared cores one round is noise.
+ * The grid: quick mode is reads of 1 KB at 50 and 100 connections only. The headline conditions
+ * (reads, 1 KB, 50 and 100 connections) run several alternating rounds: on 2 shared cores one
+ * round is noise.
  */
 function grid(quick: boolean) {
   return quick
-    ? { ops: ['read'] as const, sizes: [KB], connections: [100], warmupS: 1, durationS: 2, headlineRounds: 1 }
+    ? {
+        ops: ['read'] as const,
+        sizes: [KB],
+        connections: [50, 100],
+        warmupS: 1,
+        durationS: 2,
+        headlineRounds: 1,
+      }
     : {
         ops: ['read', 'write'] as const,
         sizes: [KB, 256 * KB],
-        connections: [10, 100, 1000],
+        connections: [10, 50, 100],
         warmupS: 1,
         durationS: 3,
         headlineRounds: 3,
@@ -87,22 +99,50 @@ export async function steadySection(ctx: SectionContext): Promise<SteadyResult> 
   if (!standby || !c.gateway || !c.haproxy)
     throw new Error('steady state needs a standby, the gateway and HAProxy');
   await seedReads(ctx, active, g.sizes);
-  const urls: Record<PathName, string> = {
-    direct: active.apiUrl,
-    gateway: c.gatewayUrl,
-    haproxy: c.haproxy.url,
-    standby: standby.apiUrl,
-  };
-  const watch = clusterWatch(c, { active: active.proc.child.pid, standby: standby.proc.child.pid });
-  if (!g.sizes.includes(KB)) await seedReads(ctx, active, [KB]);
-  for (const path of PATHS) await prime(urls[path], c.token, ctx.quick ? 2 : PRIME_S);
+  const undici = await startBareUndici(ctx);
+  try {
+    const urls: Record<PathName, string> = {
+      direct: active.apiUrl,
+      gateway: c.gatewayUrl,
+      undici: undici.url,
+      haproxy: c.haproxy.url,
+      standby: standby.apiUrl,
+    };
+    const watch = clusterWatch(c, {
+      active: active.proc.child.pid,
+      standby: standby.proc.child.pid,
+      undici: undici.child.pid,
+    });
+    for (const path of PATHS) await prime(urls[path], c.token, ctx.quick ? 2 : PRIME_S);
+    const rows = await measureGrid(ctx, g, urls, watch);
+    return {
+      active: active.name,
+      standby: standby.name,
+      warmupS: g.warmupS,
+      durationS: g.durationS,
+      headlineRounds: g.headlineRounds,
+      rows,
+    };
+  } finally {
+    undici.stop();
+  }
+}
+
+/** Every condition of the grid, paths in rotating order. */
+async function measureGrid(
+  ctx: SectionContext,
+  g: ReturnType<typeof grid>,
+  urls: Record<PathName, string>,
+  watch: ReturnType<typeof clusterWatch>,
+): Promise<SteadyRow[]> {
+  const c = ctx.cluster;
   const rows: SteadyRow[] = [];
   let turn = 0;
   for (const connections of g.connections) {
     for (const op of g.ops) {
       for (const size of g.sizes) {
         const body = op === 'write' ? kvBody(size) : undefined;
-        const headline = op === 'read' && size === KB && connections === 100;
+        const headline = op === 'read' && size === KB && connections >= 50;
         for (let round = 0; round < (headline ? g.headlineRounds : 1); round++) {
           const order = PATHS.map((_, i) => PATHS[(i + turn) % PATHS.length] as PathName);
           turn++;
@@ -129,12 +169,5 @@ export async function steadySection(ctx: SectionContext): Promise<SteadyResult> 
       }
     }
   }
-  return {
-    active: active.name,
-    standby: standby.name,
-    warmupS: g.warmupS,
-    durationS: g.durationS,
-    headlineRounds: g.headlineRounds,
-    rows,
-  };
+  return rows;
 }

@@ -60,7 +60,7 @@ export async function tracingSection(ctx: SectionContext): Promise<TracingResult
   const active = await c.settle();
   await seedReads(ctx, active, [1024]);
   const sink = await startSink();
-  const rounds = ctx.quick ? 1 : 2;
+  const rounds = ctx.quick ? 1 : 3;
   const durationS = ctx.quick ? 2 : 4;
   const envs = {
     off: { OTEL_SDK_DISABLED: 'true' },

@@ -12,12 +12,12 @@
  */
 
 /**
- * What a waiter can be cancelled by: `aborted` is checked first, and `signal` is taken only by a
- * waiter that has to queue (so a caller can create it lazily; see ClientGone).
+ * What a waiter can be cancelled by (see ClientGone): `aborted` now, or later through the one
+ * callback `onAbort` holds (a request is only ever waiting in one place at a time).
  */
 export interface Cancellation {
   readonly aborted: boolean;
-  readonly signal: AbortSignal;
+  onAbort(fn: (() => void) | undefined): void;
 }
 
 /** How an `enter` ended: admitted (call `leave` later), the caller went away, or the wait ran out. */
@@ -43,24 +43,22 @@ export class Admission {
       this.inside++;
       return ADMITTED;
     }
-    const signal = cancel?.signal;
     return new Promise((resolve) => {
       const timer = setTimeout(() => done('timeout'), Math.max(0, maxWaitMs));
-      const onAbort = () => done('aborted');
       const admit = () => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        cancel?.onAbort(undefined);
         this.inside++;
         resolve('admitted');
       };
       const done = (how: Admitted) => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        cancel?.onAbort(undefined);
         const i = this.waiting.indexOf(admit);
         if (i !== -1) this.waiting.splice(i, 1);
         resolve(how);
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      cancel?.onAbort(() => done('aborted'));
       this.waiting.push(admit);
     });
   }

@@ -53,14 +53,14 @@ export function afterAttempt(outcome: ForwardOutcome, method: string): 'done' | 
 
 /**
  * Whether a request's client went away (its response closed before it was finished), and who to
- * tell: the request in flight (`whileInFlight`) or, lazily, an AbortSignal for the slow paths
- * that wait (admission queue, leader wait). The hot path — leader known, place free — allocates
- * no AbortController and adds no listener beyond one 'close' on the response.
+ * tell: the one thing the request is waiting on right now (`onAbort`: its place in an admission
+ * queue, then its upstream request) or, lazily, an AbortSignal for the leader wait. The hot path
+ * allocates no AbortController and adds no listener beyond one 'close' on the response.
  */
 export class ClientGone implements Cancellation {
   aborted = false;
   private controller: AbortController | undefined;
-  private inFlight: (() => void) | undefined;
+  private current: (() => void) | undefined;
 
   constructor(res: { on(event: 'close', fn: () => void): unknown; writableFinished: boolean }) {
     res.on('close', () => {
@@ -77,17 +77,17 @@ export class ClientGone implements Cancellation {
     return this.controller.signal;
   }
 
-  /** While set, `fn` is called (once) if the client leaves: it aborts the request in flight. */
-  whileInFlight(fn: (() => void) | undefined): void {
-    this.inFlight = fn;
+  /** While set, `fn` is called (once) if the client leaves; `undefined` clears it. */
+  onAbort(fn: (() => void) | undefined): void {
+    this.current = fn;
   }
 
   private abort(): void {
     if (this.aborted) return;
     this.aborted = true;
     this.controller?.abort();
-    const fn = this.inFlight;
-    this.inFlight = undefined;
+    const fn = this.current;
+    this.current = undefined;
     fn?.();
   }
 }

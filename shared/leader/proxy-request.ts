@@ -89,7 +89,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     const gone = this.a.gone;
     if (gone?.aborted) abort(new Error(CLIENT_GONE));
-    else gone?.whileInFlight(() => abort(new Error(CLIENT_GONE)));
+    else gone?.onAbort(() => abort(new Error(CLIENT_GONE)));
   }
 
   onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
@@ -145,7 +145,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private settle(outcome: ProxyOutcome): void {
     if (this.settled) return;
     this.settled = true;
-    this.a.gone?.whileInFlight(undefined);
+    this.a.gone?.onAbort(undefined);
     this.done(outcome);
   }
 }
