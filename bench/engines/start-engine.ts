@@ -77,8 +77,11 @@ export async function engineTarget(ctx: SectionContext): Promise<Record<string, 
  * Starts the bare undici proxy (mutual TLS to the current leader's cluster listener, like the
  * gateway): the floor the gateway's own cost is measured against. Call `stop()` when done.
  */
-export async function startBareUndici(ctx: SectionContext): Promise<EngineProc> {
-  const u = await startEngine('undici-proxy.ts', await engineTarget(ctx));
+export async function startBareUndici(
+  ctx: SectionContext,
+  extra: Record<string, string> = {},
+): Promise<EngineProc> {
+  const u = await startEngine('undici-proxy.ts', { ...(await engineTarget(ctx)), ...extra });
   if (!('proc' in u)) throw new Error(`the undici proxy did not start:\n${u.output}`);
   return u.proc;
 }

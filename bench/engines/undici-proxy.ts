@@ -9,9 +9,13 @@ import { type Dispatcher, Pool } from 'undici';
 import { engineEnv, HOP_BY_HOP, logListening } from './engine-env';
 
 const env = engineEnv();
+/** LW_ENGINE_H2=1: HTTP/2 to the leader (a prototype of a next design, measured by the engines section). */
+const h2 = process.env.LW_ENGINE_H2 === '1';
 const pool = new Pool(env.target, {
-  connections: env.connections,
-  pipelining: 1,
+  // Over HTTP/2 one connection multiplexes many requests.
+  connections: h2 ? 4 : env.connections,
+  pipelining: h2 ? 128 : 1,
+  allowH2: h2,
   keepAliveTimeout: 4_000,
   connect: {
     ca: [env.caPem],
@@ -21,7 +25,7 @@ const pool = new Pool(env.target, {
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2',
     maxVersion: 'TLSv1.2',
-    ALPNProtocols: ['http/1.1'],
+    ALPNProtocols: h2 ? ['h2'] : ['http/1.1'],
   },
 });
 

@@ -17,6 +17,13 @@ const MAX_CONN = 8_000;
 /** HAProxy gets this long to bind before we give up. */
 const START_TIMEOUT_MS = 10_000;
 
+/** A backend server; `options` replaces the default `check ssl verify none`. */
+export interface HAProxyServer {
+  name: string;
+  port: number;
+  options?: string;
+}
+
 /** A running HAProxy. */
 export interface HAProxy {
   readonly url: string;
@@ -28,11 +35,7 @@ export interface HAProxy {
 }
 
 /** The generated configuration (kept in the results so a reader can rerun it by hand). */
-export function haproxyConfig(o: {
-  port: number;
-  socket: string;
-  servers: Array<{ name: string; port: number }>;
-}): string {
+export function haproxyConfig(o: { port: number; socket: string; servers: HAProxyServer[] }): string {
   return [
     'global',
     `  maxconn ${MAX_CONN}`,
@@ -51,7 +54,7 @@ export function haproxyConfig(o: {
     'backend vault',
     '  option httpchk GET /v1/sys/health',
     '  http-check expect status 200',
-    ...o.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check ssl verify none`),
+    ...o.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} ${s.options ?? 'check ssl verify none'}`),
     '',
   ].join('\n');
 }
@@ -74,11 +77,14 @@ function query(socket: string, command: string): Promise<string> {
 export async function startHAProxy(o: {
   dir: string;
   port: number;
-  servers: Array<{ name: string; port: number }>;
+  servers: HAProxyServer[];
+  /** Distinguishes the files of a second HAProxy in the same directory. */
+  tag?: string;
 }): Promise<HAProxy> {
-  const socket = path.join(o.dir, 'haproxy.sock');
+  const tag = o.tag ?? 'haproxy';
+  const socket = path.join(o.dir, `${tag}.sock`);
   const config = haproxyConfig({ port: o.port, socket, servers: o.servers });
-  const cfgFile = path.join(o.dir, 'haproxy.cfg');
+  const cfgFile = path.join(o.dir, `${tag}.cfg`);
   writeFileSync(cfgFile, config);
   const child: ChildProcess = spawn(HAPROXY_BIN, ['-db', '-f', cfgFile], {
     stdio: ['ignore', 'pipe', 'pipe'],

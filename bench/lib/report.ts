@@ -81,7 +81,7 @@ function listShim(t: Measured<NonNullable<Results['listShim']>['data']>): string
 
 function engines(e: Measured<NonNullable<Results['engines']>['data']>, r: Results): string {
   const d = e.data;
-  const names: EngineName[] = ['undici', 'http-proxy-3', 'gateway', 'haproxy'];
+  const names: EngineName[] = ['undici', 'undici-h2', 'http-proxy-3', 'gateway', 'haproxy', 'haproxy-mtls'];
   const out = [metaLine(e.meta, median(d.rounds.map((x) => x.result.foreignCpuPct ?? Number.NaN))), ''];
   out.push(
     `Rounds alternate with a rotating order; each run ${d.connections} connections. "Own CPU" is the proxy process's CPU per 1,000 requests.`,
