@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { EngineName } from '../engines/compare';
 import type { ProcessProfile } from '../sections/profile';
+import { TRACING_MODES, type TracingMode } from '../sections/tracing';
 import { failoverChart, STEADY_CHARTS, writeCharts } from './charts';
 import { metaLine, table } from './markdown';
 import { failover, standbyFailover } from './report-failover';
@@ -20,31 +21,31 @@ export const BENCHMARKS_MD = path.resolve(__dirname, '..', '..', 'BENCHMARKS.md'
 function tracing(t: Measured<NonNullable<Results['tracing']>['data']>): string {
   const d = t.data;
   const out = [metaLine(t.meta), ''];
-  const off = d.runs.filter((r) => r.tracing === 'off').map((r) => r.result);
-  const on = d.runs.filter((r) => r.tracing === 'on').map((r) => r.result);
+  const runsOf = (m: TracingMode) => d.runs.filter((r) => r.tracing === m).map((r) => r.result);
+  const rps = (m: TracingMode) => median(runsOf(m).map((r) => r.rps));
+  const off = runsOf('off');
+  const on = runsOf('on');
+  const label: Record<TracingMode, string> = {
+    off: 'off (OTEL_SDK_DISABLED=true)',
+    on: 'on: every request, OTLP http/protobuf to a local sink',
+    'on-json': 'on: every request, OTLP http/json',
+    'sampled-10%': 'on: parentbased_traceidratio 0.1, http/protobuf',
+  };
   out.push(
     d.implemented
       ? `Tracing is wired: ${d.exportRequests} OTLP export requests (${fmt(d.exportBytes / 1024)} KB; ${d.exportPaths.join(', ')}) reached the local sink.`
       : '**Tracing not yet implemented** in the measured build: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, no export reached the sink, so the "on" column measures nothing but noise.',
     '',
     table(
-      ['Tracing', 'runs', 'req/s (median)', 'p99 ms (median)', 'gateway CPU ms/1k (median)'],
-      [
-        [
-          'off (OTEL_SDK_DISABLED=true)',
-          String(off.length),
-          fmt(median(off.map((r) => r.rps))),
-          fmt(median(off.map((r) => r.p99))),
-          fmt(median(off.map((r) => r.cpuPer1k.gateway ?? Number.NaN))),
-        ],
-        [
-          'on (OTLP to local sink)',
-          String(on.length),
-          fmt(median(on.map((r) => r.rps))),
-          fmt(median(on.map((r) => r.p99))),
-          fmt(median(on.map((r) => r.cpuPer1k.gateway ?? Number.NaN))),
-        ],
-      ],
+      ['Tracing', 'runs', 'req/s (median)', 'vs off', 'p99 ms (median)', 'gateway CPU ms/1k (median)'],
+      TRACING_MODES.filter((m) => runsOf(m).length > 0).map((m) => [
+        label[m],
+        String(runsOf(m).length),
+        fmt(rps(m)),
+        fmt(ratio(rps(m), rps('off'))),
+        fmt(median(runsOf(m).map((r) => r.p99))),
+        fmt(median(runsOf(m).map((r) => r.cpuPer1k.gateway ?? Number.NaN))),
+      ]),
     ),
     '',
     `On/off req/s ratio: ${fmt(ratio(median(on.map((r) => r.rps)), median(off.map((r) => r.rps))))}.`,

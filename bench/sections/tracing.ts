@@ -14,8 +14,16 @@ import { PRIME_S, prime, readKey, seedReads } from './steady';
 /** How long to wait for the batch exporter's first export after a traced run. */
 const EXPORT_WAIT_MS = 8_000;
 
+/**
+ * off; on (every request sampled, OTLP http/protobuf, the default); on-json (the same over
+ * OTLP http/json); sampled-10% (protobuf, `parentbased_traceidratio` 0.1, the setting the README
+ * suggests for busy gateways).
+ */
+export type TracingMode = 'off' | 'on' | 'on-json' | 'sampled-10%';
+export const TRACING_MODES: readonly TracingMode[] = ['off', 'on', 'on-json', 'sampled-10%'];
+
 export interface TracingRun {
-  tracing: 'off' | 'on';
+  tracing: TracingMode;
   result: LoadResult;
 }
 
@@ -62,19 +70,22 @@ export async function tracingSection(ctx: SectionContext): Promise<TracingResult
   const sink = await startSink();
   const rounds = ctx.quick ? 1 : 3;
   const durationS = ctx.quick ? 2 : 4;
-  const envs = {
+  const on = {
+    OTEL_SDK_DISABLED: 'false',
+    OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+    OTEL_SERVICE_NAME: 'leaderway-gateway',
+    OTEL_TRACES_SAMPLER: 'always_on',
+  };
+  const envs: Record<TracingMode, Record<string, string>> = {
     off: { OTEL_SDK_DISABLED: 'true' },
-    on: {
-      OTEL_SDK_DISABLED: 'false',
-      OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
-      OTEL_SERVICE_NAME: 'leaderway-gateway',
-      OTEL_TRACES_SAMPLER: 'always_on',
-    },
+    on,
+    'on-json': { ...on, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
+    'sampled-10%': { ...on, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
   };
   const runs: TracingRun[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
-      for (const tracing of ['off', 'on'] as const) {
+      for (const tracing of TRACING_MODES) {
         await c.startGateway(envs[tracing]);
         const spec = {
           url: c.gatewayUrl,
