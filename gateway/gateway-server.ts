@@ -26,7 +26,13 @@ import {
   methodLabel,
   serveMetrics,
 } from '../shared/telemetry/metrics';
-import { addEvent, endServerSpan, requestSpan, urlAttributes } from '../shared/telemetry/tracing';
+import {
+  addEvent,
+  endServerSpan,
+  requestSpan,
+  traceFields,
+  urlAttributes,
+} from '../shared/telemetry/tracing';
 import { GatewayProxy } from './proxy';
 import type { GatewaySettings } from './settings';
 import { proxyUpgrade } from './upgrade';
@@ -123,9 +129,12 @@ export class GatewayServer {
         },
         onRetry: (reason) => this.metrics.retries.inc({ reason }),
         onLeaderWait: (ms) => this.metrics.leaderWait.observe(ms / 1000),
-        onUnknownOutcome: (error) => {
+        onUnknownOutcome: (error, span) => {
           this.metrics.unknownOutcome.inc();
-          deps.log.warn({ error }, 'leader connection failed mid-request; answered outcome unknown');
+          deps.log.warn(
+            { error, ...traceFields(span) },
+            'leader connection failed mid-request; answered outcome unknown',
+          );
         },
         onNoLeader: () => this.metrics.noLeader.inc(),
         onShed: (reason) => this.metrics.shed.inc({ reason }),
@@ -248,8 +257,8 @@ export class GatewayServer {
           endServerSpan(span, res.statusCode);
         });
         if (this.status === 'draining') res.setHeader('connection', 'close');
-        this.proxy.handle(req, res).catch((err) => {
-          this.deps.log.error({ err: (err as Error).message }, 'proxy failed');
+        this.proxy.handle(req, res, span).catch((err) => {
+          this.deps.log.error({ err: (err as Error).message, ...traceFields(span) }, 'proxy failed');
           if (!res.headersSent) sendError(res, new LwError('LW_ERR_UPSTREAM', 'gateway error'));
           else res.destroy();
         });

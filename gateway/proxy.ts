@@ -30,7 +30,7 @@ import {
 } from '../shared/leader/forward-policy';
 import type { Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
 import type { ProxyOutcome } from '../shared/leader/proxy-request';
-import { traced } from '../shared/telemetry/tracing';
+import { type Span, traced } from '../shared/telemetry/tracing';
 
 /**
  * Attempts per request, whatever the outcomes; keeps a pathological cluster from looping. Enough
@@ -47,7 +47,7 @@ export interface ProxyHooks {
   onAttempt?(outcome: ProxyOutcome['kind'], leaderUuid: string, error: string | undefined): void;
   onRetry?(reason: string): void;
   onLeaderWait?(ms: number): void;
-  onUnknownOutcome?(error: string): void;
+  onUnknownOutcome?(error: string, span: Span | undefined): void;
   onNoLeader?(): void;
   /** A request refused to protect the leader (see `leaderway_gateway_requests_shed_total`). */
   onShed?(reason: 'overloaded'): void;
@@ -126,6 +126,7 @@ export class GatewayProxy {
     avoid: string | undefined,
     backoffMs: number,
     gone: ClientGone,
+    span: Span | undefined,
   ): Promise<Leader | null> {
     const { watcher } = this.o;
     const started = performance.now();
@@ -134,20 +135,28 @@ export class GatewayProxy {
     if (leader && leader.ad.uuid !== avoid) return leader;
     // No leader known, even with the store unreachable: a Redis failover is a pause like a
     // leader change, so hold until the deadline rather than fail fast.
-    return traced('lw.gateway.leader_wait', { 'lw.avoid': avoid !== undefined }, async (span) => {
-      if (leader) {
-        leader =
-          (await watcher.waitFor(Math.min(backoffMs, remaining()), avoid, gone.signal)) ?? watcher.current();
-      }
-      if (!leader && !gone.aborted) leader = await watcher.waitFor(remaining(), undefined, gone.signal);
-      this.o.hooks?.onLeaderWait?.(performance.now() - started);
-      span?.setAttribute('lw.found', leader !== null);
-      return leader;
-    });
+    return traced(
+      'lw.gateway.leader_wait',
+      { 'lw.avoid': avoid !== undefined },
+      async (waitSpan) => {
+        if (leader) {
+          leader =
+            (await watcher.waitFor(Math.min(backoffMs, remaining()), avoid, gone.signal)) ??
+            watcher.current();
+        }
+        if (!leader && !gone.aborted) leader = await watcher.waitFor(remaining(), undefined, gone.signal);
+        this.o.hooks?.onLeaderWait?.(performance.now() - started);
+        waitSpan?.setAttribute('lw.found', leader !== null);
+        return leader;
+      },
+      undefined,
+      span,
+    );
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!hasBody(req.headers)) return this.run(req, res, null, false);
+  /** Proxies one request; `span` is the request's server span (the parent of the attempts'). */
+  async handle(req: IncomingMessage, res: ServerResponse, span?: Span): Promise<void> {
+    if (!hasBody(req.headers)) return this.run(req, res, null, false, span);
     const xff = req.headers['x-forwarded-for'];
     const client = clientAddressOf(Array.isArray(xff) ? xff.join(',') : xff, this.forwardedInfo(req));
     const body = new ReplayableBody(req, { client });
@@ -163,7 +172,7 @@ export class GatewayProxy {
         res.destroy();
         return;
       }
-      await this.run(req, res, body, !whole);
+      await this.run(req, res, body, !whole, span);
     } finally {
       body.dispose();
     }
@@ -180,15 +189,16 @@ export class GatewayProxy {
     res: ServerResponse,
     body: ReplayableBody | null,
     streaming: boolean,
+    span: Span | undefined,
   ): Promise<void> {
     const gone = new ClientGone(res);
     const deadline = performance.now() + this.o.failoverWaitMs;
-    if (!streaming) return this.attempts(req, res, body, gone, deadline);
+    if (!streaming) return this.attempts(req, res, body, gone, deadline, span);
     const admitted = await this.uploads.enter(gone, this.o.failoverWaitMs);
     if (admitted === 'aborted') return;
     if (admitted === 'timeout') return this.shed(res, 'overloaded');
     try {
-      await this.attempts(req, res, body, gone, deadline);
+      await this.attempts(req, res, body, gone, deadline, span);
     } finally {
       this.uploads.leave();
     }
@@ -201,6 +211,7 @@ export class GatewayProxy {
     body: ReplayableBody | null,
     gone: ClientGone,
     deadline: number,
+    span: Span | undefined,
   ): Promise<void> {
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
@@ -208,7 +219,7 @@ export class GatewayProxy {
     let avoid: string | undefined;
     let backoff = RETRY_BACKOFF_MS;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS && !gone.aborted; attempt++) {
-      const leader = await this.leaderFor(deadline, avoid, backoff, gone);
+      const leader = await this.leaderFor(deadline, avoid, backoff, gone, span);
       if (gone.aborted) return;
       if (!leader?.client) break;
       const outcome = await leader.client.forward({
@@ -223,6 +234,7 @@ export class GatewayProxy {
         span: {
           name: 'lw.gateway.proxy',
           attributes: { 'lw.attempt': attempt, 'lw.leader.epoch': leader.ad.epoch },
+          parent: span,
         },
       });
       if (outcome.kind === 'busy') return this.shed(res, 'overloaded');
@@ -232,7 +244,7 @@ export class GatewayProxy {
       // Served, broken mid-response, or the client went away: nothing more to do.
       if (next === 'done' || gone.aborted) return;
       if (next === 'unknown') {
-        this.o.hooks?.onUnknownOutcome?.('error' in outcome ? outcome.error : outcome.kind);
+        this.o.hooks?.onUnknownOutcome?.('error' in outcome ? outcome.error : outcome.kind, span);
         sendError(res, outcomeUnknownError());
         return;
       }

@@ -10,7 +10,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Attributes as SpanAttributes } from '@opentelemetry/api';
 import { type Dispatcher, Pool } from 'undici';
 import type { Advertisement } from '../advertisement';
-import { endSpan, startClientSpan, tracingEnabled } from '../telemetry/tracing';
+import { endSpan, type Span, startClientSpan, tracingEnabled } from '../telemetry/tracing';
 import { Admission } from './admission';
 import type { ClientGone, ForwardOutcome } from './forward-policy';
 import { type ProxyAttempt, proxyOnce } from './proxy-request';
@@ -48,7 +48,8 @@ export interface ForwardAttempt extends ProxyAttempt {
   gone: ClientGone;
   /** How long to wait for a place in the pool before giving up as `busy`. */
   admissionWaitMs: number;
-  span: { name: string; attributes: SpanAttributes };
+  /** The attempt's client span; `parent` when the caller passes its span explicitly (a gateway). */
+  span: { name: string; attributes: SpanAttributes; parent?: Span };
 }
 
 /** A pool to one advertised leader. */
@@ -105,7 +106,7 @@ export class LeaderClient {
   async forward(a: ForwardAttempt): Promise<ForwardOutcome> {
     // A trace header per attempt; without tracing the headers are shared, not copied.
     const headers = tracingEnabled() ? a.headers.slice() : a.headers;
-    const span = startClientSpan(a.span.name, a.span.attributes, headers);
+    const span = startClientSpan(a.span.name, a.span.attributes, headers, a.span.parent);
     const admitted = await this.admission.enter(a.gone, a.admissionWaitMs);
     if (admitted !== 'admitted') {
       const kind = admitted === 'timeout' ? 'busy' : 'aborted';

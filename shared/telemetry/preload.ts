@@ -12,6 +12,7 @@
 import type { IncomingMessage } from 'node:http';
 import {
   onTelemetryShutdown,
+  SyncContextManager,
   setOwnServerSpans,
   setTracingEnabled,
   untraced,
@@ -59,6 +60,8 @@ function start(): void {
         ];
   const sdk = new NodeSDK({
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: role }),
+    // A gateway passes its spans explicitly: no async hooks (SyncContextManager).
+    ...(http.length === 0 ? { contextManager: new SyncContextManager() } : {}),
     traceExporter: new OTLPTraceExporter(),
     instrumentations: [
       ...http,

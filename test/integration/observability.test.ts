@@ -231,6 +231,50 @@ describe('observability', () => {
   });
 });
 
+describe('observability: a held request', () => {
+  it("a request held for a leader shows the wait inside the gateway's request span", async () => {
+    const redis = await startRedis();
+    const otlp = await startOtlpReceiver();
+    let gw: Proc | undefined;
+    try {
+      // No node at all: the gateway holds the request for the failover wait, then answers 503.
+      gw = await spawnGateway('held', {
+        redisUrl: redis.url,
+        keys: testKeys(),
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+          OTEL_BSP_SCHEDULE_DELAY: '100',
+          LEADERWAY_FAILOVER_WAIT: '300ms',
+        },
+      });
+      const tp = traceparent();
+      const r = await call(gw.url, '/v1/secret/data/x', { headers: { traceparent: tp.header } });
+      assert.equal(r.status, 503, r.text);
+      const spans = await waitFor(
+        () => {
+          const s = otlp.spans().filter((x) => x.traceId === tp.traceId);
+          return s.some((x) => x.name === 'lw.gateway.leader_wait') &&
+            s.some((x) => x.name === 'lw.gateway.request')
+            ? s
+            : null;
+        },
+        10_000,
+        'the held request traced',
+      );
+      const server = spans.find((s) => s.name === 'lw.gateway.request')!;
+      const wait = spans.find((s) => s.name === 'lw.gateway.leader_wait')!;
+      assert.equal(wait.parentSpanId, server.spanId, 'the wait is a child of the request span');
+      assert.equal(wait.attributes['lw.found'], false);
+      assert.equal(server.attributes['http.response.status_code'], 503);
+    } finally {
+      await gw?.stop('SIGKILL');
+      await otlp.close();
+      await redis.stop();
+    }
+  });
+});
+
 describe('observability: defaults', () => {
   it('exports http/protobuf by default and nothing at all without an endpoint', async () => {
     const redis = await startRedis();
