@@ -70,6 +70,18 @@ function trusted(list: BlockList, addr: string | undefined): boolean {
   return list.check(addr, family === 6 ? 'ipv6' : 'ipv4');
 }
 
+/** One client request on its way through the gateway. */
+interface Flight {
+  req: IncomingMessage;
+  res: ServerResponse;
+  body: ReplayableBody | null;
+  gone: ClientGone;
+  /** When the failover wait ends (performance.now() time). */
+  deadline: number;
+  /** The request's server span: the parent of the leader wait and of every attempt. */
+  span: Span | undefined;
+}
+
 /** The trust decision for a connection, made once (BlockList.check allocates per call). */
 const trustBySocket = new WeakMap<Socket, boolean>();
 
@@ -121,14 +133,9 @@ export class GatewayProxy {
    * on `avoid` (still advertised), waits up to `backoffMs` for a different leader and otherwise
    * retries the same one — it may have recovered, and a dead leader's lock expires in one TTL.
    */
-  async leaderFor(
-    deadline: number,
-    avoid: string | undefined,
-    backoffMs: number,
-    gone: ClientGone,
-    span: Span | undefined,
-  ): Promise<Leader | null> {
+  private async leaderFor(f: Flight, avoid: string | undefined, backoffMs: number): Promise<Leader | null> {
     const { watcher } = this.o;
+    const { deadline, gone } = f;
     const started = performance.now();
     const remaining = () => Math.max(0, deadline - performance.now());
     let leader = watcher.current();
@@ -150,7 +157,7 @@ export class GatewayProxy {
         return leader;
       },
       undefined,
-      span,
+      f.span,
     );
   }
 
@@ -192,34 +199,28 @@ export class GatewayProxy {
     span: Span | undefined,
   ): Promise<void> {
     const gone = new ClientGone(res);
-    const deadline = performance.now() + this.o.failoverWaitMs;
-    if (!streaming) return this.attempts(req, res, body, gone, deadline, span);
+    const f: Flight = { req, res, body, gone, deadline: performance.now() + this.o.failoverWaitMs, span };
+    if (!streaming) return this.attempts(f);
     const admitted = await this.uploads.enter(gone, this.o.failoverWaitMs);
     if (admitted === 'aborted') return;
     if (admitted === 'timeout') return this.shed(res, 'overloaded');
     try {
-      await this.attempts(req, res, body, gone, deadline, span);
+      await this.attempts(f);
     } finally {
       this.uploads.leave();
     }
   }
 
   /** Tries leaders until one serves the request, the retry policy gives up, or `deadline`. */
-  private async attempts(
-    req: IncomingMessage,
-    res: ServerResponse,
-    body: ReplayableBody | null,
-    gone: ClientGone,
-    deadline: number,
-    span: Span | undefined,
-  ): Promise<void> {
+  private async attempts(f: Flight): Promise<void> {
+    const { req, res, body, gone, deadline, span } = f;
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const headers = this.forwardedHeaders(req);
     let avoid: string | undefined;
     let backoff = RETRY_BACKOFF_MS;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS && !gone.aborted; attempt++) {
-      const leader = await this.leaderFor(deadline, avoid, backoff, gone, span);
+      const leader = await this.leaderFor(f, avoid, backoff);
       if (gone.aborted) return;
       if (!leader?.client) break;
       const outcome = await leader.client.forward({

@@ -67,12 +67,14 @@ export interface ProxyAttempt {
 const CLIENT_GONE = 'client-aborted';
 
 /**
- * An undici dispatch handler (the callback interface undici 7's core calls directly; the newer
- * controller interface goes through an adapter object per request) that writes the leader's answer straight into the client's
- * response (backpressure: a full response pauses the upstream socket until 'drain'), or
- * swallows an answer the caller intercepts (a "not served" 503, a 307 for the gateway). Using
- * `dispatch` rather than `stream` spares, per request, an AbortController and its listeners, a
- * parsed header object, a stream wrapper and its `finished` watcher.
+ * An undici dispatch handler that writes the leader's answer straight into the client's response
+ * (backpressure: a full response pauses the upstream socket until 'drain'), or swallows an answer
+ * the caller intercepts (a "not served" 503, a 307 for the gateway). Using `dispatch` rather than
+ * `stream` spares, per request, an AbortController and its listeners, a parsed header object, a
+ * stream wrapper and its `finished` watcher. It implements the callback interface undici 7's core
+ * calls directly (the newer controller interface goes through an adapter object per request).
+ * An exception thrown here (e.g. `writeHead` refusing a header value) makes undici abort the
+ * request, which arrives in `onError`.
  */
 class ProxyHandler implements Dispatcher.DispatchHandler {
   private intercepted: ProxyOutcome | undefined;
