@@ -63,6 +63,8 @@ export interface ReplayableBodyOptions {
   client?: string;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export class ReplayableBody {
   private readonly chunks: Buffer[] = [];
   private recorded = 0;
@@ -120,17 +122,15 @@ export class ReplayableBody {
   }
 
   /**
-   * The body for one attempt: the copy itself when it holds the whole body (undici sends a Buffer
-   * with no stream machinery), else a fresh stream (`stream()`).
+   * The body for one attempt: the copy itself when it holds the whole body — one chunk as a
+   * Buffer, several as an array of them (undici writes each in turn; joining them into one Buffer
+   * cost a copy and, at 256 KB per request, most of the gateway's garbage collection) — else a
+   * fresh stream (`stream()`).
    */
-  forAttempt(): Buffer | Readable {
+  forAttempt(): Buffer | Iterable<Buffer> | Readable {
     if (this.ended && !this.overflowed) {
-      if (this.chunks.length !== 1) {
-        const whole = Buffer.concat(this.chunks);
-        this.chunks.length = 0;
-        this.chunks.push(whole);
-      }
-      return this.chunks[0] as Buffer;
+      if (this.chunks.length <= 1) return this.chunks[0] ?? EMPTY;
+      return this.chunks.slice();
     }
     return this.stream();
   }

@@ -55,8 +55,8 @@ export interface ProxyAttempt {
   method: string;
   path: string;
   headers: string[];
-  /** The body: a whole one in memory, a stream, or none. */
-  body: Buffer | Readable | null;
+  /** The body: a whole one in memory (one Buffer or its chunks), a stream, or none. */
+  body: Buffer | Iterable<Buffer> | Readable | null;
   res: AnyResponse;
   /** Pass 307s to the client (standby forwarding) or intercept them (gateway). */
   interceptRedirects: boolean;
@@ -156,7 +156,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 export function proxyOnce(dispatcher: Dispatcher, a: ProxyAttempt): Promise<ProxyOutcome> {
   return new Promise((resolve) => {
     dispatcher.dispatch(
-      { method: a.method as Dispatcher.HttpMethod, path: a.path, headers: a.headers, body: a.body },
+      {
+        method: a.method as Dispatcher.HttpMethod,
+        path: a.path,
+        headers: a.headers,
+        // undici sends an iterable of chunks as it comes (its types leave iterables out).
+        body: a.body as Dispatcher.DispatchOptions['body'],
+      },
       new ProxyHandler(a, resolve),
     );
   });
