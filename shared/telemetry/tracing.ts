@@ -113,10 +113,12 @@ export function withIncomingContext(
 /**
  * The gateway's server span for a client request, made here rather than by the generic http
  * instrumentation (which the gateway does not load: it wraps every request's and response's
- * event emitters and computes a dozen attributes per request, which cost a third of the
- * gateway's throughput). The parent comes from whatever propagators OTEL_PROPAGATORS configures
- * (W3C by default; b3, b3multi, jaeger too); attributes are computed only when the span is
- * sampled. `fn` runs inside the span's context; the caller ends the span (endServerSpan).
+ * event emitters and computes a dozen attributes per request; leaving it out took tracing-on
+ * from 0.66× to 0.84× of tracing-off req/s). The parent comes from whatever propagators
+ * OTEL_PROPAGATORS configures (W3C by default; b3, b3multi, jaeger too); attributes are computed
+ * only when the span is sampled. `fn` runs inside the span's context — on a gateway only
+ * synchronously (SyncContextManager), so it passes the span on explicitly; the caller ends the
+ * span (endServerSpan).
  * Without tracing, or in a process where the http instrumentation makes server spans (`dev`),
  * `fn` gets undefined.
  */
@@ -157,9 +159,10 @@ export function traceFields(span: Span | undefined): { trace_id?: string; span_i
 /**
  * A context manager without async hooks, for gateways: `with` sets the active context for the
  * synchronous call only. The default manager (AsyncLocalStorage) carries the context across
- * every await, which installs promise hooks that tax every promise in the process — measured at
- * about 5% of a busy gateway's CPU, paid even for requests that are not sampled. A gateway
- * passes its request's span explicitly instead (requestSpan → GatewayProxy → forward).
+ * every await, which installs promise hooks that tax every promise in the process, sampled or
+ * not (measured on a gateway: tracing's extra CPU per request +57% with them, +22% without; at
+ * 10% sampling +40% and +15%). A gateway passes its request's span explicitly instead
+ * (requestSpan → GatewayProxy → forward).
  */
 export class SyncContextManager implements ContextManager {
   private current: Context = ROOT_CONTEXT;
