@@ -100,7 +100,7 @@ export function growth(g: Measured<NonNullable<Results['growth']>['data']>): str
   const d = g.data;
   const out = [metaLine(g.meta), ''];
   out.push(
-    `The section starts a fresh gateway (RSS ${fmt(d.rssFreshMb)} MB before any request) and primes it. Up to 100 connections are busy (autocannon, KV reads 1 KB); the others each send a read every 4 s to stay inside the gateway's 5 s keep-alive. "Idle dropped": idle connections closed before the end.`,
+    `The section starts a fresh gateway (RSS ${fmt(d.rssFreshMb)} MB before any request${d.idleCpuMsPerS !== undefined ? `; ${fmt(d.idleCpuMsPerS)} ms of CPU per second while idle, following the leader` : ''}) and primes it. Up to 100 connections are busy (autocannon, KV reads 1 KB); the others each send a read every 4 s to stay inside the gateway's 5 s keep-alive. "Idle dropped": idle connections closed before the end.`,
     '',
   );
   out.push(

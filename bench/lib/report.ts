@@ -159,6 +159,9 @@ function profile(p: Measured<NonNullable<Results['profile']>['data']>): string {
     metaLine(p.meta),
     '',
     ...profileTables('The gateway', d),
+    ...(d.traced
+      ? ['', ...profileTables('The gateway with every request traced and exported', d.traced)]
+      : []),
     ...(d.standby ? ['', ...profileTables('A standby forwarding to the active', d.standby)] : []),
   ].join('\n');
 }

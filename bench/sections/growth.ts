@@ -9,7 +9,7 @@ import { clusterWatch, type SectionContext } from '../lib/context';
 import { kvBody } from '../lib/http';
 import { openIdleClients } from '../lib/idle-clients';
 import { type LoadResult, runLoad, type Watch } from '../lib/load';
-import { rssMb, tcpActiveOpens } from '../lib/proc-stats';
+import { cpuMs, rssMb, tcpActiveOpens } from '../lib/proc-stats';
 import { sizeLabel, sleep } from '../lib/stats';
 import { PRIME_S, prime, readKey, seedReads, writeKey } from './steady';
 
@@ -76,12 +76,21 @@ async function massDisconnect(ctx: SectionContext, watch: Watch): Promise<AfterD
 export interface GrowthResult {
   /** RSS of the freshly started gateway, before any request. */
   rssFreshMb: number;
+  /**
+   * CPU the fresh gateway uses with no request at all (following the leader, timers), in ms per
+   * second: what every request's CPU figure carries on top of the request itself.
+   */
+  idleCpuMsPerS?: number;
   levels: ConnectionLevel[];
   afterDisconnect: AfterDisconnect;
   sizes: SizeRow[];
   sizeConnections: number;
   durationS: number;
 }
+
+/** The fresh gateway's idle CPU: let start-up settle, then sample. */
+const IDLE_SETTLE_MS = 2_000;
+const IDLE_SAMPLE_MS = 5_000;
 
 export async function growthSection(ctx: SectionContext): Promise<GrowthResult> {
   const c = ctx.cluster;
@@ -92,6 +101,11 @@ export async function growthSection(ctx: SectionContext): Promise<GrowthResult> 
   await c.startGateway();
   const gwPid = c.gateway.child.pid as number;
   const rssFreshMb = rssMb(gwPid);
+  await sleep(IDLE_SETTLE_MS);
+  const idleFrom = cpuMs(gwPid);
+  await sleep(IDLE_SAMPLE_MS);
+  const idleCpuMsPerS = ((cpuMs(gwPid) - idleFrom) * 1000) / IDLE_SAMPLE_MS;
+  ctx.log(`growth: idle gateway ${idleCpuMsPerS.toFixed(1)} ms CPU per second`);
   const KB = 1024;
   const MB = 1024 * KB;
   const totals = ctx.quick ? [10, 1000] : [10, 1000, 5000];
@@ -168,5 +182,13 @@ export async function growthSection(ctx: SectionContext): Promise<GrowthResult> 
   }
   // Last: it leaves the gateway's heap grown (hundreds of aborted requests and TLS reconnects).
   const afterDisconnect = await massDisconnect(ctx, watch);
-  return { rssFreshMb, levels, afterDisconnect, sizes: rows, sizeConnections: SIZE_CONNECTIONS, durationS };
+  return {
+    rssFreshMb,
+    idleCpuMsPerS,
+    levels,
+    afterDisconnect,
+    sizes: rows,
+    sizeConnections: SIZE_CONNECTIONS,
+    durationS,
+  };
 }

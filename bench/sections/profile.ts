@@ -1,5 +1,6 @@
 /**
- * Where the CPU goes on the two forwarding paths: the gateway, then a standby, each restarted
+ * Where the CPU goes on the two forwarding paths: the gateway (tracing off, then with every
+ * request traced and exported to a local sink), then a standby, each restarted
  * under `node --cpu-prof`, the headline load (KV reads 1 KB, 100 connections) through it for a
  * while, then a graceful stop so V8 writes the profile; summarised as the top frames by self time
  * and self time per package/file. Run explicitly with `--section=profile` (it is not part of the
@@ -12,6 +13,7 @@ import { clusterWatch, type SectionContext } from '../lib/context';
 import { type ProfileRow, summariseProfile } from '../lib/cpu-profile';
 import { type LoadResult, runLoad } from '../lib/load';
 import { prime, readKey, seedReads } from './steady';
+import { startSink } from './tracing';
 
 export interface ProcessProfile {
   load: LoadResult;
@@ -24,6 +26,8 @@ export interface ProcessProfile {
 
 /** The gateway's profile (top level, as recorded before the standby was profiled too). */
 export interface ProfileResult extends ProcessProfile {
+  /** The gateway with every request sampled and exported (OTLP http/protobuf to a local sink). */
+  traced?: ProcessProfile;
   standby?: ProcessProfile;
 }
 
@@ -72,9 +76,26 @@ export async function profileSection(ctx: SectionContext): Promise<ProfileResult
   const gwDir = path.join(c.dir, 'cpu-prof-gateway');
   await c.startGateway({ LEADERWAY_DRAIN_DELAY: '0s' }, ['--cpu-prof', `--cpu-prof-dir=${gwDir}`]);
   const gateway = await record(ctx, 'gateway', c.gatewayUrl, gwDir, async () => c.gateway?.stop('SIGTERM'));
+  const sink = await startSink();
+  let traced: ProcessProfile;
+  try {
+    const trDir = path.join(c.dir, 'cpu-prof-gateway-traced');
+    await c.startGateway(
+      {
+        LEADERWAY_DRAIN_DELAY: '0s',
+        OTEL_SDK_DISABLED: 'false',
+        OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+        OTEL_TRACES_SAMPLER: 'always_on',
+      },
+      ['--cpu-prof', `--cpu-prof-dir=${trDir}`],
+    );
+    traced = await record(ctx, 'gateway-traced', c.gatewayUrl, trDir, async () => c.gateway?.stop('SIGTERM'));
+  } finally {
+    sink.close();
+  }
   await c.startGateway();
   const standby = c.standbys(active)[0];
-  if (!standby) return gateway;
+  if (!standby) return { ...gateway, traced };
   const sbDir = path.join(c.dir, 'cpu-prof-standby');
   await c.restartNode(standby, ['--cpu-prof', `--cpu-prof-dir=${sbDir}`]);
   await c.settle();
@@ -82,5 +103,5 @@ export async function profileSection(ctx: SectionContext): Promise<ProfileResult
   await c.restartNode(standby);
   await c.settle();
   await prime(c.gatewayUrl, c.token);
-  return { ...gateway, standby: sb };
+  return { ...gateway, traced, standby: sb };
 }

@@ -36,7 +36,8 @@ export interface TracingResult {
   runs: TracingRun[];
 }
 
-function startSink(): Promise<{
+/** A local OTLP sink that answers 200 to everything and counts what arrives. */
+export function startSink(): Promise<{
   url: string;
   stats: { requests: number; bytes: number; paths: Set<string> };
   close(): void;

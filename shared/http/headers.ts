@@ -99,15 +99,18 @@ export function upstreamHeaders(
 export function downstreamHeaders(
   upstream: Record<string, string | string[] | undefined>,
 ): Record<string, string | string[]> {
-  const connectionListed = listedInConnection(upstream.connection);
+  const listed = listedInConnection(upstream.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in upstream) {
     const value = upstream[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || connectionListed?.has(name)) continue;
-    if (name.startsWith(INTERNAL_HEADER_PREFIX)) continue;
-    out[name] = value;
+    if (value !== undefined && passesDownstream(name, listed)) out[name] = value;
   }
   return out;
+}
+
+/** Whether a response header goes back to the client: not hop-by-hop (nor named in Connection), not internal. */
+function passesDownstream(name: string, listed: Set<string> | undefined): boolean {
+  return !HOP_BY_HOP.has(name) && !listed?.has(name) && !name.startsWith(INTERNAL_HEADER_PREFIX);
 }
 
 /** What a proxy needs from a response's raw header list (as undici hands it over). */
@@ -125,28 +128,25 @@ export interface RawResponseHeaders {
  * building a header object and filtering it into another.
  */
 export function rawResponseHeaders(raw: ReadonlyArray<Buffer | string>): RawResponseHeaders {
-  const pass: string[] = [];
+  const all: string[] = [];
   let notServed: string | undefined;
   let location: string | undefined;
   let connection: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as Buffer | string).toString('latin1').toLowerCase();
     const value = (raw[i + 1] as Buffer | string).toString('latin1');
-    if (name.startsWith(INTERNAL_HEADER_PREFIX)) {
-      if (name === NOT_SERVED_HEADER) notServed = value;
-      continue;
-    }
-    if (name === 'connection') connection = connection ? `${connection},${value}` : value;
-    if (HOP_BY_HOP.has(name)) continue;
-    if (name === 'location') location = value;
-    pass.push(name, value);
+    if (name === NOT_SERVED_HEADER) notServed = value;
+    else if (name === 'location') location = value;
+    else if (name === 'connection') connection = connection ? `${connection},${value}` : value;
+    all.push(name, value);
   }
   const listed = listedInConnection(connection);
-  if (!listed) return { pass, notServed, location };
-  const kept: string[] = [];
-  for (let i = 0; i < pass.length; i += 2)
-    if (!listed.has(pass[i] as string)) kept.push(pass[i] as string, pass[i + 1] as string);
-  return { pass: kept, notServed, location };
+  const pass: string[] = [];
+  for (let i = 0; i < all.length; i += 2) {
+    const name = all[i] as string;
+    if (passesDownstream(name, listed)) pass.push(name, all[i + 1] as string);
+  }
+  return { pass, notServed, location };
 }
 
 function listedInConnection(v: string | string[] | undefined): Set<string> | undefined {

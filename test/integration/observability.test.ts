@@ -35,6 +35,19 @@ function traceparent(): { header: string; traceId: string } {
   return { header: `00-${traceId}-${randomBytes(8).toString('hex')}-01`, traceId };
 }
 
+/** The spans of one trace, once spans with every one of `names` have arrived at `otlp`. */
+function spansNamed(otlp: OtlpReceiver, traceId: string, names: string[], timeoutMs = 15_000) {
+  return waitFor(
+    () => {
+      const s = otlp.spans().filter((x) => x.traceId === traceId);
+      const seen = new Set(s.map((x) => x.name));
+      return names.every((n) => seen.has(n)) ? s : null;
+    },
+    timeoutMs,
+    `spans ${names.join(', ')} in trace ${traceId}`,
+  );
+}
+
 describe('observability', () => {
   let redis: RedisServer;
   let otlp: OtlpReceiver;
@@ -113,17 +126,8 @@ describe('observability', () => {
   });
 
   /** The spans of one trace once the gateway's and the node's have arrived. */
-  function traceSpans(traceId: string) {
-    return waitFor(
-      () => {
-        const s = otlp.spans().filter((x) => x.traceId === traceId);
-        const names = new Set(s.map((x) => x.name));
-        return names.has('lw.gateway.request') && names.has('lw.cluster.request') ? s : null;
-      },
-      15_000,
-      'gateway and node spans in one trace',
-    );
-  }
+  const traceSpans = (traceId: string) =>
+    spansNamed(otlp, traceId, ['lw.gateway.request', 'lw.cluster.request']);
 
   it("the gateway's own server span continues the client's trace; the query keeps names only", async () => {
     const tp = traceparent();
@@ -169,16 +173,7 @@ describe('observability', () => {
       headers: { traceparent: tp.header },
     });
     assert.equal(r.status, 200, r.text);
-    const spans = await waitFor(
-      () => {
-        const s = otlp.spans().filter((x) => x.traceId === tp.traceId);
-        return s.some((x) => x.name === 'lw.forward') && s.some((x) => x.name === 'lw.cluster.request')
-          ? s
-          : null;
-      },
-      15_000,
-      'standby and active spans',
-    );
+    const spans = await spansNamed(otlp, tp.traceId, ['lw.forward', 'lw.cluster.request']);
     const fwd = spans.find((s) => s.name === 'lw.forward')!;
     const srv = spans.find((s) => s.name === 'lw.cluster.request')!;
     assert.equal(srv.parentSpanId, fwd.spanId);
@@ -251,16 +246,11 @@ describe('observability: a held request', () => {
       const tp = traceparent();
       const r = await call(gw.url, '/v1/secret/data/x', { headers: { traceparent: tp.header } });
       assert.equal(r.status, 503, r.text);
-      const spans = await waitFor(
-        () => {
-          const s = otlp.spans().filter((x) => x.traceId === tp.traceId);
-          return s.some((x) => x.name === 'lw.gateway.leader_wait') &&
-            s.some((x) => x.name === 'lw.gateway.request')
-            ? s
-            : null;
-        },
+      const spans = await spansNamed(
+        otlp,
+        tp.traceId,
+        ['lw.gateway.request', 'lw.gateway.leader_wait'],
         10_000,
-        'the held request traced',
       );
       const server = spans.find((s) => s.name === 'lw.gateway.request')!;
       const wait = spans.find((s) => s.name === 'lw.gateway.leader_wait')!;
