@@ -63,4 +63,5 @@ export const MESSAGES = {
   sealed: 'Vault is sealed',
   fencedWrite: 'lock has changed ownership before attempting write',
   storageUnavailable: 'storage is unavailable',
+  loginRoot: 'auth methods cannot create root tokens',
 } as const;

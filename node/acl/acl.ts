@@ -84,9 +84,41 @@ export class Acl {
     return rule.caps;
   }
 
+  /**
+   * Whether the ACL grants anything on the mount at `mountPath` (ending in `/`) or on any path
+   * under it — upstream's hasMountAccess, which decides whether a caller may learn that the
+   * mount exists (sys/internal/ui/mounts).
+   */
+  hasMountAccess(mountPath: string): boolean {
+    return this.rules.some(
+      (r) =>
+        !r.caps.has('deny') && r.caps.size > 0 && (r.regex.test(mountPath) || mayMatchUnder(r, mountPath)),
+    );
+  }
+
   /** Whether every capability in `needed` is granted on `path`. */
   allows(path: string, needed: readonly Capability[]): boolean {
     const caps = this.capabilities(path);
     return needed.every((c) => caps.has(c));
   }
+}
+
+/**
+ * Whether `rule` matches some path that starts with `prefix` (a mount path ending in `/`):
+ * segment by segment, each whole segment of the prefix must be matched by the rule's (equal,
+ * or `+`), and the rule must go on past the prefix — or end in a `*` whose partial segment the
+ * prefix's segment begins with.
+ */
+function mayMatchUnder(rule: CompiledRule, prefix: string): boolean {
+  const body = rule.glob ? rule.pattern.slice(0, -1) : rule.pattern;
+  const ruleSegs = body.split('/');
+  const mountSegs = prefix.split('/').slice(0, -1);
+  for (let i = 0; i < mountSegs.length; i++) {
+    const seg = mountSegs[i] as string;
+    const r = ruleSegs[i];
+    if (r === undefined) return false;
+    if (rule.glob && i === ruleSegs.length - 1) return seg.startsWith(r);
+    if (r !== '+' && r !== seg) return false;
+  }
+  return ruleSegs.length > mountSegs.length || rule.glob;
 }

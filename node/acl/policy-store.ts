@@ -113,7 +113,9 @@ export class PolicyStore {
 
   /** The ACL of a token with these policies (unknown names grant nothing, as upstream). */
   async acl(s: SecureStorage, names: readonly string[]): Promise<Acl> {
-    const key = [...names].sort().join('\n');
+    // JSON of the sorted, distinct names: no two different lists share a key, whatever the
+    // names hold (a name with a newline in it could otherwise pose as two).
+    const key = JSON.stringify([...new Set(names)].sort());
     const acls = await this.acls.get(s);
     let acl = acls.get(key);
     if (!acl) {

@@ -42,6 +42,22 @@ export function policyName(raw: string): string {
   return name;
 }
 
+/**
+ * A list of policy names as a token or a role carries it, as OpenBao's SanitizePolicies makes it:
+ * trimmed, lower-cased, empty names dropped, duplicates removed, sorted, and `root` alone when
+ * present (a root token needs nothing else). Unlike OpenBao, every name must also be a valid
+ * policy name (policyName): a name no policy can have is refused rather than stored, so a
+ * token's policy list and the ACL cached for it can never be ambiguous.
+ */
+export function sanitizePolicies(names: readonly string[]): string[] {
+  const set = new Set<string>();
+  for (const raw of names) {
+    const trimmed = raw.trim();
+    if (trimmed !== '') set.add(policyName(trimmed));
+  }
+  return set.has('root') ? ['root'] : [...set].sort();
+}
+
 function checkPattern(path: string): void {
   if (path === '') throw bad('a path may not be empty');
   const star = path.indexOf('*');

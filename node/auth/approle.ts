@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { LwError, MESSAGES } from '../../shared/errors';
 import type { JsonWriteOp, SecureStorage } from '../barrier/secure-storage';
 import { KeyedMutex } from '../kv/keyed-mutex';
-import { cidrsContain } from './cidr';
+import { cidrsContain, cidrsWithin } from './cidr';
 
 /** A role, as stored. Durations in seconds. */
 export interface Role {
@@ -48,6 +48,37 @@ export interface SecretId {
 }
 
 const denied = () => new LwError('LW_ERR_PERMISSION_DENIED', MESSAGES.permissionDenied);
+const bad = (message: string) => new LwError('LW_ERR_BAD_REQUEST', message);
+
+/** What a new secret ID (generated or custom) carries; unset fields take the role's. */
+export interface SecretIdRequest {
+  metadata: Record<string, string>;
+  cidrList: string[];
+  tokenBoundCidrs: string[];
+  numUses?: number;
+  ttlS?: number;
+}
+
+/**
+ * A secret ID may only narrow its role (upstream's handleRoleSecretIDCommon): no more uses than
+ * `secret_id_num_uses` and no longer than `secret_id_ttl` when the role sets them (0, unlimited,
+ * is then refused too), CIDRs inside the role's `secret_id_bound_cidrs` and `token_bound_cidrs`.
+ * Resolves the request with the role's values filled in; throws 400 naming the field.
+ */
+export function secretIdBounds(role: Role, r: SecretIdRequest): Required<SecretIdRequest> {
+  if (!role.bind_secret_id) throw bad('bind_secret_id is not set on the role');
+  const numUses = r.numUses ?? role.secret_id_num_uses;
+  if (role.secret_id_num_uses > 0 && (numUses === 0 || numUses > role.secret_id_num_uses))
+    throw bad("num_uses cannot be higher than the role's secret_id_num_uses");
+  const ttlS = r.ttlS ?? role.secret_id_ttl;
+  if (role.secret_id_ttl > 0 && (ttlS === 0 || ttlS > role.secret_id_ttl))
+    throw bad("ttl cannot be longer than the role's secret_id_ttl");
+  if (r.cidrList.length > 0 && !cidrsWithin(r.cidrList, role.secret_id_bound_cidrs))
+    throw bad("cidr_list must be a subset of the role's secret_id_bound_cidrs");
+  if (r.tokenBoundCidrs.length > 0 && !cidrsWithin(r.tokenBoundCidrs, role.token_bound_cidrs))
+    throw bad("token_bound_cidrs must be a subset of the role's token_bound_cidrs");
+  return { ...r, numUses, ttlS };
+}
 
 /** One AppRole mount. */
 export class AppRole {
@@ -101,6 +132,11 @@ export class AppRole {
     };
     const before = role.role_id;
     update(role);
+    if (role.role_id !== before || !existing) {
+      // One role per role ID: otherwise a writer of one role could take over another's logins.
+      const owner = await s.get<{ name: string }>(this.roleIdPath(s, role.role_id));
+      if (owner && owner.name !== name) throw bad('role_id already in use');
+    }
     if (
       !role.bind_secret_id &&
       role.secret_id_bound_cidrs.length === 0 &&
@@ -134,25 +170,19 @@ export class AppRole {
   async generateSecret(
     s: SecureStorage,
     role: Role,
-    o: {
-      metadata: Record<string, string>;
-      cidrList: string[];
-      tokenBoundCidrs: string[];
-      numUses?: number;
-      ttlS?: number;
-    },
+    o: Required<SecretIdRequest>,
   ): Promise<{ secretId: string; entry: SecretId }> {
     const secretId = randomUUID();
     const hash = s.barrier.hmac(`secret-id:${secretId}`);
     const now = Date.now();
-    const ttl = o.ttlS ?? role.secret_id_ttl;
+    const ttl = o.ttlS;
     const entry: SecretId = {
       hash,
       accessor: randomUUID(),
       creation_time: now,
       expiration_time: ttl > 0 ? now + ttl * 1000 : 0,
       last_updated_time: now,
-      num_uses: o.numUses ?? role.secret_id_num_uses,
+      num_uses: o.numUses,
       ttl,
       cidr_list: o.cidrList,
       token_bound_cidrs: o.tokenBoundCidrs,

@@ -44,3 +44,22 @@ export function cidrsContain(cidrs: readonly string[], addr: string): boolean {
   }
   return list.check(a, family === 6 ? 'ipv6' : 'ipv4');
 }
+
+/**
+ * Whether every block of `inner` lies inside some block of `outer` (a narrower or equal
+ * binding). An empty `outer` binds nothing, so anything lies inside it; an empty `inner` binds
+ * nothing, so it does not lie inside a non-empty `outer`.
+ */
+export function cidrsWithin(inner: readonly string[], outer: readonly string[]): boolean {
+  if (outer.length === 0) return true;
+  if (inner.length === 0) return false;
+  return inner.every((block) => {
+    const [net, bits] = block.split('/');
+    const family = isIP(net ?? '');
+    return outer.some((o) => {
+      const [onet, obits] = o.split('/');
+      // Same family, no wider than the outer block, and its network address inside it.
+      return isIP(onet ?? '') === family && Number(obits) <= Number(bits) && cidrsContain([o], net as string);
+    });
+  });
+}

@@ -68,6 +68,11 @@ export interface TokenSpec {
   meta: Record<string, string> | null;
   ttlS: number;
   explicitMaxTtlS: number;
+  /**
+   * A cap on the lifetime of a non-periodic token besides explicit_max_ttl (an auth role's
+   * `token_max_ttl`, the mount's `max_lease_ttl`); 0: none. Periodic tokens ignore it, as upstream.
+   */
+  maxTtlS?: number;
   periodS: number;
   renewable: boolean;
   numUses: number;
@@ -143,20 +148,42 @@ export class TokenStore {
   }
 
   /**
-   * Whether `e` may be used now from `clientAddr`: not expired, uses left, address bound, and
-   * every ancestor alive.
+   * Whether `e` may be used now from `clientAddr`: not expired, every ancestor alive, and the
+   * address inside the bound CIDRs of the token and of every ancestor (a child is never usable
+   * where its parent is not). `clientAddr` null: the token is the target of a request (revoke,
+   * lookup), not its caller, so no address applies.
    */
-  async valid(s: SecureStorage, e: TokenEntry, clientAddr: string, now = Date.now()): Promise<boolean> {
-    if (expired(e, now)) return false;
-    if (e.bound_cidrs?.length && !cidrsContain(e.bound_cidrs, clientAddr)) return false;
+  async valid(
+    s: SecureStorage,
+    e: TokenEntry,
+    clientAddr: string | null,
+    now = Date.now(),
+  ): Promise<boolean> {
+    const boundOut = (t: TokenEntry) =>
+      clientAddr !== null &&
+      (t.bound_cidrs?.length ?? 0) > 0 &&
+      !cidrsContain(t.bound_cidrs ?? [], clientAddr);
+    if (expired(e, now) || boundOut(e)) return false;
     let parent = e.parent;
     for (let depth = 0; parent; depth++) {
       if (depth >= MAX_DEPTH) return false;
       const p = await this.entryAt(s, parent);
-      if (!p || expired(p, now)) return false;
+      if (!p || expired(p, now) || boundOut(p)) return false;
       parent = p.parent;
     }
     return true;
+  }
+
+  /** The entry of a live token named in a request's body (a target, from any address); null otherwise. */
+  async alive(s: SecureStorage, token: string | undefined): Promise<TokenEntry | null> {
+    const e = await this.find(s, token);
+    return e && (await this.valid(s, e, null)) ? e : null;
+  }
+
+  /** The entry of a live token by accessor (null when unknown, revoked, expired or orphaned by an expiry). */
+  async aliveByAccessor(s: SecureStorage, accessor: unknown): Promise<TokenEntry | null> {
+    const e = await this.findByAccessor(s, accessor);
+    return e && (await this.valid(s, e, null)) ? e : null;
   }
 
   /** The entry of a valid token; 403 permission denied otherwise. */
@@ -183,6 +210,15 @@ export class TokenStore {
     });
   }
 
+  /**
+   * Creates the token an auth method's login issues (OpenBao's LoginCreateToken): the one place
+   * every auth method's tokens pass, so no method, present or future, issues a root token.
+   */
+  async createForLogin(s: SecureStorage, spec: TokenSpec): Promise<{ token: string; entry: TokenEntry }> {
+    if (spec.policies.includes('root')) throw new LwError('LW_ERR_BAD_REQUEST', MESSAGES.loginRoot);
+    return this.create(s, spec);
+  }
+
   /** Creates a token; resolves the token and its entry. */
   async create(s: SecureStorage, spec: TokenSpec): Promise<{ token: string; entry: TokenEntry }> {
     const now = Date.now();
@@ -192,8 +228,8 @@ export class TokenStore {
     // Periodic tokens renew to their period forever; others get a TTL capped by the system
     // maximum (root-policy tokens may live forever) and by explicit_max_ttl.
     let maxS = root ? 0 : MAX_TTL_S;
-    if (spec.explicitMaxTtlS > 0)
-      maxS = maxS === 0 ? spec.explicitMaxTtlS : Math.min(maxS, spec.explicitMaxTtlS);
+    const caps = [spec.explicitMaxTtlS, spec.periodS > 0 ? 0 : (spec.maxTtlS ?? 0)];
+    for (const cap of caps) if (cap > 0) maxS = maxS === 0 ? cap : Math.min(maxS, cap);
     let ttlS = spec.periodS > 0 ? spec.periodS : spec.ttlS || (root ? 0 : DEFAULT_TTL_S);
     if (maxS > 0 && (ttlS === 0 || ttlS > maxS)) ttlS = maxS;
     const token = newToken();

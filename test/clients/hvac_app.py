@@ -79,9 +79,14 @@ child_client = hvac.Client(url=url, token=child["auth"]["client_token"])
 check(child_client.secrets.kv.v2.read_secret_version(path=f"app-{name}/db")["data"]["data"]["password"] == "p1", "child reads")
 try:
     app.auth.token.create(policies=["root"])
+    check(False, "a root child of a token that is not root")
+except hvac.exceptions.InvalidRequest as err:
+    check("without parent token being root" in str(err), f"child with root: {err}")
+try:
+    app.auth.token.create(policies=["app-" + name, "admin"])
     check(False, "a child with more policies than its parent")
 except hvac.exceptions.InvalidRequest as err:
-    check("subset of parent" in str(err), f"child with root: {err}")
+    check("subset of parent" in str(err), f"child with more policies: {err}")
 
 me = app.auth.token.lookup_self()["data"]
 check(me["policies"] == ["app-" + name, "default"] and me["meta"] == {"role_name": "web"}, f"lookup-self: {me}")

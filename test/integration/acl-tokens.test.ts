@@ -7,28 +7,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type GatewayCluster, startGatewayCluster } from '../helpers/gateway-cluster';
-import { type CallOptions, call } from '../helpers/http';
+import type { CallOptions } from '../helpers/http';
 import { waitFor } from '../helpers/procs';
-
-type Json = Record<string, unknown> & {
-  data?: Record<string, unknown>;
-  auth?: { client_token: string; accessor: string; lease_duration: number; policies: string[] };
-};
+import { vaultApi } from '../helpers/vault-api';
 
 describe('tokens, ACL policies and AppRole', () => {
   let c: GatewayCluster;
   let root = '';
-  const api = async (path: string, o: CallOptions = {}) => {
-    const r = await call(c.gw.url, `/v1/${path}`, { token: root, ...o });
-    return { ...r, json: (typeof r.body === 'object' ? r.body : {}) as Json };
-  };
-  const token = async (body: Record<string, unknown>, as = root, path = 'auth/token/create') => {
-    const r = await api(path, { token: as, body });
-    assert.equal(r.status, 200, r.text);
-    return r.json.auth as NonNullable<Json['auth']>;
-  };
-  const policy = async (name: string, text: string) =>
-    assert.equal((await api(`sys/policy/${name}`, { method: 'PUT', body: { policy: text } })).status, 204);
+  const { api, token, policy } = vaultApi(
+    () => c.gw.url,
+    () => root,
+  );
 
   before(async () => {
     c = await startGatewayCluster({ nodes: 2, gatewayEnv: { LEADERWAY_TRUSTED_PROXIES: '127.0.0.1/32' } });

@@ -3,9 +3,10 @@
  * (list, read, write, delete), `role-id`, `secret-id` (generate, list accessors, lookup,
  * destroy, and the same by accessor) and `login` — the one route that needs no token.
  */
-import { LwError } from '../../../shared/errors';
-import { AppRole, type Role, type SecretId } from '../../auth/approle';
-import { parseCidrList } from '../../auth/cidr';
+import { LwError, MESSAGES } from '../../../shared/errors';
+import { sanitizePolicies } from '../../acl/policy';
+import { AppRole, type Role, type SecretId, secretIdBounds } from '../../auth/approle';
+import { cidrsWithin, parseCidrList } from '../../auth/cidr';
 import { parseDurationSeconds } from '../duration';
 import type { MountEntry } from '../mounts';
 import { type Context, noContent, ok, perMount, type Reply, type Route } from '../route';
@@ -52,8 +53,12 @@ function applyRole(r: Role, b: Record<string, unknown>): void {
     r.secret_id_num_uses = count(b.secret_id_num_uses, 'secret_id_num_uses');
   if (b.secret_id_ttl !== undefined) r.secret_id_ttl = seconds(b.secret_id_ttl, 'secret_id_ttl');
   const policies = b.token_policies ?? b.policies;
-  if (policies !== undefined)
-    r.token_policies = stringList(policies, 'token_policies').map((p) => p.toLowerCase());
+  if (policies !== undefined) {
+    r.token_policies = sanitizePolicies(stringList(policies, 'token_policies'));
+    // Refused when written, not only at login: a role that could never log in is a mistake.
+    if (r.token_policies.includes('root'))
+      throw bad(`invalid token_policies: "root" is not allowed (${MESSAGES.loginRoot})`);
+  }
   if (b.token_ttl !== undefined) r.token_ttl = seconds(b.token_ttl, 'token_ttl');
   if (b.token_max_ttl !== undefined) r.token_max_ttl = seconds(b.token_max_ttl, 'token_max_ttl');
   if (b.token_explicit_max_ttl !== undefined)
@@ -126,13 +131,17 @@ function secretMetadata(v: unknown): Record<string, string> {
 async function generate(c: Context): Promise<Reply> {
   const role = await existingRole(c);
   const b = await c.body();
-  const { secretId, entry } = await store(c).generateSecret(c.storage, role, {
-    metadata: secretMetadata(b.metadata),
-    cidrList: parseCidrList(b.cidr_list, 'cidr_list'),
-    tokenBoundCidrs: parseCidrList(b.token_bound_cidrs, 'token_bound_cidrs'),
-    numUses: b.num_uses === undefined ? undefined : count(b.num_uses, 'num_uses'),
-    ttlS: b.ttl === undefined ? undefined : seconds(b.ttl, 'ttl'),
-  });
+  const { secretId, entry } = await store(c).generateSecret(
+    c.storage,
+    role,
+    secretIdBounds(role, {
+      metadata: secretMetadata(b.metadata),
+      cidrList: parseCidrList(b.cidr_list, 'cidr_list'),
+      tokenBoundCidrs: parseCidrList(b.token_bound_cidrs, 'token_bound_cidrs'),
+      numUses: b.num_uses === undefined ? undefined : count(b.num_uses, 'num_uses'),
+      ttlS: b.ttl === undefined ? undefined : seconds(b.ttl, 'ttl'),
+    }),
+  );
   return ok({
     secret_id: secretId,
     secret_id_accessor: entry.accessor,
@@ -172,21 +181,28 @@ function destroy(byAccessor: boolean) {
 async function login(c: Context): Promise<Reply> {
   const b = await c.body();
   const { role, secret } = await store(c).login(c.storage, b.role_id, b.secret_id, c.clientAddr);
+  const mount = c.mount as MountEntry;
   const policies = new Set(role.token_policies);
   if (!role.token_no_default_policy) policies.add('default');
-  const maxS = role.token_explicit_max_ttl || role.token_max_ttl;
-  const bound = secret?.token_bound_cidrs.length ? secret.token_bound_cidrs : role.token_bound_cidrs;
-  const { token, entry } = await c.svc.tokens.create(c.storage, {
+  // A secret ID's token CIDRs narrow the role's; if the role was narrowed after the secret ID
+  // was made, the role's own apply.
+  const bound =
+    secret?.token_bound_cidrs.length && cidrsWithin(secret.token_bound_cidrs, role.token_bound_cidrs)
+      ? secret.token_bound_cidrs
+      : role.token_bound_cidrs;
+  const { token, entry } = await c.svc.tokens.createForLogin(c.storage, {
     policies: [...policies].sort(),
     parent: null,
     displayName: `approle`,
     meta: { role_name: role.name },
     ttlS: role.token_ttl,
-    explicitMaxTtlS: maxS,
+    explicitMaxTtlS: role.token_explicit_max_ttl,
+    // The smallest of the role's token_max_ttl and the mount's max_lease_ttl (0: unset).
+    maxTtlS: smallestSet(role.token_max_ttl, mount.config.max_lease_ttl),
     periodS: role.token_period,
     renewable: true,
     numUses: role.token_num_uses,
-    path: `auth/${(c.mount as MountEntry).path}login`,
+    path: `auth/${mount.path}login`,
     boundCidrs: bound,
   });
   return ok(null, { auth: authBlock(token, entry) });
@@ -251,6 +267,12 @@ export const appRoleRoutes: readonly Route[] = [
     ops: { write: destroy(true), delete: destroy(true) },
   },
 ];
+
+/** The smallest of the durations that are set (> 0); 0 when none is. */
+function smallestSet(...seconds: number[]): number {
+  const set = seconds.filter((x) => x > 0);
+  return set.length ? Math.min(...set) : 0;
+}
 
 function listOr404(keys: string[]): Reply {
   if (keys.length === 0) throw new LwError('LW_ERR_NOT_FOUND', '');

@@ -79,5 +79,7 @@ async function disable(c: Context): Promise<Reply> {
 /** The auth method routes, relative to `sys/`. */
 export const authMountRoutes: readonly Route[] = [
   { pattern: /^auth$/, ops: { read: list } },
-  { pattern: /^auth\/(?<path>.+)$/, ops: { read, write: enable, delete: disable } },
+  // OpenBao's system backend lists `auth/*` among its root paths: enabling, reading, tuning
+  // or disabling an auth method needs sudo (listing them, `sys/auth`, does not).
+  { pattern: /^auth\/(?<path>.+)$/, sudo: true, ops: { read, write: enable, delete: disable } },
 ];

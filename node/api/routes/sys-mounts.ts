@@ -5,6 +5,7 @@
  * `kv-v2`. Disabling a mount deletes its data, as upstream.
  */
 import { LwError } from '../../../shared/errors';
+import { isRoot } from '../../auth/token-store';
 import { purge } from '../../kv/purge';
 import { parseDurationSeconds } from '../duration';
 import { type KvVersion, type MountEntry, mountPath } from '../mounts';
@@ -161,10 +162,24 @@ async function tune(c: Context): Promise<Reply> {
   return noContent();
 }
 
-/** sys/internal/ui/mounts/:path — the mount serving a path; 403 when none (no mount probing). */
+/**
+ * sys/internal/ui/mounts/:path — the mount serving a path, to a caller whose policies grant
+ * something on or under that mount (upstream's hasMountAccess); 403 with the same message when
+ * there is no such mount, so the endpoint cannot be used to list mounts.
+ */
 async function uiMount(c: Context): Promise<Reply> {
-  const found = await c.svc.mounts.resolve(c.storage, c.params.path as string);
-  if (!found) throw new LwError('LW_ERR_PERMISSION_DENIED', 'permission denied');
+  const path = c.params.path as string;
+  const found = await c.svc.mounts.resolve(c.storage, path);
+  const visible =
+    found !== null &&
+    (isRoot(c.token) ||
+      (await c.svc.policies.acl(c.storage, c.token.policies)).hasMountAccess(found.mount.path));
+  if (!found || !visible) {
+    throw new LwError(
+      'LW_ERR_PERMISSION_DENIED',
+      `preflight capability check returned 403, please ensure client's policies grant access to path "${mountPath(path)}"`,
+    );
+  }
   return ok({ ...mountView(found.mount), path: found.mount.path });
 }
 

@@ -4,6 +4,7 @@
  * for the calling token itself, revoke-orphan, and `LIST accessors` (sudo).
  */
 import { LwError } from '../../../shared/errors';
+import { decideTokenCreate } from '../../auth/token-create';
 import { isRoot, remainingTtl, type TokenEntry } from '../../auth/token-store';
 import { parseDurationSeconds } from '../duration';
 import { type Context, noContent, ok, type Reply, type Route } from '../route';
@@ -89,7 +90,7 @@ function lookupView(e: TokenEntry, id: string): Record<string, unknown> {
   };
 }
 
-/** POST auth/token/create[-orphan]. */
+/** POST auth/token/create[-orphan]: the rules are decideTokenCreate's (node/auth/token-create.ts). */
 function create(orphanPath: boolean) {
   return async (c: Context): Promise<Reply> => {
     const b = await c.body();
@@ -100,56 +101,59 @@ function create(orphanPath: boolean) {
     if (b.type !== undefined && b.type !== 'service' && b.type !== 'default')
       throw new LwError('LW_ERR_UNSUPPORTED', 'only service tokens are supported');
     const parent = c.token;
-    const root = isRoot(parent);
-    const noParent = bool(b.no_parent, 'no_parent', false);
-    // Orphans through `create` need root (or sudo on the path, checked by the ACL as upstream: we
-    // require root here); `create-orphan` is governed by its own policy path.
-    if (noParent && !orphanPath && !root)
-      throw new LwError(
-        'LW_ERR_PERMISSION_DENIED',
-        'root or sudo privileges required to create orphan token',
-      );
-    let policies = stringList(b.policies, 'policies');
-    if (policies.length === 0) policies = [...parent.policies];
-    const asked = policies.filter((p) => p !== 'default');
-    if (!root && !asked.every((p) => parent.policies.includes(p)))
-      throw bad('child policies must be subset of parent');
-    const noDefault = bool(b.no_default_policy, 'no_default_policy', false);
-    const set = new Set(policies);
-    if (noDefault) set.delete('default');
-    else if (!set.has('root')) set.add('default');
+    // Sudo on the create path itself, as upstream's SudoPrivilege checks it.
+    const sudo =
+      isRoot(parent) || (await c.svc.policies.acl(c.storage, parent.policies)).allows(c.req.path, ['sudo']);
     const displayName =
       typeof b.display_name === 'string' && b.display_name !== '' ? `token-${b.display_name}` : 'token';
-    const { token, entry } = await c.svc.tokens.create(c.storage, {
-      policies: [...set].sort(),
-      parent: noParent || orphanPath ? null : parent,
-      displayName: displayName.slice(0, 128),
-      meta: stringMap(b.meta, 'meta'),
-      ttlS: duration(b.ttl, 'ttl'),
-      explicitMaxTtlS: duration(b.explicit_max_ttl, 'explicit_max_ttl'),
-      periodS: duration(b.period, 'period'),
-      renewable: bool(b.renewable, 'renewable', true),
-      numUses: count(b.num_uses, 'num_uses'),
-      path: orphanPath ? 'auth/token/create-orphan' : 'auth/token/create',
-      boundCidrs: [],
-    });
+    const spec = decideTokenCreate(
+      parent,
+      {
+        policies: stringList(b.policies, 'policies'),
+        noDefaultPolicy: bool(b.no_default_policy, 'no_default_policy', false),
+        noParent: bool(b.no_parent, 'no_parent', false),
+        ttlS: duration(b.ttl, 'ttl'),
+        explicitMaxTtlS: duration(b.explicit_max_ttl, 'explicit_max_ttl'),
+        periodS: duration(b.period, 'period'),
+        numUses: count(b.num_uses, 'num_uses'),
+        renewable: bool(b.renewable, 'renewable', true),
+        displayName: displayName.slice(0, 128),
+        meta: stringMap(b.meta, 'meta'),
+      },
+      { sudo, orphanPath, now: Date.now() },
+    );
+    const { token, entry } = await c.svc.tokens.create(c.storage, spec);
     return ok(null, { auth: authBlock(token, entry) });
   };
 }
 
-/** The token named by `token` in the body (400 when missing; 403-like "bad token" when unknown). */
-async function bodyToken(c: Context): Promise<{ raw: string; entry: TokenEntry }> {
+/**
+ * The token named by `token` in the body, alive (not revoked, expired or under a dead parent),
+ * from whatever address the caller is at: its bound CIDRs limit where it is used, not where it
+ * is looked up or revoked. `dead` says how a dead or unknown token is answered.
+ */
+async function bodyToken(c: Context, dead: () => LwError): Promise<{ raw: string; entry: TokenEntry }> {
   const raw = (await c.body()).token;
   if (typeof raw !== 'string' || raw === '') throw bad('missing token');
-  const entry = await c.svc.tokens.find(c.storage, raw);
-  if (!entry || !(await c.svc.tokens.valid(c.storage, entry, ''))) throw bad('bad token');
+  const entry = await c.svc.tokens.alive(c.storage, raw);
+  if (!entry) throw dead();
   return { raw, entry };
 }
 
-async function bodyAccessor(c: Context): Promise<TokenEntry> {
+/** Upstream answers a lookup of a revoked or unknown token 403 "bad token". */
+const badToken = () => new LwError('LW_ERR_PERMISSION_DENIED', 'bad token');
+const notFound = () => bad('token not found');
+
+/**
+ * The token behind the body's `accessor`. Lookup and renew need it alive (an expired token that
+ * tidy has not yet deleted is not renewed back to life); revoke takes it in any state.
+ */
+async function bodyAccessor(c: Context, mustLive = true): Promise<TokenEntry> {
   const accessor = (await c.body()).accessor;
   if (typeof accessor !== 'string' || accessor === '') throw bad('missing accessor');
-  const entry = await c.svc.tokens.findByAccessor(c.storage, accessor);
+  const entry = mustLive
+    ? await c.svc.tokens.aliveByAccessor(c.storage, accessor)
+    : await c.svc.tokens.findByAccessor(c.storage, accessor);
   if (!entry) throw bad('invalid accessor');
   return entry;
 }
@@ -175,7 +179,7 @@ export const tokenRoutes: readonly Route[] = [
     pattern: /^lookup$/,
     ops: {
       write: async (c) => {
-        const { raw, entry } = await bodyToken(c);
+        const { raw, entry } = await bodyToken(c, badToken);
         return ok(lookupView(entry, raw));
       },
     },
@@ -186,7 +190,7 @@ export const tokenRoutes: readonly Route[] = [
     pattern: /^renew$/,
     ops: {
       write: async (c) => {
-        const { raw, entry } = await bodyToken(c);
+        const { raw, entry } = await bodyToken(c, notFound);
         return renew(c, entry, raw);
       },
     },
@@ -205,7 +209,11 @@ export const tokenRoutes: readonly Route[] = [
     pattern: /^revoke$/,
     ops: {
       write: async (c) => {
-        await c.svc.tokens.revoke(c.storage, (await bodyToken(c)).entry, false);
+        // Unknown or already revoked: nothing to do, as upstream (204).
+        const raw = (await c.body()).token;
+        if (typeof raw !== 'string' || raw === '') throw bad('missing token');
+        const entry = await c.svc.tokens.find(c.storage, raw);
+        if (entry) await c.svc.tokens.revoke(c.storage, entry, false);
         return noContent();
       },
     },
@@ -214,7 +222,7 @@ export const tokenRoutes: readonly Route[] = [
     pattern: /^revoke-accessor$/,
     ops: {
       write: async (c) => {
-        await c.svc.tokens.revoke(c.storage, await bodyAccessor(c), false);
+        await c.svc.tokens.revoke(c.storage, await bodyAccessor(c, false), false);
         return noContent();
       },
     },
@@ -224,7 +232,7 @@ export const tokenRoutes: readonly Route[] = [
     sudo: true,
     ops: {
       write: async (c) => {
-        await c.svc.tokens.revoke(c.storage, (await bodyToken(c)).entry, true);
+        await c.svc.tokens.revoke(c.storage, (await bodyToken(c, badToken)).entry, true);
         return noContent();
       },
     },
