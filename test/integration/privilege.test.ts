@@ -154,6 +154,36 @@ describe('privilege rules, end to end', () => {
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.json.data?.secret_id_num_uses, 1);
 
+    // The login token lives no longer than the smallest of token_explicit_max_ttl and token_max_ttl.
+    const capped = {
+      token_policies: 'app',
+      token_explicit_max_ttl: '1h',
+      token_max_ttl: '10m',
+      token_ttl: '1h',
+    };
+    assert.equal(
+      (await api('auth/approle/role/capped', { body: capped })).status,
+      400,
+      'token_ttl > token_max_ttl',
+    );
+    assert.equal(
+      (await api('auth/approle/role/capped', { body: { ...capped, token_ttl: '5m' } })).status,
+      204,
+    );
+    const cappedLogin = await api('auth/approle/login', {
+      token: '',
+      body: {
+        role_id: (await api('auth/approle/role/capped/role-id')).json.data?.role_id,
+        secret_id: (await api('auth/approle/role/capped/secret-id', { body: {} })).json.data?.secret_id,
+      },
+    });
+    assert.equal(cappedLogin.status, 200, cappedLogin.text);
+    const renewed = await api('auth/token/renew-self', {
+      token: cappedLogin.json.auth?.client_token,
+      body: { increment: '1h' },
+    });
+    assert.ok((renewed.json.auth?.lease_duration ?? 0) <= 600, `renewed past token_max_ttl: ${renewed.text}`);
+
     const victimId = (await api('auth/approle/role/ok/role-id')).json.data?.role_id;
     const taken = await api('auth/approle/role/narrow/role-id', { body: { role_id: victimId } });
     assert.equal(taken.status, 400);

@@ -324,6 +324,7 @@ describe('secret IDs only narrow their role (secretIdBounds)', () => {
   it('cidrsWithin compares blocks, not strings', () => {
     assert.equal(cidrsWithin(['10.1.0.0/16'], ['10.0.0.0/8']), true);
     assert.equal(cidrsWithin(['10.0.0.0/8'], ['10.1.0.0/16']), false);
+    assert.equal(cidrsWithin(['10.1.0.0/8'], ['10.1.0.0/16']), false, 'wider, though its address is inside');
     assert.equal(cidrsWithin(['10.1.0.0/16', '11.0.0.1/32'], ['10.0.0.0/8']), false);
     assert.equal(cidrsWithin(['::1/128'], ['10.0.0.0/8']), false);
     assert.equal(cidrsWithin(['::1/128'], ['::/0']), true);
