@@ -135,6 +135,17 @@ describe('privilege rules, end to end', () => {
     const seen = await api('sys/internal/ui/mounts/secret/data/app/x', { token: reader });
     assert.equal(seen.status, 200, seen.text);
     assert.equal(seen.json.data?.path, 'secret/');
+    // The list shows a caller only the mounts it has access to.
+    await policy('ui-lister', 'path "sys/internal/ui/mounts" { capabilities = ["read"] }');
+    const lister = (await token({ policies: ['ui-lister', 'app'] })).client_token;
+    const listed = (await api('sys/internal/ui/mounts', { token: lister })).json.data as {
+      secret: Record<string, unknown>;
+      auth: Record<string, unknown>;
+    };
+    assert.deepEqual(Object.keys(listed.secret), ['secret/']);
+    assert.deepEqual(Object.keys(listed.auth), []);
+    const all = (await api('sys/internal/ui/mounts')).json.data as { auth: Record<string, unknown> };
+    assert.ok(all.auth['approle/'], 'root sees every mount');
   });
 
   it('secret IDs only narrow their role; a role ID belongs to one role', async () => {
@@ -195,7 +206,17 @@ describe('privilege rules, end to end', () => {
     // The CIDR-bound login token from the office role, revoked from outside its CIDRs.
     const login = await officeLogin();
     const office = login.json.auth as { client_token: string };
-    assert.equal((await api('auth/token/revoke', { body: { token: office.client_token } })).status, 204);
+    // Looked up and revoked by root from outside the token's CIDRs: they bind its use, nothing else.
+    const seen = await api('auth/token/lookup', {
+      body: { token: office.client_token },
+      headers: from('192.0.2.1'),
+    });
+    assert.equal(seen.status, 200, seen.text);
+    assert.equal(
+      (await api('auth/token/revoke', { body: { token: office.client_token }, headers: from('192.0.2.1') }))
+        .status,
+      204,
+    );
     assert.equal(
       (await api('auth/token/lookup-self', { token: office.client_token, headers: from('10.1.2.3') })).status,
       403,

@@ -183,11 +183,14 @@ async function uiMount(c: Context): Promise<Reply> {
   return ok({ ...mountView(found.mount), path: found.mount.path });
 }
 
+/** sys/internal/ui/mounts — the mounts the caller has access to (upstream filters the same way). */
 async function uiMounts(c: Context): Promise<Reply> {
+  const acl = isRoot(c.token) ? null : await c.svc.policies.acl(c.storage, c.token.policies);
+  const visible = (path: string) => acl === null || acl.hasMountAccess(path);
   const secret: Record<string, unknown> = {};
-  for (const m of await c.svc.mounts.list(c.storage)) secret[m.path] = mountView(m);
+  for (const m of await c.svc.mounts.list(c.storage)) if (visible(m.path)) secret[m.path] = mountView(m);
   const auth: Record<string, unknown> = {};
-  for (const m of await c.svc.auth.list(c.storage)) auth[m.path] = authView(m);
+  for (const m of await c.svc.auth.list(c.storage)) if (visible(`auth/${m.path}`)) auth[m.path] = authView(m);
   return ok({ secret, auth });
 }
 
