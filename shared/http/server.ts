@@ -75,6 +75,7 @@ export class ApiListener {
       : http.createServer(options, handler);
     this.server = server;
     acceptListMethod(server, this.certs ? 'secureConnection' : 'connection');
+    guardSockets(server);
     server.on('clientError', answerClientError);
     if (hooks.onConnection) server.on('connection', () => hooks.onConnection?.());
     // Remember each connection's current response, so a parse error after it was sent is not answered twice.
@@ -137,6 +138,25 @@ export class ApiListener {
 }
 
 const CURRENT = Symbol('current response');
+
+/** Destroys a socket that failed; its one job is to be a listener that is never removed. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+/**
+ * Gives every connection of `server` an 'error' listener from accept to close — the raw socket
+ * and, on TLS, the TLS socket. Node's HTTP server removes its own listener when it hands a socket
+ * to an 'upgrade' handler, so a client that resets an upgrade before the handler is done would
+ * otherwise raise an unhandled 'error' and end the process.
+ */
+export function guardSockets(server: Server): void {
+  const guard = (socket: Duplex) => {
+    if (!socket.listeners('error').includes(destroyOnError)) socket.on('error', destroyOnError);
+  };
+  server.on('connection', guard);
+  server.on('secureConnection', guard);
+}
 
 /**
  * Answers a request Node could not parse with a JSON error, then closes the connection
