@@ -2,6 +2,8 @@
  * `leaderway dev`: a whole cluster in one process, for trying leaderway out — 3 nodes on one
  * in-memory HA store (each with its own API port and a real mTLS cluster listener) and a gateway
  * in front, every node's api_addr set to the gateway. Keys are random per run; nothing persists.
+ * Metrics are where production has them: on metrics listeners (a node's API port + 2, the
+ * gateway's port + 1), not on the API listeners, which answer an anonymous /metrics 403.
  */
 import { randomBytes } from 'node:crypto';
 import { GatewayServer } from '../gateway/gateway-server';
@@ -50,6 +52,7 @@ export async function devCommand(): Promise<void> {
         useConfigFile: false,
         overrides: {
           listener: { address: `127.0.0.1:${port}` },
+          metrics_address: `127.0.0.1:${port + 2}`,
           storage: { type: 'inmem' },
           seal: { key: sealKey },
           advertisement_key: adKey,
@@ -75,6 +78,7 @@ export async function devCommand(): Promise<void> {
       useConfigFile: false,
       overrides: {
         listener: { address: dev.gateway_addr },
+        metrics_address: gw ? formatHostPort({ host: gw.host, port: gw.port + 1 }) : '',
         advertisement_key: adKey,
         advertisement_verify_key: verifyKey,
         identity: { cert_file: files.certFile, key_file: files.keyFile },
@@ -109,11 +113,18 @@ export async function devCommand(): Promise<void> {
     ),
     `    Root token: ${rootToken}`,
     '',
+    '    Metrics (Prometheus text, no token):',
+    ...[
+      ['gateway', gateway.metricsAddress()] as const,
+      ...nodes.map((n, i) => [`node ${i + 1}`, n.metricsAddress()] as const),
+    ].map(([name, a]) => `      ${`${name}:`.padEnd(9)} http://${a ? formatHostPort(a) : '?'}/metrics`),
+    '',
     '    Try:',
     `      export VAULT_ADDR=${gatewayUrl} VAULT_TOKEN=${rootToken}`,
     `      curl -s -H "X-Vault-Token: $VAULT_TOKEN" -X POST -d '{"data":{"password":"s3cr3t"}}' $VAULT_ADDR/v1/secret/data/app`,
     `      curl -s -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/secret/data/app`,
     `      curl -s $VAULT_ADDR/v1/sys/leader`,
+    `      curl -s -H "X-Vault-Token: $VAULT_TOKEN" "$VAULT_ADDR/v1/sys/metrics?format=prometheus"`,
     '',
     '    Ctrl-C stops the cluster.',
     '',

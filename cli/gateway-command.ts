@@ -9,7 +9,7 @@ import { openStorage, warmUp } from '../shared/storage/open';
 import { createLogger } from '../shared/telemetry/logger';
 import { VERSION } from '../shared/version';
 import { banner } from './banner';
-import { closeOnSignals, exitOnConfigError, exitOnListenError, reloadOnSighup } from './run';
+import { closeOnSignals, exitOnConfigError, exitOnListenError, listenVariable, reloadOnSighup } from './run';
 
 /** Locks are read, never held, by a gateway: a short command timeout keeps reads snappy. */
 const GATEWAY_LOCK_COMMAND_TIMEOUT_MS = 1_000;
@@ -43,6 +43,11 @@ export async function gatewayCommand(): Promise<void> {
   process.stdout.write(
     banner('leaderway gateway', {
       Listener: `tcp (addr: "${formatHostPort(settings.listener.listen)}", tls: "${settings.listener.tls ? 'enabled' : 'disabled'}")`,
+      ...(settings.metricsListen
+        ? {
+            'Metrics Listener': `tcp (addr: "${formatHostPort(settings.metricsListen)}", metrics only, no token)`,
+          }
+        : {}),
       Storage: ha ? 'redis (split: lock in HA storage)' : 'redis',
       Version: `leaderway v${VERSION}`,
     }),
@@ -55,6 +60,10 @@ export async function gatewayCommand(): Promise<void> {
   const gateway = new GatewayServer(settings, { ...storage, log });
   reloadOnSighup([gateway], () => log.info({ signal: 'SIGHUP' }, 'reloading the TLS certificate'));
   closeOnSignals([gateway], (sig) => log.info({ signal: sig }, 'draining'));
-  await gateway.start().catch((err) => exitOnListenError(err, 'LEADERWAY_LISTEN_ADDR'));
-  log.info({ addr: formatHostPort(gateway.address()) }, 'listening');
+  await gateway.start().catch((err) => exitOnListenError(err, listenVariable(err, settings.metricsListen)));
+  const metrics = gateway.metricsAddress();
+  log.info(
+    { addr: formatHostPort(gateway.address()), metrics_addr: metrics ? formatHostPort(metrics) : null },
+    'listening',
+  );
 }

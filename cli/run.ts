@@ -3,6 +3,7 @@
  * SIGINT to close(), SIGHUP to reload(), and exit 0 once closed. Only entry points call
  * process.exit.
  */
+import type { HostPort } from '../shared/config/formats';
 import { ConfigError } from '../shared/config/load';
 import { flushTelemetry } from '../shared/telemetry/tracing';
 
@@ -30,6 +31,13 @@ export function exitOnListenError(err: unknown, variable: string): never {
     process.exit(1);
   }
   throw err;
+}
+
+/** The variable that set the listener `err` failed to bind: the metrics listener's, or the API's. */
+export function listenVariable(err: unknown, metrics: HostPort | null): string {
+  return metrics && (err as { port?: number }).port === metrics.port
+    ? 'LEADERWAY_METRICS_ADDR'
+    : 'LEADERWAY_LISTEN_ADDR';
 }
 
 /** Closes `parts` in order on the first SIGTERM/SIGINT, then exits 0; a second signal exits at once. */

@@ -9,7 +9,7 @@ import { openStorage, warmUp } from '../shared/storage/open';
 import { createLogger } from '../shared/telemetry/logger';
 import { VERSION } from '../shared/version';
 import { banner } from './banner';
-import { closeOnSignals, exitOnConfigError, exitOnListenError, reloadOnSighup } from './run';
+import { closeOnSignals, exitOnConfigError, exitOnListenError, listenVariable, reloadOnSighup } from './run';
 
 /** The banner lines for a node. */
 export function nodeBanner(s: NodeSettings, storageKind: string, haKind: string | null): string {
@@ -19,6 +19,9 @@ export function nodeBanner(s: NodeSettings, storageKind: string, haKind: string 
     'Listener 1': `tcp (addr: "${formatHostPort(s.listener.listen)}", cluster address: "${
       s.clusterListen ? formatHostPort(s.clusterListen) : ''
     }", tls: "${s.listener.tls ? 'enabled' : 'disabled'}")`,
+    ...(s.metricsListen
+      ? { 'Listener 2': `tcp (addr: "${formatHostPort(s.metricsListen)}", metrics only, no token)` }
+      : {}),
     Storage: haKind ? storageKind : `${storageKind} (HA available)`,
     Version: `leaderway v${VERSION}`,
   };
@@ -63,6 +66,10 @@ export async function serverCommand(): Promise<void> {
   node = new NodeServer(settings, { ...storage, log });
   reloadOnSighup([node], () => log.info({ signal: 'SIGHUP' }, 'reloading the TLS certificate'));
   closeOnSignals([node], (sig) => log.info({ signal: sig }, 'shutting down'));
-  await node.start().catch((err) => exitOnListenError(err, 'LEADERWAY_LISTEN_ADDR'));
-  log.info({ addr: formatHostPort(node.address()) }, 'listening');
+  await node.start().catch((err) => exitOnListenError(err, listenVariable(err, settings.metricsListen)));
+  const metrics = node.metricsAddress();
+  log.info(
+    { addr: formatHostPort(node.address()), metrics_addr: metrics ? formatHostPort(metrics) : null },
+    'listening',
+  );
 }

@@ -10,6 +10,9 @@ listener "tcp" {
   address = "0.0.0.0:8300"
 }
 
+# Prometheus scrapes GET /metrics here (no token); keep it off the load balancer.
+metrics_address = "0.0.0.0:8302"
+
 trusted_proxies = "10.0.0.0/24"  # the load balancer's addresses
 failover_wait   = "10s"
 drain_delay     = "5s"

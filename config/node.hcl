@@ -9,7 +9,14 @@ storage "redis" {
 listener "tcp" {
   address         = "0.0.0.0:8200"
   cluster_address = "0.0.0.0:8201"
+  # As OpenBao: /metrics on the API listener needs a token unless this is true.
+  telemetry {
+    unauthenticated_metrics_access = false
+  }
 }
+
+# Prometheus scrapes GET /metrics here (no token); keep it off the load balancer.
+metrics_address = "0.0.0.0:8202"
 
 api_addr     = "https://vault.example.com"  # the load balancer in front of the gateways
 cluster_addr = "https://10.0.0.11:8201"     # this node's address for the cluster channel

@@ -5,11 +5,13 @@
  *
  * Shutdown order (close()): report not-ready at once; keep serving for `drainDelayMs` so the
  * load balancer moves away; stop accepting; let in-flight requests finish (bounded); stop
- * following the leader; close storage.
+ * following the leader; close storage; close the metrics listener last, so the drain can still
+ * be scraped.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import type { HostPort } from '../shared/config/formats';
 import { LwError } from '../shared/errors';
 import { rawErrorResponse, sendError, sendJson } from '../shared/http/respond';
 import { routeClass } from '../shared/http/route-class';
@@ -24,8 +26,9 @@ import {
   type GatewayMetrics,
   listenerHooks,
   methodLabel,
-  serveMetrics,
+  serveApiMetrics,
 } from '../shared/telemetry/metrics';
+import { MetricsListener } from '../shared/telemetry/metrics-listener';
 import {
   addEvent,
   endServerSpan,
@@ -54,6 +57,7 @@ const NOT_FOUND = new LwError('LW_ERR_NOT_FOUND', 'not found');
 export class GatewayServer {
   private status: GatewayStatus = 'new';
   private readonly listener: ApiListener;
+  private readonly metricsListener: MetricsListener | null;
   private readonly identity: TlsCertificates;
   private started = false;
   private inFlight = 0;
@@ -62,7 +66,7 @@ export class GatewayServer {
   private reprobe: NodeJS.Timeout | undefined;
   readonly watcher: LeaderWatcher;
   private readonly proxy: GatewayProxy;
-  /** This gateway's Prometheus metrics (served at /metrics). */
+  /** This gateway's Prometheus metrics (the metrics listener; /metrics with unauthenticated access). */
   readonly metrics: GatewayMetrics = createGatewayMetrics();
   private closing: Promise<void> | undefined;
 
@@ -113,6 +117,9 @@ export class GatewayServer {
     );
     const notAfter = this.listener.certificateNotAfter();
     if (notAfter) this.metrics.listener.tlsNotAfter.set(Math.floor(notAfter.getTime() / 1000));
+    this.metricsListener = settings.metricsListen
+      ? new MetricsListener(settings.metricsListen, this.metrics.registry, deps.log)
+      : null;
     const attempts = boundCounter(this.metrics.attempts);
     this.proxy = new GatewayProxy({
       watcher: this.watcher,
@@ -204,6 +211,11 @@ export class GatewayServer {
     return this.listener.address();
   }
 
+  /** The listening metrics address, or null without a metrics listener. */
+  metricsAddress(): HostPort | null {
+    return this.metricsListener?.address() ?? null;
+  }
+
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
@@ -212,6 +224,7 @@ export class GatewayServer {
       this.onUpgrade(req, socket, head),
     );
     await this.listener.listen();
+    await this.metricsListener?.listen();
     this.identity.watch(() => undefined);
     this.setStatus('running');
   }
@@ -294,7 +307,7 @@ export class GatewayServer {
         sendError(res, err, {}, head);
       }
     } else if (path === '/metrics') {
-      serveMetrics(this.metrics.registry, res);
+      serveApiMetrics(this.metrics.registry, res, this.settings.listener.unauthenticatedMetrics);
     } else {
       sendError(res, NOT_FOUND);
     }
@@ -331,6 +344,7 @@ export class GatewayServer {
     this.identity.close();
     await this.watcher.close();
     await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
+    await this.metricsListener?.close();
     this.setStatus('closed');
   }
 }

@@ -1,14 +1,21 @@
 /** Settings the gateway derives from its configuration. */
 import type { BlockList } from 'node:net';
-import { parseCidrList, parseKeyList } from '../shared/config/formats';
+import { type HostPort, parseCidrList, parseKeyList } from '../shared/config/formats';
 import type { GatewayConfig } from '../shared/config/gateway-schema';
-import { type ListenerSettings, listenerSettings, type TlsSettings } from '../shared/config/listener';
+import {
+  type ListenerSettings,
+  listenerSettings,
+  metricsListen,
+  type TlsSettings,
+} from '../shared/config/listener';
 import { ConfigError } from '../shared/config/load';
 import { type VerifyKey, verifyKeyFromRaw } from '../shared/crypto/signing';
 
 export interface GatewaySettings {
   nodeId: string;
   listener: ListenerSettings;
+  /** The metrics listener (`GET /metrics`, no token), or null when off. */
+  metricsListen: HostPort | null;
   redisUrl: string;
   haRedisUrl: string | null;
   prefix: string;
@@ -46,9 +53,11 @@ export function gatewaySettings(c: GatewayConfig): GatewaySettings {
   }
   if (c.upstream_connections < 1)
     throw new ConfigError('upstream_connections (LEADERWAY_UPSTREAM_CONNECTIONS): must be at least 1');
+  const listener = listenerSettings(c.listener);
   return {
     nodeId: c.node_id,
-    listener: listenerSettings(c.listener),
+    listener,
+    metricsListen: metricsListen(c.metrics_address, [listener.listen]),
     redisUrl: c.storage.redis_url,
     haRedisUrl: c.ha_storage.redis_url || null,
     prefix: c.storage.prefix,

@@ -7,12 +7,14 @@
  *
  * Shutdown order (close()): stop accepting API connections; end the active term, which drains
  * in-flight requests, deletes the advertisement and releases the lock so a standby takes over at
- * once; finish the API's in-flight requests (bounded); stop the watcher; close storage.
+ * once; finish the API's in-flight requests (bounded); stop the watcher; close storage; close the
+ * metrics listener last, so the shutdown itself can still be scraped.
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { LEADER_KEY_PREFIX } from '../shared/advertisement';
+import type { HostPort } from '../shared/config/formats';
 import { LwError, MESSAGES } from '../shared/errors';
 import { ApiListener } from '../shared/http/server';
 import { derToPem } from '../shared/leader/leader-client';
@@ -21,6 +23,7 @@ import { type ProbeResult, probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
 import type { HeldLock } from '../shared/storage/held-lock';
 import { createNodeMetrics, listenerHooks, type NodeMetrics } from '../shared/telemetry/metrics';
+import { MetricsListener } from '../shared/telemetry/metrics-listener';
 import { detached, traced } from '../shared/telemetry/tracing';
 import { VERSION } from '../shared/version';
 import { ApiEntry } from './api/api-entry';
@@ -72,11 +75,12 @@ export class NodeServer implements NodeApi {
   readonly nodeId: string;
   readonly maxRequestSize: number;
   readonly storageType: string;
-  /** This node's Prometheus metrics (served at /metrics on the API listener). */
+  /** This node's Prometheus metrics (the metrics listener, sys/metrics, maybe /metrics on the API listener). */
   readonly metrics: NodeMetrics = createNodeMetrics();
   private current: NodeState = { status: 'new' };
   private ha: HaParts | null = null;
   private readonly listener: ApiListener;
+  private readonly metricsListener: MetricsListener | null;
   private started = false;
   /** The current term's check that cluster_addr reaches this node (null: not active or not yet known). */
   private clusterAddrCheck: ProbeResult | null = null;
@@ -101,6 +105,7 @@ export class NodeServer implements NodeApi {
     this.entry = new ApiEntry({
       handler: this.api,
       metrics: this.metrics,
+      unauthenticatedMetrics: settings.listener.unauthenticatedMetrics,
       log: deps.log,
       closing: () => this.closing !== undefined,
       trackActive: () => {
@@ -115,6 +120,9 @@ export class NodeServer implements NodeApi {
     );
     const notAfter = this.listener.certificateNotAfter();
     if (notAfter) this.metrics.listener.tlsNotAfter.set(Math.floor(notAfter.getTime() / 1000));
+    this.metricsListener = settings.metricsListen
+      ? new MetricsListener(settings.metricsListen, this.metrics.registry, deps.log)
+      : null;
   }
 
   state(): NodeState {
@@ -134,11 +142,17 @@ export class NodeServer implements NodeApi {
     return this.listener.address();
   }
 
+  /** The listening metrics address, or null without a metrics listener. */
+  metricsAddress(): HostPort | null {
+    return this.metricsListener?.address() ?? null;
+  }
+
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
     this.setState({ status: 'sealed', seal: 'sealed' });
     await this.listener.listen();
+    await this.metricsListener?.listen();
     this.unsealLoop = this.unsealWhenReady();
   }
 
@@ -435,6 +449,11 @@ export class NodeServer implements NodeApi {
     this.metrics.requestErrors.inc({ code });
   }
 
+  async scrapeMetrics(): Promise<{ text: string; contentType: string }> {
+    const registry = this.metrics.registry;
+    return { text: await registry.metrics(), contentType: registry.contentType };
+  }
+
   onFencedWrite(): void {
     this.metrics.fencedWrites.inc();
     this.deps.log.error('write refused by fencing: another node holds the lock; stepping down');
@@ -463,6 +482,7 @@ export class NodeServer implements NodeApi {
     this.ha?.echoer.close();
     await unsealedOf(this.current)?.watcher.close();
     await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
+    await this.metricsListener?.close();
     this.setState({ status: 'closed' });
   }
 }

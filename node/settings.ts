@@ -8,7 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type HostPort, parseHostPort, parseKeyList } from '../shared/config/formats';
-import { type ListenerSettings, listenerSettings } from '../shared/config/listener';
+import { type ListenerSettings, listenerSettings, metricsListen } from '../shared/config/listener';
 import { ConfigError } from '../shared/config/load';
 import type { NodeConfig } from '../shared/config/node-schema';
 import {
@@ -25,6 +25,8 @@ export interface NodeSettings {
   listener: ListenerSettings;
   /** Null when clustering is disabled. */
   clusterListen: HostPort | null;
+  /** The metrics listener (`GET /metrics`, no token), or null when off. */
+  metricsListen: HostPort | null;
   apiAddr: string;
   clusterAddr: string;
   sealKey: Buffer;
@@ -158,6 +160,7 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
     nodeId: c.node_id,
     listener,
     clusterListen,
+    metricsListen: metricsListen(c.metrics_address, [listen, clusterListen]),
     apiAddr: c.api_addr,
     clusterAddr,
     sealKey: sealKeys[0] as Buffer,

@@ -1,5 +1,6 @@
 /**
- * Request plumbing for both of a node's listeners: `/metrics`, per-request metrics, the debug
+ * Request plumbing for both of a node's listeners: `/metrics` (API listener; only with
+ * `unauthenticated_metrics_access`, else 403), per-request metrics, the debug
  * request log, the cluster listener's server span, counting requests in flight (so shutdown and
  * step-down can drain them), then the ApiHandler.
  */
@@ -7,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AnyResponse } from '../../shared/http/respond';
 import { routeClass } from '../../shared/http/route-class';
-import { methodLabel, type NodeMetrics, serveMetrics } from '../../shared/telemetry/metrics';
+import { methodLabel, type NodeMetrics, serveApiMetrics } from '../../shared/telemetry/metrics';
 import { endServerSpan, withIncomingContext } from '../../shared/telemetry/tracing';
 import { type ApiHandler, clientAddress } from './dispatch';
 import type { AnyRequest } from './request';
@@ -15,6 +16,8 @@ import type { AnyRequest } from './request';
 export interface ApiEntryOptions {
   handler: ApiHandler;
   metrics: NodeMetrics;
+  /** `GET /metrics` on the API listener is served without a token (else 403). */
+  unauthenticatedMetrics: boolean;
   log: Logger;
   /** While the node is closing, responses ask keep-alive clients to reconnect elsewhere. */
   closing(): boolean;
@@ -35,7 +38,7 @@ export class ApiEntry {
   /** The API listener's request listener. */
   readonly onApiRequest = (req: IncomingMessage, res: ServerResponse): void => {
     if (req.url === '/metrics' && req.method === 'GET') {
-      serveMetrics(this.o.metrics.registry, res);
+      serveApiMetrics(this.o.metrics.registry, res, this.o.unauthenticatedMetrics);
       return;
     }
     this.apiInFlight++;

@@ -68,6 +68,8 @@ export interface NodeApi {
   onFencedWrite(): void;
   /** Called for every request answered with an error (a metric by code). */
   onRequestError(code: string): void;
+  /** This node's metrics in the Prometheus text format, and that format's content type. */
+  scrapeMetrics(): Promise<{ text: string; contentType: string }>;
 }
 
 /** The seal state a state implies. */

@@ -27,6 +27,7 @@ export interface Services {
 /** What a handler answers; the dispatcher sends it (without a body for HEAD). */
 export interface Reply {
   status: number;
+  /** Sent as JSON; a `RawBody` (shared/http/respond.ts) is sent as it is, with its content type. */
   body?: unknown;
   headers?: Record<string, string>;
   /** Runs once the reply has been handed to the connection (e.g. step down after the 204). */

@@ -2,7 +2,7 @@
  * The gateway's (`leaderway gateway`) configuration schema. The gateway holds only the
  * advertisement key: it never needs, and refuses to start with, the seal key.
  */
-import { type ListenerConfig, listenerSchema } from './listener';
+import { type ListenerConfig, listenerSchema, metricsAddressSchema } from './listener';
 import type { Schema } from './load';
 import { defaultNodeId } from './node-schema';
 
@@ -16,6 +16,9 @@ export const gatewaySchema = {
     },
     ...listenerSchema('gateway'),
   },
+  metrics_address: metricsAddressSchema(
+    'metrics are then only at /metrics with unauthenticated_metrics_access',
+  ),
   storage: {
     redis_url: {
       doc: 'Redis holding the advertisements (the nodes’ storage).',
@@ -111,6 +114,7 @@ export const gatewaySchema = {
 
 export interface GatewayConfig {
   listener: ListenerConfig;
+  metrics_address: string;
   storage: { redis_url: string; prefix: string };
   ha_storage: { redis_url: string };
   advertisement_key: string;

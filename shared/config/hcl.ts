@@ -50,7 +50,8 @@ const TYPED_STANZAS: Record<string, { key: string | null; allowed: readonly stri
 /**
  * Turns a parsed OpenBao-style config into the object shape of our JSON/YAML files:
  * `storage "redis" { redis_url = ... }` → `storage: { type: "redis", redis_url: ... }`,
- * `listener "tcp" {...}` → `listener: {...}`; an unlabelled block is its body. Anything that
+ * `listener "tcp" {...}` → `listener: {...}`; an unlabelled block is its body, at the top level
+ * and inside a stanza (`telemetry { ... }` in a listener). Anything that
  * does not fit (two listeners, an unknown storage type) is an error naming the stanza. `hasKey`
  * tells whether the schema has a dotted key (the gateway's has no `storage.type`).
  */
@@ -95,7 +96,14 @@ function typedStanza(
     throw new Error(`unsupported ${name} type "${label}" (supported: ${typed.allowed.join(', ')})`);
   if (!Array.isArray(bodies) || bodies.length !== 1 || !isObject(bodies[0]))
     throw new Error(`"${name}" may appear only once`);
-  return typed.key ? { [typed.key]: label, ...bodies[0] } : { ...bodies[0] };
+  // A block inside the stanza (`listener "tcp" { telemetry { ... } }`) is its body, as at the top.
+  const body: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(bodies[0])) {
+    if (Array.isArray(v) && v.length > 1 && v.every(isObject))
+      throw new Error(`"${name}.${k}" may appear only once`);
+    body[k] = Array.isArray(v) && v.length === 1 && isObject(v[0]) ? v[0] : v;
+  }
+  return typed.key ? { [typed.key]: label, ...body } : body;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

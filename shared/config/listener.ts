@@ -1,7 +1,8 @@
 /**
  * The `listener "tcp"` stanza both the node and the gateway have, with OpenBao's key names:
  * address, TLS (certificate and key reloaded without a restart, minimum version, cipher
- * suites, optional client certificates), PROXY protocol, and HTTP timeouts.
+ * suites, optional client certificates), PROXY protocol, HTTP timeouts, and whether `/metrics`
+ * is served without a token (`telemetry { unauthenticated_metrics_access }`, off as upstream).
  *
  * Timeout defaults, and why:
  *  - `http_idle_timeout` 620s: a load balancer reuses a backend connection it believes open; if
@@ -18,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import type { BlockList } from 'node:net';
 import { PROXY_BEHAVIORS, type ProxyProtocolSettings } from '../http/proxy-protocol';
 import { type HostPort, parseCidrList, parseHostPort } from './formats';
-import { ConfigError, type Schema } from './load';
+import { ConfigError, type Schema, type SchemaEntry } from './load';
 
 /** OpenBao's tls_min_version values and what Node calls them. */
 const TLS_VERSIONS = { tls12: 'TLSv1.2', tls13: 'TLSv1.3' } as const;
@@ -60,6 +61,8 @@ export interface ListenerSettings {
   tls: TlsSettings | null;
   proxyProtocol: ProxyProtocolSettings | null;
   timeouts: { idleMs: number; readHeaderMs: number; readMs: number; writeMs: number };
+  /** `GET /metrics` is answered without a token (otherwise 403: use the metrics listener). */
+  unauthenticatedMetrics: boolean;
 }
 
 /** The listener keys common to the node and the gateway (`address` is added by each schema). */
@@ -137,6 +140,14 @@ export function listenerSchema(what: string): Schema {
       default: '0s',
       env: 'LEADERWAY_HTTP_WRITE_TIMEOUT',
     },
+    telemetry: {
+      unauthenticated_metrics_access: {
+        doc: `Serve GET /metrics on the ${what} listener to anyone (OpenBao's listener telemetry setting). Off: 403; Prometheus scrapes the metrics listener (LEADERWAY_METRICS_ADDR) instead.`,
+        format: Boolean,
+        default: false,
+        env: 'LEADERWAY_UNAUTHENTICATED_METRICS_ACCESS',
+      },
+    },
   };
 }
 
@@ -155,6 +166,7 @@ export interface ListenerConfig {
   http_read_header_timeout: number;
   http_read_timeout: number;
   http_write_timeout: number;
+  telemetry: { unauthenticated_metrics_access: boolean };
 }
 
 /** Validates cross-field rules of a listener stanza; throws ConfigError. */
@@ -227,5 +239,38 @@ export function listenerSettings(c: ListenerConfig): ListenerSettings {
       readMs: c.http_read_timeout,
       writeMs: c.http_write_timeout,
     },
+    unauthenticatedMetrics: c.telemetry.unauthenticated_metrics_access,
   };
+}
+
+/**
+ * The `metrics_address` entry both schemas have: the metrics listener
+ * (shared/telemetry/metrics-listener.ts). `otherwise`: where the metrics are without it.
+ */
+export function metricsAddressSchema(otherwise: string): SchemaEntry {
+  return {
+    doc: `Metrics listener host:port: plain HTTP serving only GET /metrics, without a token, for Prometheus on the cluster network. Keep it out of the load balancer and every Service. Empty: off (${otherwise}).`,
+    format: 'optional-host-port',
+    default: '',
+    env: 'LEADERWAY_METRICS_ADDR',
+  };
+}
+
+/**
+ * The metrics listener's address, or null when `metrics_address` is empty. Refused when it takes
+ * the port of another of the process's listeners: the cluster listener binds only once the node
+ * is active, so the clash would otherwise surface only at the first failover.
+ */
+export function metricsListen(address: string, others: ReadonlyArray<HostPort | null>): HostPort | null {
+  if (!address) return null;
+  const m = parseHostPort(address) as HostPort;
+  const any = (h: string) => h === '0.0.0.0' || h === '::';
+  const clash = others.some(
+    (o) => o && m.port !== 0 && o.port === m.port && (o.host === m.host || any(o.host) || any(m.host)),
+  );
+  if (clash)
+    throw new ConfigError(
+      'metrics_address (LEADERWAY_METRICS_ADDR): must not use the port of the API or cluster listener',
+    );
+  return m;
 }

@@ -4,7 +4,7 @@
  * `seal`) so a config file reads like a `bao server` one.
  */
 import { hostname } from 'node:os';
-import { type ListenerConfig, listenerSchema } from './listener';
+import { type ListenerConfig, listenerSchema, metricsAddressSchema } from './listener';
 import type { Schema } from './load';
 
 /** The node id used when LEADERWAY_NODE_ID is unset: the host name, made log-safe. */
@@ -35,6 +35,9 @@ export const nodeSchema = {
     },
     ...listenerSchema('API'),
   },
+  metrics_address: metricsAddressSchema(
+    'metrics are then only at sys/metrics with a token, or at /metrics with unauthenticated_metrics_access',
+  ),
   storage: {
     type: {
       doc: 'Data storage: redis, or inmem (one process only; not for production).',
@@ -201,6 +204,7 @@ export const nodeSchema = {
 /** The node configuration as loaded (durations and sizes already in ms and bytes). */
 export interface NodeConfig {
   listener: ListenerConfig & { cluster_address: string };
+  metrics_address: string;
   storage: {
     type: (typeof STORAGE_TYPES)[number];
     redis_url: string;

@@ -3,8 +3,11 @@
  *  - `use_always`: a header, from any peer, gives the client address (no header: the peer's);
  *  - `allow_authorized`: a header from a peer in `proxy_protocol_authorized_addrs` gives the
  *    client address; one from another peer is read and ignored;
- *  - `deny_unauthorized`: as allow_authorized, but a header from another peer closes the
- *    connection.
+ *  - `deny_unauthorized`: only peers in `proxy_protocol_authorized_addrs` may connect at all:
+ *    another peer's connection is closed as it is accepted, before a byte is read, header or not
+ *    (OpenBao's listener gives go-proxyproto a policy that REJECTs it). Probes and scrapers must
+ *    then come from an authorized address (or use the metrics listener, which has no PROXY
+ *    protocol).
  * The header is read off the raw TCP connection before anything else (TLS included), bounded in
  * size and time; a malformed one closes the connection. What follows is handed, unchanged, to
  * the server's own connection handling. The address it carries becomes the socket's
@@ -183,6 +186,11 @@ export function acceptProxyProtocol(
   const handlers = server.listeners('connection') as Array<(s: Socket) => void>;
   server.removeAllListeners('connection');
   server.on('connection', (socket: Socket) => {
+    if (settings.behavior === 'deny_unauthorized' && !authorized(settings.authorized, socket.remoteAddress)) {
+      onOutcome('refused');
+      socket.destroy();
+      return;
+    }
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => finish({ state: 'error', reason: 'timeout' }), HEADER_TIMEOUT_MS);
     timer.unref();
@@ -206,13 +214,9 @@ export function acceptProxyProtocol(
       const all = Buffer.concat(chunks);
       const rest = r.state === 'header' ? all.subarray(r.length) : all;
       if (r.state === 'header') {
+        // Under deny_unauthorized only authorized peers got this far.
         const trusted =
           settings.behavior === 'use_always' || authorized(settings.authorized, socket.remoteAddress);
-        if (!trusted && settings.behavior === 'deny_unauthorized') {
-          onOutcome('refused');
-          socket.destroy();
-          return;
-        }
         if (r.header.address === null) onOutcome('local');
         else if (trusted) {
           setPeer(socket, { address: r.header.address, port: r.header.port });

@@ -12,7 +12,18 @@ export type AnyResponse = ServerResponse | Http2ServerResponse;
 /** Headers every response carries. */
 export const BASE_HEADERS = { 'cache-control': 'no-store' } as const;
 
-/** Sends `body` as JSON (or no body for 204 / HEAD). */
+/**
+ * A body sent as it is, with its own content type, instead of as JSON: a route's Reply may carry
+ * one (sys/metrics answers Prometheus text).
+ */
+export class RawBody {
+  constructor(
+    readonly text: string,
+    readonly contentType: string,
+  ) {}
+}
+
+/** Sends `body` as JSON, a RawBody as it is (no body for 204 / HEAD). */
 export function sendJson(
   res: AnyResponse,
   status: number,
@@ -29,10 +40,11 @@ export function sendJson(
     res.end();
     return;
   }
-  const text = JSON.stringify(body);
+  const raw = body instanceof RawBody;
+  const text = raw ? body.text : JSON.stringify(body);
   res.writeHead(status, {
     ...BASE_HEADERS,
-    'content-type': 'application/json',
+    'content-type': raw ? body.contentType : 'application/json',
     'content-length': String(Buffer.byteLength(text)),
     ...headers,
   });

@@ -116,8 +116,9 @@ export function listenerHooks(m: ReturnType<typeof listenerMetrics>, log: Logger
     },
     onProxyProtocol(outcome: string) {
       m.proxyProtocol.inc({ outcome });
-      if (outcome === 'malformed' || outcome === 'refused')
-        log.warn({ outcome }, 'PROXY protocol header refused');
+      if (outcome === 'refused')
+        log.warn({ outcome }, 'PROXY protocol: connection from an unauthorized address closed');
+      else if (outcome === 'malformed') log.warn({ outcome }, 'PROXY protocol: malformed header refused');
     },
   };
 }
@@ -259,6 +260,24 @@ export function createGatewayMetrics() {
 
 export type NodeMetrics = ReturnType<typeof createNodeMetrics>;
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
+
+/**
+ * Refuses an anonymous scrape of an API listener, as OpenBao refuses sys/metrics without a token
+ * unless the listener sets `unauthenticated_metrics_access`.
+ */
+const METRICS_NEED_ACCESS = new LwError(
+  'LW_ERR_PERMISSION_DENIED',
+  'metrics on this listener need unauthenticated_metrics_access (LEADERWAY_UNAUTHENTICATED_METRICS_ACCESS); scrape the metrics listener (LEADERWAY_METRICS_ADDR) instead',
+);
+
+/**
+ * `GET /metrics` on an API listener: the registry when the listener allows unauthenticated
+ * metrics access, 403 otherwise.
+ */
+export function serveApiMetrics(registry: Registry, res: ServerResponse, unauthenticated: boolean): void {
+  if (unauthenticated) serveMetrics(registry, res);
+  else sendError(res, METRICS_NEED_ACCESS);
+}
 
 /** Serves a registry in the Prometheus text format. */
 export function serveMetrics(registry: Registry, res: ServerResponse): void {

@@ -16,8 +16,9 @@ export async function leakScan(
 ): Promise<{ findings: string[]; line: string; report: LeakReport }> {
   const texts: Array<{ name: string; text: string }> = [];
   for (const p of [...c.gateways, ...c.nodes]) {
+    if (!p.metricsUrl) continue;
     try {
-      const r = await request(`${p.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+      const r = await request(`${p.metricsUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
       const text = await r.body.text();
       if (r.statusCode === 200) texts.push({ name: `/metrics of ${p.name}`, text });
     } catch {

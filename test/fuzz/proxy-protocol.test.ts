@@ -2,14 +2,24 @@
  * The PROXY protocol parser (shared/http/proxy-protocol.ts): headers built by another
  * implementation (proxy-protocol-js) parse to the address they carry, at the length they have,
  * whatever follows and however they are cut; seeded garbage and mutated headers never crash it,
- * never claim more bytes than they have, and never yield an address that is not an IP. Real
+ * never claim more bytes than they have, and never yield an address that is not an IP. On a real
+ * listener (plain and TLS), `deny_unauthorized` closes an unauthorized peer's connection at accept
+ * even when it sends no header, and still serves an authorized peer without one. Real
  * connections through HAProxy are in test/integration/load-balancer.test.ts.
  */
 import assert from 'node:assert/strict';
-import { isIP } from 'node:net';
-import { describe, it } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { BlockList, isIP, connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import pino from 'pino';
 import * as pp from 'proxy-protocol-js';
-import { parseProxyHeader } from '../../shared/http/proxy-protocol';
+import selfsigned from 'selfsigned';
+import type { ListenerSettings } from '../../shared/config/listener';
+import { type ProxyOutcome, parseProxyHeader } from '../../shared/http/proxy-protocol';
+import { ApiListener } from '../../shared/http/server';
 import { type Rng, rng } from '../chaos/rng';
 
 const SEED = 1_234_567;
@@ -163,4 +173,102 @@ describe('PROXY protocol parser', () => {
       }
     }
   });
+});
+
+/**
+ * Sends a plain request with no PROXY header from `localAddress` and collects what comes back
+ * until the server closes: the bytes, and whether a TLS handshake completed.
+ */
+function plainRequest(
+  port: number,
+  localAddress: string,
+  tls: boolean,
+): Promise<{ text: string; handshake: boolean }> {
+  return new Promise((resolve) => {
+    let text = '';
+    let handshake = false;
+    const request = 'GET /probe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
+    const tcp = netConnect({ port, host: '127.0.0.1', localAddress });
+    const socket: Socket = tls
+      ? tlsConnect({ socket: tcp, rejectUnauthorized: false }, () => {
+          handshake = true;
+          socket.write(request);
+        })
+      : tcp.once('connect', () => tcp.write(request));
+    tcp.on('error', () => undefined);
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    // A refused connection ends in a reset or an EOF: either way, what matters is what was read.
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve({ text, handshake }));
+  });
+}
+
+describe('PROXY protocol deny_unauthorized on a listener', () => {
+  let dir: string;
+  let tlsFiles: { certFile: string; keyFile: string };
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'lw-pp-'));
+    const now = Date.now();
+    const pair = await selfsigned.generate([{ name: 'commonName', value: '127.0.0.1' }], {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+      notBeforeDate: new Date(now - 60_000),
+      notAfterDate: new Date(now + 3600_000),
+    });
+    tlsFiles = { certFile: path.join(dir, 'l.crt'), keyFile: path.join(dir, 'l.key') };
+    writeFileSync(tlsFiles.certFile, pair.cert);
+    writeFileSync(tlsFiles.keyFile, pair.private);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  for (const tls of [false, true]) {
+    it(`${tls ? 'TLS' : 'plain'}: closes an unauthorized peer's connection even without a header; serves an authorized one`, async () => {
+      const authorized = new BlockList();
+      authorized.addSubnet('127.0.0.1', 32);
+      const settings: ListenerSettings = {
+        listen: { host: '127.0.0.1', port: 0 },
+        tls: tls
+          ? {
+              ...tlsFiles,
+              minVersion: 'TLSv1.2',
+              ciphers: undefined,
+              clientCaFile: null,
+              requireClientCert: false,
+            }
+          : null,
+        proxyProtocol: { behavior: 'deny_unauthorized', authorized },
+        timeouts: { idleMs: 5_000, readHeaderMs: 5_000, readMs: 10_000, writeMs: 0 },
+        unauthenticatedMetrics: false,
+      };
+      const outcomes: ProxyOutcome[] = [];
+      let served = 0;
+      const listener = new ApiListener(
+        settings,
+        (_req, res) => {
+          served++;
+          res.end('served');
+        },
+        { log: pino({ level: 'silent' }), onProxyProtocol: (o) => outcomes.push(o) },
+      );
+      await listener.listen();
+      try {
+        const { port } = listener.address();
+        const stranger = await plainRequest(port, '127.0.0.2', tls);
+        assert.equal(stranger.text, '', 'no HTTP answer to an unauthorized peer');
+        assert.equal(stranger.handshake, false, 'no TLS handshake with an unauthorized peer');
+        assert.equal(served, 0);
+        assert.deepEqual(outcomes, ['refused']);
+        const balancer = await plainRequest(port, '127.0.0.1', tls);
+        assert.match(balancer.text, /^HTTP\/1\.1 200 [\s\S]*served$/);
+        assert.equal(served, 1);
+        assert.deepEqual(outcomes, ['refused', 'absent']);
+      } finally {
+        await listener.closeGracefully(() => 0, 0);
+      }
+    });
+  }
 });

@@ -34,6 +34,11 @@ export interface Proc {
   readonly port: number;
   /** Cluster listener port (nodes). */
   readonly clusterPort: number;
+  /**
+   * `http://127.0.0.1:<port>` of its metrics listener (LEADERWAY_METRICS_ADDR), where `/metrics` is
+   * scraped without a token; '' when it has none.
+   */
+  readonly metricsUrl: string;
   readonly lines: string[];
   /** Resolves the exit code once the process has exited. */
   readonly exited: Promise<number | null>;
@@ -110,6 +115,7 @@ export async function spawnLeaderway(
     url: `http://127.0.0.1:${ports.port}`,
     port: ports.port,
     clusterPort: ports.clusterPort ?? 0,
+    metricsUrl: env.LEADERWAY_METRICS_ADDR ? `http://${env.LEADERWAY_METRICS_ADDR}` : '',
     lines,
     exited,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
@@ -151,12 +157,13 @@ export interface NodeOptions {
   bin?: string;
 }
 
-/** Spawns `leaderway server` on free ports with a short lock TTL. */
+/** Spawns `leaderway server` on free ports (API, cluster, metrics) with a short lock TTL. */
 export async function spawnNode(name: string, o: NodeOptions): Promise<Proc> {
-  const [port, clusterPort] = (await freePorts(2)) as [number, number];
+  const [port, clusterPort, metricsPort] = (await freePorts(3)) as [number, number, number];
   const env: Record<string, string> = {
     LEADERWAY_LISTEN_ADDR: `127.0.0.1:${port}`,
     LEADERWAY_CLUSTER_LISTEN_ADDR: `127.0.0.1:${clusterPort}`,
+    LEADERWAY_METRICS_ADDR: `127.0.0.1:${metricsPort}`,
     VAULT_API_ADDR: o.apiAddr ?? `http://127.0.0.1:${port}`,
     VAULT_CLUSTER_ADDR: `https://127.0.0.1:${clusterPort}`,
     LEADERWAY_REDIS_URL: o.redisUrl,
@@ -188,12 +195,14 @@ export interface GatewayOptions {
   bin?: string;
 }
 
-/** Spawns `leaderway gateway` on a free port. */
+/** Spawns `leaderway gateway` on a free port (or `o.port`), with a metrics listener on another. */
 export async function spawnGateway(name: string, o: GatewayOptions): Promise<Proc> {
   const port = o.port ?? ((await freePorts(1))[0] as number);
+  const metricsPort = (await freePorts(1))[0] as number;
   const pki = await gatewayPkiFiles();
   const env: Record<string, string> = {
     LEADERWAY_LISTEN_ADDR: `127.0.0.1:${port}`,
+    LEADERWAY_METRICS_ADDR: `127.0.0.1:${metricsPort}`,
     LEADERWAY_REDIS_URL: o.redisUrl,
     LEADERWAY_ADVERTISEMENT_KEY: o.keys.adKey,
     LEADERWAY_ADVERTISEMENT_VERIFY_KEY: o.keys.verifyKey,

@@ -66,7 +66,7 @@ describe('holder liveness: crash failover within a second', () => {
     const ms = performance.now() - t0;
     t.diagnostic(`kill -9 to a new active node: ${ms.toFixed(0)} ms (lock TTL ${TTL})`);
     assert.ok(ms < TAKEOVER_BOUND_MS, `took ${ms.toFixed(0)} ms (the TTL is ${TTL})`);
-    assert.equal(counter((await call(b.url, '/metrics')).text, 'leaderway_lock_takeovers_total'), 1);
+    assert.equal(counter((await call(b.metricsUrl, '/metrics')).text, 'leaderway_lock_takeovers_total'), 1);
     assert.ok(
       Number(await redis.cli('GET', '{leaderway}/core/lock-epoch')) > epochBefore,
       'the epoch advanced',
@@ -126,7 +126,7 @@ describe('holder liveness: crash failover within a second', () => {
     const takeovers = async () => {
       let sum = 0;
       for (const n of live())
-        sum += counter((await call(n.url, '/metrics')).text, 'leaderway_lock_takeovers_total');
+        sum += counter((await call(n.metricsUrl, '/metrics')).text, 'leaderway_lock_takeovers_total');
       return sum;
     };
     const before = await takeovers();

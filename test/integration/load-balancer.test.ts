@@ -169,7 +169,7 @@ describe('behind HAProxy: PROXY protocol, keep-alive that outlasts the balancer,
     const http = new Agent({ localAddress: '127.0.0.2', connections: 1 });
     let tcpConnects = 0;
     tcp.on('connect', () => tcpConnects++);
-    const before = await Promise.all(gws.map((g) => metricTls(g.port)));
+    const before = await Promise.all(gws.map((g) => gatewayMetric(g)));
     const failures: string[] = [];
     const runs = async (base: string, agent: Agent) => {
       for (const gap of [0, 4_800, 5_300, 6_500]) {
@@ -197,10 +197,11 @@ describe('behind HAProxy: PROXY protocol, keep-alive that outlasts the balancer,
       1,
       'the client’s one connection (TLS through mode tcp) lived through every gap',
     );
-    const afterCounts = await Promise.all(gws.map((g) => metricTls(g.port)));
+    const afterCounts = await Promise.all(gws.map((g) => gatewayMetric(g)));
     const accepted = afterCounts.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0);
-    // Mode tcp: one. Mode http: HAProxy's pooled connections, reused across the gaps. Our own
-    // /metrics reads add one each. Without keep-alive past 5 s it would be one per request (8+).
+    // Mode tcp: one. Mode http: HAProxy's pooled connections, reused across the gaps. (Our own
+    // /metrics reads go to the metrics listener.) Without keep-alive past 5 s it would be one per
+    // request (8+).
     assert.ok(accepted <= 6, `the gateways accepted ${accepted} connections`);
     await tcp.close();
     await http.close();
@@ -283,7 +284,7 @@ describe('behind HAProxy: PROXY protocol, keep-alive that outlasts the balancer,
     const stray = await certPair('stray');
     replace(certs[0]!.certFile, stray.cert);
     await waitFor(
-      async () => (await metricTls(gw1.port, 'leaderway_gateway_tls_reloads_total{result="failed"}')) >= 1,
+      async () => (await gatewayMetric(gw1, 'leaderway_gateway_tls_reloads_total{result="failed"}')) >= 1,
       10_000,
       'the bad certificate refused',
     );
@@ -302,19 +303,13 @@ describe('behind HAProxy: PROXY protocol, keep-alive that outlasts the balancer,
   });
 });
 
-/** A gateway's /metrics (over its TLS listener, from 127.0.0.1: no PROXY header, allowed). */
-async function metricTls(port: number, name = 'leaderway_gateway_connections_total'): Promise<number> {
-  const agent = new Agent({ connect: { rejectUnauthorized: false } });
-  try {
-    const r = await request(`https://127.0.0.1:${port}/metrics`, { dispatcher: agent });
-    const text = await r.body.text();
-    return text
-      .split('\n')
-      .filter((l) => l.startsWith(name))
-      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-  } finally {
-    await agent.close();
-  }
+/** A gateway's metric (summed over its series; by default the connections its API listener accepted), read from its metrics listener. */
+async function gatewayMetric(gw: Proc, name = 'leaderway_gateway_connections_total'): Promise<number> {
+  const text = (await call(gw.metricsUrl, '/metrics')).text;
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
 describe('the "api_addr is the load balancer" trap is named', () => {
@@ -378,7 +373,7 @@ describe('the "api_addr is the load balancer" trap is named', () => {
             'cannot connect to the advertised leader: check its cluster_addr (BAO_CLUSTER_ADDR) and that this gateway can reach it',
         ),
     );
-    const metrics = (await call(node.url, '/metrics')).text;
+    const metrics = (await call(node.metricsUrl, '/metrics')).text;
     assert.match(metrics, /^leaderway_cluster_addr_reachable 0$/m);
   });
 });

@@ -180,28 +180,28 @@ describe('observability', () => {
   });
 
   it('/metrics on a node and on the gateway parse as Prometheus text; leader changes are counted', async () => {
-    const before = parseProm((await call(gw.url, '/metrics')).text);
+    const before = parseProm((await call(gw.metricsUrl, '/metrics')).text);
     const changes = before.get('leaderway_gateway_leader_changes_total') ?? 0;
     assert.ok(changes >= 1);
     const active = await waitActive(nodes);
-    const nm = parseProm((await call(active.url, '/metrics')).text);
+    const nm = parseProm((await call(active.metricsUrl, '/metrics')).text);
     assert.equal(nm.get('leaderway_lock_held'), 1);
     assert.ok([...nm.keys()].some((k) => k.startsWith('process_cpu_seconds_total')));
     assert.equal((await call(active.url, '/v1/sys/step-down', { method: 'PUT', token })).status, 204);
     await waitActive(nodes, 10_000, active);
     await waitFor(
       async () => {
-        const m = parseProm((await call(gw.url, '/metrics')).text);
+        const m = parseProm((await call(gw.metricsUrl, '/metrics')).text);
         return (m.get('leaderway_gateway_leader_changes_total') ?? 0) > changes;
       },
       10_000,
       'leader change counted',
     );
-    const after = parseProm((await call(active.url, '/metrics')).text);
+    const after = parseProm((await call(active.metricsUrl, '/metrics')).text);
     assert.equal(after.get('leaderway_lock_held'), 0);
     // Labels stay bounded: random paths become route="other".
     await call(gw.url, `/v1/${randomBytes(6).toString('hex')}/x`, { token });
-    const m = (await call(gw.url, '/metrics')).text;
+    const m = (await call(gw.metricsUrl, '/metrics')).text;
     assert.ok(m.includes('route="other"'));
     assert.ok(!/route="[0-9a-f]{12}/.test(m));
   });
@@ -211,8 +211,8 @@ describe('observability', () => {
     const everything = [
       ...otlp.raw.map((b) => b.toString('utf8')),
       ...[...nodes, gw].flatMap((p) => p.lines),
-      (await call(gw.url, '/metrics')).text,
-      ...(await Promise.all(nodes.map(async (n) => (await call(n.url, '/metrics')).text))),
+      (await call(gw.metricsUrl, '/metrics')).text,
+      ...(await Promise.all(nodes.map(async (n) => (await call(n.metricsUrl, '/metrics')).text))),
     ].join('\n');
     for (const [what, secret] of [
       ['secret value', SECRET_VALUE],

@@ -9,7 +9,7 @@ import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import type { IContainer, IProbe, IService } from 'kubernetes-models/v1';
 import { gatewaySettings } from '../../gateway/settings';
 import { nodeSettings } from '../../node/settings';
-import { parseDuration } from '../../shared/config/formats';
+import { parseDuration, parseHostPort } from '../../shared/config/formats';
 import { type GatewayConfig, gatewaySchema } from '../../shared/config/gateway-schema';
 import { loadConfig, unknownEnvVars } from '../../shared/config/load';
 import { type NodeConfig, nodeSchema } from '../../shared/config/node-schema';
@@ -34,7 +34,9 @@ export const GATEWAY_LABELS = {
 
 export const NODE_API_PORT = 8200;
 export const NODE_CLUSTER_PORT = 8201;
+export const NODE_METRICS_PORT = 8202;
 export const GATEWAY_PORT = 8300;
+export const GATEWAY_METRICS_PORT = 8302;
 export const REDIS_PORT = 6379;
 export const SENTINEL_PORT = 26379;
 export const OTLP_HTTP_PORT = 4318;
@@ -498,6 +500,82 @@ export function otelProblems(objects: K8sObject[], expect: OverlayExpectations):
           `${pod.owner}: OTEL_EXPORTER_OTLP_ENDPOINT does not reach the Jaeger Service on ${OTLP_HTTP_PORT}`,
         );
     }
+  }
+  return problems;
+}
+
+/**
+ * Metrics: every leaderway container serves them on a metrics listener (LEADERWAY_METRICS_ADDR)
+ * whose port is its container port named `metrics`, and not anonymously on its API listener
+ * (no LEADERWAY_UNAUTHENTICATED_METRICS_ACCESS=true); no Service exposes that port — the
+ * gateways' is the load balancer's, and anything in a Service is one step from the outside; and
+ * NetworkPolicies let pods of the cluster (Prometheus) reach it, never any source or an ipBlock.
+ */
+export function metricsProblems(objects: K8sObject[]): string[] {
+  const problems: string[] = [];
+  for (const [labels, expected] of [
+    [NODE_LABELS, NODE_METRICS_PORT],
+    [GATEWAY_LABELS, GATEWAY_METRICS_PORT],
+  ] as const) {
+    const pod = rolePod(objects, labels);
+    const c = mainContainer(pod);
+    const env = envOf(objects, pod);
+    const addr = parseHostPort(env.LEADERWAY_METRICS_ADDR ?? '');
+    const named = (c.ports ?? []).find((p) => p.name === 'metrics');
+    if (!addr) problems.push(`${pod.owner}: no metrics listener (LEADERWAY_METRICS_ADDR)`);
+    else if (!named || named.containerPort !== addr.port)
+      problems.push(`${pod.owner}: LEADERWAY_METRICS_ADDR's port is not the container port named "metrics"`);
+    else if (addr.port !== expected)
+      problems.push(`${pod.owner}: metrics port ${addr.port}, expected ${expected}`);
+    if ((env.LEADERWAY_UNAUTHENTICATED_METRICS_ACCESS ?? '').toLowerCase() === 'true')
+      problems.push(
+        `${pod.owner}: LEADERWAY_UNAUTHENTICATED_METRICS_ACCESS makes the API port serve metrics to anyone`,
+      );
+    const metricsPort = named?.containerPort ?? expected;
+    for (const o of objects) {
+      const svc = o as unknown as IService;
+      if (o.kind !== 'Service' || !selects(svc.spec?.selector, pod.labels)) continue;
+      for (const p of svc.spec?.ports ?? []) {
+        const target = p.targetPort ?? p.port;
+        if (target === 'metrics' || target === metricsPort)
+          problems.push(`Service/${o.metadata.name}: exposes the metrics port of ${pod.owner}`);
+      }
+    }
+    const peers = allowedPeers(objects, labels, metricsPort);
+    if (peers === 'any') problems.push(`${pod.owner}: metrics port ${metricsPort} is open to any source`);
+    else if (peers !== null && peers.length === 0)
+      problems.push(`${pod.owner}: no NetworkPolicy lets Prometheus reach metrics port ${metricsPort}`);
+    else if (peers?.some((p) => p.ipBlock))
+      problems.push(`${pod.owner}: metrics port ${metricsPort} is open to an ipBlock`);
+  }
+  return problems;
+}
+
+/** The PodMonitors (components/monitoring) scrape each role's /metrics on its `metrics` port. */
+export function podMonitorProblems(objects: K8sObject[]): string[] {
+  const problems: string[] = [];
+  for (const labels of [NODE_LABELS, GATEWAY_LABELS]) {
+    const monitors = objects.filter(
+      (o) =>
+        o.kind === 'PodMonitor' &&
+        selects(
+          (o.spec as { selector?: { matchLabels?: Record<string, string> } })?.selector?.matchLabels,
+          labels,
+        ),
+    );
+    if (monitors.length !== 1) {
+      problems.push(`expected one PodMonitor for ${JSON.stringify(labels)}, found ${monitors.length}`);
+      continue;
+    }
+    const m = monitors[0] as K8sObject;
+    const endpoints = (m.spec as { podMetricsEndpoints?: Array<{ port?: string; path?: string }> })
+      .podMetricsEndpoints;
+    for (const e of endpoints ?? [])
+      if (e.port !== 'metrics' || e.path !== '/metrics')
+        problems.push(
+          `PodMonitor/${m.metadata.name}: scrapes port ${e.port} path ${e.path}, not metrics /metrics`,
+        );
+    if (!endpoints?.length) problems.push(`PodMonitor/${m.metadata.name}: no endpoint`);
   }
   return problems;
 }

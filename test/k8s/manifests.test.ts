@@ -7,6 +7,7 @@
  * Needs kubectl (with its built-in kustomize); without it the suites are skipped with a message.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { IDeployment, IStatefulSet } from 'kubernetes-models/apps/v1';
@@ -19,16 +20,27 @@ import {
   gatewayProblems,
   imageProblems,
   leaderwayEnvProblems,
+  metricsProblems,
   NODE_LABELS,
   networkPolicyProblems,
   nodeProblems,
   type OverlayExpectations,
   otelProblems,
+  podMonitorProblems,
   rolePod,
   secretProblems,
   selectorProblems,
 } from './invariants';
-import { type K8sObject, kubectlMissing, OVERLAYS_DIR, overlayNames, render, schemaProblems } from './render';
+import {
+  type K8sObject,
+  kubectlMissing,
+  OVERLAYS_DIR,
+  overlayNames,
+  parseDocuments,
+  ROOT,
+  render,
+  schemaProblems,
+} from './render';
 
 /** Every overlay under k8s/overlays must be listed here (a new one fails until it is). */
 const EXPECTATIONS: Record<string, OverlayExpectations> = {
@@ -84,6 +96,9 @@ describe('k8s overlays', { skip }, () => {
       test('NetworkPolicies: cluster port and Redis only from nodes and gateways', () => {
         assert.deepEqual(networkPolicyProblems(objects, expect), []);
       });
+      test('metrics: a metrics listener on a named port, in no Service, reachable from the cluster only', () => {
+        assert.deepEqual(metricsProblems(objects), []);
+      });
       const extras = expect.redis
         ? `has ${expect.redis === 'sentinel' ? 'a replicated' : 'a'} Redis (append-only)${expect.jaeger ? ' and Jaeger' : ''}`
         : 'has no Redis and no Jaeger';
@@ -95,6 +110,25 @@ describe('k8s overlays', { skip }, () => {
       });
     });
   }
+});
+
+/** The monitoring component's PodMonitors, as committed (a Component does not render alone). */
+function podMonitors(): K8sObject[] {
+  const file = path.join(ROOT, 'k8s', 'components', 'monitoring', 'podmonitors.yaml');
+  return parseDocuments(readFileSync(file, 'utf8'));
+}
+
+describe('the monitoring component', () => {
+  test("the PodMonitors scrape each role's metrics port", () => {
+    assert.deepEqual(podMonitorProblems(podMonitors()), []);
+  });
+  test('a PodMonitor scraping the API port is caught', () => {
+    const objs = broken(podMonitors(), (o) => {
+      const spec = o[0]?.spec as { podMetricsEndpoints: Array<{ port: string }> };
+      (spec.podMetricsEndpoints[0] as { port: string }).port = 'api';
+    });
+    catches(podMonitorProblems(objs), /PodMonitor\/leaderway-node: scrapes port api/);
+  });
 });
 
 /** A deep copy of `objects` changed by `mutate`. */
@@ -275,6 +309,34 @@ describe('the invariants catch broken manifests', { skip }, () => {
     const problems = networkPolicyProblems(objs, expect);
     catches(problems, /nodes: port 8201 is open to any source/);
     catches(problems, /redis: port 6379 allows pods \{"app":"debug"\}/);
+  });
+  test('metrics in a Service, open to any source, anonymous on the API port, or on an unnamed port', () => {
+    const objs = broken(dev, (o) => {
+      const svc = o.find(
+        (x) => x.kind === 'Service' && x.metadata.name === 'leaderway-gateway',
+      ) as unknown as IService;
+      svc.spec?.ports?.push({ name: 'metrics', port: 8302, targetPort: 'metrics' });
+      o.push({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'scrape-from-anywhere' },
+        spec: { podSelector: { matchLabels: NODE_LABELS }, ingress: [{ ports: [{ port: 8202 }] }] },
+      });
+      container(o, GATEWAY_LABELS).env?.push({
+        name: 'LEADERWAY_UNAUTHENTICATED_METRICS_ACCESS',
+        value: 'true',
+      });
+      const node = container(o, NODE_LABELS);
+      node.ports = (node.ports ?? []).filter((p) => p.name !== 'metrics');
+    });
+    const problems = metricsProblems(objs);
+    catches(problems, /Service\/leaderway-gateway: exposes the metrics port/);
+    catches(problems, /leaderway-node: metrics port 8202 is open to any source/);
+    catches(problems, /leaderway-gateway: LEADERWAY_UNAUTHENTICATED_METRICS_ACCESS/);
+    catches(
+      problems,
+      /leaderway-node: LEADERWAY_METRICS_ADDR's port is not the container port named "metrics"/,
+    );
   });
   test('Jaeger missing from dev, OTEL variables missing, a Service selecting nothing', () => {
     const objs = broken(dev, (o) => {

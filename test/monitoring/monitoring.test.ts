@@ -132,7 +132,7 @@ describe('the rules and the dashboard query metrics that exist', () => {
     await call(gw.url, '/v1/secret/data/m', { token });
     await call(gw.url, '/v1/secret/data/m', { token: 'nope' });
     for (const p of [node, gw]) {
-      const r = await request(`${p.url}/metrics`);
+      const r = await request(`${p.metricsUrl}/metrics`);
       for (const [k, v] of parseExposition(await r.body.text())) exposed.set(k, v);
     }
   });

@@ -188,7 +188,7 @@ describe('security', () => {
     await sleep(1_500); // let the last trace batch reach the collector
     const texts: Array<{ name: string; text: string }> = [];
     for (const p of [gw, ...nodes]) {
-      const m = await call(p.url, '/metrics').catch(() => null);
+      const m = await call(p.metricsUrl, '/metrics').catch(() => null);
       if (m?.status === 200) texts.push({ name: `/metrics of ${p.name}`, text: m.text });
     }
     const report = await scanForLeaks(

@@ -376,6 +376,30 @@ describe('nodeSettings', () => {
     assert.match(edge.message, /LEADERWAY_CLUSTER_LISTEN_ADDR/);
   });
 
+  it('metrics: off the API listener and no metrics listener by default; the telemetry block as OpenBao writes it', async () => {
+    const base = { BAO_API_ADDR: 'http://v:8200', LEADERWAY_LISTEN_ADDR: '0.0.0.0:8200' };
+    const d = await settings(base);
+    assert.equal(d.listener.unauthenticatedMetrics, false);
+    assert.equal(d.metricsListen, null);
+    const on = await settings({
+      ...base,
+      LEADERWAY_UNAUTHENTICATED_METRICS_ACCESS: 'true',
+      LEADERWAY_METRICS_ADDR: '10.0.0.5:8202',
+    });
+    assert.equal(on.listener.unauthenticatedMetrics, true);
+    assert.deepEqual(on.metricsListen, { host: '10.0.0.5', port: 8202 });
+    const hcl = configFile(
+      'listener "tcp" {\n  address = "0.0.0.0:8200"\n  telemetry {\n    unauthenticated_metrics_access = true\n  }\n}\n',
+      'hcl',
+    );
+    assert.equal((await settings({ ...base, LEADERWAY_CONFIG: hcl })).listener.unauthenticatedMetrics, true);
+    // The cluster listener binds only when the node turns active: a clash must stop the start.
+    for (const clash of ['0.0.0.0:8201', '127.0.0.1:8200']) {
+      const err = await configError(async () => await settings({ ...base, LEADERWAY_METRICS_ADDR: clash }));
+      assert.match(err.message, /LEADERWAY_METRICS_ADDR/);
+    }
+  });
+
   it('uses split storage only when an HA Redis is given', async () => {
     const one = await settings({ BAO_API_ADDR: 'http://v:8200', LEADERWAY_REDIS_URL: 'redis://data:6379' });
     assert.equal(one.haStorage, null);

@@ -8,6 +8,7 @@ import { leaderOf, type NodeApi, sealOf, servingSession, unsealedOf } from '../n
 import { type ApiRequest, isTrue, readJsonBody } from '../request';
 import { noContent, type Reply, type Route } from '../route';
 import { authMountRoutes } from './sys-auth';
+import { metricsRoutes } from './sys-metrics';
 import { mountRoutes } from './sys-mounts';
 import { policyRoutes } from './sys-policy';
 
@@ -167,4 +168,5 @@ export const sysRoutes: readonly Route[] = [
   ...mountRoutes,
   ...authMountRoutes,
   ...policyRoutes,
+  ...metricsRoutes,
 ];
