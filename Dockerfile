@@ -33,6 +33,17 @@ RUN npm ci --omit=dev --no-audit --no-fund
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
+# jemalloc instead of glibc's malloc, returning freed memory within a second: OpenSSL's
+# per-connection allocations fragment glibc's heap, which then keeps its peak (measured on a bare
+# Node https server: four rounds of 2,000 stalled TLS handshakes, all destroyed, took RSS from 44
+# to 293 MiB with glibc; with this jemalloc setting it went back to 58-78 MiB after each round).
+# The link gives one path on every architecture.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libjemalloc2 \
+ && rm -rf /var/lib/apt/lists/* \
+ && ln -s "$(find /usr/lib -name libjemalloc.so.2 | head -n 1)" /usr/local/lib/libjemalloc.so.2
+ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 \
+    MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0
 # A fixed numeric user, so Kubernetes can verify runAsNonRoot. Everything below stays owned by
 # root and read-only to it: the process cannot change its own code.
 RUN groupadd --system --gid 10001 leaderway \

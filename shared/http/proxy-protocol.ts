@@ -36,8 +36,6 @@ const V1_PREFIX = Buffer.from('PROXY ');
 const V1_MAX = 107;
 /** v2's address block is 36 bytes at most; TLVs may follow. Larger headers are refused. */
 const V2_MAX_LENGTH = 2048;
-/** A peer must send its header (or its first bytes) within this. */
-const HEADER_TIMEOUT_MS = 10_000;
 
 /** A parsed header: a client address, or "use the peer's" (LOCAL, UNKNOWN, UNSPEC, UNIX). */
 export type ProxyHeader = { address: string; port: number } | { address: null };
@@ -175,12 +173,13 @@ function authorized(list: BlockList, addr: string | undefined): boolean {
  * Puts PROXY protocol in front of `server`'s connection handling: every connection is held until
  * its header (or the absence of one) is known, then handed to the listeners the server had.
  * Call after every other 'connection' listener is in place. `tls` servers also get the address on
- * their TLS sockets.
+ * their TLS sockets. A peer must send its header (or its first bytes) within `headerTimeoutMs`
+ * (the listener's read-header timeout), or its connection is destroyed.
  */
 export function acceptProxyProtocol(
   server: Server,
   settings: ProxyProtocolSettings,
-  tls: boolean,
+  { tls, headerTimeoutMs }: { tls: boolean; headerTimeoutMs: number },
   onOutcome: (o: ProxyOutcome) => void = () => undefined,
 ): void {
   const handlers = server.listeners('connection') as Array<(s: Socket) => void>;
@@ -192,7 +191,7 @@ export function acceptProxyProtocol(
       return;
     }
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => finish({ state: 'error', reason: 'timeout' }), HEADER_TIMEOUT_MS);
+    const timer = setTimeout(() => finish({ state: 'error', reason: 'timeout' }), headerTimeoutMs);
     timer.unref();
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);

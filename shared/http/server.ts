@@ -7,6 +7,7 @@
  */
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ListenerSettings } from '../config/listener';
@@ -26,15 +27,27 @@ export interface ApiListenerHooks {
   onProxyProtocol?(outcome: ProxyOutcome): void;
   /** A client connection was accepted (connection churn shows keep-alive trouble). */
   onConnection?(): void;
+  /** A connection was closed at accept: MAX_PENDING_HANDSHAKES were in progress. */
+  onHandshakeRefused?(): void;
 }
 
 /** How often timed-out requests are looked for. */
 const CONNECTIONS_CHECK_MS = 1_000;
+/**
+ * The most TLS handshakes in progress at once; a connection over it is closed at accept. Each
+ * costs OpenSSL about 50 KiB, and glibc keeps the peak (measured: 2,000 stalled handshakes took a
+ * gateway from 85 to 190 MiB, still held after they were destroyed), so the peak must be bounded
+ * where it is made: 1,024 is ~50 MiB, while real clients finish a handshake in milliseconds.
+ */
+export const MAX_PENDING_HANDSHAKES = 1_024;
+const SECURED = Symbol('handshake done');
 
 /** One API listener. `listen()` binds it; `closeGracefully()` drains it; `reloadTls()` on SIGHUP. */
 export class ApiListener {
   readonly server: Server;
   private readonly certs: TlsCertificates | null;
+  private readonly sockets = new Set<Socket>();
+  private pendingHandshakes = 0;
 
   constructor(
     private readonly settings: ListenerSettings,
@@ -70,8 +83,11 @@ export class ApiListener {
     this.certs = settings.tls
       ? new TlsCertificates(settings.tls, { log: hooks.log, onReload: hooks.onTlsReload })
       : null;
+    // A TLS handshake gets the read-header timeout, as OpenBao's (Go's ReadHeaderTimeout covers
+    // it) and HAProxy's `timeout client-hs`; Node's default is 120 s. It ends in 'clientError',
+    // which destroys the socket (answerClientError).
     const server = this.certs
-      ? https.createServer({ ...options, ...this.certs.options() }, handler)
+      ? https.createServer({ ...options, ...this.certs.options(), handshakeTimeout: t.readHeaderMs }, handler)
       : http.createServer(options, handler);
     this.server = server;
     acceptListMethod(server, this.certs ? 'secureConnection' : 'connection');
@@ -82,9 +98,46 @@ export class ApiListener {
     server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
       (req.socket as Duplex & { [CURRENT]?: ServerResponse })[CURRENT] = res;
     });
-    // Last: it takes over every 'connection' listener installed above.
+    // PROXY protocol takes over every 'connection' listener installed above (the gate below
+    // wraps it in turn).
     if (settings.proxyProtocol) {
-      acceptProxyProtocol(server, settings.proxyProtocol, this.certs !== null, hooks.onProxyProtocol);
+      acceptProxyProtocol(
+        server,
+        settings.proxyProtocol,
+        { tls: this.certs !== null, headerTimeoutMs: t.readHeaderMs },
+        hooks.onProxyProtocol,
+      );
+    }
+    // Every raw connection from accept (before a PROXY header or a TLS handshake) to close, so a
+    // shutdown can cut the ones Node's HTTP server does not know yet; on TLS, handshakes in
+    // progress are bounded. This wraps every 'connection' listener above, PROXY protocol's too,
+    // so a connection refused here reaches none of them.
+    const tls = this.certs !== null;
+    const accept = server.listeners('connection') as Array<(s: Socket) => void>;
+    server.removeAllListeners('connection');
+    server.on('connection', (socket: Socket & { [SECURED]?: boolean }) => {
+      if (tls && this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
+        hooks.onHandshakeRefused?.();
+        socket.on('error', () => undefined);
+        socket.destroy();
+        return;
+      }
+      this.sockets.add(socket);
+      if (tls) this.pendingHandshakes++;
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        if (tls && !socket[SECURED]) this.pendingHandshakes--;
+      });
+      for (const listener of accept) listener.call(server, socket);
+    });
+    if (tls) {
+      server.on('secureConnection', (s: Socket & { _parent?: Socket & { [SECURED]?: boolean } }) => {
+        const raw = s._parent;
+        if (raw && !raw[SECURED]) {
+          raw[SECURED] = true;
+          this.pendingHandshakes--;
+        }
+      });
     }
   }
 
@@ -133,6 +186,9 @@ export class ApiListener {
       server.closeIdleConnections();
     }
     server.closeAllConnections();
+    // Connections still in a TLS handshake or before their PROXY header: Node's HTTP server has
+    // no parser for them yet, so closeAllConnections does not see them.
+    for (const socket of this.sockets) socket.destroy();
     await closed;
   }
 }
@@ -166,7 +222,8 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
   // The current request was already answered (early, before its body turned out malformed):
   // another response would be read as the answer to the client's next request. Just close.
   const answered = (socket as Duplex & { [CURRENT]?: ServerResponse })[CURRENT]?.headersSent;
-  if (err.code === 'ECONNRESET' || !socket.writable || answered) {
+  // A TLS handshake that failed or timed out has no HTTP to answer in; nor has a dead socket.
+  if (err.code === 'ECONNRESET' || !socket.writable || answered || tlsLevel(err, socket)) {
     socket.destroy();
     return;
   }
@@ -176,4 +233,16 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
   else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT')
     e = new LwError('LW_ERR_REQUEST_TIMEOUT', 'request timed out');
   socket.end(rawErrorResponse(e));
+  // The answer is a courtesy: a peer that does not read it (or never finishes closing) is cut.
+  setTimeout(() => socket.destroy(), ERROR_LINGER_MS).unref();
+}
+
+/** How long a connection answered with an error may take to close before it is destroyed. */
+const ERROR_LINGER_MS = 2_000;
+
+/** Whether a client error happened below HTTP: a TLS socket whose handshake never completed. */
+function tlsLevel(err: NodeJS.ErrnoException, socket: Duplex): boolean {
+  if (err.code?.startsWith('ERR_TLS') || err.code?.startsWith('ERR_SSL')) return true;
+  const tls = socket as Duplex & { encrypted?: boolean; _secureEstablished?: boolean };
+  return tls.encrypted === true && tls._secureEstablished !== true;
 }

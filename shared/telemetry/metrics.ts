@@ -94,6 +94,11 @@ function listenerMetrics(registry: Registry, prefix: string) {
       help: 'Client connections accepted by the API listener (many per request means keep-alive is not working).',
       registers: [registry],
     }),
+    handshakesRefused: new Counter({
+      name: `${prefix}_tls_handshakes_refused_total`,
+      help: 'Connections closed at accept because MAX_PENDING_HANDSHAKES TLS handshakes were in progress (stalled handshakes: an attack, or clients far slower than the read-header timeout).',
+      registers: [registry],
+    }),
     proxyProtocol: new Counter({
       name: `${prefix}_proxy_protocol_connections_total`,
       help: 'Connections by what their PROXY header led to (used, ignored, absent, local, refused, malformed, timeout).',
@@ -113,6 +118,9 @@ export function listenerHooks(m: ReturnType<typeof listenerMetrics>, log: Logger
     },
     onConnection() {
       m.connections.inc();
+    },
+    onHandshakeRefused() {
+      m.handshakesRefused.inc();
     },
     onProxyProtocol(outcome: string) {
       m.proxyProtocol.inc({ outcome });

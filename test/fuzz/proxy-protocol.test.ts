@@ -8,7 +8,7 @@
  * connections through HAProxy are in test/integration/load-balancer.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { BlockList, isIP, connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -16,11 +16,11 @@ import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import pino from 'pino';
 import * as pp from 'proxy-protocol-js';
-import selfsigned from 'selfsigned';
 import type { ListenerSettings } from '../../shared/config/listener';
 import { type ProxyOutcome, parseProxyHeader } from '../../shared/http/proxy-protocol';
 import { ApiListener } from '../../shared/http/server';
 import { type Rng, rng } from '../chaos/rng';
+import { writeApiCert } from '../helpers/api-cert';
 
 const SEED = 1_234_567;
 
@@ -211,17 +211,7 @@ describe('PROXY protocol deny_unauthorized on a listener', () => {
   let tlsFiles: { certFile: string; keyFile: string };
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'lw-pp-'));
-    const now = Date.now();
-    const pair = await selfsigned.generate([{ name: 'commonName', value: '127.0.0.1' }], {
-      keyType: 'ec',
-      curve: 'P-256',
-      algorithm: 'sha256',
-      notBeforeDate: new Date(now - 60_000),
-      notAfterDate: new Date(now + 3600_000),
-    });
-    tlsFiles = { certFile: path.join(dir, 'l.crt'), keyFile: path.join(dir, 'l.key') };
-    writeFileSync(tlsFiles.certFile, pair.cert);
-    writeFileSync(tlsFiles.keyFile, pair.private);
+    tlsFiles = await writeApiCert(dir);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
