@@ -109,7 +109,11 @@ function parseV2(buf: Buffer): ParseResult {
     if (len < 36) return { state: 'error', reason: 'short v2 IPv6 address block' };
     const groups: string[] = [];
     for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(16 + i * 2).toString(16));
-    return { state: 'header', header: { address: compactIPv6(groups), port: buf.readUInt16BE(48) }, length };
+    // An IPv4-mapped address (::ffff:a.b.c.d) is written as Node reports one, so that code that
+    // strips `::ffff:` finds the IPv4 address (compacted hex groups would give `a09:909`).
+    const mapped = groups.slice(0, 6).join(':') === '0:0:0:0:0:ffff';
+    const address = mapped ? `::ffff:${buf[28]}.${buf[29]}.${buf[30]}.${buf[31]}` : compactIPv6(groups);
+    return { state: 'header', header: { address, port: buf.readUInt16BE(48) }, length };
   }
   return { state: 'error', reason: 'unknown v2 address family' };
 }

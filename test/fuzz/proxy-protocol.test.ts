@@ -112,6 +112,26 @@ describe('PROXY protocol parser', () => {
     }
   });
 
+  it('gives an IPv4-mapped IPv6 source as Node reports one (::ffff:a.b.c.d)', () => {
+    const mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 9, 9, 9];
+    const bytes = new pp.V2ProxyProtocol(
+      pp.Command.PROXY,
+      pp.TransportProtocol.STREAM,
+      new pp.IPv6ProxyAddress(
+        pp.IPv6Address.createFrom(mapped),
+        40000,
+        pp.IPv6Address.createFrom(Array(16).fill(0)),
+        443,
+      ),
+    ).build();
+    const parsed = parseProxyHeader(Buffer.from(bytes));
+    assert.equal(parsed.state, 'header');
+    if (parsed.state !== 'header') return;
+    assert.deepEqual(parsed.header, { address: '::ffff:10.9.9.9', port: 40000 });
+    // What the rest of the code does with it: strip the prefix, find an IPv4 address.
+    assert.equal(isIP((parsed.header.address as string).slice(7)), 4);
+  });
+
   it('says "no header" for HTTP and TLS openings, and refuses malformed headers', () => {
     for (const s of ['GET / HTTP/1.1\r\n', 'POST /v1/x', 'PUT /', 'PATCH /', '\x16\x03\x01\x02']) {
       assert.equal(parseProxyHeader(Buffer.from(s, 'latin1')).state, 'none', s);
