@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { GatewayServer } from '../gateway/gateway-server';
 import { gatewaySettings } from '../gateway/settings';
 import { newToken } from '../node/auth/token-store';
+import { GatewayTrust } from '../node/ha/gateway-trust';
 import { NodeServer } from '../node/node-server';
 import { nodeSettings } from '../node/settings';
 import { type DevConfig, devSchema } from '../shared/config/dev-schema';
@@ -70,7 +71,8 @@ export async function devCommand(): Promise<void> {
     );
     const storage = openStorage(s.storage, null, { lockCommandTimeoutMs: s.lockTtlMs / 3, inmem: store });
     const log = createLogger({ service: 'leaderway-node', nodeId: s.nodeId, level: s.logLevel });
-    nodes.push(new NodeServer(s, { ...storage, log, devRootToken: rootToken }));
+    const gateways = s.gateways ? new GatewayTrust(s.gateways, log) : null;
+    nodes.push(new NodeServer(s, { ...storage, log, gateways, devRootToken: rootToken }));
   }
   const gs = gatewaySettings(
     await loadConfig<GatewayConfig>(gatewaySchema, {

@@ -39,7 +39,11 @@ export async function gatewayCommand(): Promise<void> {
   }
   const data = { type: 'redis' as const, redisUrl: settings.redisUrl, prefix: settings.prefix };
   const ha = settings.haRedisUrl ? { ...data, redisUrl: settings.haRedisUrl } : null;
-  const storage = openStorage(data, ha, { lockCommandTimeoutMs: GATEWAY_LOCK_COMMAND_TIMEOUT_MS });
+  // A reader: its Redis user (leaderway-gateway) allows reads of the lock and advertisements only.
+  const storage = openStorage(data, ha, {
+    lockCommandTimeoutMs: GATEWAY_LOCK_COMMAND_TIMEOUT_MS,
+    reader: true,
+  });
   process.stdout.write(
     banner('leaderway gateway', {
       Listener: `tcp (addr: "${formatHostPort(settings.listener.listen)}", tls: "${settings.listener.tls ? 'enabled' : 'disabled'}")`,

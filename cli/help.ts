@@ -18,7 +18,7 @@ Commands:
   gateway   run a gateway: routes every request to the current leader
   dev       run a local cluster in one process: 3 nodes and a gateway on in-memory storage
   keys      print a fresh set of keys (seal, advertisement, signing, verify)
-  redis-acl print Redis ACL users for nodes and gateways (least privilege)
+  redis-acl print Redis ACL users for nodes, gateways (least privilege) and operators
   status    who leads and is every node heartbeating (VAULT_ADDR, VAULT_TOKEN; --format json)
   members   the nodes table alone (like 'bao operator members')
   version   print the version

@@ -31,7 +31,8 @@ const COMMANDS = {
   },
   'redis-acl': {
     run: redisAclCommand,
-    about: 'Print Redis aclfile lines for the least-privilege leaderway-node and leaderway-gateway users.',
+    about:
+      'Print Redis aclfile lines for the least-privilege leaderway-node and leaderway-gateway users (and leaderway-admin, for operators).',
     schema: redisAclSchema,
   },
 } as const;

@@ -1,7 +1,8 @@
 /**
  * `leaderway redis-acl`: prints Redis `aclfile` lines for the two least-privilege users of one
- * cluster, `leaderway-node` and `leaderway-gateway` (see shared/storage/redis/acl.ts), with the
- * passwords from LEADERWAY_REDIS_NODE_PASSWORD and LEADERWAY_REDIS_GATEWAY_PASSWORD (hashed).
+ * cluster, `leaderway-node` and `leaderway-gateway`, and, given its password, the operators'
+ * `leaderway-admin` (see shared/storage/redis/acl.ts), with the passwords from
+ * LEADERWAY_REDIS_NODE_PASSWORD, _GATEWAY_PASSWORD and _ADMIN_PASSWORD (hashed).
  */
 import { writeFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../shared/config/load';
@@ -23,12 +24,21 @@ export async function redisAclCommand(): Promise<void> {
       if (c[key].length < MIN_PASSWORD_LENGTH)
         throw new ConfigError(`${key} (${env}): required, at least ${MIN_PASSWORD_LENGTH} characters`);
     }
-    if (c.node_password === c.gateway_password)
-      throw new ConfigError('node_password and gateway_password must differ');
+    if (c.admin_password && c.admin_password.length < MIN_PASSWORD_LENGTH)
+      throw new ConfigError(
+        `admin_password (LEADERWAY_REDIS_ADMIN_PASSWORD): at least ${MIN_PASSWORD_LENGTH} characters`,
+      );
+    const given = [c.node_password, c.gateway_password, c.admin_password].filter((p) => p !== '');
+    if (new Set(given).size !== given.length)
+      throw new ConfigError('node_password, gateway_password and admin_password must differ');
   } catch (err) {
     exitOnConfigError(err);
   }
-  const lines = aclLines(c.prefix, c.node_password, c.gateway_password);
+  const lines = aclLines(c.prefix, {
+    node: c.node_password,
+    gateway: c.gateway_password,
+    admin: c.admin_password || undefined,
+  });
   if (c.disable_default) lines.unshift('user default off');
   const text = `${lines.join('\n')}\n`;
   if (c.out_file) writeFileSync(c.out_file, text, { mode: 0o600 });

@@ -1,7 +1,8 @@
 /** `leaderway server`: one HA node. */
 
+import { GatewayTrust } from '../node/ha/gateway-trust';
 import { NodeServer } from '../node/node-server';
-import { type NodeSettings, nodeSettings, readGatewayCa } from '../node/settings';
+import { type NodeSettings, nodeSettings } from '../node/settings';
 import { formatHostPort } from '../shared/config/formats';
 import { loadConfig, unknownEnvVars } from '../shared/config/load';
 import { type NodeConfig, nodeSchema } from '../shared/config/node-schema';
@@ -33,12 +34,17 @@ export async function serverCommand(): Promise<void> {
   let settings: NodeSettings;
   try {
     settings = nodeSettings(await loadConfig<NodeConfig>(nodeSchema));
-    // Read now so a missing or broken file stops the start (exit code 2), not the first term.
-    if (settings.gatewayCaFile) readGatewayCa(settings.gatewayCaFile);
   } catch (err) {
     exitOnConfigError(err);
   }
   const log = createLogger({ service: 'leaderway-node', nodeId: settings.nodeId, level: settings.logLevel });
+  let gateways: GatewayTrust | null = null;
+  try {
+    // Read now so a missing or broken CA or CRL file stops the start (exit code 2), not the first term.
+    gateways = settings.gateways ? new GatewayTrust(settings.gateways, log) : null;
+  } catch (err) {
+    exitOnConfigError(err);
+  }
   for (const v of unknownEnvVars([nodeSchema], process.env, ['LEADERWAY_DEV_ROOT_TOKEN'])) {
     log.warn({ variable: v }, 'unknown LEADERWAY_ environment variable ignored');
   }
@@ -63,7 +69,7 @@ export async function serverCommand(): Promise<void> {
   if (storage.split)
     log.warn('split storage: fencing is unavailable, so a paused active node may still write (see docs)');
   if (!(await warmUp(storage, 5_000))) log.warn('storage is not reachable yet; will keep trying');
-  node = new NodeServer(settings, { ...storage, log });
+  node = new NodeServer(settings, { ...storage, log, gateways });
   reloadOnSighup([node], () => log.info({ signal: 'SIGHUP' }, 'reloading the TLS certificate'));
   closeOnSignals([node], (sig) => log.info({ signal: sig }, 'shutting down'));
   await node.start().catch((err) => exitOnListenError(err, listenVariable(err, settings.metricsListen)));

@@ -27,6 +27,7 @@ import { MetricsListener } from '../shared/telemetry/metrics-listener';
 import { detached, traced } from '../shared/telemetry/tracing';
 import { VERSION } from '../shared/version';
 import { ApiEntry } from './api/api-entry';
+import { ByteBudget } from './api/byte-budget';
 import { ApiHandler } from './api/dispatch';
 import {
   type NodeApi,
@@ -42,10 +43,11 @@ import { initialize, isInitialized, unseal } from './barrier/seal';
 import type { SecureStorage } from './barrier/secure-storage';
 import { ActiveSession } from './ha/active-session';
 import type { ClusterIdentity } from './ha/cluster-cert';
+import type { GatewayTrust } from './ha/gateway-trust';
 import { LeaderElector } from './ha/leader-elector';
 import { Echoer, PeerTable } from './ha/peers';
 import { StandbyPolicy } from './ha/standby-policy';
-import { type NodeSettings, readGatewayCa } from './settings';
+import type { NodeSettings } from './settings';
 
 /** While uninitialized (or storage is down), how often to look again. */
 const UNSEAL_POLL_MS = 1_000;
@@ -60,6 +62,11 @@ export interface NodeServerDeps {
   /** True when the lock lives in a separate store (no fencing). */
   split: boolean;
   log: Logger;
+  /**
+   * Which gateways the cluster listener admits (null: none can connect). Made by the entry point
+   * from `settings.gateways`, so a broken CA or CRL file stops the start; started and closed here.
+   */
+  gateways: GatewayTrust | null;
   /** Set by `leaderway dev`: init with this root token if storage is uninitialized. */
   devRootToken?: string;
 }
@@ -76,7 +83,9 @@ export class NodeServer implements NodeApi {
   readonly maxRequestSize: number;
   readonly storageType: string;
   /** This node's Prometheus metrics (the metrics listener, sys/metrics, maybe /metrics on the API listener). */
-  readonly metrics: NodeMetrics = createNodeMetrics();
+  readonly metrics: NodeMetrics = createNodeMetrics(() => this.responses);
+  /** What reads of secrets hold while answered (LEADERWAY_RESPONSE_BUDGET); one node per process in production. */
+  private readonly responses: ByteBudget;
   private current: NodeState = { status: 'new' };
   private ha: HaParts | null = null;
   private readonly listener: ApiListener;
@@ -87,7 +96,8 @@ export class NodeServer implements NodeApi {
   private readonly api: ApiHandler;
   private readonly entry: ApiEntry;
   private readonly peerTable = new PeerTable();
-  private lastGatewayCa: string | null = null;
+  /** Which gateways the cluster listener admits (null: none can connect). */
+  private readonly gateways: GatewayTrust | null;
   private readonly tidy: TokenTidy;
   private readonly stop = new AbortController();
   private unsealLoop: Promise<void> | undefined;
@@ -100,7 +110,11 @@ export class NodeServer implements NodeApi {
     this.nodeId = settings.nodeId;
     this.maxRequestSize = settings.maxRequestSize;
     this.storageType = deps.data.kind;
-    this.api = new ApiHandler(this, deps.log);
+    this.responses = new ByteBudget(settings.responseBudget.bytes);
+    this.api = new ApiHandler(this, deps.log, {
+      budget: this.responses,
+      maxWaitMs: settings.responseBudget.waitMs,
+    });
     this.tidy = new TokenTidy(this.api.tokens, deps.log);
     this.entry = new ApiEntry({
       handler: this.api,
@@ -123,6 +137,7 @@ export class NodeServer implements NodeApi {
     this.metricsListener = settings.metricsListen
       ? new MetricsListener(settings.metricsListen, this.metrics.registry, deps.log)
       : null;
+    this.gateways = deps.gateways;
   }
 
   state(): NodeState {
@@ -153,12 +168,14 @@ export class NodeServer implements NodeApi {
     this.setState({ status: 'sealed', seal: 'sealed' });
     await this.listener.listen();
     await this.metricsListener?.listen();
+    this.gateways?.start();
     this.unsealLoop = this.unsealWhenReady();
   }
 
-  /** SIGHUP: reload the API listener's TLS certificate (as `bao server` does). */
+  /** SIGHUP: reload the API listener's TLS certificate (as `bao server` does) and the gateway CRL. */
   reload(): void {
     this.listener.reloadTls();
+    this.gateways?.reloadCrl();
   }
 
   /** Tries to unseal until it works: waits for init, retries while storage is down. */
@@ -293,21 +310,6 @@ export class NodeServer implements NodeApi {
     return on ? grace : 0;
   }
 
-  /** The gateway CA bundle, read again for every term (rotation without a restart). */
-  private gatewayCa(): string | null {
-    const file = this.settings.gatewayCaFile;
-    if (!file) return null;
-    try {
-      this.lastGatewayCa = readGatewayCa(file);
-    } catch (err) {
-      this.deps.log.error(
-        { err: (err as Error).message },
-        'gateway CA bundle unreadable: keeping the one read before',
-      );
-    }
-    return this.lastGatewayCa;
-  }
-
   private async becomeActive(lock: HeldLock, identity: ClusterIdentity): Promise<void> {
     const s = this.settings;
     const unsealed = unsealedOf(this.current);
@@ -331,7 +333,8 @@ export class NodeServer implements NodeApi {
       advertisementKeys: s.advertisementKeys,
       signingKey: s.signingKey,
       legacy: s.legacyAdvertisement,
-      gatewayCa: this.gatewayCa(),
+      // The CA bundle is read again for every term (rotation without a restart).
+      gateways: this.gateways?.forTerm() ?? null,
       nodeId: s.nodeId,
       apiAddr: s.apiAddr,
       clusterAddr: s.clusterAddr,
@@ -340,6 +343,7 @@ export class NodeServer implements NodeApi {
       handlers: {
         handle: (req: Http2ServerRequest, res: Http2ServerResponse, peer) => this.entry.serve(req, res, peer),
         internal: (req, res, path) => this.peerTable.handle(req, res, path),
+        onPeerRejected: (reason) => this.metrics.clusterPeerRejected.inc({ reason }),
       },
     });
     this.peerTable.clear();
@@ -482,6 +486,7 @@ export class NodeServer implements NodeApi {
     this.ha?.echoer.close();
     await unsealedOf(this.current)?.watcher.close();
     await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
+    this.gateways?.close();
     await this.metricsListener?.close();
     this.setState({ status: 'closed' });
   }

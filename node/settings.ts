@@ -5,8 +5,6 @@
  * defaults to the API listener's IP with port + 1.
  */
 
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { type HostPort, parseHostPort, parseKeyList } from '../shared/config/formats';
 import { type ListenerSettings, listenerSettings, metricsListen } from '../shared/config/listener';
 import { ConfigError } from '../shared/config/load';
@@ -19,6 +17,8 @@ import {
 } from '../shared/crypto/signing';
 import type { StorageSpec } from '../shared/storage/open';
 import { parseMinReplicas } from '../shared/storage/redis/replication';
+import { parseNamePatterns } from './ha/gateway-names';
+import type { GatewaySettings } from './ha/gateway-trust';
 
 export interface NodeSettings {
   nodeId: string;
@@ -37,8 +37,8 @@ export interface NodeSettings {
   verifyKeys: VerifyKey[];
   /** Also write and read the previous, unsigned format (rolling upgrade). */
   legacyAdvertisement: boolean;
-  /** PEM CA bundle file for gateways' client certificates, or null (no gateway can connect). */
-  gatewayCaFile: string | null;
+  /** Which gateways the cluster listener admits, or null (no gateway can connect). */
+  gateways: GatewaySettings | null;
   storage: StorageSpec;
   /** Set for split storage: the lock lives only here. */
   haStorage: StorageSpec | null;
@@ -51,6 +51,8 @@ export interface NodeSettings {
   stepDownCooldownMs: number;
   shutdownTimeoutMs: number;
   maxRequestSize: number;
+  /** Bytes of stored secrets answered at once, and how long a read waits for room. */
+  responseBudget: { bytes: number; waitMs: number };
   logLevel: string;
 }
 
@@ -81,17 +83,31 @@ export function deriveClusterAddr(apiAddr: string, clusterAddr: string): string 
 }
 
 /**
- * Reads the gateway CA bundle (read again at every active term, so a rotated bundle needs no
- * restart). Throws ConfigError naming the variable.
+ * Which gateways may connect. A blank name list with a CA set is refused rather than read as
+ * "no gateway" (a CA nobody may use is a mistake that would surface only as an outage) or as the
+ * default (a list the operator emptied must not quietly admit something). An empty environment
+ * variable is unset, as every one is, so the default applies.
  */
-export function readGatewayCa(file: string): string {
+function gatewaySettings(c: NodeConfig): GatewaySettings | null {
+  let allowedNames: GatewaySettings['allowedNames'];
   try {
-    const pem = readFileSync(file, 'utf8');
-    new X509Certificate(pem);
-    return pem;
+    allowedNames = parseNamePatterns(c.gateway_allowed_names);
   } catch (err) {
-    throw new ConfigError(`gateway_ca_file (LEADERWAY_GATEWAY_CA_FILE): ${(err as Error).message}`);
+    throw new ConfigError(
+      `gateway_allowed_names (LEADERWAY_GATEWAY_ALLOWED_NAMES): ${(err as Error).message}`,
+    );
   }
+  if (!c.gateway_ca_file) {
+    if (c.gateway_crl_file)
+      throw new ConfigError('gateway_crl_file (LEADERWAY_GATEWAY_CRL_FILE): needs gateway_ca_file');
+    return null;
+  }
+  if (allowedNames.length === 0) {
+    throw new ConfigError(
+      'gateway_allowed_names (LEADERWAY_GATEWAY_ALLOWED_NAMES): empty, so no gateway could connect: list the names gateway certificates carry, or unset gateway_ca_file',
+    );
+  }
+  return { caFile: c.gateway_ca_file, allowedNames, crlFile: c.gateway_crl_file || null };
 }
 
 /** Validates cross-field rules and derives the node's settings. Throws ConfigError. */
@@ -168,7 +184,7 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
     signingKey,
     verifyKeys,
     legacyAdvertisement: c.advertisement_legacy,
-    gatewayCaFile: c.gateway_ca_file || null,
+    gateways: gatewaySettings(c),
     storage: { type: c.storage.type, redisUrl: c.storage.redis_url, prefix: c.storage.prefix, replication },
     haStorage: haType
       ? {
@@ -185,6 +201,7 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
     stepDownCooldownMs: c.step_down_cooldown,
     shutdownTimeoutMs: c.shutdown_timeout,
     maxRequestSize: c.max_request_size,
+    responseBudget: { bytes: c.response_budget, waitMs: c.response_budget_wait },
     logLevel: c.log_level,
   };
 }

@@ -10,8 +10,10 @@
 #   leaderway-redis-node        url               LEADERWAY_REDIS_URL as Redis user leaderway-node
 #   leaderway-redis-gateway     url               LEADERWAY_REDIS_URL as Redis user leaderway-gateway
 #   leaderway-redis-passwords   node-password gateway-password internal-password sentinel-password
-#                                                 only for a Redis in the cluster: the dev overlay's,
-#                                                 or the Sentinel one (components/redis-sentinel)
+#                               admin-password    only for a Redis in the cluster: the dev overlay's,
+#                                                 or the Sentinel one (components/redis-sentinel);
+#                                                 admin-password is the operators' leaderway-admin
+#                                                 user (docs/runbook.md), never given to a pod
 #
 # Keys are 32 random bytes, base64. Secrets that belong together (signing + verify, CA +
 # identity, the Redis ones) are created together or not at all. An existing Secret is never
@@ -149,7 +151,8 @@ if group leaderway-gateway-ca leaderway-gateway-identity; then
     -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 \
     -subj "/CN=leaderway-gateway" -keyout "$id/tls.key" -out "$workdir/gateway.csr" 2>/dev/null
-  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' \
+  # clientAuth and the DNS name nodes allow by default (LEADERWAY_GATEWAY_ALLOWED_NAMES).
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectAltName=DNS:leaderway-gateway\n' \
     >"$workdir/gateway.ext"
   openssl x509 -req -in "$workdir/gateway.csr" -CA "$ca/ca.crt" -CAkey "$workdir/ca.key" \
     -CAcreateserial -CAserial "$workdir/ca.srl" -sha256 -days 365 -extfile "$workdir/gateway.ext" \
@@ -169,7 +172,7 @@ elif group leaderway-redis-passwords leaderway-redis-node leaderway-redis-gatewa
   # A Redis in the cluster: its aclfile (and, with Sentinel, replication and the Sentinels'
   # own auth) is made from these passwords at start.
   p="$workdir/leaderway-redis-passwords"
-  for k in node-password gateway-password internal-password sentinel-password; do
+  for k in node-password gateway-password internal-password sentinel-password admin-password; do
     openssl rand -hex 24 | tr -d '\n' >"$p/$k"
   done
   if [ -n "$sentinel" ]; then
@@ -184,7 +187,8 @@ elif group leaderway-redis-passwords leaderway-redis-node leaderway-redis-gatewa
     >"$workdir/leaderway-redis-node/url"
   printf '%s://leaderway-gateway:%s%s' "$scheme" "$(cat "$p/gateway-password")" "$where" \
     >"$workdir/leaderway-redis-gateway/url"
-  create leaderway-redis-passwords node-password gateway-password internal-password sentinel-password
+  create leaderway-redis-passwords node-password gateway-password internal-password sentinel-password \
+    admin-password
   create leaderway-redis-node url
   create leaderway-redis-gateway url
 fi

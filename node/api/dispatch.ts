@@ -21,6 +21,7 @@ import type { SecureStorage } from '../barrier/secure-storage';
 import { AUTH_MOUNTS, type MountEntry, MountTable, SECRET_MOUNTS } from './mounts';
 import { activeStorage, type NodeApi, servingSession, unsealedOf } from './node-api';
 import { type AnyRequest, type ApiRequest, type Operation, parseRequest } from './request';
+import { type ResponseBudgetOptions, ResponseHold } from './response-hold';
 import { bodyReader, type Context, matchRoute, type Reply, type Route, type Services } from './route';
 import { appRoleRoutes } from './routes/approle';
 import { kvV2Routes } from './routes/kv';
@@ -68,9 +69,11 @@ export class ApiHandler {
     policies: new PolicyStore(),
   };
 
+  /** `responses`: the node's response budget, which reads of secrets are admitted against. */
   constructor(
     private readonly node: NodeApi,
     private readonly log: Logger,
+    private readonly responses: ResponseBudgetOptions,
   ) {}
 
   /** The token store (the active node's tidy loop uses it). */
@@ -126,6 +129,8 @@ export class ApiHandler {
       ? NO_TOKEN
       : await this.svc.tokens.authenticate(storage, rawToken, clientAddr);
     if (!matched) throw routeError;
+    // Given back when the response closes, however the request ends.
+    const budget = new ResponseHold(this.responses, res);
     const ctx: Context = {
       req,
       node: this.node,
@@ -136,8 +141,12 @@ export class ApiHandler {
       clientAddr,
       mount: matched.mount,
       params: matched.params,
-      // Before a token is checked (a login), a body may cost only a few KiB.
-      body: bodyReader(req, matched.route.unauthenticated ? PRE_AUTH_BODY_LIMIT : this.node.maxRequestSize),
+      // Before a token is checked (a login), a body may cost only a few KiB, and takes no part
+      // of the budget (an anonymous client must not be able to hold it); after, it is admitted.
+      body: matched.route.unauthenticated
+        ? bodyReader(req, PRE_AUTH_BODY_LIMIT)
+        : bodyReader(req, this.node.maxRequestSize, budget),
+      budget,
     };
     if (!matched.route.unauthenticated) {
       await this.authorize(ctx, matched.route, op);

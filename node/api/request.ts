@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { LwError } from '../../shared/errors';
+import type { EntryAdmission } from '../barrier/secure-storage';
 
 /** A request on either the HTTP/1.1 or the HTTP/2 compat API. */
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -97,14 +98,30 @@ function acceptableContentType(ct: string | undefined): boolean {
   );
 }
 
+/**
+ * A body whose length is not declared: chunked on HTTP/1.1 (without either header there is no
+ * body), any body without content-length on HTTP/2.
+ */
+function unknownLength(req: AnyRequest): boolean {
+  if (req.headers['content-length'] !== undefined) return false;
+  return req.headers['transfer-encoding'] !== undefined || req.httpVersionMajor >= 2;
+}
+
 /** Most nesting accepted in a JSON body; deeper bodies are refused before parsing. */
 const MAX_JSON_DEPTH = 64;
 
 /**
  * Reads the whole body (bounded by `limit` bytes) and parses it as a JSON object. An empty body
  * is `{}`. Throws 413 over the limit, 415 for a non-JSON content type, 400 for malformed JSON.
+ * With a `budget`, the body's size is admitted against it before a byte is read (a body of
+ * unknown length as `limit`, the rest given back once it is read): a large write costs memory
+ * as a large read does, several times its size until it is stored.
  */
-export async function readJsonBody(req: AnyRequest, limit: number): Promise<Record<string, unknown>> {
+export async function readJsonBody(
+  req: AnyRequest,
+  limit: number,
+  budget?: EntryAdmission,
+): Promise<Record<string, unknown>> {
   if (!acceptableContentType(req.headers['content-type'])) {
     req.resume();
     throw new LwError('LW_ERR_UNSUPPORTED_MEDIA_TYPE', 'unsupported content type: send application/json');
@@ -114,6 +131,8 @@ export async function readJsonBody(req: AnyRequest, limit: number): Promise<Reco
     req.resume();
     throw new LwError('LW_ERR_PAYLOAD_TOO_LARGE', 'request body is too large');
   }
+  const admitted = budget ? (unknownLength(req) ? limit : declared) : 0;
+  if (budget && admitted > 0) await budget.admit(admitted);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -121,6 +140,7 @@ export async function readJsonBody(req: AnyRequest, limit: number): Promise<Reco
     if (size > limit) throw new LwError('LW_ERR_PAYLOAD_TOO_LARGE', 'request body is too large');
     chunks.push(chunk);
   }
+  if (budget && size < admitted) budget.giveBack(admitted - size);
   if (size === 0) return {};
   const text = Buffer.concat(chunks, size).toString('utf8');
   if (tooDeep(text)) throw new LwError('LW_ERR_BAD_REQUEST', 'request body is nested too deeply');

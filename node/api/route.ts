@@ -7,7 +7,7 @@
 import { LwError } from '../../shared/errors';
 import type { PolicyStore } from '../acl/policy-store';
 import type { TokenEntry, TokenStore } from '../auth/token-store';
-import type { SecureStorage } from '../barrier/secure-storage';
+import type { EntryAdmission, SecureStorage } from '../barrier/secure-storage';
 import { envelope } from './envelope';
 import type { MountEntry, MountTable } from './mounts';
 import type { NodeApi } from './node-api';
@@ -51,6 +51,12 @@ export interface Context {
   params: Record<string, string>;
   /** The request body as a JSON object (read once, bounded by max_request_size). */
   body(): Promise<Record<string, unknown>>;
+  /**
+   * The request's share of the response budget: a read of a secret (KV data) and an
+   * authenticated body are admitted against it before they are fetched or read, and held until
+   * the response is done.
+   */
+  budget: EntryAdmission;
 }
 
 export type Handler = (c: Context) => Reply | Promise<Reply>;
@@ -104,11 +110,15 @@ export function perMount<T>(make: (storageId: string) => T): (c: Context) => T {
   };
 }
 
-/** A body reader that reads at most once. */
-export function bodyReader(req: ApiRequest, limit: number): () => Promise<Record<string, unknown>> {
+/** A body reader that reads at most once; with a `budget`, the body is admitted against it first. */
+export function bodyReader(
+  req: ApiRequest,
+  limit: number,
+  budget?: EntryAdmission,
+): () => Promise<Record<string, unknown>> {
   let body: Promise<Record<string, unknown>> | undefined;
   return () => {
-    body ??= readJsonBody(req.raw, limit);
+    body ??= readJsonBody(req.raw, limit, budget);
     return body;
   };
 }

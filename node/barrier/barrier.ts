@@ -44,7 +44,7 @@ export class Barrier {
     const header = Buffer.alloc(HEADER_BYTES);
     header[0] = ENTRY_VERSION;
     header.writeUInt32BE(this.active.term, 1);
-    return Buffer.concat([header, seal(this.active.key, plaintext, path)]);
+    return seal(this.active.key, plaintext, path, header);
   }
 
   /** Decrypts the entry stored at `path`; throws LW_ERR_CORRUPT when it does not authenticate. */

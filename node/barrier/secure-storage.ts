@@ -7,6 +7,25 @@ import { LwError } from '../../shared/errors';
 import type { Backend, WriteOp } from '../../shared/storage/backend';
 import type { Barrier } from './barrier';
 
+/**
+ * Entries up to this size are fetched in the same round trip that measures them (Backend.getWithin),
+ * admitted beforehand as if they were this large; larger ones are measured first, admitted at their
+ * size, then fetched. Most secrets are far smaller, so most reads take one round trip.
+ */
+export const SMALL_ENTRY_BYTES = 64 * 1024;
+
+/**
+ * A memory budget that reads of large entries are admitted against before they are fetched
+ * (node/api/response-hold.ts). `admit` may wait; it rejects (LW_ERR_OVERLOADED) when the wait is
+ * too long or the request is over.
+ */
+export interface EntryAdmission {
+  /** Waits until `bytes` more may be held by this request. */
+  admit(bytes: number): Promise<void>;
+  /** Gives back bytes admitted but not needed. */
+  giveBack(bytes: number): void;
+}
+
 /** A write of a JSON value (or a delete) in an atomic batch. */
 export type JsonWriteOp = { op: 'put'; path: string; value: unknown } | { op: 'delete'; path: string };
 
@@ -24,13 +43,36 @@ export class SecureStorage {
 
   async get<T>(path: string): Promise<T | null> {
     const raw = await this.backend.get(path);
-    if (!raw) return null;
-    const plain = this.barrier.open(path, raw);
-    try {
-      return JSON.parse(plain.toString('utf8')) as T;
-    } catch {
-      throw new LwError('LW_ERR_CORRUPT', 'storage entry is not valid JSON');
+    return raw ? this.decode<T>(path, raw) : null;
+  }
+
+  /**
+   * Like `get`, for an entry whose size a client chooses (a secret): its stored size is admitted
+   * against `budget` before the value is fetched, so reads of large entries wait for room
+   * instead of all being held in memory at once. The admitted bytes stay with the request (the
+   * budget gives them back when its response is done).
+   */
+  async getAdmitted<T>(path: string, budget: EntryAdmission): Promise<T | null> {
+    await budget.admit(SMALL_ENTRY_BYTES);
+    const within = await this.backend.getWithin(path, SMALL_ENTRY_BYTES);
+    let raw: Buffer | null;
+    if (typeof within === 'number') {
+      // Too large to have been fetched: hold its size (waiting, holding nothing), then fetch it.
+      budget.giveBack(SMALL_ENTRY_BYTES);
+      await budget.admit(within);
+      raw = await this.backend.get(path);
+      // Rewritten larger in between: hold the difference too (without waiting).
+      if (raw && raw.length > within) await budget.admit(raw.length - within);
+    } else {
+      raw = within;
+      budget.giveBack(SMALL_ENTRY_BYTES - (raw?.length ?? 0));
     }
+    return raw ? this.decode<T>(path, raw) : null;
+  }
+
+  /** Whether anything is stored at `path`, without fetching it. */
+  async exists(path: string): Promise<boolean> {
+    return (await this.backend.getWithin(path, 0)) !== null;
   }
 
   put(path: string, value: unknown): Promise<void> {
@@ -51,6 +93,15 @@ export class SecureStorage {
       o.op === 'put' ? { op: 'put', path: o.path, value: this.encode(o.path, o.value) } : o,
     );
     return this.backend.batch(raw, opts);
+  }
+
+  private decode<T>(path: string, raw: Buffer): T {
+    const plain = this.barrier.open(path, raw);
+    try {
+      return JSON.parse(plain.toString('utf8')) as T;
+    } catch {
+      throw new LwError('LW_ERR_CORRUPT', 'storage entry is not valid JSON');
+    }
   }
 
   private encode(path: string, value: unknown): Buffer {

@@ -30,6 +30,7 @@ import type { HeldLock } from '../../shared/storage/held-lock';
 import type { SecureStorage } from '../barrier/secure-storage';
 import type { ClusterIdentity } from './cluster-cert';
 import { ClusterListener, type ClusterListenerOptions } from './cluster-listener';
+import type { TermGateways } from './gateway-trust';
 
 /** After handing over, how long open cluster connections may linger before they are cut. */
 const LISTENER_LINGER_MS = 2_000;
@@ -48,15 +49,15 @@ export interface ActiveSessionOptions {
   signingKey: SigningKey;
   /** Also write the previous, unsigned format (rolling upgrade). */
   legacy: boolean;
-  /** PEM CA bundle for gateways' client certificates (null: no gateway can connect). */
-  gatewayCa: string | null;
+  /** The gateway CA bundle and checks for this term (null: no gateway can connect). */
+  gateways: TermGateways | null;
   nodeId: string;
   apiAddr: string;
   clusterAddr: string;
   /** Null with clustering disabled. */
   clusterListen: HostPort | null;
   log: Logger;
-  handlers: Pick<ClusterListenerOptions, 'handle' | 'internal'>;
+  handlers: Pick<ClusterListenerOptions, 'handle' | 'internal' | 'onPeerRejected'>;
 }
 
 /** The active term. */
@@ -109,7 +110,7 @@ export class ActiveSession {
       this.listener = new ClusterListener({
         address: o.clusterListen,
         identity: o.identity,
-        gatewayCa: o.gatewayCa,
+        gateways: o.gateways,
         log: o.log,
         ...o.handlers,
       });

@@ -2,10 +2,17 @@
  * The cluster listener: open only while this node is active. Mutual TLS 1.2 with two kinds of
  * peer: standbys present this term's advertised certificate (read through the barrier, so only
  * unsealed nodes have its key); gateways present a certificate of their own, issued by the CA
- * in LEADERWAY_GATEWAY_CA_FILE. Nothing else is accepted. ALPN h2 and http/1.1. Forwarded
- * requests from both go through the same API handler as the API listener, labelled with the
- * peer's kind; the internal `/lw-cluster/` paths (standby heartbeats) are for standbys only.
+ * in LEADERWAY_GATEWAY_CA_FILE, with the clientAuth usage, an allowed name and not revoked
+ * (./gateway-trust.ts). Nothing else is accepted: TLS refuses a chain to no trusted anchor, and a
+ * connection whose certificate passed TLS but not the gateway checks is destroyed as soon as the
+ * handshake ends, before any request on it is parsed, and no request on an unadmitted connection
+ * is served — so only admitted peers are believed when they say who the client is (the
+ * client-address header). Open gateway connections are checked again when the revocation list
+ * changes. ALPN h2 and http/1.1. Forwarded requests from both kinds go through the same API
+ * handler as the API listener, labelled with the peer's kind; the internal `/lw-cluster/` paths
+ * (standby heartbeats) are for standbys only.
  */
+import type { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -16,11 +23,15 @@ import { LwError } from '../../shared/errors';
 import { NOT_SERVED_HEADER } from '../../shared/http/internal-headers';
 import { acceptListMethod, ListAwareIncomingMessage } from '../../shared/http/list-method';
 import { sendError } from '../../shared/http/respond';
-import { answerClientError } from '../../shared/http/server';
+import { answerClientError, guardSockets } from '../../shared/http/server';
 import type { ClusterIdentity } from './cluster-cert';
+import type { GatewayRefusal, TermGateways } from './gateway-trust';
 
 /** After ending connections, how long a peer has to close its side before we cut it. */
 const SOCKET_END_GRACE_MS = 1_000;
+
+/** A TLS handshake on the cluster port must finish within this (Node's default is 120 s). */
+const CLUSTER_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** While lingering, how often to check whether peers have closed their connections. */
 const LINGER_POLL_MS = 20;
@@ -31,13 +42,27 @@ const LINGER_POLL_MS = 20;
  */
 const CLUSTER_IDLE_TIMEOUT_MS = 70_000;
 
+/**
+ * A refused certificate is logged at most this often (every refusal is counted): a revoked gateway
+ * retries many times a second while it holds its clients' requests.
+ */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+/** Refused certificates remembered for that, per term; past this the memory is dropped. */
+const REFUSAL_LOG_KEYS = 1_000;
+
 const PEER = Symbol('lw.clusterPeer');
 
-/** The kind of peer a request came from (HTTP/1.1: its socket; HTTP/2: its session's). */
-function peerOf(req: Http2ServerRequest): PeerKind {
-  const socket = (req.stream?.session?.socket ?? req.socket) as TLSSocket & { [PEER]?: PeerKind };
-  return socket?.[PEER] ?? 'gateway';
+/** A cluster connection with what its admission found. */
+type PeerSocket = TLSSocket & { [PEER]?: PeerKind };
+
+/** The kind of peer a request came from (HTTP/1.1: its socket; HTTP/2: its session's), if admitted. */
+function peerOf(req: Http2ServerRequest): PeerKind | undefined {
+  const socket = (req.stream?.session?.socket ?? req.socket) as PeerSocket | undefined;
+  return socket?.[PEER];
 }
+
+/** Why a peer was refused: a TLS handshake failure, or a gateway check. */
+export type PeerRejection = 'handshake' | GatewayRefusal;
 
 /** Internal paths served only on the cluster channel. */
 export const CLUSTER_PATH_PREFIX = '/lw-cluster/';
@@ -48,9 +73,11 @@ export type PeerKind = 'standby' | 'gateway';
 export interface ClusterListenerOptions {
   address: HostPort;
   identity: ClusterIdentity;
-  /** PEM CA bundle for gateways' client certificates (null: only standbys can connect). */
-  gatewayCa: string | null;
+  /** The gateway CA bundle and checks for this term (null: only standbys can connect). */
+  gateways: TermGateways | null;
   log: Logger;
+  /** Counts a refused peer. */
+  onPeerRejected(reason: PeerRejection): void;
   /** Serves a forwarded API request. */
   handle(req: Http2ServerRequest, res: Http2ServerResponse, peer: PeerKind): void;
   /** Serves an internal request (heartbeat). */
@@ -61,6 +88,11 @@ export interface ClusterListenerOptions {
 export class ClusterListener {
   private server: Http2SecureServer | undefined;
   private readonly sockets = new Set<Socket>();
+  /** Admitted gateway connections and their certificates, checked again when revocations change. */
+  private readonly gatewaySockets = new Map<TLSSocket, X509Certificate>();
+  private unsubscribe: (() => void) | undefined;
+  /** When each refused certificate (by reason) was last logged, and refusals not logged since. */
+  private readonly refusalsLogged = new Map<string, { at: number; suppressed: number }>();
   private stopped = false;
   private closed = false;
 
@@ -75,37 +107,114 @@ export class ClusterListener {
       Http1IncomingMessage: ListAwareIncomingMessage,
       cert: identity.certPem,
       key: identity.keyPem,
-      ca: [identity.certPem, ...(this.opts.gatewayCa ? [this.opts.gatewayCa] : [])],
+      ca: [identity.certPem, ...(this.opts.gateways ? [this.opts.gateways.caPem] : [])],
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
       maxVersion: 'TLSv1.2',
+      // Peers are our own processes on the cluster network: a handshake that takes longer is not one.
+      handshakeTimeout: CLUSTER_HANDSHAKE_TIMEOUT_MS,
     });
     this.server = server;
+    guardSockets(server);
     (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = CLUSTER_IDLE_TIMEOUT_MS;
     acceptListMethod(server, 'secureConnection');
     // A malformed HTTP/1.1 request gets a JSON error, not Node's bare 400 (which a gateway would relay).
     server.on('clientError', answerClientError);
     const own = Buffer.from(identity.certDer, 'base64');
-    server.on('secureConnection', (s: TLSSocket) => {
-      // The certificate the handshake verified: this term's own (a standby) or a gateway's.
-      const peer = s.getPeerCertificate();
-      (s as TLSSocket & { [PEER]?: PeerKind })[PEER] = peer?.raw?.equals(own) ? 'standby' : 'gateway';
+    // Runs after the HTTP/2 server's own listener has set the connection up, but in the same
+    // turn, before a request on it is parsed; a resumed TLS session carries its certificate, so
+    // it is checked again too.
+    server.on('secureConnection', (s: PeerSocket) => {
       this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
+      s.once('close', () => {
+        this.sockets.delete(s);
+        this.gatewaySockets.delete(s);
+      });
+      this.admit(s, own);
     });
     // Handshake failures (no cert, wrong cert) are expected from strangers; log at debug only.
-    server.on('tlsClientError', (err) =>
-      this.opts.log.debug({ err: err.message }, 'cluster TLS handshake refused'),
-    );
+    server.on('tlsClientError', (err) => {
+      this.opts.onPeerRejected('handshake');
+      this.opts.log.debug({ err: err.message }, 'cluster TLS handshake refused');
+    });
+    this.unsubscribe = this.opts.gateways?.onRevocationsChanged(() => this.recheckGateways());
     server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onRequest(req, res));
     server.listen(this.opts.address.port, this.opts.address.host);
     await once(server, 'listening');
   }
 
+  /**
+   * Marks a connection with its kind, or destroys it: the certificate the handshake verified is
+   * this term's own (a standby) or must pass the gateway checks.
+   */
+  private admit(s: PeerSocket, own: Buffer): void {
+    const cert = s.getPeerX509Certificate();
+    if (cert?.raw.equals(own)) {
+      s[PEER] = 'standby';
+      return;
+    }
+    // No gateway CA: whatever chained to this term's certificate without being it is nobody.
+    const gateways = this.opts.gateways;
+    const refusal = cert && gateways ? gateways.refusal(cert) : 'issuer';
+    if (refusal) {
+      this.refuse(s, refusal, cert);
+      return;
+    }
+    s[PEER] = 'gateway';
+    this.gatewaySockets.set(s, cert as X509Certificate);
+  }
+
+  /**
+   * Destroys a refused connection (no HTTP answer: it is not a peer), counts it, and logs it with
+   * the certificate's subject and serial only (at most once a minute per certificate and reason).
+   */
+  private refuse(s: TLSSocket, reason: GatewayRefusal, cert: X509Certificate | undefined): void {
+    const remote = s.remoteAddress;
+    s.destroy();
+    this.opts.onPeerRejected(reason);
+    const key = `${reason} ${cert?.fingerprint256 ?? remote}`;
+    const now = Date.now();
+    const last = this.refusalsLogged.get(key);
+    if (last && now - last.at < REFUSAL_LOG_INTERVAL_MS) {
+      last.suppressed++;
+      return;
+    }
+    if (this.refusalsLogged.size >= REFUSAL_LOG_KEYS) this.refusalsLogged.clear();
+    this.refusalsLogged.set(key, { at: now, suppressed: 0 });
+    this.opts.log.warn(
+      {
+        reason,
+        subject: cert?.subject ?? null,
+        serial: cert?.serialNumber ?? null,
+        remote,
+        not_logged_since: last?.suppressed ?? 0,
+      },
+      'cluster connection refused: not an admitted gateway',
+    );
+  }
+
+  /** After the revocation list changed: cuts open gateway connections whose certificate is now refused. */
+  private recheckGateways(): void {
+    for (const [s, cert] of this.gatewaySockets) {
+      const refusal = this.opts.gateways?.refusal(cert);
+      if (!refusal) continue;
+      this.gatewaySockets.delete(s);
+      this.refuse(s, refusal, cert);
+    }
+  }
+
   private onRequest(req: Http2ServerRequest, res: Http2ServerResponse): void {
     const url = req.url ?? '/';
     const peer = peerOf(req);
+    if (peer === undefined) {
+      // Not admitted: such connections are destroyed before a request is parsed; should one get
+      // here anyway, it is not answered either. (An HTTP/2 session's socket may not be destroyed
+      // directly: end the session.)
+      if (req.stream?.session) req.stream.session.destroy();
+      else req.socket?.destroy();
+      return;
+    }
     if (url.startsWith(CLUSTER_PATH_PREFIX)) {
       if (peer !== 'standby') {
         sendError(res, new LwError('LW_ERR_NOT_FOUND', ''));
@@ -141,6 +250,7 @@ export class ClusterListener {
     const server = this.server;
     if (!server || this.closed) return;
     this.closed = true;
+    this.unsubscribe?.();
     this.stopServing();
     const deadline = Date.now() + lingerMs;
     while (this.sockets.size > 0 && Date.now() < deadline)

@@ -7,7 +7,7 @@
  * metadata pointing at a missing version.
  */
 import { LwError, MESSAGES } from '../../shared/errors';
-import type { JsonWriteOp, SecureStorage } from '../barrier/secure-storage';
+import type { EntryAdmission, JsonWriteOp, SecureStorage } from '../barrier/secure-storage';
 import { KeyedMutex } from './keyed-mutex';
 import { mergePatch } from './merge-patch';
 
@@ -114,12 +114,14 @@ export class KvEngine {
 
   /**
    * Reads a version (latest when `version` is 0). Null when there is no such version; `found`
-   * is false for a deleted or destroyed one (Vault answers 404 with its metadata).
+   * is false for a deleted or destroyed one (Vault answers 404 with its metadata). The version's
+   * data, whose size the writer chose, is admitted against `budget` before it is fetched.
    */
   async read(
     s: SecureStorage,
     path: string,
     version: number,
+    budget: EntryAdmission,
   ): Promise<{ found: boolean; secret: SecretVersion } | null> {
     const meta = await s.get<SecretMeta>(this.metaPath(path));
     if (!meta) return null;
@@ -127,7 +129,7 @@ export class KvEngine {
     const metadata = this.view(meta, v);
     if (!metadata) return null;
     if (isGone(metadata)) return { found: false, secret: { data: null, metadata } };
-    const stored = await s.get<{ data: Record<string, unknown> }>(this.versionPath(path, v));
+    const stored = await s.getAdmitted<{ data: Record<string, unknown> }>(this.versionPath(path, v), budget);
     if (!stored) return null;
     return { found: true, secret: { data: stored.data, metadata } };
   }
@@ -148,13 +150,15 @@ export class KvEngine {
 
   /**
    * Applies a JSON merge patch (RFC 7386) to the latest version and stores the result as a new
-   * version. Throws 404 when there is no live latest version.
+   * version. Throws 404 when there is no live latest version. The latest version is admitted
+   * against `budget` before it is fetched, as a read's.
    */
   patch(
     s: SecureStorage,
     path: string,
     patch: Record<string, unknown>,
     cas: number | undefined,
+    budget: EntryAdmission,
   ): Promise<VersionView> {
     return this.mutex.run(path, async () => {
       const now = new Date();
@@ -162,7 +166,10 @@ export class KvEngine {
       const latest = meta ? this.view(meta, meta.current_version) : null;
       const stored =
         meta && latest && !isGone(latest)
-          ? await s.get<{ data: Record<string, unknown> }>(this.versionPath(path, meta.current_version))
+          ? await s.getAdmitted<{ data: Record<string, unknown> }>(
+              this.versionPath(path, meta.current_version),
+              budget,
+            )
           : null;
       if (!meta || !stored) throw new LwError('LW_ERR_NOT_FOUND', '');
       const merged = mergePatch(stored.data, patch) as Record<string, unknown>;

@@ -2,7 +2,7 @@
  * KV version 1, Vault's plain `kv` engine: one unversioned JSON object per path. Entries live
  * through the barrier at `kv/<storage id>/v1/<path>`.
  */
-import type { SecureStorage } from '../barrier/secure-storage';
+import type { EntryAdmission, SecureStorage } from '../barrier/secure-storage';
 
 /** One KV v1 mount. */
 export class Kv1Engine {
@@ -12,8 +12,14 @@ export class Kv1Engine {
     this.root = `kv/${storageId}/v1/`;
   }
 
-  read(s: SecureStorage, path: string): Promise<Record<string, unknown> | null> {
-    return s.get<Record<string, unknown>>(this.root + path);
+  /** The entry at `path`, admitted against `budget` before it is fetched (its size is the writer's). */
+  read(s: SecureStorage, path: string, budget: EntryAdmission): Promise<Record<string, unknown> | null> {
+    return s.getAdmitted<Record<string, unknown>>(this.root + path, budget);
+  }
+
+  /** Whether an entry exists at `path` (decides create or update), without fetching it. */
+  exists(s: SecureStorage, path: string): Promise<boolean> {
+    return s.exists(this.root + path);
   }
 
   write(s: SecureStorage, path: string, data: Record<string, unknown>): Promise<void> {

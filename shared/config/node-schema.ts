@@ -120,10 +120,22 @@ export const nodeSchema = {
     env: 'LEADERWAY_ADVERTISEMENT_LEGACY',
   },
   gateway_ca_file: {
-    doc: 'PEM CA bundle that issues gateways’ client certificates: the active node’s cluster listener accepts gateways presenting one. Without it, no gateway can connect.',
+    doc: 'PEM CA bundle that issues gateways’ client certificates (intermediates included): the active node’s cluster listener accepts a gateway whose certificate it issued, with the clientAuth extended key usage and a name gateway_allowed_names allows. Read again at every term. Without it, no gateway can connect.',
     format: String,
     default: '',
     env: 'LEADERWAY_GATEWAY_CA_FILE',
+  },
+  gateway_allowed_names: {
+    doc: 'Comma-separated patterns a gateway certificate’s DNS or URI SAN must match (never the CN): a pattern with :// matches URI SANs (SPIFFE IDs, spiffe://example.org/ns/vault/sa/leaderway-gateway), any other DNS SANs; * is one or more characters within one DNS label or one URI path segment (not in a URI’s scheme or authority). A blank list is refused while gateway_ca_file is set.',
+    format: String,
+    default: 'leaderway-gateway',
+    env: 'LEADERWAY_GATEWAY_ALLOWED_NAMES',
+  },
+  gateway_crl_file: {
+    doc: 'PEM file of X.509 CRLs, each signed by a certificate of gateway_ca_file: a gateway certificate it revokes is refused on every new cluster connection, and open connections with it are cut. Reloaded when the file changes (a CRL that does not verify is refused and the previous one kept). When set, every gateway certificate’s issuer needs a CRL in it.',
+    format: String,
+    default: '',
+    env: 'LEADERWAY_GATEWAY_CRL_FILE',
   },
   api_addr: {
     doc: 'Full URL clients are redirected to when they reach a standby (with a gateway: the load balancer / gateway URL). Required in HA mode.',
@@ -199,6 +211,18 @@ export const nodeSchema = {
     default: '32MiB',
     env: 'LEADERWAY_MAX_REQUEST_SIZE',
   },
+  response_budget: {
+    doc: 'Bytes the active node lets requests hold in memory at once: a read of a KV secret holds the secret’s stored size from before it is fetched, an authenticated body its length from before it is read, until the response is flushed. Requests beyond it wait in arrival order; one larger than the whole budget is served alone. Each byte held costs up to ~5 bytes of memory (~10 for a write) until then, so the default fits a 512 MiB container (README: "Memory bounded by design").',
+    format: 'byte-size',
+    default: '24MiB',
+    env: 'LEADERWAY_RESPONSE_BUDGET',
+  },
+  response_budget_wait: {
+    doc: 'How long a request waits for room in response_budget before it is answered 503 with Retry-After (LW_ERR_OVERLOADED). Below http_read_timeout, so a waiting write is refused before its body times out.',
+    format: 'duration',
+    default: '20s',
+    env: 'LEADERWAY_RESPONSE_BUDGET_WAIT',
+  },
 } satisfies Schema;
 
 /** The node configuration as loaded (durations and sizes already in ms and bytes). */
@@ -219,6 +243,8 @@ export interface NodeConfig {
   advertisement_verify_key: string;
   advertisement_legacy: boolean;
   gateway_ca_file: string;
+  gateway_allowed_names: string;
+  gateway_crl_file: string;
   api_addr: string;
   cluster_addr: string;
   disable_clustering: boolean;
@@ -231,4 +257,6 @@ export interface NodeConfig {
   node_id: string;
   log_level: string;
   max_request_size: number;
+  response_budget: number;
+  response_budget_wait: number;
 }

@@ -1,4 +1,4 @@
-/** Options of `leaderway redis-acl` (least-privilege Redis users for nodes and gateways). */
+/** Options of `leaderway redis-acl` (least-privilege Redis users for nodes and gateways, and an operator's). */
 import type { Schema } from './load';
 
 export const redisAclSchema = {
@@ -22,6 +22,13 @@ export const redisAclSchema = {
     env: 'LEADERWAY_REDIS_GATEWAY_PASSWORD',
     sensitive: true,
   },
+  admin_password: {
+    doc: 'Password of the leaderway-admin Redis user, for operators (SCRIPT KILL, INFO, MONITOR, ACL SETUSER…; at least 16 characters). Empty: no admin user is written.',
+    format: String,
+    default: '',
+    env: 'LEADERWAY_REDIS_ADMIN_PASSWORD',
+    sensitive: true,
+  },
   disable_default: {
     doc: 'Also print `user default off`, so a client without credentials can do nothing (for a Redis that serves only this cluster).',
     format: Boolean,
@@ -40,6 +47,7 @@ export interface RedisAclConfig {
   prefix: string;
   node_password: string;
   gateway_password: string;
+  admin_password: string;
   disable_default: boolean;
   out_file: string;
 }

@@ -7,13 +7,18 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 const NONCE_BYTES = 12; // GCM's standard nonce size; random nonces are safe for < 2^32 messages per key.
 const TAG_BYTES = 16;
 
-/** Encrypts `plaintext`: returns nonce ‖ ciphertext ‖ tag. */
-export function seal(key: Buffer, plaintext: Buffer, aad: string): Buffer {
+/**
+ * Encrypts `plaintext`: returns `header` ‖ nonce ‖ ciphertext ‖ tag (the header, if any, is not
+ * authenticated: callers put their own format bytes there). One concatenation: a value may be
+ * tens of MiB, and each extra copy of it is memory the node holds until the next GC.
+ */
+export function seal(key: Buffer, plaintext: Buffer, aad: string, header?: Buffer): Buffer {
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(Buffer.from(aad, 'utf8'));
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([nonce, body, cipher.getAuthTag()]);
+  const body = cipher.update(plaintext);
+  const rest = cipher.final();
+  return Buffer.concat([...(header ? [header] : []), nonce, body, rest, cipher.getAuthTag()]);
 }
 
 /** Decrypts what `seal` produced; null when the key, the associated data or the bytes are wrong. */
@@ -23,10 +28,10 @@ export function open(key: Buffer, sealed: Buffer, aad: string): Buffer | null {
     const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, NONCE_BYTES));
     decipher.setAAD(Buffer.from(aad, 'utf8'));
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    return Buffer.concat([
-      decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)),
-      decipher.final(),
-    ]);
+    const plain = decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES));
+    const rest = decipher.final();
+    // GCM is a stream mode: final() has nothing left, so the plaintext need not be copied again.
+    return rest.length === 0 ? plain : Buffer.concat([plain, rest]);
   } catch {
     return null;
   }

@@ -7,7 +7,7 @@
  */
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ListenerSettings } from '../config/listener';
@@ -206,7 +206,7 @@ function destroyOnError(this: Duplex): void {
  * to an 'upgrade' handler, so a client that resets an upgrade before the handler is done would
  * otherwise raise an unhandled 'error' and end the process.
  */
-export function guardSockets(server: Server): void {
+export function guardSockets(server: NetServer): void {
   const guard = (socket: Duplex) => {
     if (!socket.listeners('error').includes(destroyOnError)) socket.on('error', destroyOnError);
   };

@@ -19,6 +19,13 @@ export interface Backend {
   /** A human-readable kind for the startup banner: `redis`, `inmem`. */
   readonly kind: string;
   get(path: string): Promise<Buffer | null>;
+  /**
+   * The value at `path` if it is at most `maxBytes` long, else its length (a number), in one
+   * round trip; null when nothing is stored. Lets the node admit a large read against its memory
+   * budget before the value crosses the wire (a number costs nothing to receive), while small
+   * values, most of them, still take one round trip.
+   */
+  getWithin(path: string, maxBytes: number): Promise<Buffer | number | null>;
   put(path: string, value: Buffer): Promise<void>;
   delete(path: string): Promise<void>;
   /**

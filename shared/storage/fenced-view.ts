@@ -10,6 +10,7 @@ import type { Backend, WriteOp } from './backend';
 export interface FenceTarget {
   readonly kind: string;
   get(path: string): Promise<Buffer | null>;
+  getWithin(path: string, maxBytes: number): Promise<Buffer | number | null>;
   list(prefix: string): Promise<string[]>;
   /**
    * Applies `ops` atomically only if the lock holds `fence` at that instant; otherwise stores
@@ -43,6 +44,10 @@ export class FencedView implements Backend {
 
   get(path: string): Promise<Buffer | null> {
     return this.target.get(path);
+  }
+
+  getWithin(path: string, maxBytes: number): Promise<Buffer | number | null> {
+    return this.target.getWithin(path, maxBytes);
   }
 
   list(prefix: string): Promise<string[]> {

@@ -87,6 +87,11 @@ export class InmemStore {
     return value === undefined ? null : Buffer.from(value);
   }
 
+  /** @internal The value's length, without copying it; null when absent. */
+  size(path: string): number | null {
+    return this.data.get(path)?.length ?? null;
+  }
+
   /** @internal */
   paths(): IterableIterator<string> {
     return this.data.keys();
@@ -139,6 +144,12 @@ export class InmemBackend extends InmemHandle implements FencingBackend, FenceTa
   async get(path: string): Promise<Buffer | null> {
     this.check();
     return this.store.get(path);
+  }
+
+  async getWithin(path: string, maxBytes: number): Promise<Buffer | number | null> {
+    this.check();
+    const size = this.store.size(path);
+    return size !== null && size > maxBytes ? size : this.store.get(path);
   }
 
   async put(path: string, value: Buffer): Promise<void> {

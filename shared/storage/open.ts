@@ -35,6 +35,11 @@ export interface OpenOptions {
   onLivenessUnavailable?(reason: string): void;
   /** A data write WAIT did not confirm on enough replicas. */
   onUnreplicated?(): void;
+  /**
+   * The process only reads (a gateway): its Redis connections send nothing a reader's Redis user
+   * is not allowed (no INFO ready check, no connection identity for holder liveness).
+   */
+  reader?: boolean;
 }
 
 function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore): HABackend {
@@ -46,6 +51,7 @@ function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore): HABackend
           commandTimeoutMs: o.lockCommandTimeoutMs,
           replication: spec.replication,
           onLivenessUnavailable: o.onLivenessUnavailable,
+          reader: o.reader,
         })
       : new InmemHABackend(store);
   if (!isHABackend(ha)) throw new LwError('LW_ERR_CONFIG', 'specified HA storage does not support HA');
@@ -62,6 +68,7 @@ export function openStorage(data: StorageSpec, ha: StorageSpec | null, o: OpenOp
           prefix: data.prefix,
           replication: data.replication,
           onUnreplicated: o.onUnreplicated,
+          reader: o.reader,
         })
       : new InmemBackend(store);
   const haBackend = openHA(ha ?? data, o, ha && ha.type === 'inmem' ? new InmemStore() : store);

@@ -140,11 +140,41 @@ function newRegistry() {
   return { registry, c };
 }
 
-/** A node's metrics. */
-export function createNodeMetrics() {
+/** The node's response budget (LEADERWAY_RESPONSE_BUDGET), read at each scrape. */
+export interface ResponseBudgetState {
+  readonly capacity: number;
+  /** Bytes of stored secrets held by responses in progress (0 once they are over). */
+  readonly held: number;
+  /** Reads waiting for room. */
+  readonly waiting: number;
+}
+
+const NO_RESPONSE_BUDGET: ResponseBudgetState = { capacity: 0, held: 0, waiting: 0 };
+
+/** A node's metrics; `responses` is read at each scrape. */
+export function createNodeMetrics(responses: () => ResponseBudgetState = () => NO_RESPONSE_BUDGET) {
   const { registry, c } = newRegistry();
   return {
     registry,
+    responseBudgetBytes: new Gauge({
+      name: 'leaderway_response_budget_bytes',
+      help: 'The response budget (LEADERWAY_RESPONSE_BUDGET), by state: held (bytes of stored secrets whose responses are in progress, admitted before the read and held until flushed) and limit.',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect() {
+        const r = responses();
+        this.set({ state: 'held' }, r.held);
+        this.set({ state: 'limit' }, r.capacity);
+      },
+    }),
+    responseBudgetWaiting: new Gauge({
+      name: 'leaderway_response_budget_waiting',
+      help: 'Reads of secrets waiting for room in the response budget (refused with LW_ERR_OVERLOADED after LEADERWAY_RESPONSE_BUDGET_WAIT).',
+      registers: [registry],
+      collect() {
+        this.set(responses().waiting);
+      },
+    }),
     http: httpMetrics(registry, 'leaderway'),
     listener: listenerMetrics(registry, 'leaderway'),
     clusterAddrReachable: new Gauge({
@@ -152,6 +182,11 @@ export function createNodeMetrics() {
       help: 'While active: 1 if the advertised cluster_addr reaches this node’s cluster listener, 0 if not.',
       registers: [registry],
     }),
+    clusterPeerRejected: c(
+      'leaderway_cluster_peer_rejected_total',
+      'Connections the active’s cluster listener refused, by reason: handshake (TLS: no certificate, or none the node trusts), or a certificate from the gateway CA that is not admitted: issuer (not signed by a certificate of the bundle), eku (no clientAuth), name (no allowed SAN), revoked, crl_missing (no CRL from its issuer).',
+      ['reason'],
+    ),
     forwarded: c(
       'leaderway_forwarded_requests_total',
       'Requests a standby forwarded to the active, by outcome.',
@@ -208,11 +243,74 @@ export function createNodeMetrics() {
   };
 }
 
-/** A gateway's metrics. */
-export function createGatewayMetrics() {
+/**
+ * What a gateway holds for requests in progress, read at each scrape: every figure returns to 0
+ * once its requests are over, however they ended (a gauge that stays up is a leak).
+ */
+export interface GatewayHoldings {
+  /** Bytes of request bodies kept for a replay, by lane (replay-budget.ts). */
+  replayBytes: { small: number; large: number };
+  /** Requests whose body is being read before anything upstream is taken. */
+  bodiesReceiving: number;
+  /** Places of the upload lane (bodies streamed while they arrive) taken, and requests waiting. */
+  uploads: { inUse: number; waiting: number };
+  /** Places of the current leader's pool taken, and requests waiting for one. */
+  leaderPool: { inUse: number; waiting: number };
+}
+
+const NO_HOLDINGS: GatewayHoldings = {
+  replayBytes: { small: 0, large: 0 },
+  bodiesReceiving: 0,
+  uploads: { inUse: 0, waiting: 0 },
+  leaderPool: { inUse: 0, waiting: 0 },
+};
+
+/** A gateway's metrics; `holdings` is read at each scrape. */
+export function createGatewayMetrics(holdings: () => GatewayHoldings = () => NO_HOLDINGS) {
   const { registry, c } = newRegistry();
   return {
     registry,
+    replayBytes: new Gauge({
+      name: 'leaderway_gateway_replay_bytes',
+      help: 'Bytes of request bodies held so a request can be replayed on the next leader, by lane (small: bodies of at most 64 KiB, which draw on a reserve of their own; large).',
+      labelNames: ['lane'] as const,
+      registers: [registry],
+      collect() {
+        const b = holdings().replayBytes;
+        this.set({ lane: 'small' }, b.small);
+        this.set({ lane: 'large' }, b.large);
+      },
+    }),
+    bodiesReceiving: new Gauge({
+      name: 'leaderway_gateway_bodies_receiving',
+      help: 'Requests whose body is being read whole before a place in the leader pool is taken.',
+      registers: [registry],
+      collect() {
+        this.set(holdings().bodiesReceiving);
+      },
+    }),
+    uploadPlaces: new Gauge({
+      name: 'leaderway_gateway_upload_places',
+      help: 'Places of the upload lane (requests whose body streams to the leader as it arrives), by state (in_use, waiting).',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect() {
+        const u = holdings().uploads;
+        this.set({ state: 'in_use' }, u.inUse);
+        this.set({ state: 'waiting' }, u.waiting);
+      },
+    }),
+    leaderPoolPlaces: new Gauge({
+      name: 'leaderway_gateway_leader_pool_places',
+      help: 'Places in the current leader’s connection pool, by state (in_use, waiting).',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect() {
+        const p = holdings().leaderPool;
+        this.set({ state: 'in_use' }, p.inUse);
+        this.set({ state: 'waiting' }, p.waiting);
+      },
+    }),
     http: httpMetrics(registry, 'leaderway_gateway'),
     listener: listenerMetrics(registry, 'leaderway_gateway'),
     leaderReachable: new Gauge({

@@ -90,6 +90,24 @@ export function exerciseBackend(make: () => Promise<BackendPair>): void {
     assert.deepEqual(await backend.list('bin/'), ['big', 'empty']);
   });
 
+  it('getWithin: a value up to the limit whole (binary safe), the length of a longer one, null when absent', async () => {
+    const { backend } = await fresh();
+    const small = randomBytes(10);
+    const big = randomBytes(11);
+    await backend.put('w/small', small);
+    await backend.put('w/big', big);
+    await backend.put('w/empty', Buffer.alloc(0));
+    assert.equal(await backend.getWithin('w/missing', 10), null);
+    assert.deepEqual(await backend.getWithin('w/small', 10), small);
+    assert.deepEqual(await backend.getWithin('w/empty', 0), Buffer.alloc(0));
+    assert.equal(await backend.getWithin('w/big', 10), 11);
+    assert.deepEqual(await backend.getWithin('w/big', 11), big);
+    // Reads pass through a fenced view unchanged.
+    const view = backend.fenced(randomUUID(), new AbortController().signal);
+    assert.equal(await view.getWithin('w/big', 0), 11);
+    assert.deepEqual(await view.getWithin('w/small', 1024), small);
+  });
+
   it('lists immediate children: folders once with a trailing slash, sorted', async () => {
     const { backend } = await fresh();
     assert.deepEqual(await backend.list(''), []);
@@ -193,6 +211,7 @@ export function exerciseBackend(make: () => Promise<BackendPair>): void {
     await backend.close();
     await backend.close();
     await rejectsWithCode(backend.get('x'), 'LW_ERR_STORAGE_UNAVAILABLE');
+    await rejectsWithCode(backend.getWithin('x', 1), 'LW_ERR_STORAGE_UNAVAILABLE');
     await rejectsWithCode(backend.put('x', Buffer.from('x')), 'LW_ERR_STORAGE_UNAVAILABLE');
     await rejectsWithCode(backend.list(''), 'LW_ERR_STORAGE_UNAVAILABLE');
   });

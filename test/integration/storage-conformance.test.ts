@@ -146,6 +146,26 @@ describe('redis storage', () => {
     assert.ok(after && after > before, `epoch went from ${before} to ${after}`);
   });
 
+  it('runs its scripts with EVALSHA only, loading them again after Redis forgot them (SCRIPT FLUSH)', async () => {
+    const prefix = nextPrefix();
+    const [backend, ha] = [await openData(prefix), await openHA(prefix)];
+    const before = Number(
+      /cmdstat_eval:calls=(\d+)/.exec(String(await redis.cli('INFO', 'commandstats')))?.[1] ?? 0,
+    );
+    await backend.put('s/a', Buffer.from('1'));
+    await redis.cli('SCRIPT', 'FLUSH');
+    await backend.put('s/b', Buffer.from('2'));
+    assert.deepEqual(await backend.getWithin('s/b', 10), Buffer.from('2'));
+    await redis.cli('SCRIPT', 'FLUSH');
+    const v = randomUUID();
+    assert.ok(await ha.acquire(v, 10_000));
+    assert.equal(await ha.release(v), true);
+    const stats = String(await redis.cli('INFO', 'commandstats'));
+    const evals = Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    assert.equal(evals, before, 'a script was sent with EVAL');
+    assert.match(stats, /cmdstat_script\|load:calls=\d+/);
+  });
+
   it('rejects a bad prefix with LW_ERR_CONFIG', () => {
     for (const prefix of ['', 'has}brace', 'spa ce', 'x'.repeat(65)]) {
       assert.throws(

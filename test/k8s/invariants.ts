@@ -53,6 +53,7 @@ export const SCRIPT_SECRETS: SecretValues = {
   'leaderway-redis-passwords/gateway-password': 'gateway-password-0123456789',
   'leaderway-redis-passwords/internal-password': 'internal-password-0123456789',
   'leaderway-redis-passwords/sentinel-password': 'sentinel-password-0123456789',
+  'leaderway-redis-passwords/admin-password': 'admin-password-0123456789',
   'leaderway-gateway-ca/ca.crt': 'PEM',
   'leaderway-gateway-identity/tls.crt': 'PEM',
   'leaderway-gateway-identity/tls.key': 'PEM',

@@ -18,7 +18,9 @@ import {
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
+import { allowedName, certificateNames, parseNamePatterns } from '../../node/ha/gateway-names';
 import { parseKeyList } from '../../shared/config/formats';
+import { nodeSchema } from '../../shared/config/node-schema';
 import { signingKeyFromSeed } from '../../shared/crypto/signing';
 import { parseRedisUrl } from '../../shared/storage/redis/redis-url';
 import { SCRIPT_SECRETS } from './invariants';
@@ -139,15 +141,25 @@ test('creates the namespace and exactly the Secrets the manifests reference, wit
   assert.ok(cert.verify(ca.publicKey), 'the identity is signed by the CA');
   assert.ok(!cert.ca);
   assert.deepEqual(cert.keyUsage, ['1.3.6.1.5.5.7.3.2'], 'extended key usage: client auth only');
+  assert.equal(
+    allowedName(
+      parseNamePatterns(nodeSchema.gateway_allowed_names.default),
+      certificateNames(cert.subjectAltName),
+    ),
+    'leaderway-gateway',
+    'nodes admit it with the default LEADERWAY_GATEWAY_ALLOWED_NAMES',
+  );
   assert.ok(cert.checkPrivateKey(createPrivateKey(get('leaderway-gateway-identity/tls.key'))));
-  // The dev Redis: two users, each URL with its own password.
+  // The dev Redis: two users, each URL with its own password; the operators' admin user a third.
   const nodePw = get('leaderway-redis-passwords/node-password');
   const gwPw = get('leaderway-redis-passwords/gateway-password');
+  const adminPw = get('leaderway-redis-passwords/admin-password');
   assert.match(nodePw, /^[0-9a-f]{48}$/);
-  assert.notEqual(nodePw, gwPw);
+  assert.match(adminPw, /^[0-9a-f]{48}$/);
+  assert.equal(new Set([nodePw, gwPw, adminPw]).size, 3);
   assert.equal(get('leaderway-redis-node/url'), `redis://leaderway-node:${nodePw}@leaderway-redis:6379`);
   assert.equal(get('leaderway-redis-gateway/url'), `redis://leaderway-gateway:${gwPw}@leaderway-redis:6379`);
-  const values = [seal, ad, signing, nodePw, gwPw, get('leaderway-gateway-identity/tls.key')];
+  const values = [seal, ad, signing, nodePw, gwPw, adminPw, get('leaderway-gateway-identity/tls.key')];
   for (const call of s.calls) {
     for (const value of values) assert.ok(!call.includes(value), `a secret on the command line: ${call}`);
   }
@@ -201,12 +213,13 @@ test('--redis-sentinel: the Sentinel component passwords and redis+sentinel:// U
   const secrets = state().secrets;
   const pw = secrets['lw-sentinel/leaderway-redis-passwords'] ?? {};
   assert.deepEqual(Object.keys(pw).sort(), [
+    'admin-password',
     'gateway-password',
     'internal-password',
     'node-password',
     'sentinel-password',
   ]);
-  assert.equal(new Set(Object.values(pw)).size, 4, 'four distinct passwords');
+  assert.equal(new Set(Object.values(pw)).size, 5, 'five distinct passwords');
   const node = parseRedisUrl(secrets['lw-sentinel/leaderway-redis-node']?.url ?? '');
   assert.ok('options' in node);
   assert.equal(node.options.name, 'mymaster');

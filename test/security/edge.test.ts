@@ -125,15 +125,26 @@ describe("the gateway's edge", () => {
       WRITE,
       'GET /v1/sys/health HTTP/1.1\r\nHost: gw\r\n\r\n',
     ];
+    const node = await c.active();
     for (let round = 0; round < 5; round++) {
       await Promise.all(
-        stages.flatMap((bytes) => [0, 5, 50].map((ms) => sendAndReset(c.gw.port, bytes, ms))),
+        [c.gw.port, node.port].flatMap((port) =>
+          stages.flatMap((bytes) => [0, 5, 50].map((ms) => sendAndReset(port, bytes, ms))),
+        ),
       );
+      // The active's cluster port: raw bytes, and TLS without a client certificate (refused).
+      await Promise.all([
+        ...[0, 20].map((ms) => sendAndReset(node.clusterPort, HELLO_START.toString('latin1'), ms)),
+        ...[0, 20].map((ms) => sendAndReset(node.clusterPort, UPGRADE, ms, { secure: true })),
+      ]);
     }
     await new Promise((r) => setTimeout(r, 500));
-    assert.equal(c.gw.child.exitCode, null, `the gateway exited: ${c.gw.lines.slice(-5).join('\n')}`);
+    for (const p of [c.gw, node]) {
+      assert.equal(p.child.exitCode, null, `${p.name} exited: ${p.lines.slice(-5).join('\n')}`);
+      assert.ok(!p.lines.some((l) => /Unhandled 'error' event/.test(l)));
+    }
     assert.equal((await call(c.gw.url, '/v1/sys/health')).status, 200);
-    assert.ok(!c.gw.lines.some((l) => /Unhandled 'error' event/.test(l)));
+    assert.equal((await call(node.url, '/v1/sys/health')).status, 200);
   });
 });
 

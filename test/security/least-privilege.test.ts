@@ -1,10 +1,13 @@
 /**
  * Least privilege for gateways (what a compromised gateway can and cannot do), against a Redis
  * that enforces the users `leaderway redis-acl` prints: nodes run as `leaderway-node`, the
- * gateway as `leaderway-gateway`, and the cluster works end to end that way. The gateway's Redis
- * user cannot take the lock, write an advertisement, run a script or read a secret's ciphertext;
- * nothing it can read holds private key material; its own certificate does not open the active's
- * internal endpoints; and it refuses to start with a key only nodes may hold.
+ * gateway as `leaderway-gateway`, and the cluster works end to end that way without one command
+ * refused (Redis' ACL LOG stays empty: each user allows exactly what its process sends). The
+ * gateway's Redis user cannot take the lock, write an advertisement, run a script, read a
+ * secret's ciphertext, or run INFO or SELECT; the node's runs no Lua but leaderway's own scripts;
+ * the operators' `leaderway-admin` can stop a runaway script. Nothing the gateway can read holds
+ * private key material; its own certificate does not open the active's internal endpoints; and
+ * it refuses to start with a key only nodes may hold.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -18,7 +21,10 @@ import { Client } from 'undici';
 import { gatewayPki } from '../../cli/gateway-pki';
 import { advertisementPath, decodeAdvertisement } from '../../shared/advertisement';
 import { verifyKeyFromRaw } from '../../shared/crypto/signing';
+import { isLwError } from '../../shared/errors';
 import { aclLines } from '../../shared/storage/redis/acl';
+import { RedisBackend } from '../../shared/storage/redis/redis-backend';
+import { scriptShas } from '../../shared/storage/redis/scripts';
 import { gatewayClientTls, readLeaderIdentity, waitActive } from '../helpers/cluster';
 import { call, initCluster } from '../helpers/http';
 import { freePort } from '../helpers/ports';
@@ -28,6 +34,9 @@ import { tlsAccepted } from '../helpers/tls-probe';
 
 const NODE_PASSWORD = 'node-password-for-the-acl-test';
 const GATEWAY_PASSWORD = 'gateway-password-for-the-acl-test';
+const ADMIN_PASSWORD = 'admin-password-for-the-acl-test';
+/** A test client as the users' processes connect: no INFO ready check, no CLIENT SETINFO. */
+const CLIENT_OPTIONS = { maxRetriesPerRequest: 1, enableReadyCheck: false, disableClientInfo: true };
 const BIN = path.resolve(__dirname, '..', '..', 'bin', 'leaderway');
 
 describe('least privilege: a compromised gateway', () => {
@@ -51,7 +60,7 @@ describe('least privilege: a compromised gateway', () => {
       aclFile,
       [
         'user default on nopass ~* &* +@all',
-        ...aclLines('leaderway', NODE_PASSWORD, GATEWAY_PASSWORD),
+        ...aclLines('leaderway', { node: NODE_PASSWORD, gateway: GATEWAY_PASSWORD, admin: ADMIN_PASSWORD }),
         '',
       ].join('\n'),
     );
@@ -64,7 +73,7 @@ describe('least privilege: a compromised gateway', () => {
     token = await initCluster((nodes[0] as Proc).url);
     nodes.push(await spawnNode('n2', { redisUrl: nodeUrl, keys, apiAddr }));
     gw = await spawnGateway('gw', { redisUrl: gatewayUrl, keys, port });
-    asGateway = new Redis(gatewayUrl, { maxRetriesPerRequest: 1 });
+    asGateway = new Redis(gatewayUrl, CLIENT_OPTIONS);
   });
 
   after(async () => {
@@ -95,6 +104,9 @@ describe('least privilege: a compromised gateway', () => {
     for (const p of [...nodes, gw]) {
       assert.ok(!p.lines.some((l) => /NOPERM/i.test(l)), `${p.name} was refused a Redis command`);
     }
+    // Nor silently: ioredis ignores some refusals (a CLIENT SETINFO), Redis logs every one.
+    const log = JSON.stringify(await redis.cli('ACL', 'LOG'));
+    assert.ok(!/leaderway-(node|gateway)/.test(log), `Redis refused the cluster's users: ${log}`);
   });
 
   it('the gateway user gets NOPERM for writing leadership, scripts and everything else', async () => {
@@ -117,6 +129,8 @@ describe('least privilege: a compromised gateway', () => {
       ['CONFIG GET', () => asGateway.config('GET', '*')],
       ['FLUSHALL', () => asGateway.flushall()],
       ['ACL LIST', () => asGateway.acl('LIST')],
+      ['INFO', () => asGateway.info()],
+      ['SELECT', () => asGateway.select(1)],
     ];
     for (const [what, run] of refused) {
       await assert.rejects(run, /NOPERM/, `${what} was allowed to the gateway user`);
@@ -124,21 +138,84 @@ describe('least privilege: a compromised gateway', () => {
     assert.equal(await asGateway.get(lock), uuid, 'the lock is unchanged');
   });
 
-  it('the node user has no administrative or cross-prefix reach', async () => {
-    const asNode = new Redis(nodeUrl, { maxRetriesPerRequest: 1 });
+  it('the node user has no administrative or cross-prefix reach, and runs no Lua but leaderway’s', async () => {
+    const asNode = new Redis(nodeUrl, CLIENT_OPTIONS);
     try {
       assert.ok((await asNode.get('{leaderway}/core/lock')) !== null);
+      // A script of its own: it may load it (loading runs nothing), never run it.
+      const foreign = "return redis.call('GET', KEYS[1])";
+      const foreignSha = String(await asNode.script('LOAD', foreign));
       for (const [what, run] of [
         ['KEYS', () => asNode.keys('*')],
         ['FLUSHALL', () => asNode.flushall()],
         ['CONFIG SET', () => asNode.config('SET', 'appendonly', 'no')],
         ['another prefix', () => asNode.set('{other}/core/lock', 'x')],
         ['ACL SETUSER', () => asNode.acl('SETUSER', 'evil', 'on', '>pw', '+@all')],
+        ['EVAL of any script', () => asNode.eval("return redis.call('TIME')", 0)],
+        ['EVAL of a busy loop', () => asNode.eval('while true do end', 0)],
+        ['EVALSHA of a script it loaded', () => asNode.evalsha(foreignSha, 1, '{leaderway}/core/lock')],
+        [
+          'FUNCTION LOAD',
+          () => asNode.call('FUNCTION', 'LOAD', "#!lua name=x\nredis.register_function('x', function() end)"),
+        ],
+        ['SCRIPT KILL', () => asNode.script('KILL')],
+        ['SELECT', () => asNode.select(1)],
       ] as Array<[string, () => Promise<unknown>]>) {
         await assert.rejects(run, /NOPERM/, `${what} was allowed to the node user`);
       }
+      // Positive control: each of leaderway's scripts, and the commands the node sends itself.
+      const admin = new Redis(redis.url, CLIENT_OPTIONS);
+      try {
+        const dryrun = (...args: string[]) => admin.call('ACL', 'DRYRUN', 'leaderway-node', ...args);
+        for (const { file, sha } of scriptShas())
+          assert.equal(await dryrun('EVALSHA', sha, '1', '{leaderway}/core/lock'), 'OK', file);
+        for (const cmd of [
+          ['WAIT', '1', '0'],
+          ['INFO', 'server'],
+          ['CLIENT', 'ID'],
+          ['SCRIPT', 'LOAD', 'return 1'],
+        ])
+          assert.equal(await dryrun(...(cmd as [string, ...string[]])), 'OK', cmd.join(' '));
+      } finally {
+        admin.disconnect();
+      }
     } finally {
       asNode.disconnect();
+    }
+  });
+
+  it('a URL naming another database fails to connect instead of using database 0', async () => {
+    const wrongDb = new RedisBackend({ url: `${gatewayUrl}/2`, reader: true });
+    try {
+      await assert.rejects(wrongDb.start(1_500), (err: unknown) => {
+        assert.ok(isLwError(err, 'LW_ERR_STORAGE_UNAVAILABLE'), String(err));
+        assert.match(String((err.cause as Error | undefined)?.message), /'select'/);
+        return true;
+      });
+    } finally {
+      await wrongDb.close();
+    }
+  });
+
+  it('the operators’ leaderway-admin may stop a runaway script, and only it may', async () => {
+    const adminUrl = `redis://leaderway-admin:${ADMIN_PASSWORD}@127.0.0.1:${redis.port}`;
+    const asAdmin = new Redis(adminUrl, CLIENT_OPTIONS);
+    try {
+      // Permitted: with no script running Redis answers NOTBUSY, not NOPERM.
+      await assert.rejects(asAdmin.script('KILL'), /NOTBUSY/);
+      assert.match(String(await asAdmin.info('server')), /redis_version/);
+      assert.equal(await asAdmin.acl('WHOAMI'), 'leaderway-admin');
+      await assert.rejects(asGateway.script('KILL'), /NOPERM/);
+      // Not DEBUG or MODULE (Redis may refuse those to everyone by configuration: ask the ACL).
+      for (const cmd of [
+        ['DEBUG', 'SLEEP', '0'],
+        ['MODULE', 'LOAD', '/tmp/x.so'],
+      ]) {
+        const verdict = await redis.cli('ACL', 'DRYRUN', 'leaderway-admin', ...cmd);
+        assert.match(String(verdict), /no permissions/, cmd.join(' '));
+      }
+    } finally {
+      asAdmin.disconnect();
     }
   });
 

@@ -321,6 +321,35 @@ describe('nodeSettings', () => {
     }
   });
 
+  it('gateways: the default name, blank or bad patterns refused, a CRL only with a CA', async () => {
+    const api = { BAO_API_ADDR: 'http://10.0.0.5:8200' };
+    assert.equal((await settings(api)).gateways, null, 'no CA: no gateway');
+    const ca = { ...api, LEADERWAY_GATEWAY_CA_FILE: '/etc/leaderway/gateway-ca/ca.crt' };
+    const g = (await settings(ca)).gateways;
+    assert.deepEqual(
+      g?.allowedNames.map((p) => p.text),
+      ['leaderway-gateway'],
+    );
+    assert.equal(g?.crlFile, null);
+    // An empty variable is unset (the default); a blank list is not "every gateway" or "none".
+    assert.deepEqual(
+      (await settings({ ...ca, LEADERWAY_GATEWAY_ALLOWED_NAMES: '' })).gateways?.allowedNames.map(
+        (p) => p.text,
+      ),
+      ['leaderway-gateway'],
+    );
+    for (const bad of [' ', ' , ', 'spiffe://*/ns/a', 'gw..example.org']) {
+      const err = await configError(
+        async () => await settings({ ...ca, LEADERWAY_GATEWAY_ALLOWED_NAMES: bad }),
+      );
+      assert.match(err.message, /^gateway_allowed_names \(LEADERWAY_GATEWAY_ALLOWED_NAMES\): /);
+    }
+    const crl = await configError(
+      async () => await settings({ ...api, LEADERWAY_GATEWAY_CRL_FILE: '/etc/leaderway/gateways.crl' }),
+    );
+    assert.match(crl.message, /LEADERWAY_GATEWAY_CRL_FILE\): needs gateway_ca_file/);
+  });
+
   it('derives cluster_addr from api_addr: same host, port + 1, always https', async () => {
     const s = await settings({ BAO_API_ADDR: 'http://10.0.0.5:8200' });
     assert.equal(s.apiAddr, 'http://10.0.0.5:8200');

@@ -117,7 +117,12 @@ const path = (c: Context) => c.params.path as string;
 const secretExists = async (c: Context) => (await kv(c).readMeta(c.storage, path(c))) !== null;
 
 async function readData(c: Context): Promise<Reply> {
-  const found = await kv(c).read(c.storage, path(c), queryInt(c.req.query.get('version'), 'version'));
+  const found = await kv(c).read(
+    c.storage,
+    path(c),
+    queryInt(c.req.query.get('version'), 'version'),
+    c.budget,
+  );
   if (!found) throw NOT_FOUND();
   return { ...ok(found.secret), status: found.found ? 200 : 404 };
 }
@@ -131,12 +136,17 @@ async function writeData(c: Context): Promise<Reply> {
 async function patchData(c: Context): Promise<Reply> {
   const body = await c.body();
   const data = objectField(body.data, 'no data provided');
-  return ok(await kv(c).patch(c.storage, path(c), data, casOption(body)));
+  return ok(await kv(c).patch(c.storage, path(c), data, casOption(body), c.budget));
 }
 
 async function subkeysRead(c: Context): Promise<Reply> {
   const depth = queryInt(c.req.query.get('depth'), 'depth');
-  const found = await kv(c).read(c.storage, path(c), queryInt(c.req.query.get('version'), 'version'));
+  const found = await kv(c).read(
+    c.storage,
+    path(c),
+    queryInt(c.req.query.get('version'), 'version'),
+    c.budget,
+  );
   if (!found?.found || !found.secret.data) throw NOT_FOUND();
   return ok({ subkeys: subkeys(found.secret.data, depth), metadata: found.secret.metadata });
 }

@@ -18,10 +18,10 @@ export const kvV1Routes: readonly Route[] = [
   { pattern: /^$/, ops: { list: (c) => list(c, '') } },
   {
     pattern: /^(?<path>.+)$/,
-    exists: async (c) => (await engine(c).read(c.storage, c.params.path as string)) !== null,
+    exists: (c) => engine(c).exists(c.storage, c.params.path as string),
     ops: {
       read: async (c) => {
-        const data = await engine(c).read(c.storage, c.params.path as string);
+        const data = await engine(c).read(c.storage, c.params.path as string, c.budget);
         if (!data) throw NOT_FOUND();
         return ok(data, { lease_duration: DEFAULT_LEASE_SECONDS });
       },

@@ -30,6 +30,14 @@ export interface ConnectionOptions {
   commandTimeoutMs: number;
   /** Re-issue SUBSCRIBE ourselves on every (re)connect instead of trusting ioredis' memory. */
   onReady?: (client: ScriptedRedis) => void;
+  /**
+   * ioredis' ready check: INFO after connecting, to wait while Redis loads its data and, behind
+   * Sentinel, to refuse a server that is not the primary (default true). A reader (a gateway)
+   * goes without, so its Redis user needs no INFO: a command sent while Redis loads is refused
+   * (LOADING) and retried like any outage, and a replica it reached by mistake serves it reads
+   * no staler than a failover would (it never writes).
+   */
+  readyCheck?: boolean;
 }
 
 /**
@@ -46,11 +54,23 @@ export function sanitizeError(err: unknown): Error {
   return safe;
 }
 
+/** Redis refused the SELECT ioredis sends for a URL's database number. */
+function refusedSelect(err: unknown): boolean {
+  return err instanceof Error && /^NOPERM\b.*'select'/i.test(err.message);
+}
+
 /** A self-healing connection. Every failure surfaces as `LW_ERR_STORAGE_UNAVAILABLE`. */
 export class RedisConnection {
   readonly client: ScriptedRedis;
   /** The last connection error, sanitized: the `cause` of start() failures. */
   private lastError: Error | undefined;
+  /**
+   * Redis refused this connection's SELECT: the URL names a database the user may not select
+   * (leaderway's Redis users grant no SELECT). ioredis would carry on in database 0 — another
+   * cluster's data, perhaps — so the connection is dropped and counts as unusable until a
+   * handshake passes without a refusal (the URL or the user fixed).
+   */
+  private refusal: Error | null = null;
   private closed = false;
   private endTimer: NodeJS.Timeout | undefined;
   /** Settles the `start()` calls still waiting, so close() never leaves one hanging. */
@@ -74,6 +94,10 @@ export class RedisConnection {
       retryStrategy: (times) => Math.min(times * RECONNECT_STEP_MS, RECONNECT_MAX_DELAY_MS),
       // After a Sentinel failover the old master turns replica: reconnect to find the new one.
       reconnectOnError: (err) => err.message.startsWith('READONLY'),
+      enableReadyCheck: opts.readyCheck ?? true,
+      // No CLIENT SETINFO on connect: our Redis users need not allow it (ioredis would ignore the
+      // refusal, but every refusal fills Redis' ACL LOG).
+      disableClientInfo: true,
     };
     const client =
       'url' in target ? new Redis(target.url, options) : new Redis({ ...target.options, ...options });
@@ -81,8 +105,18 @@ export class RedisConnection {
     // Without an 'error' listener ioredis prints every reconnect failure to stderr.
     client.on('error', (err: unknown) => {
       this.lastError = sanitizeError(err);
+      if (refusedSelect(err)) {
+        this.refusal = this.lastError;
+        client.disconnect(true);
+      }
     });
-    client.on('ready', () => opts.onReady?.(this.client));
+    // Each handshake starts clean; the refusal, if any, arrives before 'ready'.
+    client.on('connect', () => {
+      this.refusal = null;
+    });
+    client.on('ready', () => {
+      if (!this.refusal) opts.onReady?.(this.client);
+    });
     // A connector failure (e.g. no sentinel reachable) ends the client for good; revive it.
     client.on('end', () => {
       if (this.closed) return;
@@ -94,7 +128,7 @@ export class RedisConnection {
 
   /** True once connected and ready for commands. */
   get ready(): boolean {
-    return this.client.status === 'ready';
+    return this.client.status === 'ready' && !this.refusal;
   }
 
   /**
@@ -114,7 +148,9 @@ export class RedisConnection {
         if (err) reject(err);
         else resolve();
       };
-      const onReady = (): void => finish();
+      const onReady = (): void => {
+        if (!this.refusal) finish();
+      };
       const timer = setTimeout(() => finish(storageUnavailableError(this.lastError)), timeoutMs);
       this.client.on('ready', onReady);
       this.startWaiters.add(finish);
@@ -124,6 +160,7 @@ export class RedisConnection {
   /** Runs `fn` on the client, mapping any failure that is not already an LwError. */
   async run<T>(fn: (client: ScriptedRedis) => Promise<T>): Promise<T> {
     if (this.closed) throw storageUnavailableError();
+    if (this.refusal) throw storageUnavailableError(this.refusal);
     this.kick();
     try {
       return await fn(this.client);

@@ -52,6 +52,8 @@ export interface RedisBackendOptions {
   replication?: ReplicationSettings;
   /** A write WAIT did not confirm in time (for a metric). */
   onUnreplicated?(): void;
+  /** A process that only reads (a gateway): no INFO ready check (see ConnectionOptions.readyCheck). */
+  reader?: boolean;
 }
 
 /**
@@ -78,6 +80,7 @@ export class RedisBackend implements FencingBackend, FenceTarget {
     this.conn = new RedisConnection({
       url: opts.url,
       connectionName: `leaderway-data-${this.keys.prefix}`,
+      readyCheck: !opts.reader,
       commandTimeoutMs: Math.max(
         opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
         this.minReplicas > 0 ? this.waitTimeoutMs + WAIT_SLACK_MS : 0,
@@ -100,6 +103,10 @@ export class RedisBackend implements FencingBackend, FenceTarget {
 
   get(path: string): Promise<Buffer | null> {
     return this.conn.run((c) => c.getBuffer(this.keys.data(path)));
+  }
+
+  getWithin(path: string, maxBytes: number): Promise<Buffer | number | null> {
+    return this.conn.run((c) => c.lwGetWithin(this.keys.data(path), maxBytes));
   }
 
   async put(path: string, value: Buffer): Promise<void> {

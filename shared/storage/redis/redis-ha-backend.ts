@@ -27,6 +27,12 @@ export interface RedisHABackendOptions {
   replication?: ReplicationSettings;
   /** Called once if Redis refuses the commands holder liveness needs (CLIENT ID / CLIENT LIST). */
   onLivenessUnavailable?(reason: string): void;
+  /**
+   * A process that only reads the lock and the events (a gateway): its connections skip what
+   * only a lock holder needs — the INFO ready check, the connection identity (CLIENT ID, INFO)
+   * — so its Redis user needs none of those commands.
+   */
+  reader?: boolean;
 }
 
 /**
@@ -109,8 +115,9 @@ export class RedisHABackend implements HABackend {
       url: opts.url,
       connectionName: `leaderway-lock-${this.keys.prefix}`,
       commandTimeoutMs,
+      readyCheck: !opts.reader,
       onReady: (c) => {
-        this.identifying = this.identify(c);
+        if (!opts.reader) this.identifying = this.identify(c);
       },
     });
     this.lock.client.on('close', () => {
@@ -294,6 +301,7 @@ export class RedisHABackend implements HABackend {
       url: this.opts.url,
       connectionName: `leaderway-events-${this.keys.prefix}`,
       commandTimeoutMs: this.opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+      readyCheck: !this.opts.reader,
       onReady: resubscribe,
     });
     subscriber.client.on('message', (from: string, message: string) => {

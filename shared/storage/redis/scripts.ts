@@ -1,8 +1,13 @@
 /**
- * Loads the Lua scripts in `scripts/` and registers them on a client with `defineCommand`
- * (ioredis sends EVALSHA, falling back to EVAL on a connection that has not loaded the script
- * yet, e.g. after Redis restarted). The argument layouts are documented at the top of each file.
+ * Loads the Lua scripts in `scripts/` and adds them to a client as commands (`lwBatch`, ...) that
+ * run with EVALSHA only. On NOSCRIPT (Redis restarted, failed over or flushed its script cache)
+ * the command loads its script with SCRIPT LOAD and runs again — safe, writes included, because
+ * NOSCRIPT means nothing ran. Not ioredis' defineCommand: that sends the whole script with EVAL
+ * on every new connection, so the node's Redis user would need EVAL, which runs any Lua at all;
+ * this way it needs only EVALSHA of these scripts' SHA-1s (acl.ts). The argument layouts are
+ * documented at the top of each file.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type Redis from 'ioredis';
@@ -32,6 +37,8 @@ export interface LeaderwayCommands {
   lwLockTouch(lockKey: string, connKey: string, value: string, conn: string): Promise<number>;
   /** Reply: 1 applied, 0 guard exists, -1 fenced. The first argument is the number of keys. */
   lwBatch(numKeys: number, ...keysAndArgs: RedisArg[]): Promise<number>;
+  /** Reply: the value if at most `maxBytes` long, else its length; null when absent. */
+  lwGetWithin(dataKey: string, maxBytes: number): Promise<Buffer | number | null>;
 }
 
 /** An ioredis client with the leaderway scripts defined. */
@@ -39,13 +46,22 @@ export type ScriptedRedis = Redis & LeaderwayCommands;
 
 const SCRIPT_DIR_FROM_ROOT = path.join('shared', 'storage', 'redis', 'scripts');
 
-const DEFINITIONS: ReadonlyArray<{ command: keyof LeaderwayCommands; file: string; keys?: number }> = [
+/** A script's command, file and number of keys; `buffers`: its reply carries stored bytes. */
+interface Definition {
+  command: keyof LeaderwayCommands;
+  file: string;
+  keys?: number;
+  buffers?: boolean;
+}
+
+const DEFINITIONS: readonly Definition[] = [
   { command: 'lwLockAcquire', file: 'lock-acquire.lua', keys: 3 },
   { command: 'lwLockRenew', file: 'lock-renew.lua', keys: 2 },
   { command: 'lwLockRelease', file: 'lock-release.lua', keys: 2 },
   { command: 'lwLockTouch', file: 'lock-touch.lua', keys: 2 },
   // The batch touches a variable number of keys, so the caller passes the count.
   { command: 'lwBatch', file: 'batch.lua' },
+  { command: 'lwGetWithin', file: 'get-within.lua', keys: 1, buffers: true },
 ];
 
 let loaded: Map<string, string> | undefined;
@@ -81,12 +97,43 @@ function loadScripts(): Map<string, string> {
   return loaded;
 }
 
-/** Defines the leaderway commands on `client` and returns it, typed. */
+/** Each script file and the SHA-1 EVALSHA names it by (what the node's Redis user may run). */
+export function scriptShas(): Array<{ file: string; sha: string }> {
+  const scripts = loadScripts();
+  return DEFINITIONS.map(({ file }) => ({ file, sha: sha1(scripts.get(file) as string) }));
+}
+
+function sha1(lua: string): string {
+  return createHash('sha1').update(lua, 'utf8').digest('hex');
+}
+
+/** Redis does not have the script (restarted, failed over, SCRIPT FLUSH): it did not run. */
+function isNoScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT');
+}
+
+/** The command for one script: EVALSHA, and on NOSCRIPT a SCRIPT LOAD and EVALSHA again. */
+function scriptCommand(client: Redis, d: Definition, lua: string) {
+  const sha = sha1(lua);
+  type Args = [numKeys: number, ...args: RedisArg[]];
+  const run = (argv: Args): Promise<unknown> =>
+    d.buffers ? client.callBuffer('evalsha', sha, ...argv) : client.evalsha(sha, ...argv);
+  return async (...args: RedisArg[]): Promise<unknown> => {
+    const argv = (d.keys === undefined ? args : [d.keys, ...args]) as Args;
+    try {
+      return await run(argv);
+    } catch (err) {
+      if (!isNoScript(err)) throw err;
+      await client.script('LOAD', lua);
+      return run(argv);
+    }
+  };
+}
+
+/** Adds the leaderway commands to `client` and returns it, typed. */
 export function defineScripts(client: Redis): ScriptedRedis {
   const scripts = loadScripts();
-  for (const { command, file, keys } of DEFINITIONS) {
-    const lua = scripts.get(file) as string;
-    client.defineCommand(command, keys === undefined ? { lua } : { lua, numberOfKeys: keys });
-  }
-  return client as ScriptedRedis;
+  const commands: Record<string, unknown> = {};
+  for (const d of DEFINITIONS) commands[d.command] = scriptCommand(client, d, scripts.get(d.file) as string);
+  return Object.assign(client, commands) as unknown as ScriptedRedis;
 }
