@@ -23,6 +23,7 @@ import type { Backend, HABackend } from '../shared/storage/backend';
 import {
   boundCounter,
   createGatewayMetrics,
+  type GatewayHoldings,
   type GatewayMetrics,
   listenerHooks,
   methodLabel,
@@ -51,6 +52,19 @@ export type GatewayStatus = 'new' | 'running' | 'draining' | 'closed';
 /** While the leader is unreachable, how often to probe it again. */
 const REPROBE_MS = 2_000;
 
+/** After the listener closed, how long requests it cut may take to give their places back. */
+const DRAIN_SETTLE_MS = 1_000;
+/** How often, meanwhile, to look again (each look is a few counters: cheap). */
+const DRAIN_POLL_MS = 10;
+
+/** Whether requests hold nothing: no replay bytes, bodies, upload or pool places. */
+function nothingHeld(h: GatewayHoldings): boolean {
+  return (
+    h.replayBytes.small + h.replayBytes.large + h.bodiesReceiving === 0 &&
+    h.uploads.inUse + h.uploads.waiting + h.leaderPool.inUse + h.leaderPool.waiting === 0
+  );
+}
+
 /** Only the Vault API (and the operator endpoints) are served. */
 const NOT_FOUND = new LwError('LW_ERR_NOT_FOUND', 'not found');
 
@@ -67,7 +81,7 @@ export class GatewayServer {
   readonly watcher: LeaderWatcher;
   private readonly proxy: GatewayProxy;
   /** This gateway's Prometheus metrics (the metrics listener; /metrics with unauthenticated access). */
-  readonly metrics: GatewayMetrics = createGatewayMetrics();
+  readonly metrics: GatewayMetrics = createGatewayMetrics(() => this.holdings());
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -147,6 +161,38 @@ export class GatewayServer {
         onShed: (reason) => this.metrics.shed.inc({ reason }),
       },
     });
+  }
+
+  /** What requests in progress hold right now (the metrics' gauges). */
+  private holdings(): GatewayHoldings {
+    const pool = this.watcher.current()?.client?.admission;
+    return {
+      ...this.proxy.holdings(),
+      leaderPool: { inUse: pool?.inUse ?? 0, waiting: pool?.queued ?? 0 },
+    };
+  }
+
+  /**
+   * Once the listener is closed every request has ended, so everything they held must be back:
+   * logs what is (all zero), or warns naming what is still held — a leak.
+   */
+  private async logDrained(): Promise<void> {
+    // Requests cut by the close give their places back as their sockets' errors and upstream
+    // aborts are delivered, a few event-loop turns later.
+    const until = performance.now() + DRAIN_SETTLE_MS;
+    let h = this.holdings();
+    while (!nothingHeld(h) && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+      h = this.holdings();
+    }
+    const fields = {
+      replay_bytes: h.replayBytes.small + h.replayBytes.large,
+      bodies_receiving: h.bodiesReceiving,
+      upload_places: h.uploads.inUse + h.uploads.waiting,
+      leader_pool_places: h.leaderPool.inUse + h.leaderPool.waiting,
+    };
+    if (nothingHeld(h)) this.deps.log.info(fields, 'requests drained: nothing held');
+    else this.deps.log.warn(fields, 'requests drained, but places or replay bytes are still held');
   }
 
   /** Probes a new leader's cluster_addr; while it fails, again every REPROBE_MS. */
@@ -338,8 +384,10 @@ export class GatewayServer {
       this.deps.log.info({ drain_delay_ms: this.settings.drainDelayMs }, 'draining: /-/ready now 503');
       await new Promise((r) => setTimeout(r, this.settings.drainDelayMs));
     }
-    if (this.started)
+    if (this.started) {
       await this.listener.closeGracefully(() => this.inFlight, this.settings.shutdownTimeoutMs);
+      await this.logDrained();
+    }
     clearTimeout(this.reprobe);
     this.identity.close();
     await this.watcher.close();

@@ -16,8 +16,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
 import { isIP, type Socket } from 'node:net';
 import { LwError, MESSAGES } from '../shared/errors';
-import { clientAddressOf, type ForwardedInfo, upstreamHeaders } from '../shared/http/headers';
-import { ReplayableBody } from '../shared/http/replayable-body';
+import { addressGroup, clientAddressOf, type ForwardedInfo, upstreamHeaders } from '../shared/http/headers';
+import { replayBudget, SMALL_BODY_BYTES } from '../shared/http/replay-budget';
+import { DEFAULT_REPLAY_CAP, ReplayableBody } from '../shared/http/replayable-body';
 import { sendError } from '../shared/http/respond';
 import { Admission } from '../shared/leader/admission';
 import {
@@ -30,6 +31,7 @@ import {
 } from '../shared/leader/forward-policy';
 import type { Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
 import type { ProxyOutcome } from '../shared/leader/proxy-request';
+import type { GatewayHoldings } from '../shared/telemetry/metrics';
 import { type Span, traced } from '../shared/telemetry/tracing';
 
 /**
@@ -40,6 +42,22 @@ const MAX_ATTEMPTS = 64;
 
 /** The part of the leader pool that requests still receiving their body may hold. */
 const UPLOAD_SHARE = 1 / 8;
+/**
+ * The part of the upload lane one client address may hold (4 of 16 places with the default
+ * pool), so it takes at least four addresses to fill it; the rest of an address's streaming
+ * requests wait, and waiting addresses are served in turn.
+ */
+const UPLOAD_ADDRESS_SHARE = 1 / 4;
+
+/**
+ * The body's declared length, or null when it sends none (chunked): that body is large, since
+ * its size is unknown until it ends.
+ */
+function declaredLength(headers: IncomingMessage['headers']): number | null {
+  if (headers['transfer-encoding'] !== undefined) return null;
+  const n = Number(headers['content-length']);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
 
 /** Hooks for metrics. */
 export interface ProxyHooks {
@@ -88,9 +106,20 @@ const trustBySocket = new WeakMap<Socket, boolean>();
 export class GatewayProxy {
   /** Requests whose body is still arriving from the client (see `run`). */
   private readonly uploads: Admission;
+  private receiving = 0;
 
   constructor(private readonly o: ProxyOptions) {
-    this.uploads = new Admission(Math.max(1, Math.floor(o.upstreamConnections * UPLOAD_SHARE)));
+    const places = Math.max(1, Math.floor(o.upstreamConnections * UPLOAD_SHARE));
+    this.uploads = new Admission(places, { perKey: Math.max(1, Math.floor(places * UPLOAD_ADDRESS_SHARE)) });
+  }
+
+  /** What requests in progress hold (see GatewayHoldings), but the leader pool. */
+  holdings(): Omit<GatewayHoldings, 'leaderPool'> {
+    return {
+      replayBytes: { small: replayBudget.held('small'), large: replayBudget.held('large') },
+      bodiesReceiving: this.receiving,
+      uploads: { inUse: this.uploads.inUse, waiting: this.uploads.queued },
+    };
   }
 
   private shed(res: ServerResponse, reason: 'overloaded'): void {
@@ -163,51 +192,66 @@ export class GatewayProxy {
 
   /** Proxies one request; `span` is the request's server span (the parent of the attempts'). */
   async handle(req: IncomingMessage, res: ServerResponse, span?: Span): Promise<void> {
-    if (!hasBody(req.headers)) return this.run(req, res, null, false, span);
+    if (!hasBody(req.headers)) return this.run(req, res, null, null, span);
     const xff = req.headers['x-forwarded-for'];
-    const client = clientAddressOf(Array.isArray(xff) ? xff.join(',') : xff, this.forwardedInfo(req));
-    const body = new ReplayableBody(req, { client });
+    // Per-client limits count against the address the leader is told (X-Forwarded-For): the
+    // PROXY protocol source or a trusted proxy's claim where there is one.
+    const client = addressGroup(
+      clientAddressOf(Array.isArray(xff) ? xff.join(',') : xff, this.forwardedInfo(req)),
+    );
+    const declared = declaredLength(req.headers);
+    const small = declared !== null && declared <= SMALL_BODY_BYTES;
+    const body = new ReplayableBody(req, {
+      lane: small ? 'small' : 'large',
+      cap: small ? SMALL_BODY_BYTES : DEFAULT_REPLAY_CAP,
+      client,
+      connection: req.socket,
+    });
     try {
       // A body that fits the copy is read whole before anything upstream is taken: a client
       // sending slowly holds its own connection (until the listener's read timeout), never a
-      // place in the leader's pool.
+      // place in the leader's pool. A small one draws on a reserve large bodies cannot touch, so
+      // it is never held up behind large slow ones (replay-budget.ts).
       let whole: boolean;
+      this.receiving++;
       try {
         whole = await body.prefetch();
       } catch {
         // The client went away, or the read timeout cut it off: nobody to answer.
         res.destroy();
         return;
+      } finally {
+        this.receiving--;
       }
-      await this.run(req, res, body, !whole, span);
+      await this.run(req, res, body, whole ? null : client, span);
     } finally {
       body.dispose();
     }
   }
 
   /**
-   * Proxies one request. `streaming`: its body is still arriving from the client, so an attempt
-   * holds an upstream place for as long as the client takes (bounded by the listener's read
-   * timeout); such requests first enter `uploads`, which lets only a fraction of the pool be held
-   * that way.
+   * Proxies one request. `streamingFrom` (the client's address group) when its body is still
+   * arriving from the client, so an attempt holds an upstream place for as long as the client
+   * takes (bounded by the listener's read timeout); such requests first enter `uploads`, which
+   * lets only a fraction of the pool be held that way, and a quarter of that by one address.
    */
   private async run(
     req: IncomingMessage,
     res: ServerResponse,
     body: ReplayableBody | null,
-    streaming: boolean,
+    streamingFrom: string | null,
     span: Span | undefined,
   ): Promise<void> {
     const gone = new ClientGone(res);
     const f: Flight = { req, res, body, gone, deadline: performance.now() + this.o.failoverWaitMs, span };
-    if (!streaming) return this.attempts(f);
-    const admitted = await this.uploads.enter(gone, this.o.failoverWaitMs);
+    if (streamingFrom === null) return this.attempts(f);
+    const admitted = await this.uploads.enter(gone, this.o.failoverWaitMs, streamingFrom);
     if (admitted === 'aborted') return;
     if (admitted === 'timeout') return this.shed(res, 'overloaded');
     try {
       await this.attempts(f);
     } finally {
-      this.uploads.leave();
+      this.uploads.leave(streamingFrom);
     }
   }
 

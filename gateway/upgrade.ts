@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import { LwError } from '../shared/errors';
 import { downstreamHeaders } from '../shared/http/headers';
 import { rawErrorResponse } from '../shared/http/respond';
+import type { Cancellation } from '../shared/leader/admission';
 import type { Leader } from '../shared/leader/leader-watcher';
 
 /** The flat header list without `expect` (undici refuses it; Node already answered 100-continue). */
@@ -30,7 +31,36 @@ function head(status: number, headers: IncomingHttpHeaders, extra: Record<string
   return `${out}\r\n`;
 }
 
-/** Relays the leader's answer to one upgrade request onto the client's socket. */
+const CLIENT_GONE = 'client went away';
+
+/**
+ * The client's socket as a Cancellation for the wait for a pool place: it went away once the
+ * socket closed (or if it already had).
+ */
+class SocketGone implements Cancellation {
+  aborted: boolean;
+  private notify: (() => void) | undefined;
+
+  constructor(socket: Duplex) {
+    this.aborted = socket.destroyed;
+    socket.once('close', () => {
+      this.aborted = true;
+      const fn = this.notify;
+      this.notify = undefined;
+      fn?.();
+    });
+  }
+
+  onAbort(fn: (() => void) | undefined): void {
+    this.notify = fn;
+  }
+}
+
+/**
+ * Relays the leader's answer to one upgrade request onto the client's socket. Its pool place is
+ * given back however the exchange ends: switched, answered, failed, or the client gone at any
+ * point (before the request left, while the answer streams).
+ */
 class UpgradeRelay implements Dispatcher.DispatchHandler {
   private answered = false;
 
@@ -42,8 +72,15 @@ class UpgradeRelay implements Dispatcher.DispatchHandler {
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    // The client may have gone while this request waited for a connection to the leader: its
+    // 'close' is then past, and the leader's answer would wait for a 'drain' that never comes,
+    // holding its pool place for the leader's lifetime (issue 29).
+    if (this.socket.destroyed) {
+      controller.abort(new Error(CLIENT_GONE));
+      return;
+    }
     this.socket.once('close', () => {
-      if (!controller.aborted) controller.abort(new Error('client went away'));
+      if (!controller.aborted) controller.abort(new Error(CLIENT_GONE));
     });
   }
 
@@ -84,6 +121,10 @@ class UpgradeRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.socket.destroyed) {
+      controller.abort(new Error(CLIENT_GONE));
+      return;
+    }
     if (!this.socket.write(chunk)) {
       controller.pause();
       this.socket.once('drain', () => controller.resume());
@@ -113,6 +154,8 @@ export async function proxyUpgrade(
   leader: Leader | null,
   forwarded: string[],
 ): Promise<void> {
+  // Reset before we got here: nobody to answer, nothing to take.
+  if (socket.destroyed) return;
   if (!leader?.client) {
     socket.end(
       rawErrorResponse(new LwError('LW_ERR_NO_LEADER', 'no active node to upgrade to', { retryAfter: 1 })),
@@ -126,8 +169,9 @@ export async function proxyUpgrade(
     { path: req.url ?? '/', method: 'GET', headers: dropExpect(forwarded), upgrade: protocol },
     (release) => new UpgradeRelay(socket, head, release),
     UPGRADE_ADMISSION_WAIT_MS,
+    new SocketGone(socket),
   );
-  if (!sent)
+  if (sent === 'busy')
     socket.end(
       rawErrorResponse(
         new LwError('LW_ERR_OVERLOADED', 'the leader has too many requests in flight; retry', {

@@ -176,6 +176,7 @@ function targets(r: Results): string {
 }
 
 function abuse(t: Measured<NonNullable<Results['abuse']>['data']>): string {
+  const writers = t.data.writers ?? [];
   return [
     metaLine(t.meta),
     '',
@@ -199,6 +200,31 @@ function abuse(t: Measured<NonNullable<Results['abuse']>['data']>): string {
         `${fmt(r.idleRssMiB)} → ${fmt(r.peakRssMiB)}`,
       ]),
     ),
+    ...(writers.length
+      ? [
+          '',
+          'A legitimate writer (2 clients, each a ~330-byte KV write then an AppRole login) alone, then beside 64 bodies of 1 MiB held one byte short from 8 addresses, 20 slow logins and 500 slow bodies (issue 29):',
+          '',
+          table(
+            [
+              'Round',
+              'writer p99 ms, alone',
+              'beside the attack',
+              'ratio',
+              'requests (alone / beside)',
+              'failures',
+            ],
+            writers.map((w) => [
+              String(w.round + 1),
+              fmt(w.aloneP99),
+              fmt(w.besideP99),
+              fmt(ratio(w.besideP99, w.aloneP99)),
+              `${w.requests.alone} / ${w.requests.beside}`,
+              String(w.failures),
+            ]),
+          ),
+        ]
+      : []),
   ].join('\n');
 }
 

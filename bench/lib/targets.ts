@@ -140,6 +140,16 @@ export function evaluateTargets(r: Results): TargetCheck[] {
       met: q <= 2 && rss <= 64 && abuse.every((x) => x.failures === 0),
     });
   }
+  const writers = r.abuse?.data.writers;
+  if (writers && writers.length > 0) {
+    const q = median(writers.map((x) => ratio(x.besideP99, x.aloneP99)));
+    out.push({
+      target:
+        'A legitimate writer (KV writes + AppRole logins) beside an attacker trickling bodies (64 × 1 MiB held one byte short from 8 addresses, 20 slow logins, 500 slow bodies): p99 ≤ 2× alone, no failure',
+      measured: `p99 ${fmt(q)}× (median of ${writers.length}); ${writers.reduce((n, x) => n + x.failures, 0)} failures`,
+      met: q <= 2 && writers.every((x) => x.failures === 0),
+    });
+  }
   const shim = r.listShim?.data.runs;
   if (shim) {
     const pairs = listShimRatios(shim);

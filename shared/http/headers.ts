@@ -4,6 +4,7 @@
  * might forge are dropped, and the X-Forwarded-* headers are set.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { isIPv4, isIPv6 } from 'node:net';
 import { CLIENT_ADDR_HEADER, INTERNAL_HEADER_PREFIX, NOT_SERVED_HEADER } from './internal-headers';
 
 /** Headers that apply to one connection only and must not be forwarded. */
@@ -54,6 +55,31 @@ export function clientAddressOf(priorFor: string | undefined, fwd: ForwardedInfo
     if (!fwd.isTrusted?.(hop)) return hop;
   }
   return hops[0] ?? fwd.remoteAddress;
+}
+
+/** Groups of an IPv6 address; an embedded IPv4 address (`::ffff:1.2.3.4`) counts as two. */
+function groupCount(groups: string[]): number {
+  let n = 0;
+  for (const g of groups) n += g.includes('.') ? 2 : 1;
+  return n;
+}
+
+/**
+ * Whose limits a client address counts against (the gateway's per-client caps): an IPv4 address
+ * itself (an IPv4-mapped IPv6 one too), an IPv6 address its /64 — a host is commonly given a
+ * whole /64, so counting each address apart would let one client take 2^64 shares. Anything
+ * else (an unparsable X-Forwarded-For entry) counts as itself.
+ */
+export function addressGroup(addr: string): string {
+  if (addr.startsWith('::ffff:') && isIPv4(addr.slice(7))) return addr.slice(7);
+  const bare = addr.split('%')[0] as string;
+  if (!isIPv6(bare)) return addr;
+  const [head = '', tail] = bare.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? 0 : 8 - groupCount(h) - groupCount(t);
+  const groups = [...h, ...Array<string>(zeros).fill('0'), ...t].slice(0, 4);
+  return `${groups.map((g) => Number.parseInt(g, 16).toString(16)).join(':')}::/64`;
 }
 
 /**

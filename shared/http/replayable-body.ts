@@ -4,63 +4,32 @@
  * (up to `cap` bytes) is kept: `prefetch()` reads a small body whole before any upstream
  * resource is taken (so a client that sends slowly holds only its own connection, never a place
  * in the leader's pool), and each attempt replays the copy, then continues with the unread rest.
- * A body larger than the cap, or one that finds its client's share of the budget spent, streams
- * without a copy and can be retried only if no uncopied byte of it was sent yet.
+ * A body larger than the cap, or one that finds no room in the budget (replay-budget.ts: lanes,
+ * per-address and per-connection shares), streams without a copy and can be retried only if no
+ * uncopied byte of it was sent yet.
  */
 import { Readable } from 'node:stream';
+import {
+  type BodyLane,
+  REPLAY_CAP_BYTES,
+  type ReplayBudget,
+  type ReplayClaim,
+  replayBudget,
+} from './replay-budget';
 
-/** Bodies up to this size stay replayable (KV writes are usually far smaller). */
-export const DEFAULT_REPLAY_CAP = 1024 * 1024;
-/**
- * All copies in the process together stay under this, so memory does not grow with
- * concurrency × body size (1,000 concurrent 256 KB writes otherwise held ~250 MB).
- */
-export const REPLAY_BUDGET_BYTES = 64 * 1024 * 1024;
-/** One client address may hold at most this much of the budget, so it cannot use it all up. */
-export const REPLAY_CLIENT_SHARE_BYTES = REPLAY_BUDGET_BYTES / 8;
-
-/** Bytes held by replay copies: in total, and per client address. */
-export class ReplayBudget {
-  private used = 0;
-  private readonly byClient = new Map<string, number>();
-
-  constructor(
-    readonly total: number,
-    readonly perClient: number,
-  ) {}
-
-  /** Bytes currently held. */
-  get held(): number {
-    return this.used;
-  }
-
-  /** Takes `n` bytes for `client`; false (nothing taken) when the total or its share is spent. */
-  take(client: string, n: number): boolean {
-    const mine = this.byClient.get(client) ?? 0;
-    if (this.used + n > this.total || mine + n > this.perClient) return false;
-    this.used += n;
-    this.byClient.set(client, mine + n);
-    return true;
-  }
-
-  /** Returns `n` bytes taken for `client`. */
-  give(client: string, n: number): void {
-    if (n === 0) return;
-    this.used -= n;
-    const left = (this.byClient.get(client) ?? 0) - n;
-    if (left > 0) this.byClient.set(client, left);
-    else this.byClient.delete(client);
-  }
-}
-
-/** The process's budget (the gateway's). */
-export const replayBudget = new ReplayBudget(REPLAY_BUDGET_BYTES, REPLAY_CLIENT_SHARE_BYTES);
+/** Bodies up to this size stay replayable (see replay-budget.ts). */
+export const DEFAULT_REPLAY_CAP = REPLAY_CAP_BYTES;
 
 export interface ReplayableBodyOptions {
+  /** The most this body's copy may hold (default DEFAULT_REPLAY_CAP). */
   cap?: number;
   budget?: ReplayBudget;
-  /** Whose share the copy counts against (the client address). */
+  /** Which part of the budget the copy draws on (default `large`). */
+  lane?: BodyLane;
+  /** Whose share the copy counts against (the client address's group). */
   client?: string;
+  /** The connection the body arrives on (its share is one body's; default: a connection of its own). */
+  connection?: object;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -81,19 +50,22 @@ export class ReplayableBody {
   private readonly source: AsyncIterator<Buffer>;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly cap: number;
-  private readonly budget: ReplayBudget;
-  private readonly client: string;
+  /** What the copy holds of the budget. */
+  private readonly claim: ReplayClaim;
 
   constructor(source: AsyncIterable<Buffer>, o: ReplayableBodyOptions = {}) {
     this.source = source[Symbol.asyncIterator]();
     this.cap = o.cap ?? DEFAULT_REPLAY_CAP;
-    this.budget = o.budget ?? replayBudget;
-    this.client = o.client ?? '';
+    this.claim = (o.budget ?? replayBudget).claim(o.lane ?? 'large', o.client ?? '', o.connection ?? {});
   }
 
-  /** Drops the copy and returns its bytes to the budget. Call when the request is done. */
+  /**
+   * Drops the copy and returns its bytes to the budget; nothing is copied after. Call when the
+   * request is done (idempotent).
+   */
   dispose(): void {
-    this.budget.give(this.client, this.recorded);
+    this.claim.release();
+    this.overflowed = true;
     this.recorded = 0;
     this.chunks.length = 0;
   }
@@ -163,11 +135,7 @@ export class ReplayableBody {
 
   /** Keeps `chunk` in the copy if it fits the cap and the budget. */
   private record(chunk: Buffer): boolean {
-    if (
-      !this.overflowed &&
-      this.recorded + chunk.length <= this.cap &&
-      this.budget.take(this.client, chunk.length)
-    ) {
+    if (!this.overflowed && this.recorded + chunk.length <= this.cap && this.claim.take(chunk.length)) {
       this.chunks.push(chunk);
       this.recorded += chunk.length;
       return true;

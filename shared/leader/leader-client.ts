@@ -11,7 +11,7 @@ import type { Attributes as SpanAttributes } from '@opentelemetry/api';
 import { type Dispatcher, Pool } from 'undici';
 import type { Advertisement } from '../advertisement';
 import { endSpan, type Span, startClientSpan, tracingEnabled } from '../telemetry/tracing';
-import { Admission } from './admission';
+import { Admission, type Cancellation } from './admission';
 import type { ClientGone, ForwardOutcome } from './forward-policy';
 import { type ProxyAttempt, proxyOnce } from './proxy-request';
 
@@ -145,15 +145,18 @@ export class LeaderClient {
 
   /**
    * Sends an upgrade request (a WebSocket) through the admission gate: `handler(release)` must
-   * call `release` once the leader's answer is over (switched, ended or failed). False when the
-   * pool had no place within `waitMs`.
+   * call `release` once the leader's answer is over (switched, ended or failed). `busy` when the
+   * pool had no place within `waitMs`; `aborted` when `cancel` (the client's socket closing)
+   * fired first — a client gone while it waited takes no place.
    */
   async upgrade(
     opts: Dispatcher.DispatchOptions,
     handler: (release: () => void) => Dispatcher.DispatchHandler,
     waitMs: number,
-  ): Promise<boolean> {
-    if ((await this.admission.enter(undefined, waitMs)) !== 'admitted') return false;
+    cancel?: Cancellation,
+  ): Promise<'sent' | 'busy' | 'aborted'> {
+    const admitted = await this.admission.enter(cancel, waitMs);
+    if (admitted !== 'admitted') return admitted === 'timeout' ? 'busy' : 'aborted';
     let released = false;
     this.pool.dispatch(
       opts,
@@ -163,7 +166,7 @@ export class LeaderClient {
         this.admission.leave();
       }),
     );
-    return true;
+    return 'sent';
   }
 
   /** Closes every connection now; requests in flight fail (callers decide whether to retry). */

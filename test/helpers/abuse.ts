@@ -1,14 +1,18 @@
 /**
- * Unauthenticated abuse, as issue 16 measured it, and a light client load beside it:
+ * Unauthenticated abuse, as issues 16 and 29 measured it, and a light client load beside it:
  *  - `hugeInits`: concurrent `PUT sys/init` with 32 MiB bodies (sent as fast as the server reads);
  *  - `slowBodies`: connections that declare a body and send it a byte at a time;
- *  - `lightReads`: a few clients reading one secret in a loop, every latency kept.
- * Shared by the security test (memory bound, service continues) and the bench (latency ratio).
+ *  - `heldBodies`: bodies sent whole but one byte short, then held (issue 29: 1 MiB each);
+ *  - `slowLogins`: AppRole logins whose body trickles in (a node reads a login's body);
+ *  - `lightReads`, `legitWrites`: a few clients reading one secret, or writing ~330-byte KV
+ *    values and logging in, in a loop, every latency kept.
+ * Shared by the security tests (memory bound, service continues, nothing leaks) and the bench
+ * (latency ratios). `gatewayHoldings` reads what a gateway's requests hold from its metrics.
  */
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { Readable } from 'node:stream';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 
 /** A running attack: `stop()` ends it and reports what the server answered. */
 export interface Attack {
@@ -96,6 +100,179 @@ export async function slowBodies(
       return { statuses, errors };
     },
   };
+}
+
+/** Opens a raw connection to 127.0.0.1:`port`, from `localAddress` (another loopback address) if given. */
+async function connect(port: number, localAddress?: string): Promise<net.Socket> {
+  const s = net.connect({ port, host: '127.0.0.1', localAddress });
+  s.on('error', () => undefined);
+  await new Promise<void>((r) => {
+    s.once('connect', () => r());
+    s.once('error', () => r());
+  });
+  return s;
+}
+
+/** Raw connections an attack holds open; `stop()` resets them all. */
+export interface HeldConnections {
+  readonly sockets: net.Socket[];
+  stop(): void;
+}
+
+/** Header lines for `headers` (e.g. an X-Forwarded-For a trusted proxy would add). */
+function headerLines(headers: Record<string, string> = {}): string {
+  return Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+}
+
+/**
+ * `count` KV writes (no token) that declare `size` bytes and send all but the last, then hold
+ * the connection: connection i comes from `addresses[i % n]` (loopback addresses: 127.0.0.2, ...).
+ */
+export async function heldBodies(
+  port: number,
+  count: number,
+  o: { addresses?: string[]; size?: number; headers?: Record<string, string> } = {},
+): Promise<HeldConnections> {
+  const size = o.size ?? 1024 * 1024;
+  const body = Buffer.alloc(size - 1, 0x61);
+  const sockets: net.Socket[] = [];
+  for (let i = 0; i < count; i++) {
+    const s = await connect(port, o.addresses?.[i % o.addresses.length]);
+    s.write(
+      `POST /v1/secret/data/held-${i} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+        `${headerLines(o.headers)}content-length: ${size}\r\n\r\n`,
+    );
+    s.write(body);
+    sockets.push(s);
+  }
+  return {
+    sockets,
+    stop() {
+      for (const s of sockets) s.resetAndDestroy();
+    },
+  };
+}
+
+/**
+ * `count` AppRole logins whose body trickles in, a byte every `everyMs`: with a length (a small
+ * body the gateway reads whole before sending it on) or chunked (a body of unknown size, which
+ * streams to the leader once its address has no room left in the replay budget).
+ */
+export async function slowLogins(
+  port: number,
+  count: number,
+  o: { localAddress?: string; chunked?: boolean; headers?: Record<string, string>; everyMs?: number } = {},
+): Promise<HeldConnections> {
+  const sockets: net.Socket[] = [];
+  const framing = o.chunked ? 'transfer-encoding: chunked\r\n' : 'content-length: 120\r\n';
+  for (let i = 0; i < count; i++) {
+    const s = await connect(port, o.localAddress);
+    s.write(
+      `POST /v1/auth/approle/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+        `${headerLines(o.headers)}${framing}\r\n${o.chunked ? '1\r\n{\r\n' : '{'}`,
+    );
+    sockets.push(s);
+  }
+  const drip = setInterval(() => {
+    for (const s of sockets) if (s.writable) s.write(o.chunked ? '1\r\n \r\n' : ' ');
+  }, o.everyMs ?? 500);
+  return {
+    sockets,
+    stop() {
+      clearInterval(drip);
+      for (const s of sockets) s.resetAndDestroy();
+    },
+  };
+}
+
+/** What a gateway's requests hold, from its metrics listener (see GatewayHoldings). */
+export interface Holdings {
+  replayBytes: number;
+  bodiesReceiving: number;
+  uploadsInUse: number;
+  uploadsWaiting: number;
+  poolInUse: number;
+  poolWaiting: number;
+}
+
+/** Reads a gateway's holdings from `metricsUrl` (`http://host:port` of its metrics listener). */
+export async function gatewayHoldings(metricsUrl: string): Promise<Holdings> {
+  const r = await request(`${metricsUrl}/metrics`);
+  const text = await r.body.text();
+  const sum = (name: string, labels = '') => {
+    let n = 0;
+    const re = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm');
+    for (const m of text.matchAll(re)) if ((m[1] ?? '').includes(labels)) n += Number(m[2]);
+    return n;
+  };
+  return {
+    replayBytes: sum('leaderway_gateway_replay_bytes'),
+    bodiesReceiving: sum('leaderway_gateway_bodies_receiving'),
+    uploadsInUse: sum('leaderway_gateway_upload_places', 'state="in_use"'),
+    uploadsWaiting: sum('leaderway_gateway_upload_places', 'state="waiting"'),
+    poolInUse: sum('leaderway_gateway_leader_pool_places', 'state="in_use"'),
+    poolWaiting: sum('leaderway_gateway_leader_pool_places', 'state="waiting"'),
+  };
+}
+
+/** An AppRole identity a legitimate client logs in with. */
+export interface AppRoleLogin {
+  roleId: string;
+  secretId: string;
+}
+
+/**
+ * `clients` loops, each writing a ~330-byte KV value and then (with `login`) logging in with
+ * AppRole, for `durationMs`, from `localAddress` if given; every latency (ms) and every failure.
+ */
+export async function legitWrites(
+  baseUrl: string,
+  token: string,
+  durationMs: number,
+  o: { clients?: number; localAddress?: string; login?: AppRoleLogin; headers?: Record<string, string> } = {},
+): Promise<{ latencies: number[]; failures: string[] }> {
+  const latencies: number[] = [];
+  const failures: string[] = [];
+  const dispatcher = o.localAddress ? new Agent({ connect: { localAddress: o.localAddress } }) : undefined;
+  const end = performance.now() + durationMs;
+  const value = 'v'.repeat(300);
+  const one = async (path: string, headers: Record<string, string>, body: string) => {
+    const t = performance.now();
+    try {
+      const r = await request(`${baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...o.headers, ...headers },
+        body,
+        dispatcher,
+      });
+      const text = await r.body.text();
+      if (r.statusCode !== 200) failures.push(`${path}: ${r.statusCode} ${text.slice(0, 120)}`);
+      else latencies.push(performance.now() - t);
+    } catch (err) {
+      failures.push(`${path}: ${(err as Error).message}`);
+    }
+  };
+  await Promise.all(
+    Array.from({ length: o.clients ?? 2 }, async (_, i) => {
+      while (performance.now() < end) {
+        await one(
+          `/v1/secret/data/legit-${i}`,
+          { 'x-vault-token': token },
+          JSON.stringify({ data: { value } }),
+        );
+        if (o.login)
+          await one(
+            '/v1/auth/approle/login',
+            {},
+            JSON.stringify({ role_id: o.login.roleId, secret_id: o.login.secretId }),
+          );
+      }
+    }),
+  );
+  await dispatcher?.close();
+  return { latencies, failures };
 }
 
 /** `clients` loops reading `path` for `durationMs`; every latency (ms) and every failure. */
