@@ -275,13 +275,20 @@ export class TokenStore {
    */
   async renew(s: SecureStorage, e: TokenEntry, incrementS: number): Promise<TokenEntry> {
     if (!e.renewable) throw new LwError('LW_ERR_BAD_REQUEST', 'lease is not renewable');
-    const now = Date.now();
-    const byS = e.period ? e.period : incrementS || e.creation_ttl || DEFAULT_TTL_S;
-    let expire = now + byS * 1000;
-    if (e.max_expire && expire > e.max_expire) expire = e.max_expire;
-    const next = { ...e, expire_time: expire };
-    await s.put(ENTRY + e.hash, next);
-    return next;
+    // Under the uses lock and on the entry as stored now: a renewal moves the expiry and nothing
+    // else. Writing back the entry the request started with would give a limited-use token its
+    // counted use back — or, on its last use, bring it back after its revocation.
+    return this.uses.run(e.hash, async () => {
+      const current = await this.entryAt(s, e.hash);
+      if (!current) throw new LwError('LW_ERR_BAD_REQUEST', 'token not found');
+      const now = Date.now();
+      const byS = current.period ? current.period : incrementS || current.creation_ttl || DEFAULT_TTL_S;
+      let expire = now + byS * 1000;
+      if (current.max_expire && expire > current.max_expire) expire = current.max_expire;
+      const next = { ...current, expire_time: expire };
+      await s.put(ENTRY + e.hash, next);
+      return next;
+    });
   }
 
   /**

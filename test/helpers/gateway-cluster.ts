@@ -34,15 +34,40 @@ export interface GatewayClusterOptions {
 
 export async function startGatewayCluster(o: GatewayClusterOptions = {}): Promise<GatewayCluster> {
   const redis = await startRedis();
+  const started: Proc[] = [];
+  // A cluster that fails to come up is stopped here: its caller never gets it to stop, and its
+  // processes would keep the test run from ending.
+  const abandon = async (err: unknown): Promise<never> => {
+    await Promise.all(started.map((p) => p.stop('SIGKILL')));
+    await redis.stop();
+    throw err;
+  };
+  try {
+    return await bringUp(redis, started, o);
+  } catch (err) {
+    return abandon(err);
+  }
+}
+
+async function bringUp(
+  redis: RedisServer,
+  started: Proc[],
+  o: GatewayClusterOptions,
+): Promise<GatewayCluster> {
   const keys = testKeys();
   const port = await freePort();
   const apiAddr = `http://127.0.0.1:${port}`;
   const names = Array.from({ length: o.nodes ?? 3 }, (_, i) => `n${i + 1}`);
   const nodes = await Promise.all(
-    names.map((n) => spawnNode(n, { redisUrl: redis.url, keys, apiAddr, env: o.nodeEnv })),
+    names.map(async (n) => {
+      const p = await spawnNode(n, { redisUrl: redis.url, keys, apiAddr, env: o.nodeEnv });
+      started.push(p);
+      return p;
+    }),
   );
   const token = await initCluster(nodes[0]!.url);
   const gw = await spawnGateway('gw', { redisUrl: redis.url, keys, port, env: o.gatewayEnv });
+  started.push(gw);
   const live = () => nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
   const c: GatewayCluster = {
     redis,

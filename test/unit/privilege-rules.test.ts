@@ -226,6 +226,17 @@ describe('stores over the embedded backend', () => {
     assert.equal(await tokens.aliveByAccessor(s, entry.accessor), null);
   });
 
+  it('a renewal moves the expiry only: it gives no use back and revives no spent token', async () => {
+    const two = await tokens.create(s, { ...base, policies: ['app'], ttlS: 60, numUses: 2 });
+    await tokens.use(s, two.entry);
+    const renewed = await tokens.renew(s, two.entry, 120);
+    assert.equal(renewed.num_uses, 1, 'the counted use stays counted');
+    const one = await tokens.create(s, { ...base, policies: ['app'], ttlS: 60, numUses: 1 });
+    await tokens.use(s, one.entry);
+    await assert.rejects(tokens.renew(s, one.entry, 120), /token not found/);
+    assert.equal(await tokens.find(s, one.token), null, 'the spent token stays revoked');
+  });
+
   it('a role ID belongs to one role of a mount', async () => {
     const approle = new AppRole('approle-test');
     await approle.writeRole(s, 'a', () => undefined);

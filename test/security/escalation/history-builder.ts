@@ -1,0 +1,111 @@
+/**
+ * Hand-made histories for the checker's tests (test/security/escalation-checker.test.ts): a
+ * builder that appends steps as a client would record them, with the answers a server would
+ * give, and a base history with a non-root parent that may create tokens.
+ */
+import type { Rule } from './acl';
+import { checkEscalation, type RuleId } from './checker';
+import type { Call, IssuedToken, Outcome, Step, TokenArgs } from './history';
+
+/** An hour, in seconds. */
+export const HOUR = 3600;
+
+/** Builds a history one step at a time; every step is 100 ms after the last unless told. */
+export class History {
+  readonly steps: Step[] = [];
+  clock = 1_000_000;
+
+  add(
+    actor: string | null,
+    call: Call,
+    status: number,
+    o: { out?: Outcome; addr?: string; gapMs?: number } = {},
+  ) {
+    this.clock += o.gapMs ?? 100;
+    const { out, addr = '127.0.0.1' } = o;
+    this.steps.push({
+      n: this.steps.length + 1,
+      actor,
+      via: 'gateway',
+      addr,
+      start: this.clock,
+      end: this.clock + 10,
+      call,
+      status,
+      ...(out ? { out } : {}),
+    });
+    return this;
+  }
+  policy(name: string, rules: Rule[]) {
+    return this.add('root', { kind: 'policy-write', name, rules }, 204);
+  }
+  /** `actor` creates `label` with `policies` (what the server answered). */
+  create(
+    actor: string,
+    label: string,
+    policies: string[],
+    o: { args?: TokenArgs; orphanPath?: boolean; token?: Partial<IssuedToken>; addr?: string } = {},
+  ) {
+    const token: IssuedToken = {
+      label,
+      policies,
+      leaseS: HOUR,
+      numUses: 0,
+      orphan: o.orphanPath ?? false,
+      ...o.token,
+    };
+    const call: Call = { kind: 'create', orphanPath: o.orphanPath ?? false, args: o.args ?? { policies } };
+    return this.add(actor, call, 200, { out: { token }, addr: o.addr });
+  }
+  approle() {
+    return this.add('root', { kind: 'auth-enable', mount: 'approle' }, 204);
+  }
+  role(name: string, fields: Record<string, unknown>, roleId: string, actor = 'root') {
+    this.add(actor, { kind: 'role-write', role: name, fields }, 204);
+    return this.add('root', { kind: 'role-id-read', role: name }, 200, { out: { roleId } });
+  }
+  secret(
+    role: string,
+    label: string,
+    o: { numUses?: number; ttlS?: number; args?: Record<string, unknown> } = {},
+  ) {
+    const out = { secret: { label, numUses: o.numUses ?? 0, ttlS: o.ttlS ?? 0 } };
+    return this.add('root', { kind: 'secret-id', role, args: o.args ?? {} }, 200, { out });
+  }
+  login(roleId: string, secret: string, token: IssuedToken, addr = '127.0.0.1') {
+    return this.add(null, { kind: 'login', roleId, secret }, 200, { out: { token }, addr });
+  }
+  /** A copy to branch from (the builder appends in place). */
+  fork(): History {
+    const copy = new History();
+    copy.steps.push(...structuredClone(this.steps));
+    copy.clock = this.clock;
+    return copy;
+  }
+  /** The ids of the rules the checker finds broken, sorted. */
+  rules(): RuleId[] {
+    return [...new Set(checkEscalation(this.steps).violations.map((v) => v.rule))].sort();
+  }
+}
+
+/** What a login answers (an orphan, an hour's lease unless told). */
+export const issued = (label: string, policies: string[], o: Partial<IssuedToken> = {}): IssuedToken => ({
+  label,
+  policies,
+  leaseS: HOUR,
+  numUses: 0,
+  orphan: true,
+  ...o,
+});
+
+/** A history with two policies and a non-root parent `t1` that may create tokens (no sudo). */
+export function base(): History {
+  return new History()
+    .policy('maker', [
+      { path: 'auth/token/create', caps: ['update'] },
+      { path: 'auth/token/create-orphan', caps: ['update'] },
+      { path: 'secret/data/a', caps: ['read'] },
+    ])
+    .policy('other', [{ path: 'secret/data/b/*', caps: ['read'] }])
+    .create('root', 't1', ['default', 'maker']);
+}

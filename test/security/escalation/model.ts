@@ -1,0 +1,274 @@
+/**
+ * The model: what the cluster should hold after a history of requests — policies, tokens (tree,
+ * uses, expiry bounds, CIDRs, revocations), AppRole roles and secret IDs, KV paths written —
+ * built only from acknowledged (2xx) answers, so it follows the server even past a violation.
+ * Time is the client's: expiry is bounded from the request's start and end, with slack.
+ */
+import { type Cap, ModelAcl, type Rule } from './acl';
+import { is2xx, type Step, type TokenArgs } from './history';
+import {
+  approleMaxS,
+  DEFAULT_RULES,
+  loginCidrs,
+  type ModelRole,
+  type ModelSecret,
+  type ModelToken,
+  NO_ROLE,
+  ROUND_MS,
+  SLACK_MS,
+  SYSTEM_MAX_S,
+} from './state';
+
+/** The model state, advanced one step at a time with `apply`. */
+export class Model {
+  readonly policies = new Map<string, Rule[]>([['default', DEFAULT_RULES]]);
+  readonly tokens = new Map<string, ModelToken>();
+  readonly roles = new Map<string, ModelRole>();
+  readonly secrets = new Map<string, ModelSecret>();
+  readonly kv = new Set<string>();
+  approleMounted = false;
+
+  constructor() {
+    const inf = Number.POSITIVE_INFINITY;
+    this.tokens.set('root', {
+      label: 'root',
+      policies: ['root'],
+      parent: null,
+      source: 'init',
+      numUses: 0,
+      used: 0,
+      expiry: inf,
+      expiryLow: inf,
+      maxEnd: inf,
+      cidrs: [],
+    });
+  }
+
+  isRoot(label: string): boolean {
+    return this.tokens.get(label)?.policies.includes('root') ?? false;
+  }
+
+  /** The ACL of a token (of its policies as they are now). */
+  acl(label: string): ModelAcl {
+    const names = this.tokens.get(label)?.policies ?? [];
+    return new ModelAcl(names.flatMap((n) => this.policies.get(n) ?? []));
+  }
+
+  /** Whether `label` may do what `need` asks (root may do anything). */
+  allows(label: string, need: { path: string; caps: readonly Cap[] }): boolean {
+    return this.isRoot(label) || this.acl(label).allows(need.path, need.caps);
+  }
+
+  /** Root, or `sudo` granted on exactly `path`. */
+  sudo(label: string, path: string): boolean {
+    return this.allows(label, { path, caps: ['sudo'] });
+  }
+
+  /** Why `label` is certainly dead at time `t` (revoked, spent, or expired with slack), else null. */
+  deadReason(label: string, t: number): string | null {
+    const seen = new Set<string>();
+    for (let at = this.tokens.get(label); at && !seen.has(at.label); ) {
+      seen.add(at.label);
+      const who = at.label === label ? '' : `its ancestor ${at.label} `;
+      if (at.revokedAt !== undefined && at.revokedAt < t) return `${who}revoked at ${at.revokedAt}`;
+      if (at.spentAt !== undefined && at.spentAt < t) return `${who}spent its ${at.numUses} uses`;
+      const expiry = Math.min(at.expiry, at.maxEnd);
+      if (t > expiry + SLACK_MS) return `${who}expired ${t - expiry} ms before`;
+      at = at.parent === null ? undefined : this.tokens.get(at.parent);
+    }
+    return null;
+  }
+
+  /** Whether `label` is certainly usable at `t`: alive with margin, unlimited uses, ancestors too. */
+  surelyAlive(label: string, t: number): boolean {
+    const tk = this.tokens.get(label);
+    if (!tk || tk.numUses > 0) return false;
+    for (let at: ModelToken | undefined = tk, hops = 0; at; hops++) {
+      if (hops > 64 || at.revokedAt !== undefined || t + SLACK_MS >= at.expiryLow) return false;
+      at = at.parent === null ? undefined : this.tokens.get(at.parent);
+    }
+    return true;
+  }
+
+  /** Why a secret ID is certainly unusable at `t`, else null. */
+  secretDead(label: string, t: number): string | null {
+    const s = this.secrets.get(label);
+    if (!s) return 'never issued';
+    if (s.deadAt !== undefined && s.deadAt < t) return 'destroyed with its mount';
+    if (s.numUses > 0 && s.used >= s.numUses) return `its ${s.numUses} uses were spent`;
+    if (t > s.expiresAt + SLACK_MS) return `expired ${t - s.expiresAt} ms before`;
+    return null;
+  }
+
+  /** The role that owns `roleId` now. */
+  roleOwning(roleId: string): ModelRole | undefined {
+    return [...this.roles.values()].find((r) => r.roleId === roleId);
+  }
+
+  /** Advances the model by one recorded step. */
+  apply(s: Step): void {
+    const actor = s.actor === null ? undefined : this.tokens.get(s.actor);
+    // A 2xx, or a 400 (a handler's answer, after the ACL check and the use), spent a use; a 403
+    // or 404 may have come before it (ACL denied, no such route), so those are not counted.
+    if (actor && actor.numUses > 0 && (is2xx(s.status) || s.status === 400) && ++actor.used >= actor.numUses)
+      actor.spentAt ??= s.end;
+    if (!is2xx(s.status)) {
+      // A renewal without a verdict may have moved the expiry anywhere.
+      if (s.status === 0 || s.status >= 500) this.forgetExpiry(s);
+      return;
+    }
+    const c = s.call;
+    switch (c.kind) {
+      case 'policy-write':
+        this.policies.set(c.name, c.rules);
+        break;
+      case 'policy-delete':
+        this.policies.delete(c.name);
+        break;
+      case 'create':
+        if (actor) this.created(s, c.orphanPath, c.args, actor);
+        break;
+      case 'login':
+        this.login(s);
+        break;
+      case 'role-write': {
+        const prev = this.roles.get(c.role);
+        const fields = { ...(prev?.fields ?? NO_ROLE), ...c.fields };
+        this.roles.set(c.role, { name: c.role, roleId: prev?.roleId, fields, writer: s.actor ?? '' });
+        break;
+      }
+      case 'role-id-read':
+      case 'role-id-write': {
+        const role = this.roles.get(c.role);
+        const id = c.kind === 'role-id-write' ? c.roleId : s.out?.roleId;
+        if (role && id !== undefined) role.roleId = id;
+        break;
+      }
+      case 'secret-id':
+        if (s.out?.secret) {
+          const { label, numUses, ttlS } = s.out.secret;
+          this.secrets.set(label, {
+            label,
+            role: c.role,
+            numUses,
+            used: 0,
+            expiresAt: ttlS > 0 ? s.end + ttlS * 1000 + ROUND_MS : Number.POSITIVE_INFINITY,
+            cidrList: c.args.cidrList ?? [],
+            tokenBoundCidrs: c.args.tokenBoundCidrs ?? [],
+          });
+        }
+        break;
+      case 'revoke':
+      case 'revoke-accessor':
+        this.revoke(c.token, s.end, true);
+        break;
+      case 'revoke-orphan':
+        this.revoke(c.token, s.end, false);
+        break;
+      case 'revoke-self':
+        if (s.actor) this.revoke(s.actor, s.end, true);
+        break;
+      case 'renew':
+      case 'renew-accessor':
+      case 'renew-self': {
+        const target = this.tokens.get(c.kind === 'renew-self' ? (s.actor ?? '') : c.token);
+        if (target && s.out?.leaseS !== undefined && s.out.leaseS > 0) {
+          target.expiryLow = s.start + s.out.leaseS * 1000 - ROUND_MS;
+          target.expiry = s.end + s.out.leaseS * 1000 + ROUND_MS;
+        }
+        break;
+      }
+      case 'kv-write':
+        this.kv.add(c.path);
+        break;
+      case 'auth-enable':
+        if (c.mount === 'approle') this.approleMounted = true;
+        break;
+      case 'auth-disable':
+        if (c.mount === 'approle' && this.approleMounted) this.disableAppRole(s.end);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * A token from auth/token/create*. Bound to its parent's CIDRs, orphan or not, and an orphan
+   * of a parent without sudo lives no longer than the parent may: leaderway's rules (3c, 4b in
+   * docs/security-model.md), stricter than OpenBao, which does neither for orphans.
+   */
+  private created(s: Step, orphanPath: boolean, a: TokenArgs, parent: ModelToken): void {
+    const t = s.out?.token;
+    if (!t) return;
+    const inf = Number.POSITIVE_INFINITY;
+    const explicit = (a.explicitMaxTtlS ?? 0) > 0 ? (a.explicitMaxTtlS as number) : inf;
+    const periodic = (a.periodS ?? 0) > 0;
+    const life = t.policies.includes('root') || periodic ? explicit : Math.min(SYSTEM_MAX_S, explicit);
+    let maxEnd = s.end + life * 1000 + ROUND_MS;
+    const sudo = this.sudo(parent.label, `auth/token/${orphanPath ? 'create-orphan' : 'create'}`);
+    if (t.orphan && !sudo) maxEnd = Math.min(maxEnd, parent.maxEnd);
+    this.add(s, {
+      parent: t.orphan ? null : parent.label,
+      source: 'token',
+      maxEnd,
+      cidrs: [...parent.cidrs],
+    });
+  }
+
+  private login(s: Step): void {
+    if (s.call.kind !== 'login' || !s.out?.token) return;
+    const role = this.roleOwning(s.call.roleId);
+    const secret = this.secrets.get(s.call.secret);
+    if (secret) secret.used++;
+    const f = role?.fields ?? NO_ROLE;
+    this.add(s, {
+      parent: null,
+      source: 'approle',
+      maxEnd: s.end + approleMaxS(f) * 1000 + ROUND_MS,
+      cidrs: loginCidrs(secret?.tokenBoundCidrs ?? [], f.token_bound_cidrs),
+    });
+  }
+
+  private add(s: Step, o: Pick<ModelToken, 'parent' | 'source' | 'maxEnd' | 'cidrs'>): void {
+    const t = s.out?.token;
+    if (!t) return;
+    const inf = Number.POSITIVE_INFINITY;
+    this.tokens.set(t.label, {
+      label: t.label,
+      policies: [...t.policies],
+      numUses: t.numUses,
+      used: 0,
+      expiry: t.leaseS > 0 ? s.end + t.leaseS * 1000 + ROUND_MS : inf,
+      expiryLow: t.leaseS > 0 ? s.start + t.leaseS * 1000 - ROUND_MS : inf,
+      ...o,
+    });
+  }
+
+  private revoke(label: string, at: number, tree: boolean): void {
+    const tk = this.tokens.get(label);
+    if (!tk) return;
+    tk.revokedAt ??= at;
+    for (const child of this.tokens.values()) {
+      if (child.parent !== label) continue;
+      if (tree) this.revoke(child.label, at, true);
+      else child.parent = null;
+    }
+  }
+
+  /** Disabling the AppRole mount revokes what it issued and drops its roles and secret IDs. */
+  private disableAppRole(at: number): void {
+    this.approleMounted = false;
+    for (const t of this.tokens.values()) if (t.source === 'approle') this.revoke(t.label, at, true);
+    for (const sec of this.secrets.values()) sec.deadAt ??= at;
+    this.roles.clear();
+  }
+
+  private forgetExpiry(s: Step): void {
+    const c = s.call;
+    if (c.kind !== 'renew' && c.kind !== 'renew-accessor' && c.kind !== 'renew-self') return;
+    const target = this.tokens.get(c.kind === 'renew-self' ? (s.actor ?? '') : c.token);
+    if (!target) return;
+    target.expiry = Number.POSITIVE_INFINITY;
+    target.expiryLow = Number.NEGATIVE_INFINITY;
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * Runs a seeded escalation property run against a real deployment (Redis, 2 nodes, a gateway
+ * that trusts this process as its load balancer, so X-Forwarded-For picks the client address):
+ * one request at a time, as the generator plans them, through the gateway or straight to the
+ * standby or the active; each recorded with its answer; then the whole history checked.
+ * Requests are strictly sequential so a seed replays the same calls (expiry aside, which depends
+ * on time: TTLs are short, and the checker allows slack).
+ */
+
+import { rng } from '../../chaos/rng';
+import { type GatewayCluster, startGatewayCluster } from '../../helpers/gateway-cluster';
+import { call } from '../../helpers/http';
+import { checkEscalation, type EscalationResult } from './checker';
+import { Generator, type Planned } from './generator';
+import { type Call, is2xx, type Outcome, type Step, type Via } from './history';
+import { Model } from './model';
+
+export interface RunOptions {
+  seed: number;
+  /** Steps in all, the generator's setup steps (as root) included. */
+  steps: number;
+  log?: (line: string) => void;
+}
+
+export interface RunReport extends EscalationResult {
+  seed: number;
+  history: Step[];
+  ms: number;
+}
+
+/** Token, accessor and secret-ID values by label: they stay here, out of the history. */
+class Values {
+  readonly tokens = new Map<string, string>();
+  readonly accessors = new Map<string, string>();
+  readonly secrets = new Map<string, string>();
+  private n = 0;
+  private s = 0;
+
+  token = (label: string) => this.tokens.get(label) ?? `hvs.${label}-made-up-0000000000000000`;
+  accessor = (label: string) => this.accessors.get(label) ?? `${label}-no-such-accessor`;
+  secret = (label: string) => this.secrets.get(label) ?? '00000000-0000-4000-8000-000000000000';
+
+  issued(token: string, accessor: string): string {
+    const label = `t${++this.n}`;
+    this.tokens.set(label, token);
+    this.accessors.set(label, accessor);
+    return label;
+  }
+  secretIssued(value: string): string {
+    const label = `s${++this.s}`;
+    this.secrets.set(label, value);
+    return label;
+  }
+}
+
+/** Drops undefined fields, so a field the generator left out is not sent at all. */
+function compact(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
+const dur = (s: number | undefined) => (s === undefined ? undefined : `${s}s`);
+
+/** The HTTP request for a call. */
+function httpOf(c: Call, v: Values): { method: string; path: string; body?: unknown } {
+  const role = (r: string, rest = '') => `auth/approle/role/${r}${rest}`;
+  switch (c.kind) {
+    case 'policy-write': {
+      const path = Object.fromEntries(c.rules.map((r) => [r.path, { capabilities: r.caps }]));
+      return { method: 'PUT', path: `sys/policy/${c.name}`, body: { policy: JSON.stringify({ path }) } };
+    }
+    case 'policy-delete':
+      return { method: 'DELETE', path: `sys/policy/${c.name}` };
+    case 'create': {
+      const a = c.args;
+      const body = compact({
+        policies: a.policies,
+        no_default_policy: a.noDefault,
+        num_uses: a.numUses,
+        ttl: dur(a.ttlS),
+        explicit_max_ttl: dur(a.explicitMaxTtlS),
+        period: dur(a.periodS),
+        no_parent: a.noParent,
+      });
+      return { method: 'POST', path: `auth/token/${c.orphanPath ? 'create-orphan' : 'create'}`, body };
+    }
+    case 'role-write': {
+      const durations = [
+        'token_ttl',
+        'token_max_ttl',
+        'token_explicit_max_ttl',
+        'token_period',
+        'secret_id_ttl',
+      ];
+      const body = Object.fromEntries(
+        Object.entries(c.fields).map(([k, x]) => [k, durations.includes(k) ? dur(x as number) : x]),
+      );
+      return { method: 'POST', path: role(c.role), body };
+    }
+    case 'role-id-read':
+      return { method: 'GET', path: role(c.role, '/role-id') };
+    case 'role-id-write':
+      return { method: 'POST', path: role(c.role, '/role-id'), body: { role_id: c.roleId } };
+    case 'secret-id': {
+      const a = c.args;
+      const body = compact({
+        num_uses: a.numUses,
+        ttl: dur(a.ttlS),
+        cidr_list: a.cidrList,
+        token_bound_cidrs: a.tokenBoundCidrs,
+      });
+      return { method: 'POST', path: role(c.role, '/secret-id'), body };
+    }
+    case 'login':
+      return {
+        method: 'POST',
+        path: 'auth/approle/login',
+        body: { role_id: c.roleId, secret_id: v.secret(c.secret) },
+      };
+    case 'revoke':
+    case 'revoke-orphan':
+    case 'lookup':
+      return { method: 'POST', path: `auth/token/${c.kind}`, body: { token: v.token(c.token) } };
+    case 'renew':
+      return {
+        method: 'POST',
+        path: 'auth/token/renew',
+        body: compact({ token: v.token(c.token), increment: dur(c.incrementS) }),
+      };
+    case 'revoke-accessor':
+    case 'lookup-accessor':
+      return { method: 'POST', path: `auth/token/${c.kind}`, body: { accessor: v.accessor(c.token) } };
+    case 'renew-accessor': {
+      const body = compact({ accessor: v.accessor(c.token), increment: dur(c.incrementS) });
+      return { method: 'POST', path: 'auth/token/renew-accessor', body };
+    }
+    case 'revoke-self':
+      return { method: 'POST', path: 'auth/token/revoke-self', body: {} };
+    case 'renew-self':
+      return {
+        method: 'POST',
+        path: 'auth/token/renew-self',
+        body: compact({ increment: dur(c.incrementS) }),
+      };
+    case 'lookup-self':
+      return { method: 'GET', path: 'auth/token/lookup-self' };
+    case 'caps-self':
+      return { method: 'POST', path: 'sys/capabilities-self', body: { paths: c.paths } };
+    case 'kv-read':
+      return { method: 'GET', path: c.path };
+    case 'kv-write':
+      return { method: 'POST', path: c.path, body: { data: { written: true } } };
+    case 'kv-list':
+      return { method: 'LIST', path: 'secret/metadata/' };
+    case 'auth-enable':
+      return { method: 'POST', path: `sys/auth/${c.mount}`, body: { type: 'approle' } };
+    case 'auth-read':
+      return { method: 'GET', path: `sys/auth/${c.mount}` };
+    case 'auth-disable':
+      return { method: 'DELETE', path: `sys/auth/${c.mount}` };
+    case 'accessors':
+      return { method: 'LIST', path: 'auth/token/accessors' };
+    case 'ui-mount':
+      return { method: 'GET', path: `sys/internal/ui/mounts/${c.path}` };
+    case 'pause':
+      throw new Error('a pause makes no request');
+  }
+}
+
+type Json = Record<string, unknown>;
+const obj = (x: unknown): Json => (x !== null && typeof x === 'object' ? (x as Json) : {});
+
+/** What the model needs from a 2xx answer; new tokens and secret IDs get labels here. */
+function outcomeOf(c: Call, body: unknown, v: Values): Outcome | undefined {
+  const b = obj(body);
+  const auth = obj(b.auth);
+  const data = obj(b.data);
+  switch (c.kind) {
+    case 'create':
+    case 'login': {
+      if (typeof auth.client_token !== 'string') return undefined;
+      const label = v.issued(auth.client_token, String(auth.accessor ?? ''));
+      const roleName = obj(auth.metadata).role_name;
+      return {
+        token: {
+          label,
+          policies: Array.isArray(auth.policies) ? auth.policies.map(String) : [],
+          leaseS: Number(auth.lease_duration ?? 0),
+          numUses: Number(auth.num_uses ?? 0),
+          orphan: auth.orphan === true,
+          ...(typeof roleName === 'string' ? { roleName } : {}),
+        },
+      };
+    }
+    case 'renew':
+    case 'renew-self':
+    case 'renew-accessor':
+      return { leaseS: Number(auth.lease_duration ?? 0) };
+    case 'role-id-read':
+      return typeof data.role_id === 'string' ? { roleId: data.role_id } : undefined;
+    case 'secret-id':
+      if (typeof data.secret_id !== 'string') return undefined;
+      return {
+        secret: {
+          label: v.secretIssued(data.secret_id),
+          numUses: Number(data.secret_id_num_uses ?? 0),
+          ttlS: Number(data.secret_id_ttl ?? 0),
+        },
+      };
+    case 'caps-self':
+      return { caps: Object.fromEntries(c.paths.map((p) => [p, (b[p] ?? data[p] ?? []) as string[]])) };
+    default:
+      return undefined;
+  }
+}
+
+async function execute(n: number, p: Planned, urls: Record<Via, string>, v: Values): Promise<Step> {
+  // The gateway trusts this process, so it takes X-Forwarded-For as the client; a node trusts no
+  // one, so the address it sees is ours whatever the header says (sent anyway: it must not count).
+  const addr = p.via === 'gateway' && p.xff ? p.xff : '127.0.0.1';
+  const start = Date.now();
+  const base = { n, actor: p.actor, via: p.via, addr, call: p.call };
+  const c = p.call;
+  if (c.kind === 'pause') {
+    await new Promise((resolve) => setTimeout(resolve, c.ms));
+    return { ...base, start, end: Date.now(), status: 0 };
+  }
+  const req = httpOf(c, v);
+  try {
+    const r = await call(urls[p.via], `/v1/${req.path}`, {
+      method: req.method,
+      body: req.body,
+      token: p.actor === null ? undefined : v.token(p.actor),
+      headers: p.xff ? { 'x-forwarded-for': p.xff } : {},
+    });
+    const end = Date.now();
+    const errors = obj(r.body).errors;
+    const error = Array.isArray(errors) && errors.length ? String(errors[0]).slice(0, 120) : undefined;
+    const out = is2xx(r.status) ? outcomeOf(c, r.body, v) : undefined;
+    return { ...base, start, end, status: r.status, ...(error ? { error } : {}), ...(out ? { out } : {}) };
+  } catch (err) {
+    return { ...base, start, end: Date.now(), status: 0, error: (err as Error).message.slice(0, 120) };
+  }
+}
+
+/** One seeded run on a fresh cluster; resolves the history and the checker's verdict. */
+export async function runEscalation(o: RunOptions): Promise<RunReport> {
+  const began = Date.now();
+  const c: GatewayCluster = await startGatewayCluster({
+    nodes: 2,
+    gatewayEnv: { LEADERWAY_TRUSTED_PROXIES: '127.0.0.1/32' },
+  });
+  try {
+    const urls: Record<Via, string> = {
+      gateway: c.gw.url,
+      standby: (await c.standby()).url,
+      active: (await c.active()).url,
+    };
+    const values = new Values();
+    values.tokens.set('root', c.token);
+    const model = new Model();
+    const gen = new Generator(rng(o.seed), model);
+    const history: Step[] = [];
+    o.log?.(`cluster up in ${Date.now() - began} ms; ${o.steps} steps`);
+    for (let n = 1; n <= o.steps; n++) {
+      const step = await execute(n, gen.next(Date.now()), urls, values);
+      history.push(step);
+      model.apply(step);
+      gen.after(step);
+    }
+    return { seed: o.seed, history, ms: Date.now() - began, ...checkEscalation(history) };
+  } finally {
+    await c.stop();
+  }
+}
