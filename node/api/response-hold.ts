@@ -51,6 +51,10 @@ export class ResponseHold implements EntryAdmission {
     res: AnyResponse,
   ) {
     res.once('close', () => this.close());
+    // The client may have gone while the request was routed and authenticated: its 'close' has
+    // then passed, and bytes taken now would never be given back.
+    const stream = (res as { stream?: { destroyed?: boolean } }).stream;
+    if (res.destroyed || res.writableFinished || stream?.destroyed) this.close();
   }
 
   /** Bytes this request holds now. */

@@ -203,7 +203,7 @@ export class TokenStore {
       const current = await this.entryAt(s, e.hash);
       if (!current?.num_uses) throw denied();
       if (current.num_uses === 1) {
-        await this.revoke(s, current, false);
+        await this.revokeLocked(s, current, false);
         return;
       }
       await s.put(ENTRY + e.hash, { ...current, num_uses: current.num_uses - 1 });
@@ -296,10 +296,22 @@ export class TokenStore {
    * `orphanChildren` its children stay valid as orphans.
    */
   async revoke(s: SecureStorage, e: TokenEntry, orphanChildren: boolean): Promise<void> {
+    // Under the token's uses lock, like every read-modify-write of its entry (use, renew): a
+    // renewal that read the entry before this delete would otherwise write it back, alive.
+    await this.uses.run(e.hash, () => this.revokeLocked(s, e, orphanChildren));
+  }
+
+  /** `revoke`, for a caller that already holds `e`'s uses lock. */
+  private async revokeLocked(s: SecureStorage, e: TokenEntry, orphanChildren: boolean): Promise<void> {
     for (const child of await s.list(`${CHILDREN}${e.hash}/`)) {
       const c = await this.entryAt(s, child);
-      if (c && orphanChildren) await s.put(ENTRY + c.hash, { ...c, parent: '', depth: 0 });
-      else if (c) await this.revoke(s, c, false);
+      if (c && orphanChildren) {
+        // Re-read under the child's lock: a child that revoked itself meanwhile stays revoked.
+        await this.uses.run(c.hash, async () => {
+          const current = await this.entryAt(s, c.hash);
+          if (current) await s.put(ENTRY + c.hash, { ...current, parent: '', depth: 0 });
+        });
+      } else if (c) await this.revoke(s, c, false);
       await s.delete(`${CHILDREN}${e.hash}/${child}`);
     }
     const ops: JsonWriteOp[] = [

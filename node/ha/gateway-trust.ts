@@ -129,6 +129,19 @@ export class GatewayTrust {
         'gateway CA bundle unreadable: keeping the one read before',
       );
     }
+    // Revocations are keyed by the bundle certificate that signed the CRL: bind them to this
+    // bundle, or a CA certificate renewed with the same key (a new fingerprint) would find no CRL
+    // and refuse every gateway until the CRL file changed.
+    if (this.crlText !== null) {
+      try {
+        this.crl = parseCrlFile(this.crlText, this.ca.certs);
+      } catch (err) {
+        this.log.error(
+          { err: (err as Error).message, file: this.o.crlFile },
+          'the gateway CRL is not signed by the current CA bundle: keeping the revocations read before',
+        );
+      }
+    }
     const ca = this.ca;
     return {
       caPem: ca.pem,

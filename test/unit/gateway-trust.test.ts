@@ -83,6 +83,43 @@ describe('gateway admission', () => {
     assert.equal(both.refusal(x509(good2)), null);
   });
 
+  it('keeps the CRL bound when the CA certificate is renewed with the same key', () => {
+    const caFile = path.join(ca.dir, 'renewing-ca.crt');
+    writeFileSync(caFile, ca.caPem);
+    const t = trust({ crl: ca.crl([good]), caFile });
+    assert.equal(t.forTerm().refusal(x509(good2)), null);
+    // The same subject and key, a new certificate (a new fingerprint), as a CA renewal makes it.
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-new',
+        '-key',
+        'ca.key',
+        '-sha256',
+        '-days',
+        '30',
+        '-subj',
+        `/CN=${ca.cn}`,
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+        '-out',
+        caFile,
+      ],
+      { cwd: ca.dir, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    const renewed = t.forTerm();
+    assert.equal(
+      renewed.refusal(x509(good2)),
+      null,
+      'not crl_missing: the CRL verifies under the renewed certificate',
+    );
+    assert.equal(renewed.refusal(x509(good)), 'revoked');
+  });
+
   it('reloads a changed CRL, tells the listener, and keeps the old one when the new one is bad', () => {
     const t = trust({ crl: ca.crl([]) });
     const term = t.forTerm();

@@ -237,6 +237,16 @@ describe('stores over the embedded backend', () => {
     assert.equal(await tokens.find(s, one.token), null, 'the spent token stays revoked');
   });
 
+  it('a renewal racing a revocation never brings the token back', async () => {
+    for (let i = 0; i < 20; i++) {
+      const t = await tokens.create(s, { ...base, policies: ['app'], ttlS: 60 });
+      const renewal = tokens.renew(s, t.entry, 120).catch(() => undefined);
+      await tokens.revoke(s, t.entry, false);
+      await renewal;
+      assert.equal(await tokens.find(s, t.token), null, `round ${i}: revoked, then renewed back`);
+    }
+  });
+
   it('a role ID belongs to one role of a mount', async () => {
     const approle = new AppRole('approle-test');
     await approle.writeRole(s, 'a', () => undefined);

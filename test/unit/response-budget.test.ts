@@ -112,6 +112,15 @@ describe('ResponseHold', () => {
     await assert.rejects(hold.admit(1), (e: unknown) => isLwError(e, 'LW_ERR_OVERLOADED'));
   });
 
+  it('takes nothing for a response whose client left before the hold was made', async () => {
+    const o = options(10);
+    const gone = response();
+    (gone.res as unknown as { destroyed: boolean }).destroyed = true;
+    const hold = new ResponseHold(o, gone.res);
+    await assert.rejects(hold.admit(4), (e: unknown) => isLwError(e, 'LW_ERR_OVERLOADED'));
+    assert.equal(o.budget.held, 0, 'no byte taken: its close had already passed');
+  });
+
   it('an entry larger than the whole budget waits for it to be empty and is served alone', async () => {
     const o = options(10);
     const first = response();
