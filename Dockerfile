@@ -34,9 +34,9 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 # jemalloc instead of glibc's malloc, returning freed memory within a second: OpenSSL's
-# per-connection allocations fragment glibc's heap, which then keeps its peak (measured on a bare
-# Node https server: four rounds of 2,000 stalled TLS handshakes, all destroyed, took RSS from 44
-# to 293 MiB with glibc; with this jemalloc setting it went back to 58-78 MiB after each round).
+# per-connection allocations fragment glibc's heap, which then keeps its peak (bench/
+# handshake-memory.ts: four rounds of 2,000 stalled TLS handshakes on a bare Node https server,
+# all closed, took RSS from 84 to 323 MiB with glibc, 94 to 108 MiB with this jemalloc setting).
 # The link gives one path on every architecture.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libjemalloc2 \

@@ -16,17 +16,16 @@
  */
 
 import { X509Certificate } from 'node:crypto';
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../shared/config/load';
+import { watchSettled } from '../../shared/dir-watch';
 import { normalizeSerial, parseCrlFile, pemBlocks, type RevocationList } from './gateway-crl';
 import { allowedName, certificateNames, type NamePattern } from './gateway-names';
 
 /** The clientAuth extended key usage. */
 const CLIENT_AUTH_EKU = '1.3.6.1.5.5.7.3.2';
-/** File events come in bursts (a volume update is several renames): reload once they settle. */
-const SETTLE_MS = 250;
 
 /** Why a certificate that passed the TLS handshake is not admitted as a gateway. */
 export type GatewayRefusal = 'issuer' | 'eku' | 'name' | 'revoked' | 'crl_missing';
@@ -68,8 +67,7 @@ export class GatewayTrust {
   private crl: RevocationList | null = null;
   private crlText: string | null = null;
   private readonly listeners = new Set<() => void>();
-  private watcher: FSWatcher | undefined;
-  private settle: NodeJS.Timeout | undefined;
+  private stopWatching: (() => void) | undefined;
 
   /** Reads the CA bundle and the CRL file; a problem is a ConfigError (exit code 2) naming the variable. */
   constructor(
@@ -93,30 +91,13 @@ export class GatewayTrust {
   /** Starts watching the CRL file's directory (idempotent; nothing to watch without a CRL file). */
   start(): void {
     const file = this.o.crlFile;
-    if (!file || this.watcher) return;
-    const dir = dirname(file);
-    try {
-      this.watcher = watch(dir, () => {
-        clearTimeout(this.settle);
-        this.settle = setTimeout(() => this.reloadCrl(), SETTLE_MS);
-        this.settle.unref();
-      });
-      this.watcher.on('error', (err) =>
-        this.log.warn({ err: err.message, dir }, 'gateway CRL directory watch failed'),
-      );
-      this.watcher.unref();
-    } catch (err) {
-      this.log.warn(
-        { err: (err as Error).message, dir },
-        'cannot watch the gateway CRL directory: changes need a restart',
-      );
-    }
+    if (!file || this.stopWatching) return;
+    this.stopWatching = watchSettled([dirname(file)], () => this.reloadCrl(), this.log, 'gateway CRL');
   }
 
   close(): void {
-    clearTimeout(this.settle);
-    this.watcher?.close();
-    this.watcher = undefined;
+    this.stopWatching?.();
+    this.stopWatching = undefined;
   }
 
   /** The CA bundle for a new term: read again, keeping the last good one if it does not load. */

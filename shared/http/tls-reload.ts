@@ -8,16 +8,14 @@
  * line and a failed-reload count.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { dirname } from 'node:path';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { TlsSettings } from '../config/listener';
 import { ConfigError } from '../config/load';
-
-/** File events come in bursts (a Secret update is several renames): reload once they settle. */
-const SETTLE_MS = 250;
+import { watchSettled } from '../dir-watch';
 
 export interface TlsReloadHooks {
   log: Logger;
@@ -45,8 +43,7 @@ export function readPemPair(certFile: string, keyFile: string): PemPair {
 export class TlsCertificates {
   private current: PemPair;
   private onChange: ((pair: PemPair) => void) | undefined;
-  private readonly watchers: FSWatcher[] = [];
-  private settle: NodeJS.Timeout | undefined;
+  private stopWatching: (() => void) | undefined;
 
   /** Loads the files; a problem at start is a configuration error (exit code 2) naming `what`. */
   constructor(
@@ -95,25 +92,13 @@ export class TlsCertificates {
   /** Starts watching the files' directories; each new pair goes to `onChange` (after the hooks). */
   watch(onChange: (pair: PemPair) => void): void {
     this.onChange = onChange;
-    for (const dir of new Set([dirname(this.tls.certFile), dirname(this.tls.keyFile)])) {
-      try {
-        const w = watch(dir, () => {
-          clearTimeout(this.settle);
-          this.settle = setTimeout(() => this.reload('file'), SETTLE_MS);
-          this.settle.unref();
-        });
-        w.on('error', (err) =>
-          this.hooks.log.warn({ err: err.message, dir }, 'certificate directory watch failed'),
-        );
-        w.unref();
-        this.watchers.push(w);
-      } catch (err) {
-        this.hooks.log.warn(
-          { err: (err as Error).message, dir },
-          'cannot watch the certificate directory; SIGHUP still reloads',
-        );
-      }
-    }
+    this.stopWatching?.();
+    this.stopWatching = watchSettled(
+      [dirname(this.tls.certFile), dirname(this.tls.keyFile)],
+      () => this.reload('file'),
+      this.hooks.log,
+      'certificate',
+    );
   }
 
   /**
@@ -144,9 +129,8 @@ export class TlsCertificates {
   }
 
   close(): void {
-    clearTimeout(this.settle);
-    for (const w of this.watchers) w.close();
-    this.watchers.length = 0;
+    this.stopWatching?.();
+    this.stopWatching = undefined;
   }
 
   /** Reads and checks the pair: it parses, the key matches, and TLS accepts it. */

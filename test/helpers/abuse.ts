@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
+import { metricSum } from './http';
 
 /** A running attack: `stop()` ends it and reports what the server answered. */
 export interface Attack {
@@ -201,12 +202,7 @@ export interface Holdings {
 export async function gatewayHoldings(metricsUrl: string): Promise<Holdings> {
   const r = await request(`${metricsUrl}/metrics`);
   const text = await r.body.text();
-  const sum = (name: string, labels = '') => {
-    let n = 0;
-    const re = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm');
-    for (const m of text.matchAll(re)) if ((m[1] ?? '').includes(labels)) n += Number(m[2]);
-    return n;
-  };
+  const sum = (name: string, labels = '') => metricSum(text, name, labels);
   return {
     replayBytes: sum('leaderway_gateway_replay_bytes'),
     bodiesReceiving: sum('leaderway_gateway_bodies_receiving'),

@@ -48,3 +48,16 @@ export async function initCluster(base: string): Promise<string> {
   if (r.status !== 200) throw new Error(`init failed: ${r.status} ${r.text}`);
   return (r.body as { root_token: string }).root_token;
 }
+
+/** The sum of a metric's series on a Prometheus text page (only series whose labels contain `labels`). */
+export function metricSum(text: string, name: string, labels = ''): number {
+  let n = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm')))
+    if ((m[1] ?? '').includes(labels)) n += Number(m[2]);
+  return n;
+}
+
+/** `metricSum` of a process's metrics listener (`metricsUrl`: `http://host:port`). */
+export async function scrapeMetric(metricsUrl: string, name: string, labels = ''): Promise<number> {
+  return metricSum((await call(metricsUrl, '/metrics')).text, name, labels);
+}

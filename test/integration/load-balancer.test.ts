@@ -23,7 +23,7 @@ import selfsigned from 'selfsigned';
 import { Agent, request } from 'undici';
 import { waitActive } from '../helpers/cluster';
 import { startTestHAProxy, type TestHAProxy } from '../helpers/haproxy';
-import { call, initCluster } from '../helpers/http';
+import { call, initCluster, scrapeMetric } from '../helpers/http';
 import { freePorts } from '../helpers/ports';
 import { type Proc, spawnGateway, spawnNode, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
@@ -169,7 +169,9 @@ describe('behind HAProxy: PROXY protocol, keep-alive that outlasts the balancer,
     const http = new Agent({ localAddress: '127.0.0.2', connections: 1 });
     let tcpConnects = 0;
     tcp.on('connect', () => tcpConnects++);
-    const before = await Promise.all(gws.map((g) => gatewayMetric(g)));
+    const before = await Promise.all(
+      gws.map((g) => scrapeMetric(g.metricsUrl, 'leaderway_gateway_connections_total')),
+    );
     const failures: string[] = [];
     const runs = async (base: string, agent: Agent) => {
       for (const gap of [0, 4_800, 5_300, 6_500]) {
@@ -197,7 +199,9 @@ describe('behind HAProxy: PROXY protocol, keep-alive that outlasts the balancer,
       1,
       'the client’s one connection (TLS through mode tcp) lived through every gap',
     );
-    const afterCounts = await Promise.all(gws.map((g) => gatewayMetric(g)));
+    const afterCounts = await Promise.all(
+      gws.map((g) => scrapeMetric(g.metricsUrl, 'leaderway_gateway_connections_total')),
+    );
     const accepted = afterCounts.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0);
     // Mode tcp: one. Mode http: HAProxy's pooled connections, reused across the gaps. (Our own
     // /metrics reads go to the metrics listener.) Without keep-alive past 5 s it would be one per
@@ -284,7 +288,8 @@ describe('behind HAProxy: PROXY protocol, keep-alive that outlasts the balancer,
     const stray = await certPair('stray');
     replace(certs[0]!.certFile, stray.cert);
     await waitFor(
-      async () => (await gatewayMetric(gw1, 'leaderway_gateway_tls_reloads_total{result="failed"}')) >= 1,
+      async () =>
+        (await scrapeMetric(gw1.metricsUrl, 'leaderway_gateway_tls_reloads_total', 'result="failed"')) >= 1,
       10_000,
       'the bad certificate refused',
     );
@@ -302,15 +307,6 @@ describe('behind HAProxy: PROXY protocol, keep-alive that outlasts the balancer,
     assert.deepEqual(failures, []);
   });
 });
-
-/** A gateway's metric (summed over its series; by default the connections its API listener accepted), read from its metrics listener. */
-async function gatewayMetric(gw: Proc, name = 'leaderway_gateway_connections_total'): Promise<number> {
-  const text = (await call(gw.metricsUrl, '/metrics')).text;
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(name))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-}
 
 describe('the "api_addr is the load balancer" trap is named', () => {
   let redis: RedisServer;

@@ -17,7 +17,7 @@ import { MAX_PENDING_HANDSHAKES } from '../../shared/http/server';
 import { rssOf } from '../helpers/abuse';
 import { type CertFiles, writeApiCert } from '../helpers/api-cert';
 import { type GatewayCluster, startGatewayCluster } from '../helpers/gateway-cluster';
-import { call } from '../helpers/http';
+import { call, scrapeMetric } from '../helpers/http';
 import { type Proc, spawnGateway, testKeys } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
 
@@ -163,10 +163,6 @@ describe('TLS and PROXY listeners', () => {
     gateways.push(g);
     return g;
   };
-  const metric = async (g: Proc, name: string) => {
-    const text = (await call(g.metricsUrl, '/metrics')).text;
-    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
-  };
   const alive = async (g: Proc) => {
     assert.equal(g.child.exitCode, null, `${g.name} exited: ${g.lines.slice(-5).join('\n')}`);
     const r = await call(g.metricsUrl, '/metrics');
@@ -228,7 +224,7 @@ describe('TLS and PROXY listeners', () => {
     );
     // At most MAX_PENDING_HANDSHAKES were ever in progress (the rest were closed at accept), so
     // the peak — which glibc keeps — is bounded: ~50 KiB each, well under the 256 Mi limit.
-    const refused = await metric(g, 'leaderway_gateway_tls_handshakes_refused_total');
+    const refused = await scrapeMetric(g.metricsUrl, 'leaderway_gateway_tls_handshakes_refused_total');
     assert.ok(refused >= 2_000 - MAX_PENDING_HANDSHAKES, `only ${refused} refused at accept`);
     assert.ok(after - idle < 80 * MIB, `RSS grew by ${((after - idle) / MIB).toFixed(1)} MiB`);
     // A real client still gets through once the stalled ones are gone.
