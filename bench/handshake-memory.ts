@@ -9,9 +9,10 @@
  */
 import { fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { stalledHandshakes } from '../test/helpers/abuse';
 import { writeApiCert } from '../test/helpers/api-cert';
 
 const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
@@ -45,14 +46,7 @@ async function measure(label: string, env: NodeJS.ProcessEnv, cert: { certFile: 
   const pid = child.pid as number;
   const row = [`${(rss(pid) / MIB).toFixed(0)}`];
   for (let round = 0; round < ROUNDS; round++) {
-    const closed: Array<Promise<void>> = [];
-    for (let i = 0; i < PER_ROUND; i++) {
-      const s = net.connect(port, '127.0.0.1');
-      s.on('error', () => undefined);
-      closed.push(new Promise((r) => s.once('close', () => r())));
-      await new Promise((r) => s.once('connect', r));
-      s.write(Buffer.from([0x16, 0x03, 0x01]));
-    }
+    const closed = await stalledHandshakes(port, PER_ROUND);
     await Promise.all(closed);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     row.push((rss(pid) / MIB).toFixed(0));

@@ -331,3 +331,19 @@ export function rssPeak(pid: number, everyMs = 50): { stop(): number } {
     },
   };
 }
+
+/** The first bytes of a TLS ClientHello record: enough to start a handshake, never to finish it. */
+export const HELLO_START = Buffer.from([0x16, 0x03, 0x01]);
+
+/** `count` connections to `port` that start a TLS handshake and stop; resolves each one's close. */
+export async function stalledHandshakes(port: number, count: number): Promise<Array<Promise<void>>> {
+  const closed: Array<Promise<void>> = [];
+  for (let i = 0; i < count; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    closed.push(new Promise((r) => s.once('close', () => r())));
+    await new Promise((r) => s.once('connect', r));
+    s.write(HELLO_START);
+  }
+  return closed;
+}

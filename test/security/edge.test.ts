@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tls from 'node:tls';
 import { MAX_PENDING_HANDSHAKES } from '../../shared/http/server';
-import { rssOf } from '../helpers/abuse';
+import { HELLO_START, rssOf, stalledHandshakes } from '../helpers/abuse';
 import { type CertFiles, writeApiCert } from '../helpers/api-cert';
 import { type GatewayCluster, startGatewayCluster } from '../helpers/gateway-cluster';
 import { call, scrapeMetric } from '../helpers/http';
@@ -22,8 +22,6 @@ import { type Proc, spawnGateway, testKeys } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
 
 const MIB = 1024 * 1024;
-/** The first bytes of a TLS ClientHello record: enough to start a handshake, never to finish it. */
-const HELLO_START = Buffer.from([0x16, 0x03, 0x01]);
 const PROXY_V1 = 'PROXY TCP4 198.51.100.7 127.0.0.1 40000 443\r\n';
 
 const UPGRADE =
@@ -63,19 +61,6 @@ async function sendAndReset(
   if (bytes) out.write(bytes);
   if (afterMs > 0) await new Promise((r) => setTimeout(r, afterMs));
   raw.resetAndDestroy();
-}
-
-/** `count` connections that send the start of a ClientHello and nothing more; resolves each one's close. */
-async function stalledHandshakes(port: number, count: number): Promise<Array<Promise<void>>> {
-  const closed: Array<Promise<void>> = [];
-  for (let i = 0; i < count; i++) {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('error', () => undefined);
-    closed.push(new Promise((r) => s.once('close', () => r())));
-    await new Promise((r) => s.once('connect', r));
-    s.write(HELLO_START);
-  }
-  return closed;
 }
 
 /** Whether a TLS client completes a handshake with the listener at `port` within 3 s. */
