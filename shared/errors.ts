@@ -64,4 +64,5 @@ export const MESSAGES = {
   fencedWrite: 'lock has changed ownership before attempting write',
   storageUnavailable: 'storage is unavailable',
   loginRoot: 'auth methods cannot create root tokens',
+  invalidWrappingToken: 'wrapping token is not valid or does not exist',
 } as const;

@@ -5,6 +5,7 @@
  * node keeps the policies and the ACLs built from them in memory for its term (TermCache).
  */
 import { LwError } from '../../shared/errors';
+import { WRAPPING_POLICY } from '../auth/token-store';
 import type { SecureStorage } from '../barrier/secure-storage';
 import { TermCache } from '../barrier/term-cache';
 import { Acl } from './acl';
@@ -44,6 +45,26 @@ path "sys/capabilities-self" {
 path "sys/internal/ui/mounts/*" {
   capabilities = ["read"]
 }
+
+# Allow a token to manage its own cubbyhole
+path "cubbyhole/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# Allow a token to wrap arbitrary values in a response-wrapping token
+path "sys/wrapping/wrap" {
+  capabilities = ["update"]
+}
+
+# Allow a token to look up the creation time and TTL of a response-wrapping token
+path "sys/wrapping/lookup" {
+  capabilities = ["update"]
+}
+
+# Allow a token to unwrap a response-wrapping token given in the request body
+path "sys/wrapping/unwrap" {
+  capabilities = ["update"]
+}
 `;
 
 const DEFAULT_POLICY: StoredPolicy = {
@@ -57,8 +78,19 @@ const DEFAULT_POLICY: StoredPolicy = {
       { path: 'auth/token/revoke-self', capabilities: ['update'] },
       { path: 'sys/capabilities-self', capabilities: ['update'] },
       { path: 'sys/internal/ui/mounts/*', capabilities: ['read'] },
+      { path: 'cubbyhole/*', capabilities: ['create', 'read', 'update', 'delete', 'list'] },
+      { path: 'sys/wrapping/wrap', capabilities: ['update'] },
+      { path: 'sys/wrapping/lookup', capabilities: ['update'] },
+      { path: 'sys/wrapping/unwrap', capabilities: ['update'] },
     ],
   },
+};
+
+/** The wrapping tokens' policy: no rules (see dispatch for what a wrapping token may do). */
+const WRAPPING: StoredPolicy = {
+  name: WRAPPING_POLICY,
+  text: '# Response-wrapping tokens may only be unwrapped (sys/wrapping/unwrap).\n',
+  policy: { name: WRAPPING_POLICY, paths: [] },
 };
 
 /** The policies of the active node. */
@@ -67,6 +99,8 @@ export class PolicyStore {
   private readonly acls = new TermCache<Map<string, Acl>>(async () => new Map());
 
   private async stored(s: SecureStorage, name: string): Promise<StoredPolicy | null> {
+    // Built in and empty: a wrapping token is good for unwrapping only (dispatch), whatever storage holds.
+    if (name === WRAPPING_POLICY) return WRAPPING;
     const cache = await this.cache.get(s);
     if (cache.has(name)) return cache.get(name) ?? null;
     const found = (await s.get<StoredPolicy>(PREFIX + name)) ?? (name === 'default' ? DEFAULT_POLICY : null);
@@ -74,9 +108,10 @@ export class PolicyStore {
     return found;
   }
 
-  /** Every policy name, `root` and `default` included, sorted. */
+  /** Every policy name, `root` and `default` included (not the wrapping policy, as upstream), sorted. */
   async list(s: SecureStorage): Promise<string[]> {
-    const names = new Set(['default', 'root', ...(await s.list(PREFIX)).filter((k) => !k.endsWith('/'))]);
+    const stored = (await s.list(PREFIX)).filter((k) => !k.endsWith('/') && k !== WRAPPING_POLICY);
+    const names = new Set(['default', 'root', ...stored]);
     return [...names].sort();
   }
 
@@ -91,7 +126,8 @@ export class PolicyStore {
   /** Parses and stores a policy (HCL or JSON). Throws 400 for `root` or a policy that does not parse. */
   async write(s: SecureStorage, rawName: string, text: string): Promise<void> {
     const name = policyName(rawName);
-    if (name === 'root') throw new LwError('LW_ERR_BAD_REQUEST', 'cannot update "root" policy');
+    if (name === 'root' || name === WRAPPING_POLICY)
+      throw new LwError('LW_ERR_BAD_REQUEST', `cannot update "${name}" policy`);
     const policy = await parsePolicy(name, text);
     await s.put(PREFIX + name, { name, text, policy } satisfies StoredPolicy);
     await this.forget(s, name);
@@ -100,7 +136,7 @@ export class PolicyStore {
   /** Deletes a policy (absent is fine, as upstream). Throws 400 for `root` and `default`. */
   async delete(s: SecureStorage, rawName: string): Promise<void> {
     const name = policyName(rawName);
-    if (name === 'root' || name === 'default')
+    if (name === 'root' || name === 'default' || name === WRAPPING_POLICY)
       throw new LwError('LW_ERR_BAD_REQUEST', `cannot delete "${name}" policy`);
     await s.delete(PREFIX + name);
     await this.forget(s, name);

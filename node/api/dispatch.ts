@@ -1,33 +1,35 @@
 /**
  * The node's HTTP entry point, shared by the API listener and the cluster listener. In order:
- *  1. parse and validate the request line; refuse features we do not have (namespaces,
- *     response wrapping) instead of ignoring them;
+ *  1. parse and validate the request line; refuse features we do not have (namespaces) instead
+ *     of ignoring them;
  *  2. routes every node answers itself (sys/health, sys/leader, sys/seal-status, sys/init);
  *  3. sealed → 503; standby → the standby policy (forward or 307);
  *  4. on the active: pick the route table (sys/, auth/token/, an auth method, or the secrets
  *     engine the path falls in) and the route; authenticate (unless the route needs no token);
- *     check the ACL — the one place every route's permission is decided; count the token's use;
- *     run the handler and send its reply.
+ *     check the ACL — the one place every route's permission is decided (a response-wrapping
+ *     token passes only where a route accepts it: unwrap); count the token's use; run the
+ *     handler; wrap its reply if the request asked (wrapping.ts); send it.
  */
 import type { Logger } from 'pino';
-import { LwError, MESSAGES } from '../../shared/errors';
+import { isLwError, LwError, MESSAGES } from '../../shared/errors';
 import { CLIENT_ADDR_HEADER, NOT_SERVED_HEADER } from '../../shared/http/internal-headers';
 import { type AnyResponse, sendError, sendJson, toLwError } from '../../shared/http/respond';
 import { withWriteScope } from '../../shared/storage/write-scope';
 import type { Capability } from '../acl/policy';
 import { PolicyStore } from '../acl/policy-store';
-import { isRoot, type TokenEntry, TokenStore } from '../auth/token-store';
+import { invalidWrapping, isRoot, isWrapping, type TokenEntry, TokenStore } from '../auth/token-store';
 import type { SecureStorage } from '../barrier/secure-storage';
 import { AUTH_MOUNTS, type MountEntry, MountTable, SECRET_MOUNTS } from './mounts';
 import { activeStorage, type NodeApi, servingSession, unsealedOf } from './node-api';
-import { type AnyRequest, type ApiRequest, type Operation, parseRequest } from './request';
+import { type AnyRequest, type ApiRequest, type Operation, parseRequest, readJsonBody } from './request';
 import { type ResponseBudgetOptions, ResponseHold } from './response-hold';
 import { bodyReader, type Context, matchRoute, type Reply, type Route, type Services } from './route';
 import { appRoleRoutes } from './routes/approle';
 import { kvV2Routes } from './routes/kv';
-import { kvV1Routes } from './routes/kv1';
+import { cubbyholeRoutes, kvV1Routes } from './routes/kv1';
 import { localRoutes, sysRoutes } from './routes/sys';
 import { tokenRoutes } from './routes/token';
+import { requestedWrapTtl, wrapReply } from './wrapping';
 
 /** Errors after which nothing was stored, so a gateway may safely retry the request elsewhere. */
 const NOT_SERVED_CODES = new Set(['LW_ERR_NOT_ACTIVE', 'LW_ERR_FENCED_WRITE', 'LW_ERR_DRAINING']);
@@ -111,6 +113,7 @@ export class ApiHandler {
       return;
     }
     if (req.operation === 'patch') requireMergePatch(raw);
+    const wrapTtl = requestedWrapTtl(raw);
     const storage = activeStorage(state);
     const op = req.operation;
     const clientAddr = clientAddress(raw, viaCluster);
@@ -127,7 +130,9 @@ export class ApiHandler {
     const rawToken = requestToken(raw) ?? '';
     const token = matched?.route.unauthenticated
       ? NO_TOKEN
-      : await this.svc.tokens.authenticate(storage, rawToken, clientAddr);
+      : await this.svc.tokens
+          .authenticate(storage, rawToken, clientAddr)
+          .catch((err) => this.refuseCaller(err, matched?.route, storage, raw));
     if (!matched) throw routeError;
     // Given back when the response closes, however the request ends.
     const budget = new ResponseHold(this.responses, res);
@@ -147,12 +152,37 @@ export class ApiHandler {
         ? bodyReader(req, PRE_AUTH_BODY_LIMIT)
         : bodyReader(req, this.node.maxRequestSize, budget),
       budget,
+      wrapTtl,
     };
-    if (!matched.route.unauthenticated) {
+    if (isWrapping(token)) {
+      // Good for unwrapping itself and nothing else; the route spends it (no use is counted here).
+      if (!matched.route.acceptsWrappingToken)
+        throw new LwError('LW_ERR_PERMISSION_DENIED', MESSAGES.permissionDenied);
+    } else if (!matched.route.unauthenticated) {
       await this.authorize(ctx, matched.route, op);
       await this.svc.tokens.use(storage, token);
     }
-    send(res, req, await matched.handler(ctx));
+    const reply = await matched.handler(ctx);
+    send(res, req, wrapTtl === null ? reply : await wrapReply(ctx, reply, wrapTtl));
+  }
+
+  /**
+   * Throws for a caller whose token did not authenticate. Unwrap checks the wrapping token first,
+   * as OpenBao: a spent, expired or unknown one is 400 "wrapping token is not valid" — the body's
+   * `token` if given, else the caller's own (which is then the wrapping token) — and only a good
+   * wrapping token sent by a bad caller is 403.
+   */
+  private async refuseCaller(
+    err: unknown,
+    route: Route | undefined,
+    s: SecureStorage,
+    raw: AnyRequest,
+  ): Promise<never> {
+    if (!route?.acceptsWrappingToken || !isLwError(err, 'LW_ERR_PERMISSION_DENIED')) throw err;
+    const body = await readJsonBody(raw, PRE_AUTH_BODY_LIMIT);
+    if (body.token === undefined) throw invalidWrapping();
+    await this.svc.tokens.wrappingEntry(s, body.token);
+    throw err;
   }
 
   /** The ACL check: 403 unless the token's policies grant what `op` on this path needs. */
@@ -189,7 +219,8 @@ export class ApiHandler {
     }
     const found = await this.svc.mounts.resolve(storage, path);
     if (!found) throw notFound();
-    const routes = found.mount.options.version === '2' ? kvV2Routes : kvV1Routes;
+    const { type, options } = found.mount;
+    const routes = type === 'cubbyhole' ? cubbyholeRoutes : options.version === '2' ? kvV2Routes : kvV1Routes;
     return { routes, rel: found.rest, mount: found.mount };
   }
 
@@ -259,8 +290,7 @@ function send(res: AnyResponse, req: ApiRequest, reply: Reply): void {
 
 /**
  * Features a client may ask for that leaderway does not have: answering as if it had them would
- * mislead (a namespaced client would read and write root's data; a client asking for a wrapped
- * answer would get the secret in the clear).
+ * mislead (a namespaced client would read and write root's data).
  */
 function refuseUnsupported(raw: AnyRequest): void {
   const ns = raw.headers['x-vault-namespace'];
@@ -268,12 +298,6 @@ function refuseUnsupported(raw: AnyRequest): void {
     throw new LwError(
       'LW_ERR_UNSUPPORTED',
       'namespaces are not supported: leaderway has only the root namespace (remove X-Vault-Namespace)',
-    );
-  }
-  if (raw.headers['x-vault-wrap-ttl'] !== undefined) {
-    throw new LwError(
-      'LW_ERR_UNSUPPORTED',
-      'response wrapping is not supported: the answer would not be wrapped (remove X-Vault-Wrap-TTL)',
     );
   }
 }

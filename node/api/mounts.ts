@@ -15,7 +15,7 @@ import { TermCache } from '../barrier/term-cache';
 export type KvVersion = '1' | '2';
 
 /** Engine and auth method types we serve. */
-export type MountType = 'kv' | 'token' | 'approle';
+export type MountType = 'kv' | 'generic' | 'cubbyhole' | 'token' | 'approle';
 
 /** One mount, with the fields `sys/mounts` / `sys/auth` report. */
 export interface MountEntry {
@@ -53,6 +53,12 @@ interface TableKind {
   reserved: readonly string[];
   /** The table before anything was written. */
   defaults: () => MountEntry[];
+  /**
+   * Mounts every table has, whatever is stored (added when a stored table lacks them, e.g. one
+   * written before they existed). Their paths are reserved, so they can be neither mounted over
+   * nor unmounted.
+   */
+  fixed: () => MountEntry[];
   /** Accessor prefix by type: `kv_1a2b3c4d`, `auth_approle_1a2b3c4d`. */
   accessorPrefix: (type: MountType) => string;
 }
@@ -73,6 +79,21 @@ export const SECRET_MOUNTS: TableKind = {
       local: false,
       seal_wrap: false,
       storage_id: 'secret',
+    },
+  ],
+  fixed: () => [
+    {
+      path: 'cubbyhole/',
+      type: 'cubbyhole',
+      description: 'per-token private secret storage',
+      accessor: 'cubbyhole_default0',
+      uuid: '00000000-0000-0000-0000-000000000003',
+      options: {},
+      config: { ...NO_CONFIG },
+      local: true,
+      seal_wrap: false,
+      // Unused: a cubbyhole's entries live under its token (node/kv/cubbyhole.ts).
+      storage_id: 'cubbyhole',
     },
   ],
   accessorPrefix: (type) => `${type}_`,
@@ -96,6 +117,7 @@ export const AUTH_MOUNTS: TableKind = {
       storage_id: 'token',
     },
   ],
+  fixed: () => [],
   accessorPrefix: (type) => `auth_${type}_`,
 };
 
@@ -109,9 +131,11 @@ export class MountTable {
   private readonly table: TermCache<StoredTable>;
 
   constructor(private readonly kind: TableKind) {
-    this.table = new TermCache(
-      async (s) => (await s.get<StoredTable>(kind.storagePath)) ?? { mounts: kind.defaults() },
-    );
+    this.table = new TermCache(async (s) => {
+      const table = (await s.get<StoredTable>(kind.storagePath)) ?? { mounts: kind.defaults() };
+      for (const f of kind.fixed()) if (!table.mounts.some((m) => m.path === f.path)) table.mounts.push(f);
+      return table;
+    });
   }
 
   /** Every mount, sorted by path. */

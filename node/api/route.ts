@@ -57,6 +57,8 @@ export interface Context {
    * the response is done.
    */
   budget: EntryAdmission;
+  /** The wrap TTL the request asks for, seconds (null: none); dispatch wraps the answer. */
+  wrapTtl: number | null;
 }
 
 export type Handler = (c: Context) => Reply | Promise<Reply>;
@@ -69,6 +71,11 @@ export interface Route {
   sudo?: boolean;
   /** Served without a token (AppRole login). */
   unauthenticated?: boolean;
+  /**
+   * A response-wrapping token may call it (sys/wrapping/unwrap, which spends it): no ACL check,
+   * no use counted. Every other route refuses wrapping tokens.
+   */
+  acceptsWrappingToken?: boolean;
   /**
    * Whether the target of a write exists, which decides the capability a write needs: `update`
    * when it does, `create` when not (upstream's existence check). Without it a write needs `update`.

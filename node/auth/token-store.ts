@@ -15,6 +15,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LwError, MESSAGES } from '../../shared/errors';
 import type { JsonWriteOp, SecureStorage } from '../barrier/secure-storage';
+import { CUBBYHOLE_ROOT, cubbyholeDeletes, cubbyholeEntries, cubbyholeOf } from '../kv/cubbyhole';
 import { KeyedMutex } from '../kv/keyed-mutex';
 import { cidrsContain } from './cidr';
 
@@ -22,6 +23,17 @@ const ENTRY = 'auth/token/id/';
 const ACCESSOR = 'auth/token/accessor/';
 const CHILDREN = 'auth/token/parent/';
 const TOKEN_PREFIX = 'hvs.';
+/** A spent wrapping token's mark, kept until the token would have expired (see spendWrapping). */
+const SPENT = 'sys/wrapping/spent/';
+
+/**
+ * The policy of response-wrapping tokens, and only of them: no token can be created with it, no
+ * policy of that name can be written, and it grants nothing in an ACL. A wrapping token is good
+ * for `sys/wrapping/unwrap` (and as the target of lookup and rewrap), nothing else.
+ */
+export const WRAPPING_POLICY = 'response-wrapping';
+/** Where a wrapping token's cubbyhole holds the wrapped response, as OpenBao. */
+const WRAPPED_RESPONSE = 'response';
 
 /** Upstream's system default and maximum token TTL (768h), for tokens without the root policy. */
 export const DEFAULT_TTL_S = 768 * 3600;
@@ -102,6 +114,14 @@ export function rootTokenEntry(storage: SecureStorage, token: string): { path: s
     },
   };
 }
+
+/** Whether an entry is a response-wrapping token's. */
+export function isWrapping(entry: TokenEntry): boolean {
+  return entry.policies.length === 1 && entry.policies[0] === WRAPPING_POLICY;
+}
+
+/** The answer to a wrapping token that is not (or no longer) good, as OpenBao words it. */
+export const invalidWrapping = () => new LwError('LW_ERR_BAD_REQUEST', MESSAGES.invalidWrappingToken);
 
 /** Whether an entry carries the root policy. */
 export function isRoot(entry: TokenEntry): boolean {
@@ -219,8 +239,21 @@ export class TokenStore {
     return this.create(s, spec);
   }
 
-  /** Creates a token; resolves the token and its entry. */
+  /** Creates a token; resolves the token and its entry. No token is created with the wrapping policy. */
   async create(s: SecureStorage, spec: TokenSpec): Promise<{ token: string; entry: TokenEntry }> {
+    if (spec.policies.includes(WRAPPING_POLICY)) {
+      throw new LwError(
+        'LW_ERR_BAD_REQUEST',
+        `the "${WRAPPING_POLICY}" policy is reserved for wrapping tokens`,
+      );
+    }
+    const { token, entry, ops } = this.build(s, spec);
+    await s.batch(ops);
+    return { token, entry };
+  }
+
+  /** A new token's entry and the writes that store it (entry, accessor, place in its tree). */
+  private build(s: SecureStorage, spec: TokenSpec): { token: string; entry: TokenEntry; ops: JsonWriteOp[] } {
     const now = Date.now();
     const root = spec.policies.includes('root');
     const depth = spec.parent ? (spec.parent.depth ?? 0) + 1 : 0;
@@ -265,8 +298,80 @@ export class TokenStore {
       { op: 'put', path: ACCESSOR + s.barrier.hmac(`accessor:${entry.accessor}`), value: { hash } },
     ];
     if (spec.parent) ops.push({ op: 'put', path: `${CHILDREN}${spec.parent.hash}/${hash}`, value: {} });
+    return { token, entry, ops };
+  }
+
+  /**
+   * Creates a response-wrapping token (OpenBao's shape: the wrapping policy alone, one use, an
+   * orphan, not renewable, its TTL also its explicit max, `path` the creation path) holding
+   * `response` in its cubbyhole — all in one atomic write, so no wrapping token exists without
+   * its response.
+   */
+  async createWrapping(
+    s: SecureStorage,
+    ttlS: number,
+    creationPath: string,
+    response: unknown,
+  ): Promise<{ token: string; entry: TokenEntry }> {
+    const { token, entry, ops } = this.buildWrapping(s, ttlS, creationPath, response);
     await s.batch(ops);
     return { token, entry };
+  }
+
+  private buildWrapping(s: SecureStorage, ttlS: number, creationPath: string, response: unknown) {
+    const built = this.build(s, {
+      policies: [WRAPPING_POLICY],
+      parent: null,
+      displayName: '',
+      meta: null,
+      ttlS,
+      explicitMaxTtlS: ttlS,
+      periodS: 0,
+      renewable: false,
+      numUses: 1,
+      path: creationPath,
+      boundCidrs: [],
+    });
+    built.ops.push({ op: 'put', path: cubbyholeOf(built.entry.hash) + WRAPPED_RESPONSE, value: response });
+    return built;
+  }
+
+  /** The entry of a live wrapping token; 400 "wrapping token is not valid" otherwise. */
+  async wrappingEntry(s: SecureStorage, token: unknown): Promise<TokenEntry> {
+    const e = typeof token === 'string' ? await this.alive(s, token) : null;
+    if (!e || !isWrapping(e)) throw invalidWrapping();
+    return e;
+  }
+
+  /**
+   * Spends a wrapping token: resolves the response it holds, having deleted the token and its
+   * cubbyhole in one atomic write — or throws 400 if it is not a live wrapping token, or was spent
+   * already. `rewrap`: a new wrapping token for the same response, created in that same write.
+   *
+   * Single use does not rest on this node's lock alone, nor on fencing: the write also creates a
+   * mark for the token only if it is absent (`ifAbsent`), so of two spends that both read the
+   * token before either wrote, one writes and the other is refused, whichever node they ran on.
+   */
+  async spendWrapping(
+    s: SecureStorage,
+    token: unknown,
+    rewrap?: { ttlS: number },
+  ): Promise<{ entry: TokenEntry; response: unknown; next: { token: string; entry: TokenEntry } | null }> {
+    const first = await this.wrappingEntry(s, token);
+    return this.uses.run(first.hash, async () => {
+      const e = await this.wrappingEntry(s, token);
+      const response = await s.get<unknown>(cubbyholeOf(e.hash) + WRAPPED_RESPONSE);
+      if (response === null) throw invalidWrapping();
+      const ops: JsonWriteOp[] = [
+        ...this.deletes(s, e),
+        ...(await cubbyholeDeletes(s, e.hash)),
+        { op: 'put', path: SPENT + e.hash, value: { expire_time: e.expire_time ?? 0 } },
+      ];
+      const next = rewrap ? this.buildWrapping(s, rewrap.ttlS, e.path ?? '', response) : null;
+      if (next) ops.push(...next.ops);
+      if (!(await s.batch(ops, { ifAbsent: SPENT + e.hash }))) throw invalidWrapping();
+      return { entry: e, response, next: next && { token: next.token, entry: next.entry } };
+    });
   }
 
   /**
@@ -314,12 +419,18 @@ export class TokenStore {
       } else if (c) await this.revoke(s, c, false);
       await s.delete(`${CHILDREN}${e.hash}/${child}`);
     }
+    // The token and its cubbyhole go together.
+    await s.batch([...this.deletes(s, e), ...(await cubbyholeDeletes(s, e.hash))]);
+  }
+
+  /** The deletes of a token's entry, accessor and place in its parent's tree. */
+  private deletes(s: SecureStorage, e: TokenEntry): JsonWriteOp[] {
     const ops: JsonWriteOp[] = [
       { op: 'delete', path: ENTRY + e.hash },
       { op: 'delete', path: ACCESSOR + s.barrier.hmac(`accessor:${e.accessor}`) },
     ];
     if (e.parent) ops.push({ op: 'delete', path: `${CHILDREN}${e.parent}/${e.hash}` });
-    await s.batch(ops);
+    return ops;
   }
 
   /** Every token's accessor (for `LIST auth/token/accessors`). */
@@ -348,6 +459,25 @@ export class TokenStore {
         revoked++;
       }
     }
+    await this.tidyWrapping(s, now);
     return revoked;
+  }
+
+  /**
+   * Deletes spent-wrapping marks past their token's expiry (the token can no longer be valid,
+   * spent or not), and cubbyholes whose token is gone (written by the request that spent the
+   * token's last use: the token was revoked before the write).
+   */
+  private async tidyWrapping(s: SecureStorage, now: number): Promise<void> {
+    for (const hash of await s.list(SPENT)) {
+      const mark = await s.get<{ expire_time: number }>(SPENT + hash);
+      if (mark && mark.expire_time > 0 && mark.expire_time <= now) await s.delete(SPENT + hash);
+    }
+    for (const folder of await s.list(CUBBYHOLE_ROOT)) {
+      const hash = folder.replace(/\/$/, '');
+      if (!folder.endsWith('/') || (await this.entryAt(s, hash))) continue;
+      const gone = await cubbyholeEntries(s, hash);
+      if (gone.length > 0) await s.batch(gone.map((path) => ({ op: 'delete', path })));
+    }
   }
 }

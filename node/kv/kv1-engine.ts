@@ -1,16 +1,18 @@
 /**
  * KV version 1, Vault's plain `kv` engine: one unversioned JSON object per path. Entries live
- * through the barrier at `kv/<storage id>/v1/<path>`.
+ * through the barrier under a root: `kv/<storage id>/v1/<path>` for a mount (kv1Root), a token's
+ * cubbyhole for `cubbyhole/` (node/kv/cubbyhole.ts).
  */
 import type { EntryAdmission, SecureStorage } from '../barrier/secure-storage';
 
-/** One KV v1 mount. */
-export class Kv1Engine {
-  private readonly root: string;
+/** Where a KV v1 mount's entries live. */
+export function kv1Root(storageId: string): string {
+  return `kv/${storageId}/v1/`;
+}
 
-  constructor(storageId: string) {
-    this.root = `kv/${storageId}/v1/`;
-  }
+/** Unversioned JSON entries under one storage prefix (`root`, ending in `/`). */
+export class Kv1Engine {
+  constructor(private readonly root: string) {}
 
   /** The entry at `path`, admitted against `budget` before it is fetched (its size is the writer's). */
   read(s: SecureStorage, path: string, budget: EntryAdmission): Promise<Record<string, unknown> | null> {

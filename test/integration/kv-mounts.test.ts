@@ -108,7 +108,7 @@ describe('Vault clients’ requests: raw LIST, mounts, KV v2 completeness, refus
       const data = (list.body as Body).data as Record<string, { type: string; options: { version: string } }>;
       assert.deepEqual(
         Object.keys(data).sort(),
-        ['nested/v2/', 'plain/', 'secret/', 'sys/', 'team-a/'],
+        ['cubbyhole/', 'nested/v2/', 'plain/', 'secret/', 'sys/', 'team-a/'],
         `${name}: ${list.text}`,
       );
       assert.deepEqual(data['team-a/']?.options, { version: '2' });
@@ -252,7 +252,7 @@ describe('Vault clients’ requests: raw LIST, mounts, KV v2 completeness, refus
     await waitFor(async () => (await api('data/short')).status === 404, 5_000, 'the version to expire');
   });
 
-  it('refuses X-Vault-Namespace and X-Vault-Wrap-TTL with a 400 naming the feature', async () => {
+  it('refuses X-Vault-Namespace with a 400 naming the feature; wraps on X-Vault-Wrap-TTL', async () => {
     for (const [name, target] of targets) {
       const url = (await target()).url;
       const ns = await call(url, '/v1/secret/data/ka-gateway/a', {
@@ -265,8 +265,11 @@ describe('Vault clients’ requests: raw LIST, mounts, KV v2 completeness, refus
         token: c.token,
         headers: { 'x-vault-wrap-ttl': '60s' },
       });
-      assert.equal(wrap.status, 400, name);
-      assert.match(wrap.text, /response wrapping is not supported/);
+      assert.equal(wrap.status, 200, name);
+      const info = (wrap.body as { wrap_info: { token: string; creation_path: string } }).wrap_info;
+      assert.equal(info.creation_path, 'secret/data/ka-gateway/a', `${name}: wrapped, never in the clear`);
+      const unwrapped = await call(url, '/v1/sys/wrapping/unwrap', { token: info.token, method: 'POST' });
+      assert.equal(unwrapped.status, 200, name);
       const empty = await call(url, '/v1/secret/data/ka-gateway/a', {
         token: c.token,
         headers: { 'x-vault-namespace': '' },

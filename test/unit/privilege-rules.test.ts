@@ -19,6 +19,7 @@ import { initialize } from '../../node/barrier/seal';
 import type { SecureStorage } from '../../node/barrier/secure-storage';
 import { LwError } from '../../shared/errors';
 import { InmemBackend } from '../../shared/storage/inmem';
+import { tokenSpec } from '../helpers/token-spec';
 
 const NOW = 1_800_000_000_000;
 
@@ -167,18 +168,7 @@ describe('token create rules (decideTokenCreate)', () => {
 describe('stores over the embedded backend', () => {
   let s: SecureStorage;
   const tokens = new TokenStore();
-  const base = {
-    parent: null,
-    displayName: 't',
-    meta: null,
-    ttlS: 0,
-    explicitMaxTtlS: 0,
-    periodS: 0,
-    renewable: true,
-    numUses: 0,
-    path: 'auth/token/create',
-    boundCidrs: [],
-  };
+  const base = tokenSpec();
   before(async () => {
     s = await initialize(new InmemBackend(), randomBytes(32), () => []);
   });

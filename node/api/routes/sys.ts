@@ -11,6 +11,7 @@ import { authMountRoutes } from './sys-auth';
 import { metricsRoutes } from './sys-metrics';
 import { mountRoutes } from './sys-mounts';
 import { policyRoutes } from './sys-policy';
+import { wrappingRoutes } from './sys-wrapping';
 
 /**
  * A route every node answers itself, before the seal check and without a token. `viaCluster`:
@@ -168,5 +169,6 @@ export const sysRoutes: readonly Route[] = [
   ...mountRoutes,
   ...authMountRoutes,
   ...policyRoutes,
+  ...wrappingRoutes,
   ...metricsRoutes,
 ];
