@@ -4,8 +4,14 @@ Run by test/integration/clients.test.ts as:
     /usr/bin/python3 hvac_scenario.py <url> <token> <name>
 It enables KV v2 and v1 mounts named after <name>, then writes, reads, lists (the raw LIST verb,
 interleaved with other requests on hvac's keep-alive session), patches and manages metadata,
-tunes and disables the mounts. Any surprise raises; the last line printed is "ok <n> steps".
+tunes and disables the mounts. Then, as a trusted orchestrator, it gets an AppRole secret ID
+response-wrapped, checks where the wrapping token was made and starts hvac_wrapped_app.py with only
+the wrapping token and the role ID; it prints "wrapping token <token>" (spent: the test checks that
+a second unwrap is refused). Any surprise raises; the last line printed is "ok <n> steps".
 """
+import json
+import os
+import subprocess
 import sys
 
 import hvac
@@ -79,4 +85,34 @@ check(client.sys.read_mount_configuration(path=v2)["data"]["description"] == "tu
 client.sys.disable_secrets_engine(path=v2)
 client.sys.disable_secrets_engine(path=v1)
 check(f"{v2}/" not in client.sys.list_mounted_secrets_engines()["data"], "disabled")
+
+# Response wrapping: the orchestrator hands an application its secret ID as a wrapping token.
+approle, role, secret = f"hvac-wrap-{name}", "app", f"hvac-wrap-{name}"
+client.sys.enable_auth_method("approle", path=approle)
+client.sys.create_or_update_policy(name=secret, policy=f'path "secret/data/{secret}" {{ capabilities = ["read"] }}')
+client.secrets.kv.v2.create_or_update_secret(path=secret, secret={"password": f"p-{name}"})
+client.auth.approle.create_or_update_approle(
+    role_name=role, token_policies=[secret], secret_id_num_uses=1, mount_point=approle
+)
+role_id = client.auth.approle.read_role_id(role_name=role, mount_point=approle)["data"]["role_id"]
+# hvac 0.11.2's generate_secret_id has no wrap_ttl: Client.write passes it to the adapter, which
+# sends X-Vault-Wrap-TTL.
+wrapped = client.write(f"auth/{approle}/role/{role}/secret-id", wrap_ttl="30s")
+info = wrapped.get("wrap_info") or {}
+creation_path = f"auth/{approle}/role/{role}/secret-id"
+check(wrapped.get("data") is None and info.get("ttl") == 30, f"wrapped secret id: {wrapped}")
+check(info.get("creation_path") == creation_path and info.get("accessor"), f"wrap_info: {info}")
+looked = client.adapter.post("/v1/sys/wrapping/lookup", json={"token": info["token"]})
+check(looked["data"]["creation_path"] == creation_path, f"malfeasance check: {looked}")
+app = subprocess.run(
+    [sys.executable, os.path.join(os.path.dirname(__file__), "hvac_wrapped_app.py"),
+     url, info["token"], role_id, approle, role, secret],
+    capture_output=True, text=True, timeout=30,
+    env={k: v for k, v in os.environ.items() if not k.startswith("VAULT_")},
+)
+check(app.returncode == 0, f"wrapped app failed: {app.stdout}{app.stderr}")
+report = json.loads(app.stdout.strip().splitlines()[-1])
+check(report == {"policies": ["default", secret], "secret": {"password": f"p-{name}"}}, f"wrapped app: {report}")
+client.sys.disable_auth_method(path=approle)
+print(f"wrapping token {info['token']}")
 print(f"ok {steps} steps")
