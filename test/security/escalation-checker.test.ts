@@ -57,6 +57,46 @@ describe('escalation checker', () => {
     assert.equal(r.stats.deadTokenRequests, 3);
   });
 
+  it('13 wrapping: accepted elsewhere, unwrapped twice, another token unwrapped, a revealed escalation', () => {
+    const wrapped = () => base().wrapCreate('t1', 'w1', { policies: ['maker'] });
+    const child = issued('t2', ['default', 'maker']);
+    // Clean: unwrapped once by itself, refused (400) after, refused (403) elsewhere.
+    assert.deepEqual(
+      wrapped().unwrap('w1', 200, child).unwrap('w1', 400).add('t2', { kind: 'lookup-self' }, 200).rules(),
+      [],
+    );
+    assert.deepEqual(
+      wrapped().add('w1', { kind: 'lookup-self' }, 403).unwrap('root', 200, child, 'w1').rules(),
+      [],
+      'by a caller with the token in the body',
+    );
+    assert.deepEqual(wrapped().unwrap('w1', 200, child, 'w1').rules(), [], 'itself, named in the body');
+    assert.deepEqual(wrapped().add('w1', { kind: 'lookup-self' }, 200).rules(), ['wrapping']);
+    assert.deepEqual(wrapped().add('w1', { kind: 'kv-read', path: 'secret/data/a' }, 404).rules(), [
+      'wrapping',
+    ]);
+    assert.ok(
+      wrapped().unwrap('w1', 200, child).unwrap('root', 200, child, 'w1').rules().includes('wrapping'),
+    );
+    assert.deepEqual(base().unwrap('root', 200, child, 't1').rules(), ['wrapping'], 'not a wrapping token');
+    assert.deepEqual(
+      wrapped().wrapCreate('t1', 'w2').unwrap('w1', 200, child, 'w2').rules(),
+      ['wrapping'],
+      'a wrapping token spent to open another',
+    );
+    // What an unwrap reveals is judged as the wrapped call: here a child beyond its parent.
+    const beyond = issued('t2', ['default', 'other']);
+    assert.deepEqual(wrapped().unwrap('w1', 200, beyond).rules(), ['subset']);
+    // An expired wrapping token unwraps nothing.
+    assert.ok(
+      base()
+        .wrapCreate('t1', 'w1', {}, 1)
+        .add('w1', { kind: 'unwrap' }, 200, { gapMs: 5_000, out: { token: child } })
+        .rules()
+        .includes('dead'),
+    );
+  });
+
   it('1 root: a non-root parent creating root, an AppRole login issuing root', () => {
     assert.deepEqual(base().create('t1', 't2', ['root']).rules(), ['root', 'subset']);
     const h = base()

@@ -15,6 +15,9 @@
  *               lookups 403 / accessor calls 4xx; revoke by value works from any address
  *   10 sudo-path   sudo paths need sudo   11 oracle  no mount oracle   12 capability  every 2xx
  *               was allowed by the caller's policies (the model's own evaluator) or root
+ *   13 wrapping  a wrapping token is refused (403) everywhere but its own unwrap; an unwrap
+ *               succeeds once per wrapping token, never for another token; what it reveals
+ *               obeys the rules of the call it wrapped (checked when no policy changed between)
  * The server's capabilities-self answers are compared with the model's evaluator; differences
  * are notes (the model may be the one that is wrong), not violations.
  */
@@ -38,7 +41,8 @@ export type RuleId =
   | 'dead'
   | 'sudo-path'
   | 'oracle'
-  | 'capability';
+  | 'capability'
+  | 'wrapping';
 
 /** One broken rule at one step. */
 export interface Violation {
@@ -113,16 +117,25 @@ export type Flag = (rule: RuleId, reason: string) => void;
 /** Rules 7, 9, 10, 12 for whoever sent the request. */
 function checkActor(m: Model, s: Step, flag: Flag, stats: EscalationStats): void {
   if (s.actor === null) return;
+  // An unwrap answers a bad wrapping token 400, as OpenBao — the caller's own when it is the one.
+  const refused = (status: number) => status === 403 || (s.call.kind === 'unwrap' && status === 400);
   const tk = m.tokens.get(s.actor);
   if (!tk) {
-    if (accepted(s.status)) flag('dead', `${s.actor} was never issued, yet it was accepted (${s.status})`);
+    if (accepted(s.status) && !refused(s.status))
+      flag('dead', `${s.actor} was never issued, yet it was accepted (${s.status})`);
     return;
   }
   const dead = m.deadReason(s.actor, s.start);
   if (dead) {
     stats.deadTokenRequests++;
-    if (verdict(s.status) && s.status !== 403)
+    if (verdict(s.status) && !refused(s.status))
       flag('dead', `${s.actor} is dead (${dead}), yet got ${s.status}, not 403`);
+    return;
+  }
+  if (tk.source === 'wrap') {
+    const own = s.call.kind === 'unwrap' && (s.call.token ?? s.actor) === s.actor;
+    if (own ? false : s.call.kind === 'unwrap' ? is2xx(s.status) : accepted(s.status))
+      flag('wrapping', `wrapping token ${s.actor} was accepted (${s.status}) for ${s.call.kind}`);
     return;
   }
   if (accepted(s.status) && tk.cidrs.length && !inCidrs(tk.cidrs, s.addr))
@@ -200,6 +213,9 @@ function checkCall(m: Model, s: Step, flag: Flag, notes: string[]): void {
         );
       break;
     }
+    case 'unwrap':
+      checkUnwrap(m, s, flag);
+      break;
     case 'caps-self':
       if (ok && s.actor && s.out?.caps) {
         for (const p of c.paths) {
@@ -215,4 +231,20 @@ function checkCall(m: Model, s: Step, flag: Flag, notes: string[]): void {
     default:
       break;
   }
+}
+
+/** Rule 13 on an unwrap, and the wrapped call's own rules on what it revealed. */
+function checkUnwrap(m: Model, s: Step, flag: Flag): void {
+  const target = Model.unwrapTarget(s);
+  if (!is2xx(s.status) || target === null) return;
+  if (!m.wrapped.has(target)) {
+    flag('wrapping', `unwrap of ${target}, which is no wrapping token, answered ${s.status}`);
+    return;
+  }
+  if (m.unwrapped.has(target)) flag('wrapping', `wrapping token ${target} was unwrapped twice`);
+  const dead = m.deadReason(target, s.start);
+  if (dead) flag('dead', `unwrap of ${target} (dead: ${dead}) answered ${s.status}`);
+  const revealed = m.revealed(s);
+  if (revealed?.call.kind === 'create') checkCreate(m, revealed, flag);
+  if (revealed?.call.kind === 'secret-id') checkSecretId(m, revealed, flag);
 }

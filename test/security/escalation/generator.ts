@@ -79,6 +79,11 @@ export class Generator {
     const call = this.call(kind, now);
     const need = needs(this.m, call);
     let actor = kind === 'login' || kind === 'pause' ? null : this.actor(now, need);
+    // An unwrap of one's own token: mostly by a wrapping token (live, spent or expired).
+    const wrappers = [...this.m.wrapped.keys()];
+    // With a token in the body, sometimes by a wrapping token too (which may open only itself).
+    if (call.kind === 'unwrap' && wrappers.length && this.r.chance(call.token === undefined ? 0.8 : 0.3))
+      actor = this.r.pick(wrappers);
     // The harness's root token must outlive the run: someone else revokes themselves instead.
     if (kind === 'revoke-self' && actor === 'root') actor = this.actor(now, null);
     if (kind === 'revoke-self' && actor === 'root') actor = 'bogus1';
@@ -94,10 +99,28 @@ export class Generator {
     return { actor, via, xff: this.address(actor, call), call };
   }
 
-  /** Queues follow-ups: learn a new role's role ID; re-enable AppRole after someone disabled it. */
+  /**
+   * Queues follow-ups: learn a new role's role ID; re-enable AppRole after someone disabled it;
+   * unwrap most wrapped answers at once (by the wrapping token, or by another token with it in
+   * the body), and sometimes again.
+   */
   after(s: Step): void {
     if (!is2xx(s.status)) return;
     const c = s.call;
+    const w = s.out?.wrapping?.label;
+    // Another wrapping token still unspent tries to open this one: it may open only itself.
+    const others = w ? this.liveTokens().filter((l) => l !== w && this.m.wrapped.has(l)) : [];
+    if (w && others.length && this.r.chance(0.5))
+      this.queue.push({ actor: this.r.pick(others), via: 'gateway', call: { kind: 'unwrap', token: w } });
+    if (w && this.r.chance(0.6)) {
+      const body = this.r.chance(0.3);
+      const via: Via = this.r.chance(0.6) ? 'gateway' : 'standby';
+      const unwrap: Planned = body
+        ? { actor: this.r.pick(['root', ...this.liveTokens()]), via, call: { kind: 'unwrap', token: w } }
+        : { actor: w, via, call: { kind: 'unwrap' } };
+      this.queue.push(unwrap);
+      if (this.r.chance(0.3)) this.queue.push({ ...unwrap, via: 'active' });
+    }
     if (c.kind === 'role-write' && this.m.roles.get(c.role)?.roleId === undefined)
       this.queue.push({ actor: 'root', via: 'gateway', call: { kind: 'role-id-read', role: c.role } });
     if (c.kind === 'auth-disable' && c.mount === 'approle')
@@ -152,7 +175,7 @@ export class Generator {
       case 'policy-delete':
         return { kind, name: r.pick(POLICIES) };
       case 'create':
-        return { kind, orphanPath: r.chance(0.25), args: this.tokenArgs() };
+        return { kind, orphanPath: r.chance(0.25), args: this.tokenArgs(), ...this.maybeWrapped() };
       case 'role-write':
         return { kind, role: r.pick(ROLES), fields: this.roleFields() };
       case 'role-id-read':
@@ -167,7 +190,7 @@ export class Generator {
         return { kind, role, roleId };
       }
       case 'secret-id':
-        return { kind, role: r.pick(ROLES), args: this.secretArgs() };
+        return { kind, role: r.pick(ROLES), args: this.secretArgs(), ...this.maybeWrapped() };
       case 'login': {
         const secrets = [...this.m.secrets.values()];
         const s = secrets.length && r.chance(0.9) ? r.pick(secrets) : undefined;
@@ -203,9 +226,29 @@ export class Generator {
         return { kind, mount: r.chance(0.06) ? 'approle' : r.pick(['x1', 'x2']) };
       case 'ui-mount':
         return { kind, path: r.pick(['secret/data/a', 'secret', 'secret/data/b/x', 'nomount/x']) };
+      case 'unwrap':
+        // The caller's own token (next() makes the caller a wrapping token, often), or one in the body.
+        return r.chance(0.6) ? { kind } : { kind, token: this.wrappingOrAny(now) };
       case 'pause':
         return { kind, ms: r.int(300, 1500) };
     }
+  }
+
+  /** Sometimes a wrapped answer, with a TTL that lasts the run or runs out within it. */
+  private maybeWrapped(): { wrapTtlS?: number } {
+    return this.r.chance(0.25) ? { wrapTtlS: this.r.pick([1, 300]) } : {};
+  }
+
+  /** A wrapping token (any state) most of the time, else any target. */
+  private wrappingOrAny(now: number): string {
+    const wrappers = [...this.m.wrapped.keys()];
+    return wrappers.length && this.r.chance(0.7) ? this.r.pick(wrappers) : this.target(now);
+  }
+
+  /** Live tokens other than root. */
+  private liveTokens(): string[] {
+    const now = Date.now();
+    return [...this.m.tokens.keys()].filter((l) => l !== 'root' && !this.m.deadReason(l, now));
   }
 
   /** A token to act on: mostly live, some dead, a few made up; never the harness's root. */

@@ -57,6 +57,17 @@ export class History {
     const call: Call = { kind: 'create', orphanPath: o.orphanPath ?? false, args: o.args ?? { policies } };
     return this.add(actor, call, 200, { out: { token }, addr: o.addr });
   }
+  /** `actor` creates `label` wrapped: the answer is wrapping token `wrapper`. */
+  wrapCreate(actor: string, wrapper: string, args: TokenArgs = {}, ttlS = 300) {
+    const wrapping = issued(wrapper, ['response-wrapping'], { leaseS: ttlS, numUses: 1, orphan: true });
+    const call: Call = { kind: 'create', orphanPath: false, args, wrapTtlS: ttlS };
+    return this.add(actor, call, 200, { out: { wrapping } });
+  }
+  /** `actor` unwraps `target` (in the body; absent: its own token), revealing `token`. */
+  unwrap(actor: string, status: number, token?: IssuedToken, target?: string) {
+    const call: Call = target === undefined ? { kind: 'unwrap' } : { kind: 'unwrap', token: target };
+    return this.add(actor, call, status, token ? { out: { token } } : {});
+  }
   approle() {
     return this.add('root', { kind: 'auth-enable', mount: 'approle' }, 204);
   }

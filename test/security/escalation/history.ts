@@ -47,11 +47,14 @@ export interface SecretArgs {
 export type Call =
   | { kind: 'policy-write'; name: string; rules: Rule[] }
   | { kind: 'policy-delete'; name: string }
-  | { kind: 'create'; orphanPath: boolean; args: TokenArgs }
+  /** `wrapTtlS`: asked wrapped (X-Vault-Wrap-TTL); the answer is a wrapping token. */
+  | { kind: 'create'; orphanPath: boolean; args: TokenArgs; wrapTtlS?: number }
   | { kind: 'role-write'; role: string; fields: RoleFields }
   | { kind: 'role-id-read'; role: string }
   | { kind: 'role-id-write'; role: string; roleId: string }
-  | { kind: 'secret-id'; role: string; args: SecretArgs }
+  | { kind: 'secret-id'; role: string; args: SecretArgs; wrapTtlS?: number }
+  /** sys/wrapping/unwrap of `token` (in the body), or of the caller's own token when absent. */
+  | { kind: 'unwrap'; token?: string }
   | { kind: 'login'; roleId: string; secret: string }
   | { kind: 'revoke' | 'revoke-orphan' | 'lookup'; token: string }
   | { kind: 'renew'; token: string; incrementS?: number }
@@ -81,7 +84,10 @@ export interface IssuedToken {
 
 /** What the model needs from a response. */
 export interface Outcome {
+  /** A token issued (for an unwrap: the one the wrapped answer held). */
   token?: IssuedToken;
+  /** The wrapping token a wrapped answer handed out. */
+  wrapping?: IssuedToken;
   /** A renewal's lease, seconds. */
   leaseS?: number;
   roleId?: string;

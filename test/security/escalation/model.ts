@@ -26,6 +26,13 @@ export class Model {
   readonly roles = new Map<string, ModelRole>();
   readonly secrets = new Map<string, ModelSecret>();
   readonly kv = new Set<string>();
+  /** Wrapping token label → the step whose answer it wraps (its call, caller and time). */
+  readonly wrapped = new Map<string, Step>();
+  /** Wrapping tokens whose unwrap was acknowledged. */
+  readonly unwrapped = new Set<string>();
+  /** Bumped by every policy change: a wrapped answer is checked at unwrap only if none came between. */
+  policyEpoch = 0;
+  private readonly wrappedEpoch = new Map<string, number>();
   approleMounted = false;
 
   constructor() {
@@ -105,12 +112,37 @@ export class Model {
     return [...this.roles.values()].find((r) => r.roleId === roleId);
   }
 
+  /** The wrapping token an unwrap step names (the body's, else the caller's own). */
+  static unwrapTarget(s: Step): string | null {
+    return s.call.kind === 'unwrap' ? (s.call.token ?? s.actor) : null;
+  }
+
+  /**
+   * The step a wrapped answer came from, as if answered in the clear with what the unwrap
+   * revealed — null when the wrapping token is unknown, or policies changed since (the rules of
+   * the wrapped call would then be judged against policies it did not run under).
+   */
+  revealed(unwrap: Step): Step | null {
+    const label = Model.unwrapTarget(unwrap);
+    const w = label === null ? undefined : this.wrapped.get(label);
+    if (!label || !w || this.wrappedEpoch.get(label) !== this.policyEpoch || !unwrap.out) return null;
+    return { ...w, out: unwrap.out };
+  }
+
   /** Advances the model by one recorded step. */
   apply(s: Step): void {
     const actor = s.actor === null ? undefined : this.tokens.get(s.actor);
     // A 2xx, or a 400 (a handler's answer, after the ACL check and the use), spent a use; a 403
-    // or 404 may have come before it (ACL denied, no such route), so those are not counted.
-    if (actor && actor.numUses > 0 && (is2xx(s.status) || s.status === 400) && ++actor.used >= actor.numUses)
+    // or 404 may have come before it (ACL denied, no such route), so those are not counted. A
+    // wrapping token unwrapping itself is spent by the unwrap (below), whatever the answer.
+    const selfUnwrap = s.call.kind === 'unwrap' && (s.call.token ?? s.actor) === s.actor;
+    if (
+      actor &&
+      !selfUnwrap &&
+      actor.numUses > 0 &&
+      (is2xx(s.status) || s.status === 400) &&
+      ++actor.used >= actor.numUses
+    )
       actor.spentAt ??= s.end;
     if (!is2xx(s.status)) {
       // A renewal without a verdict may have moved the expiry anywhere.
@@ -118,15 +150,24 @@ export class Model {
       return;
     }
     const c = s.call;
+    if (s.out?.wrapping) {
+      this.wrap(s);
+      return;
+    }
     switch (c.kind) {
       case 'policy-write':
         this.policies.set(c.name, c.rules);
+        this.policyEpoch++;
         break;
       case 'policy-delete':
         this.policies.delete(c.name);
+        this.policyEpoch++;
         break;
       case 'create':
         if (actor) this.created(s, c.orphanPath, c.args, actor);
+        break;
+      case 'unwrap':
+        this.unwrap(s);
         break;
       case 'login':
         this.login(s);
@@ -145,18 +186,7 @@ export class Model {
         break;
       }
       case 'secret-id':
-        if (s.out?.secret) {
-          const { label, numUses, ttlS } = s.out.secret;
-          this.secrets.set(label, {
-            label,
-            role: c.role,
-            numUses,
-            used: 0,
-            expiresAt: ttlS > 0 ? s.end + ttlS * 1000 + ROUND_MS : Number.POSITIVE_INFINITY,
-            cidrList: c.args.cidrList ?? [],
-            tokenBoundCidrs: c.args.tokenBoundCidrs ?? [],
-          });
-        }
+        this.secretIssued(s);
         break;
       case 'revoke':
       case 'revoke-accessor':
@@ -213,6 +243,53 @@ export class Model {
       maxEnd,
       cidrs: [...parent.cidrs],
     });
+  }
+
+  private secretIssued(s: Step): void {
+    const c = s.call;
+    if (c.kind !== 'secret-id' || !s.out?.secret) return;
+    const { label, numUses, ttlS } = s.out.secret;
+    this.secrets.set(label, {
+      label,
+      role: c.role,
+      numUses,
+      used: 0,
+      expiresAt: ttlS > 0 ? s.end + ttlS * 1000 + ROUND_MS : Number.POSITIVE_INFINITY,
+      cidrList: c.args.cidrList ?? [],
+      tokenBoundCidrs: c.args.tokenBoundCidrs ?? [],
+    });
+  }
+
+  /** A wrapped answer: a one-use orphan wrapping token, and the step it stands for. */
+  private wrap(s: Step): void {
+    const w = s.out?.wrapping;
+    if (!w) return;
+    this.wrapped.set(w.label, s);
+    this.wrappedEpoch.set(w.label, this.policyEpoch);
+    this.add(
+      { ...s, out: { token: w } },
+      { parent: null, source: 'wrap', maxEnd: Number.POSITIVE_INFINITY, cidrs: [] },
+    );
+  }
+
+  /** An acknowledged unwrap spends the wrapping token and reveals the wrapped answer. */
+  private unwrap(s: Step): void {
+    const label = Model.unwrapTarget(s);
+    const tk = label === null ? undefined : this.tokens.get(label);
+    if (!label || !tk) return;
+    tk.spentAt ??= s.end;
+    tk.revokedAt ??= s.end;
+    this.unwrapped.add(label);
+    const w = this.wrapped.get(label);
+    // What the wrapped call would have done in the clear, at its own time (no use counted twice).
+    if (w && s.out) this.applyRevealed({ ...w, out: s.out });
+  }
+
+  private applyRevealed(s: Step): void {
+    const c = s.call;
+    const actor = s.actor === null ? undefined : this.tokens.get(s.actor);
+    if (c.kind === 'create' && actor) this.created(s, c.orphanPath, c.args, actor);
+    if (c.kind === 'secret-id') this.secretIssued(s);
   }
 
   private login(s: Step): void {

@@ -64,6 +64,10 @@ export function needs(m: Model, call: Call): Need | null {
       return { path: 'auth/token/accessors/', caps: ['list', 'sudo'] };
     case 'ui-mount':
       return { path: `sys/internal/ui/mounts/${call.path}`, caps: ['read'] };
+    case 'unwrap':
+      // With the token in the body the caller needs `update` there; a wrapping token unwrapping
+      // itself is checked by its own rule (checker: wrapping), not by the ACL.
+      return call.token === undefined ? null : { path: 'sys/wrapping/unwrap', caps: ['update'] };
     case 'login':
     case 'pause':
       return null;

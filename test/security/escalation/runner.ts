@@ -14,6 +14,7 @@ import { checkEscalation, type EscalationResult } from './checker';
 import { Generator, type Planned } from './generator';
 import { type Call, is2xx, type Outcome, type Step, type Via } from './history';
 import { Model } from './model';
+import { WRAPPING_POLICY } from './state';
 
 export interface RunOptions {
   seed: number;
@@ -161,6 +162,12 @@ function httpOf(c: Call, v: Values): { method: string; path: string; body?: unkn
       return { method: 'LIST', path: 'auth/token/accessors' };
     case 'ui-mount':
       return { method: 'GET', path: `sys/internal/ui/mounts/${c.path}` };
+    case 'unwrap':
+      return {
+        method: 'POST',
+        path: 'sys/wrapping/unwrap',
+        body: c.token ? { token: v.token(c.token) } : {},
+      };
     case 'pause':
       throw new Error('a pause makes no request');
   }
@@ -174,6 +181,28 @@ function outcomeOf(c: Call, body: unknown, v: Values): Outcome | undefined {
   const b = obj(body);
   const auth = obj(b.auth);
   const data = obj(b.data);
+  const wrap = obj(b.wrap_info);
+  if ((c.kind === 'create' || c.kind === 'secret-id') && c.wrapTtlS !== undefined) {
+    if (typeof wrap.token !== 'string') return undefined;
+    const label = v.issued(wrap.token, String(wrap.accessor ?? ''));
+    return {
+      wrapping: {
+        label,
+        policies: [WRAPPING_POLICY],
+        leaseS: Number(wrap.ttl ?? 0),
+        numUses: 1,
+        orphan: true,
+      },
+    };
+  }
+  if (c.kind === 'unwrap') {
+    // What the wrapped answer held: a token (auth/token/create) or a secret ID.
+    if (typeof auth.client_token === 'string')
+      return outcomeOf({ kind: 'login', roleId: '', secret: '' }, body, v);
+    if (typeof data.secret_id === 'string')
+      return outcomeOf({ kind: 'secret-id', role: '', args: {} }, body, v);
+    return {};
+  }
   switch (c.kind) {
     case 'create':
     case 'login': {
@@ -230,7 +259,10 @@ async function execute(n: number, p: Planned, urls: Record<Via, string>, v: Valu
       method: req.method,
       body: req.body,
       token: p.actor === null ? undefined : v.token(p.actor),
-      headers: p.xff ? { 'x-forwarded-for': p.xff } : {},
+      headers: {
+        ...(p.xff ? { 'x-forwarded-for': p.xff } : {}),
+        ...('wrapTtlS' in c && c.wrapTtlS !== undefined ? { 'x-vault-wrap-ttl': `${c.wrapTtlS}s` } : {}),
+      },
     });
     const end = Date.now();
     const errors = obj(r.body).errors;

@@ -20,6 +20,10 @@ export const DEFAULT_RULES: Rule[] = [
   { path: 'auth/token/revoke-self', caps: ['update'] },
   { path: 'sys/capabilities-self', caps: ['update'] },
   { path: 'sys/internal/ui/mounts/*', caps: ['read'] },
+  { path: 'cubbyhole/*', caps: ['create', 'read', 'update', 'delete', 'list'] },
+  { path: 'sys/wrapping/wrap', caps: ['update'] },
+  { path: 'sys/wrapping/lookup', caps: ['update'] },
+  { path: 'sys/wrapping/unwrap', caps: ['update'] },
 ];
 
 /** A token as the model knows it. Times in ms. */
@@ -28,8 +32,8 @@ export interface ModelToken {
   policies: string[];
   /** The parent's label while it has one (null: an orphan). */
   parent: string | null;
-  /** Where it came from: the init root token, auth/token/create*, an AppRole login. */
-  source: 'init' | 'token' | 'approle';
+  /** Where it came from: the init root token, auth/token/create*, an AppRole login, a wrapped answer. */
+  source: 'init' | 'token' | 'approle' | 'wrap';
   /** Uses it was issued with (0: unlimited). */
   numUses: number;
   /** Answers to its requests that certainly spent a use (2xx, 400): a lower bound. */
@@ -105,3 +109,6 @@ export function loginCidrs(secret: string[], role: string[]): string[] {
   if (secret.length === 0) return role;
   return role.length === 0 || cidrSubset(secret, role) ? secret : [...secret, ...role];
 }
+
+/** The policy of wrapping tokens (grants nothing: a wrapping token is good for its own unwrap only). */
+export const WRAPPING_POLICY = 'response-wrapping';

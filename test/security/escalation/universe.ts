@@ -89,5 +89,6 @@ export const WEIGHTS: Array<[Call['kind'], number]> = [
   ['auth-disable', 2],
   ['accessors', 2],
   ['ui-mount', 3],
+  ['unwrap', 2],
   ['pause', 2],
 ];
