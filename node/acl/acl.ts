@@ -9,20 +9,29 @@
  *   3. fewer `+` segments win;
  *   4. the longer pattern wins;
  *   5. the lexicographically larger pattern wins.
+ * A path's wrapping TTL bounds merge as upstream's do: the smallest minimum and the smallest
+ * maximum of the policies that set one.
  */
-import type { Capability, ParsedPolicy } from './policy';
+import type { Capability, ParsedPolicy, PathRule } from './policy';
+
+/** A path's wrapping TTL bounds, seconds (0: none). */
+interface WrapBounds {
+  min: number;
+  max: number;
+}
 
 interface CompiledRule {
   pattern: string;
   regex: RegExp;
   caps: Set<Capability>;
+  wrap: WrapBounds;
   /** Index of the first `+` or `*` (the pattern's length when it has none). */
   firstWildcard: number;
   glob: boolean;
   pluses: number;
 }
 
-function compile(pattern: string, caps: Set<Capability>): CompiledRule {
+function compile(pattern: string, caps: Set<Capability>, wrap: WrapBounds): CompiledRule {
   const glob = pattern.endsWith('*');
   const body = glob ? pattern.slice(0, -1) : pattern;
   const source = body
@@ -36,6 +45,7 @@ function compile(pattern: string, caps: Set<Capability>): CompiledRule {
     pattern,
     regex: new RegExp(`^${source}${glob ? '' : '$'}`),
     caps,
+    wrap,
     firstWildcard: firsts.length ? Math.min(...firsts) : pattern.length,
     glob,
     pluses: pattern.split('/').filter((s) => s === '+').length,
@@ -58,16 +68,17 @@ export class Acl {
   private readonly exact: Map<string, CompiledRule>;
 
   constructor(policies: readonly ParsedPolicy[]) {
-    const merged = new Map<string, Set<Capability>>();
+    const merged = new Map<string, { caps: Set<Capability>; wrap: WrapBounds }>();
     for (const p of policies) {
       for (const r of p.paths) {
-        const caps = merged.get(r.path) ?? new Set<Capability>();
-        for (const c of r.capabilities) caps.add(c);
-        merged.set(r.path, caps);
+        const m = merged.get(r.path) ?? { caps: new Set<Capability>(), wrap: { min: 0, max: 0 } };
+        for (const c of r.capabilities) m.caps.add(c);
+        mergeWrap(m.wrap, r);
+        merged.set(r.path, m);
       }
     }
     // Highest priority first, so the first match is the one that counts.
-    this.rules = [...merged].map(([p, caps]) => compile(p, caps)).sort((a, b) => priority(b, a));
+    this.rules = [...merged].map(([p, m]) => compile(p, m.caps, m.wrap)).sort((a, b) => priority(b, a));
     this.exact = new Map(
       this.rules.filter((r) => r.firstWildcard === r.pattern.length).map((r) => [r.pattern, r]),
     );
@@ -78,10 +89,15 @@ export class Acl {
    * directory (`a/b/`); as upstream, an exact rule for the path without its slash (`a/b`) wins.
    */
   capabilities(path: string): Set<Capability> {
-    const exact = path.endsWith('/') ? this.exact.get(path.slice(0, -1)) : undefined;
-    const rule = exact ?? this.rules.find((r) => r.regex.test(path));
+    const rule = this.ruleFor(path);
     if (!rule || rule.caps.has('deny')) return new Set();
     return rule.caps;
+  }
+
+  /** The rule that counts for `path`, if any. */
+  private ruleFor(path: string): CompiledRule | undefined {
+    const exact = path.endsWith('/') ? this.exact.get(path.slice(0, -1)) : undefined;
+    return exact ?? this.rules.find((r) => r.regex.test(path));
   }
 
   /**
@@ -96,11 +112,26 @@ export class Acl {
     );
   }
 
-  /** Whether every capability in `needed` is granted on `path`. */
-  allows(path: string, needed: readonly Capability[]): boolean {
+  /**
+   * Whether every capability in `needed` is granted on `path`, to a request asking for a wrap
+   * TTL of `wrapTtl` seconds (null: none) — within the path's wrapping bounds if it has any.
+   */
+  allows(path: string, needed: readonly Capability[], wrapTtl: number | null = null): boolean {
     const caps = this.capabilities(path);
-    return needed.every((c) => caps.has(c));
+    if (!needed.every((c) => caps.has(c))) return false;
+    const { min, max } = this.ruleFor(path)?.wrap ?? { min: 0, max: 0 };
+    if (min === 0 && max === 0) return true;
+    if (wrapTtl === null || (max > 0 && wrapTtl > max) || wrapTtl < min) return false;
+    return max === 0 || min <= max;
   }
+}
+
+/** Merges a stanza's wrapping bounds into a path's: the smallest set minimum and maximum. */
+function mergeWrap(into: WrapBounds, r: PathRule): void {
+  const min = r.minWrappingTtl ?? 0;
+  const max = r.maxWrappingTtl ?? 0;
+  if (min > 0 && (into.min === 0 || min < into.min)) into.min = min;
+  if (max > 0 && (into.max === 0 || max < into.max)) into.max = max;
 }
 
 /**

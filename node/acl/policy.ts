@@ -3,14 +3,21 @@
  *
  *     path "secret/data/app/*" { capabilities = ["read", "list"] }
  *     path "secret/+/team"      { capabilities = ["deny"] }
+ *     path "secret/data/old/*"  { policy = "write" }
  *
- * `*` (only at the end) matches any rest of the path, `+` matches one whole segment. Keys a
+ * The older `policy = "read" | "write" | "sudo" | "deny"` form is mapped to capabilities as
+ * OpenBao maps it (LEGACY_POLICY), added to any `capabilities` given beside it; `deny` anywhere
+ * leaves a path with `deny` alone, as upstream stores it.
+ *
+ * `*` (only at the end) matches any rest of the path, `+` matches one whole segment.
+ * `min_wrapping_ttl` / `max_wrapping_ttl` require response wrapping within those bounds. Keys a
  * policy may carry upstream that leaderway does not enforce (allowed_parameters,
- * denied_parameters, required_parameters, wrapping TTLs, control groups, MFA) are refused rather
- * than ignored: ignoring `denied_parameters` would grant more than the author meant.
+ * denied_parameters, required_parameters, control groups, MFA) are refused rather than ignored:
+ * ignoring `denied_parameters` would grant more than the author meant.
  */
 import { HclError, parseHcl } from '../../shared/config/hcl';
 import { LwError } from '../../shared/errors';
+import { parseDurationSeconds } from '../api/duration';
 
 /** Capabilities, as upstream names them. */
 export const CAPABILITIES = ['create', 'read', 'update', 'patch', 'delete', 'list', 'sudo', 'deny'] as const;
@@ -20,6 +27,12 @@ export type Capability = (typeof CAPABILITIES)[number];
 export interface PathRule {
   path: string;
   capabilities: Capability[];
+  /**
+   * Response wrapping a request on this path must ask for (seconds; absent: no bound), as
+   * OpenBao's min_wrapping_ttl / max_wrapping_ttl: either one makes wrapping required here.
+   */
+  minWrappingTtl?: number;
+  maxWrappingTtl?: number;
 }
 
 /** A parsed policy, as stored next to its text. */
@@ -27,6 +40,21 @@ export interface ParsedPolicy {
   name: string;
   paths: PathRule[];
 }
+
+/**
+ * The capabilities each legacy `policy` value stands for, as OpenBao's parsePaths maps them.
+ * `write` does not include `patch` (the old form predates it); `deny` replaces whatever the
+ * `capabilities` list says instead of adding to it.
+ */
+export const LEGACY_POLICY: Readonly<Record<string, readonly Capability[]>> = {
+  deny: ['deny'],
+  read: ['read', 'list'],
+  write: ['create', 'read', 'update', 'delete', 'list'],
+  sudo: ['create', 'read', 'update', 'delete', 'list', 'sudo'],
+};
+
+/** The keys a path stanza may have: the ones leaderway enforces. */
+const PATH_KEYS = new Set(['capabilities', 'policy', 'min_wrapping_ttl', 'max_wrapping_ttl']);
 
 const bad = (message: string) => new LwError('LW_ERR_BAD_REQUEST', `failed to parse policy: ${message}`);
 
@@ -67,23 +95,53 @@ function checkPattern(path: string): void {
   }
 }
 
+/** The legacy `policy` value of a path stanza as capabilities (none when absent or ""). */
+function legacyCapabilities(path: string, policy: unknown): readonly Capability[] {
+  if (policy === undefined || policy === '') return [];
+  const caps =
+    typeof policy === 'string' && Object.hasOwn(LEGACY_POLICY, policy) ? LEGACY_POLICY[policy] : undefined;
+  if (!caps) throw bad(`path "${path}": invalid policy ${JSON.stringify(policy)}`);
+  return caps;
+}
+
 function rule(path: string, body: unknown): PathRule {
   checkPattern(path);
   if (body === null || typeof body !== 'object' || Array.isArray(body))
     throw bad(`path "${path}" needs a body`);
   const b = body as Record<string, unknown>;
   for (const key of Object.keys(b)) {
-    if (key !== 'capabilities')
+    if (!PATH_KEYS.has(key))
       throw bad(`path "${path}": "${key}" is not supported by leaderway (only capabilities are enforced)`);
   }
-  const caps = b.capabilities;
+  const legacy = legacyCapabilities(path, b.policy);
+  // Without a legacy policy the list is required; beside one it may be left out.
+  const caps = b.capabilities === undefined && legacy.length > 0 ? [] : b.capabilities;
   if (!Array.isArray(caps) || caps.some((c) => typeof c !== 'string'))
     throw bad(`path "${path}": capabilities must be a list of strings`);
   for (const c of caps) {
     if (!(CAPABILITIES as readonly string[]).includes(c))
       throw bad(`path "${path}": unknown capability "${c}"`);
   }
-  return { path: path.replace(/^\//, ''), capabilities: [...new Set(caps as Capability[])].sort() };
+  const all = new Set([...(caps as Capability[]), ...legacy]);
+  // `deny` stands alone, as upstream stores it (the ACL lets deny win either way).
+  const capabilities: Capability[] = all.has('deny') ? ['deny'] : [...all].sort();
+  return { path: path.replace(/^\//, ''), capabilities, ...wrappingTtls(b) };
+}
+
+/** A stanza's min/max_wrapping_ttl, as OpenBao parses and checks them. */
+function wrappingTtls(b: Record<string, unknown>): Pick<PathRule, 'minWrappingTtl' | 'maxWrappingTtl'> {
+  const ttl = (field: 'min_wrapping_ttl' | 'max_wrapping_ttl'): number => {
+    if (b[field] === undefined) return 0;
+    try {
+      return parseDurationSeconds(b[field], field);
+    } catch (err) {
+      throw bad(`error parsing ${field}: ${(err as Error).message}`);
+    }
+  };
+  const min = ttl('min_wrapping_ttl');
+  const max = ttl('max_wrapping_ttl');
+  if (min > 0 && max > 0 && max < min) throw bad('max_wrapping_ttl cannot be less than min_wrapping_ttl');
+  return { ...(min > 0 ? { minWrappingTtl: min } : {}), ...(max > 0 ? { maxWrappingTtl: max } : {}) };
 }
 
 /**

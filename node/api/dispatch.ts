@@ -185,7 +185,10 @@ export class ApiHandler {
     throw err;
   }
 
-  /** The ACL check: 403 unless the token's policies grant what `op` on this path needs. */
+  /**
+   * The ACL check: 403 unless the token's policies grant what `op` on this path needs (and the
+   * response wrapping the path's policy requires, if any).
+   */
   private async authorize(c: Context, route: Route, op: Operation): Promise<void> {
     if (isRoot(c.token)) return;
     const needed: Capability[] = [
@@ -195,7 +198,8 @@ export class ApiHandler {
     // List requests are checked against the directory (`secret/metadata/app/`), as upstream.
     const path = op === 'list' ? `${c.req.path}/` : c.req.path;
     const acl = await this.svc.policies.acl(c.storage, c.token.policies);
-    if (!acl.allows(path, needed)) throw new LwError('LW_ERR_PERMISSION_DENIED', MESSAGES.permissionDenied);
+    if (!acl.allows(path, needed, c.wrapTtl))
+      throw new LwError('LW_ERR_PERMISSION_DENIED', MESSAGES.permissionDenied);
   }
 
   /** The route table, route and handler for `path`, with its mount (if a mounted engine). */

@@ -50,6 +50,32 @@ export interface SecretId {
 const denied = () => new LwError('LW_ERR_PERMISSION_DENIED', MESSAGES.permissionDenied);
 const bad = (message: string) => new LwError('LW_ERR_BAD_REQUEST', message);
 
+/**
+ * The longest secret ID a login accepts, and so the longest custom one that may be registered
+ * (upstream takes up to 4,096 bytes, but one longer than a login reads could never be used).
+ */
+export const MAX_SECRET_ID_LENGTH = 256;
+
+/** The messages a custom secret ID is refused with (400). */
+export const SECRET_ID_MESSAGES = {
+  missing: 'missing secret_id',
+  notString: 'invalid secret_id: a string',
+  tooLong: `secret_id is longer than the maximum of ${MAX_SECRET_ID_LENGTH} characters`,
+  duplicate: 'SecretID is already registered',
+} as const;
+
+/**
+ * The `secret_id` of a custom-secret-id request, checked before the role is read (upstream's
+ * handleRoleSecretIDCommon): present and not empty, a string (upstream would turn a number into
+ * one; refused here, as no client sends one on purpose), and no longer than a login accepts.
+ */
+export function customSecretId(v: unknown): string {
+  if (v === undefined || v === null || v === '') throw bad(SECRET_ID_MESSAGES.missing);
+  if (typeof v !== 'string') throw bad(SECRET_ID_MESSAGES.notString);
+  if (v.length > MAX_SECRET_ID_LENGTH) throw bad(SECRET_ID_MESSAGES.tooLong);
+  return v;
+}
+
 /** What a new secret ID (generated or custom) carries; unset fields take the role's. */
 export interface SecretIdRequest {
   metadata: Record<string, string>;
@@ -173,6 +199,23 @@ export class AppRole {
     o: Required<SecretIdRequest>,
   ): Promise<{ secretId: string; entry: SecretId }> {
     const secretId = randomUUID();
+    return { secretId, entry: await this.registerSecret(s, role, secretId, o) };
+  }
+
+  /**
+   * Stores `secretId` (generated, or the caller's own from custom-secret-id) for a role, with
+   * bounds already checked by secretIdBounds. A value the role already has stored, live or
+   * expired, is refused (400, upstream's registerSecretIDEntry): it would otherwise take over
+   * that secret ID and leave its accessor naming the new one. The check and the write are one
+   * atomic step (the batch's ifAbsent), so of two racing registrations exactly one wins. The
+   * same value for another role is another secret ID, as upstream (each role its own index).
+   */
+  async registerSecret(
+    s: SecureStorage,
+    role: Role,
+    secretId: string,
+    o: Required<SecretIdRequest>,
+  ): Promise<SecretId> {
     const hash = s.barrier.hmac(`secret-id:${secretId}`);
     const now = Date.now();
     const ttl = o.ttlS;
@@ -188,18 +231,32 @@ export class AppRole {
       token_bound_cidrs: o.tokenBoundCidrs,
       metadata: o.metadata,
     };
-    await s.batch([
-      { op: 'put', path: this.secretPath(role.name, hash), value: entry },
-      { op: 'put', path: this.accessorPath(s, entry.accessor), value: { role: role.name, hash } },
-    ]);
-    return { secretId, entry };
+    const path = this.secretPath(role.name, hash);
+    const stored = await s.batch(
+      [
+        { op: 'put', path, value: entry },
+        { op: 'put', path: this.accessorPath(s, entry.accessor), value: { role: role.name, hash } },
+      ],
+      { ifAbsent: path },
+    );
+    if (!stored) throw bad(SECRET_ID_MESSAGES.duplicate);
+    return entry;
   }
 
   /** A role's secret ID by its value (null when unknown or expired). */
   async secret(s: SecureStorage, role: string, secretId: unknown): Promise<SecretId | null> {
-    if (typeof secretId !== 'string' || secretId === '' || secretId.length > 256) return null;
-    const e = await s.get<SecretId>(this.secretPath(role, s.barrier.hmac(`secret-id:${secretId}`)));
+    const e = await this.storedSecret(s, role, secretId);
     return e && !(e.expiration_time > 0 && e.expiration_time <= Date.now()) ? e : null;
+  }
+
+  /**
+   * A role's secret ID by its value, expired or not (null when unknown): destroy finds an expired
+   * one too, as upstream, so its value may be registered again.
+   */
+  async storedSecret(s: SecureStorage, role: string, secretId: unknown): Promise<SecretId | null> {
+    if (typeof secretId !== 'string' || secretId === '' || secretId.length > MAX_SECRET_ID_LENGTH)
+      return null;
+    return s.get<SecretId>(this.secretPath(role, s.barrier.hmac(`secret-id:${secretId}`)));
   }
 
   /** A role's secret ID by its accessor (null when unknown). */

@@ -58,6 +58,43 @@ export interface MetaUpdate {
   custom_metadata?: Record<string, string | null>;
 }
 
+/**
+ * What a check-and-set write is answered, as OpenBao's kv plugin words it (validateCheckAndSetOption):
+ * all 400.
+ */
+export const CAS_MESSAGES = {
+  mismatch: MESSAGES.casMismatch,
+  required: 'check-and-set parameter required for this call',
+  invalid: 'error parsing check-and-set parameter',
+} as const;
+
+/**
+ * `options.cas` as a version number. Integers (JSON numbers, or strings of decimal digits) are
+ * taken; a negative one can match no version, so it is answered as a mismatch, as upstream. Any
+ * other value is refused with upstream's parsing message — stricter than upstream, whose weak
+ * decoding truncates 1.5 to 1, reads true as 1 and "" or null as 0, and so would let a malformed
+ * cas write over a version its author never named.
+ */
+export function parseCas(raw: unknown): number {
+  const n = typeof raw === 'string' && /^-?(0|[1-9][0-9]{0,14})$/.test(raw) ? Number(raw) : raw;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n))
+    throw new LwError('LW_ERR_BAD_REQUEST', CAS_MESSAGES.invalid);
+  return n;
+}
+
+/**
+ * The check-and-set rule for a write over a secret at `currentVersion` (0: none yet): `cas` is
+ * the raw `options.cas` (undefined: not given), `required` the secret's or the mount's
+ * cas_required. Throws 400 with upstream's message; returns when the write may go ahead.
+ */
+export function checkCas(cas: unknown, currentVersion: number, required: boolean): void {
+  if (cas === undefined) {
+    if (required) throw new LwError('LW_ERR_BAD_REQUEST', CAS_MESSAGES.required);
+    return;
+  }
+  if (parseCas(cas) !== currentVersion) throw new LwError('LW_ERR_CAS_MISMATCH', CAS_MESSAGES.mismatch);
+}
+
 function emptyMeta(now: string): SecretMeta {
   return {
     created_time: now,
@@ -134,13 +171,11 @@ export class KvEngine {
     return { found: true, secret: { data: stored.data, metadata } };
   }
 
-  /** Writes a new version, honouring `cas` (and cas_required). Returns the version's metadata. */
-  write(
-    s: SecureStorage,
-    path: string,
-    data: Record<string, unknown>,
-    cas: number | undefined,
-  ): Promise<VersionView> {
+  /**
+   * Writes a new version, honouring `cas` (the raw `options.cas`, undefined when not given; see
+   * checkCas) and cas_required. Returns the version's metadata.
+   */
+  write(s: SecureStorage, path: string, data: Record<string, unknown>, cas: unknown): Promise<VersionView> {
     return this.mutex.run(path, async () => {
       const now = new Date();
       const meta = (await s.get<SecretMeta>(this.metaPath(path))) ?? emptyMeta(now.toISOString());
@@ -150,14 +185,14 @@ export class KvEngine {
 
   /**
    * Applies a JSON merge patch (RFC 7386) to the latest version and stores the result as a new
-   * version. Throws 404 when there is no live latest version. The latest version is admitted
-   * against `budget` before it is fetched, as a read's.
+   * version. Throws 404 when there is no live latest version (before `cas` is looked at, as
+   * upstream). The latest version is admitted against `budget` before it is fetched, as a read's.
    */
   patch(
     s: SecureStorage,
     path: string,
     patch: Record<string, unknown>,
-    cas: number | undefined,
+    cas: unknown,
     budget: EntryAdmission,
   ): Promise<VersionView> {
     return this.mutex.run(path, async () => {
@@ -182,15 +217,11 @@ export class KvEngine {
     path: string,
     meta: SecretMeta,
     data: Record<string, unknown>,
-    cas: number | undefined,
+    cas: unknown,
     now: Date,
   ): Promise<VersionView> {
     const config = await this.config(s);
-    if (cas === undefined && (meta.cas_required || config.cas_required)) {
-      throw new LwError('LW_ERR_BAD_REQUEST', 'check-and-set parameter required for this call');
-    }
-    if (cas !== undefined && cas !== meta.current_version)
-      throw new LwError('LW_ERR_CAS_MISMATCH', MESSAGES.casMismatch);
+    checkCas(cas, meta.current_version, meta.cas_required || config.cas_required);
     const version = meta.current_version + 1;
     const after = meta.delete_version_after || config.delete_version_after;
     const vm: VersionMeta = {

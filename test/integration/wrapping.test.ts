@@ -17,24 +17,19 @@ const INVALID = 'wrapping token is not valid or does not exist';
 describe('cubbyhole and response wrapping, end to end', () => {
   let c: GatewayCluster;
   let root = '';
-  let base = '';
-  const { api, token } = vaultApi(
-    () => base,
+  const { api, token, policy } = vaultApi(
+    () => c.gw.url,
     () => root,
   );
-  /** Calls through the gateway unless told which node. */
-  const via = async <T>(url: string, fn: () => Promise<T>): Promise<T> => {
-    const saved = base;
-    base = url;
-    try {
-      return await fn();
-    } finally {
-      base = saved;
-    }
-  };
+  /** The same client, aimed at one node. */
+  const at = (url: string) =>
+    vaultApi(
+      () => url,
+      () => root,
+    ).api;
   const wrap = (ttl: string) => ({ 'x-vault-wrap-ttl': ttl });
-  const wrapped = async (path: string, o: Parameters<typeof api>[1] = {}) => {
-    const r = await api(path, { ...o, headers: { ...o.headers, ...wrap('5m') } });
+  const wrapped = async (path: string, o: Parameters<typeof api>[1] = {}, call = api) => {
+    const r = await call(path, { ...o, headers: { ...o.headers, ...wrap('5m') } });
     assert.equal(r.status, 200, r.text);
     const info = r.json.wrap_info as { token: string; accessor: string; ttl: number; creation_path: string };
     assert.ok(info?.token, r.text);
@@ -45,7 +40,6 @@ describe('cubbyhole and response wrapping, end to end', () => {
   before(async () => {
     c = await startGatewayCluster({ nodes: 2 });
     root = c.token;
-    base = c.gw.url;
     assert.equal((await api('sys/auth/approle', { body: { type: 'approle' } })).status, 204);
     const role = await api('auth/approle/role/app', {
       body: { token_policies: 'default', secret_id_num_uses: 1 },
@@ -107,7 +101,7 @@ describe('cubbyhole and response wrapping, end to end', () => {
 
   it('a wrapped secret ID through a standby: unwrap with a token in the body, then log in', async () => {
     const standby = await c.standby();
-    const { info } = await via(standby.url, () => wrapped('auth/approle/role/app/secret-id', { body: {} }));
+    const { info } = await wrapped('auth/approle/role/app/secret-id', { body: {} }, at(standby.url));
     assert.equal(info.creation_path, 'auth/approle/role/app/secret-id');
     const app = (await token({ policies: ['default'] })).client_token;
     const r = await api('sys/wrapping/unwrap', { token: app, body: { token: info.token } });
@@ -200,13 +194,27 @@ describe('cubbyhole and response wrapping, end to end', () => {
     );
   });
 
+  it('a policy can require wrapping within bounds (min/max_wrapping_ttl)', async () => {
+    await policy(
+      'orchestrator',
+      'path "auth/approle/role/app/secret-id" {\n  capabilities = ["update"]\n  min_wrapping_ttl = "1m"\n  max_wrapping_ttl = "10m"\n}\n',
+    );
+    const o = (await token({ policies: ['orchestrator'] })).client_token;
+    const ask = (ttl?: string) =>
+      api('auth/approle/role/app/secret-id', { token: o, body: {}, headers: ttl ? wrap(ttl) : {} });
+    assert.equal((await ask()).status, 403, 'in the clear: refused');
+    assert.equal((await ask('30s')).status, 403, 'below the minimum');
+    assert.equal((await ask('1h')).status, 403, 'above the maximum');
+    const ok = await ask('5m');
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((ok.json.wrap_info as { ttl: number }).ttl, 300);
+  });
+
   it('twenty concurrent unwraps through the gateway and the standby: exactly one gets the secret', async () => {
     const standby = await c.standby();
     const { info } = await wrapped('secret/data/app');
     const tries = Array.from({ length: 20 }, (_, i) =>
-      via(i % 2 ? standby.url : c.gw.url, () =>
-        api('sys/wrapping/unwrap', { token: info.token, method: 'POST' }),
-      ),
+      at(i % 2 ? standby.url : c.gw.url)('sys/wrapping/unwrap', { token: info.token, method: 'POST' }),
     );
     const statuses = (await Promise.all(tries)).map((r) => r.status).sort();
     assert.deepEqual(statuses, [200, ...Array(19).fill(400)]);

@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { before, describe, it } from 'node:test';
+import { Acl } from '../../node/acl/acl';
+import { parsePolicy } from '../../node/acl/policy';
 import { PolicyStore } from '../../node/acl/policy-store';
 import type { AnyRequest } from '../../node/api/request';
 import { requestedWrapTtl } from '../../node/api/wrapping';
@@ -120,6 +122,44 @@ describe('response wrapping in the token store', () => {
     await tokens.tidy(s);
     assert.deepEqual(await cubbyholeEntries(s, 'deadbeef'), []);
     assert.equal((await cubbyholeEntries(s, b.entry.hash)).length, 1, 'a live token keeps its cubbyhole');
+  });
+
+  it('min/max_wrapping_ttl: parsed, merged (smallest min, smallest max) and required, as OpenBao', async () => {
+    const orchestrator = await parsePolicy(
+      'o',
+      'path "auth/approle/role/+/secret-id" {\n  capabilities = ["update"]\n  min_wrapping_ttl = "1m"\n  max_wrapping_ttl = "10m"\n}\n',
+    );
+    assert.deepEqual(orchestrator.paths[0], {
+      path: 'auth/approle/role/+/secret-id',
+      capabilities: ['update'],
+      minWrappingTtl: 60,
+      maxWrappingTtl: 600,
+    });
+    const acl = new Acl([orchestrator]);
+    const path = 'auth/approle/role/app/secret-id';
+    assert.equal(acl.allows(path, ['update'], null), false, 'unwrapped: refused');
+    assert.equal(acl.allows(path, ['update'], 30), false, 'below the minimum');
+    assert.equal(acl.allows(path, ['update'], 300), true);
+    assert.equal(acl.allows(path, ['update'], 3600), false, 'above the maximum');
+    // Another policy on the same path: the smallest of each bound counts.
+    const wider = await parsePolicy(
+      'w',
+      'path "auth/approle/role/+/secret-id" {\n  capabilities = ["update"]\n  min_wrapping_ttl = "10s"\n  max_wrapping_ttl = "2m"\n}\n',
+    );
+    const merged = new Acl([orchestrator, wider]);
+    assert.equal(merged.allows(path, ['update'], 20), true);
+    assert.equal(merged.allows(path, ['update'], 300), false);
+    await assert.rejects(
+      parsePolicy(
+        'x',
+        'path "a" {\n  capabilities = ["read"]\n  min_wrapping_ttl = "1h"\n  max_wrapping_ttl = "1m"\n}\n',
+      ),
+      /max_wrapping_ttl cannot be less than min_wrapping_ttl/,
+    );
+    await assert.rejects(
+      parsePolicy('x', 'path "a" {\n  capabilities = ["read"]\n  max_wrapping_ttl = "soon"\n}\n'),
+      /error parsing max_wrapping_ttl/,
+    );
   });
 
   it('X-Vault-Wrap-TTL parses as OpenBao: seconds or a duration, 0 is no wrapping, negative is refused', () => {

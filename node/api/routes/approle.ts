@@ -1,11 +1,19 @@
 /**
  * The routes of an AppRole mount (`auth/<path>/...`), with upstream's fields and shapes: roles
  * (list, read, write, delete), `role-id`, `secret-id` (generate, list accessors, lookup,
- * destroy, and the same by accessor) and `login` — the one route that needs no token.
+ * destroy, and the same by accessor), `custom-secret-id` (register a caller-chosen secret ID)
+ * and `login` — the one route that needs no token.
  */
 import { LwError, MESSAGES } from '../../../shared/errors';
 import { sanitizePolicies } from '../../acl/policy';
-import { AppRole, type Role, type SecretId, secretIdBounds } from '../../auth/approle';
+import {
+  AppRole,
+  customSecretId,
+  type Role,
+  type SecretId,
+  type SecretIdRequest,
+  secretIdBounds,
+} from '../../auth/approle';
 import { cidrsWithin, parseCidrList } from '../../auth/cidr';
 import { parseDurationSeconds } from '../duration';
 import type { MountEntry } from '../mounts';
@@ -128,20 +136,19 @@ function secretMetadata(v: unknown): Record<string, string> {
   return m as Record<string, string>;
 }
 
-async function generate(c: Context): Promise<Reply> {
-  const role = await existingRole(c);
-  const b = await c.body();
-  const { secretId, entry } = await store(c).generateSecret(
-    c.storage,
-    role,
-    secretIdBounds(role, {
-      metadata: secretMetadata(b.metadata),
-      cidrList: parseCidrList(b.cidr_list, 'cidr_list'),
-      tokenBoundCidrs: parseCidrList(b.token_bound_cidrs, 'token_bound_cidrs'),
-      numUses: b.num_uses === undefined ? undefined : count(b.num_uses, 'num_uses'),
-      ttlS: b.ttl === undefined ? undefined : seconds(b.ttl, 'ttl'),
-    }),
-  );
+/** The fields a new secret ID may carry (generated or custom), as the caller sent them. */
+function secretIdRequest(b: Record<string, unknown>): SecretIdRequest {
+  return {
+    metadata: secretMetadata(b.metadata),
+    cidrList: parseCidrList(b.cidr_list, 'cidr_list'),
+    tokenBoundCidrs: parseCidrList(b.token_bound_cidrs, 'token_bound_cidrs'),
+    numUses: b.num_uses === undefined ? undefined : count(b.num_uses, 'num_uses'),
+    ttlS: b.ttl === undefined ? undefined : seconds(b.ttl, 'ttl'),
+  };
+}
+
+/** What upstream answers for a new secret ID, generated or custom. */
+function secretIdReply(secretId: string, entry: SecretId): Reply {
   return ok({
     secret_id: secretId,
     secret_id_accessor: entry.accessor,
@@ -150,14 +157,46 @@ async function generate(c: Context): Promise<Reply> {
   });
 }
 
-/** Finds a secret ID from the body (`secret_id` or `secret_id_accessor`). */
-function secretFrom(byAccessor: boolean) {
+async function generate(c: Context): Promise<Reply> {
+  const role = await existingRole(c);
+  const b = await c.body();
+  const { secretId, entry } = await store(c).generateSecret(
+    c.storage,
+    role,
+    secretIdBounds(role, secretIdRequest(b)),
+  );
+  return secretIdReply(secretId, entry);
+}
+
+/** custom-secret-id: the caller's own secret ID, bounded by the role exactly as a generated one. */
+async function registerCustom(c: Context): Promise<Reply> {
+  const b = await c.body();
+  // The value is checked before the role is read, as upstream does.
+  const secretId = customSecretId(b.secret_id);
+  const role = await existingRole(c);
+  const entry = await store(c).registerSecret(
+    c.storage,
+    role,
+    secretId,
+    secretIdBounds(role, secretIdRequest(b)),
+  );
+  return secretIdReply(secretId, entry);
+}
+
+/**
+ * Finds a secret ID from the body (`secret_id` or `secret_id_accessor`). By value, an expired one
+ * is found only with `expired` (destroy, as upstream, so that value may be registered again).
+ */
+function secretFrom(byAccessor: boolean, expired = false) {
   return async (c: Context): Promise<{ role: Role; entry: SecretId | null }> => {
     const role = await existingRole(c);
     const b = await c.body();
+    const approle = store(c);
     const entry = byAccessor
-      ? await store(c).secretByAccessor(c.storage, role.name, b.secret_id_accessor)
-      : await store(c).secret(c.storage, role.name, b.secret_id);
+      ? await approle.secretByAccessor(c.storage, role.name, b.secret_id_accessor)
+      : expired
+        ? await approle.storedSecret(c.storage, role.name, b.secret_id)
+        : await approle.secret(c.storage, role.name, b.secret_id);
     return { role, entry };
   };
 }
@@ -172,7 +211,7 @@ function lookup(byAccessor: boolean) {
 
 function destroy(byAccessor: boolean) {
   return async (c: Context): Promise<Reply> => {
-    const { role, entry } = await secretFrom(byAccessor)(c);
+    const { role, entry } = await secretFrom(byAccessor, true)(c);
     if (entry) await store(c).deleteSecret(c.storage, role.name, entry);
     return noContent();
   };
@@ -195,7 +234,8 @@ async function login(c: Context): Promise<Reply> {
     parent: null,
     displayName: `approle`,
     meta: { role_name: role.name },
-    ttlS: role.token_ttl,
+    // The role's token_ttl, else the mount's default_lease_ttl (0: the system default), as upstream.
+    ttlS: role.token_ttl || mount.config.default_lease_ttl,
     explicitMaxTtlS: role.token_explicit_max_ttl,
     // The smallest of the role's token_max_ttl and the mount's max_lease_ttl (0: unset).
     maxTtlS: smallestSet(role.token_max_ttl, mount.config.max_lease_ttl),
@@ -256,6 +296,7 @@ export const appRoleRoutes: readonly Route[] = [
       list: async (c) => listOr404(await store(c).secretAccessors(c.storage, (await existingRole(c)).name)),
     },
   },
+  { pattern: new RegExp(`^role/${role}/custom-secret-id$`), ops: { write: registerCustom } },
   { pattern: new RegExp(`^role/${role}/secret-id/lookup$`), ops: { write: lookup(false) } },
   {
     pattern: new RegExp(`^role/${role}/secret-id/destroy$`),

@@ -50,11 +50,13 @@ function objectField(v: unknown, message: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** options.cas from a data write or patch. */
-function casOption(body: Record<string, unknown>): number | undefined {
+/**
+ * options.cas from a data write or patch, as sent (undefined: none). The engine parses and checks
+ * it (checkCas) once it has the secret's metadata, so a patch of a missing secret is 404 first.
+ */
+function casOption(body: Record<string, unknown>): unknown {
   if (body.options === undefined || body.options === null) return undefined;
-  const options = objectField(body.options, 'invalid options');
-  return options.cas === undefined ? undefined : nonNegativeInt(options.cas, 'cas');
+  return objectField(body.options, 'invalid options').cas;
 }
 
 /** custom_metadata with upstream's limits; `nulls` allows null values (PATCH removes those keys). */

@@ -128,34 +128,68 @@ function create(orphanPath: boolean) {
 }
 
 /**
- * The token named by `token` in the body, alive (not revoked, expired or under a dead parent),
- * from whatever address the caller is at: its bound CIDRs limit where it is used, not where it
- * is looked up or revoked. `dead` says how a dead or unknown token is answered.
+ * What the token routes answer for a token they cannot act on, as OpenBao's token store words
+ * it (vault/token_store.go): all 400 but lookup's 403.
  */
-async function bodyToken(c: Context, dead: () => LwError): Promise<{ raw: string; entry: TokenEntry }> {
+export const TOKEN_MESSAGES = {
+  missingToken: 'missing token ID',
+  missingAccessor: 'missing accessor',
+  /** handleLookup: unknown, revoked or expired (403). */
+  badToken: 'bad token',
+  /** handleRenew, and revoke-accessor of a token that is no longer valid. */
+  notFound: 'token not found',
+  /** handleRevokeOrphan. */
+  revokeNotFound: 'token to revoke not found',
+  /** No token has this accessor (a revoked token's accessor is deleted with it). */
+  invalidAccessor: 'invalid accessor',
+  /** revoke-accessor of an unknown accessor: a warning on a 200, not an error. */
+  noTokenForAccessor: 'No token found with this accessor',
+} as const;
+
+const badToken = () => new LwError('LW_ERR_PERMISSION_DENIED', TOKEN_MESSAGES.badToken);
+const notFound = () => bad(TOKEN_MESSAGES.notFound);
+
+/** The body's `token`: absent (undefined, null or "") is null; anything else as a string or not. */
+async function bodyTokenValue(c: Context): Promise<unknown> {
   const raw = (await c.body()).token;
-  if (typeof raw !== 'string' || raw === '') throw bad('missing token');
-  const entry = await c.svc.tokens.alive(c.storage, raw);
-  if (!entry) throw dead();
-  return { raw, entry };
+  return raw === undefined || raw === null || raw === '' ? null : raw;
 }
 
-/** Upstream answers a lookup of a revoked or unknown token 403 "bad token". */
-const badToken = () => new LwError('LW_ERR_PERMISSION_DENIED', 'bad token');
-const notFound = () => bad('token not found');
+/**
+ * The token named by `token` in the body, alive (not revoked, expired or under a dead parent),
+ * from whatever address the caller is at: its bound CIDRs limit where it is used, not where it
+ * is looked up or revoked. 400 when there is none; `dead` answers a dead, unknown or non-string
+ * one (upstream takes any value as a token ID, which then names no token).
+ */
+async function bodyToken(c: Context, dead: () => LwError): Promise<{ raw: string; entry: TokenEntry }> {
+  const raw = await bodyTokenValue(c);
+  if (raw === null) throw bad(TOKEN_MESSAGES.missingToken);
+  const entry = typeof raw === 'string' ? await c.svc.tokens.alive(c.storage, raw) : null;
+  if (!entry) throw dead();
+  return { raw: raw as string, entry };
+}
 
 /**
- * The token behind the body's `accessor`. Lookup and renew need it alive (an expired token that
- * tidy has not yet deleted is not renewed back to life); revoke takes it in any state.
+ * The token behind the body's `accessor`, as upstream: 400 "missing accessor", 400 "invalid
+ * accessor" when no token has it (a revoked token's accessor goes with it), and `dead` when its
+ * token exists but is no longer valid (expired, or under an expired parent, not yet tidied):
+ * lookup answers that 403 "bad token", renew 400 "token not found".
  */
-async function bodyAccessor(c: Context, mustLive = true): Promise<TokenEntry> {
+async function bodyAccessor(c: Context, dead: () => LwError): Promise<TokenEntry> {
   const accessor = (await c.body()).accessor;
-  if (typeof accessor !== 'string' || accessor === '') throw bad('missing accessor');
-  const entry = mustLive
-    ? await c.svc.tokens.aliveByAccessor(c.storage, accessor)
-    : await c.svc.tokens.findByAccessor(c.storage, accessor);
-  if (!entry) throw bad('invalid accessor');
+  if (accessor === undefined || accessor === null || accessor === '')
+    throw bad(TOKEN_MESSAGES.missingAccessor);
+  const entry = await c.svc.tokens.findByAccessor(c.storage, accessor);
+  if (!entry) throw bad(TOKEN_MESSAGES.invalidAccessor);
+  if (!(await c.svc.tokens.valid(c.storage, entry, null))) throw dead();
   return entry;
+}
+
+/** lookup: the body's token, or the caller's own when the body names none (as upstream). */
+async function lookup(c: Context): Promise<Reply> {
+  if ((await bodyTokenValue(c)) === null) return ok(lookupView(c.token, c.rawToken));
+  const { raw, entry } = await bodyToken(c, badToken);
+  return ok(lookupView(entry, raw));
 }
 
 async function renew(c: Context, e: TokenEntry, raw: string): Promise<Reply> {
@@ -175,16 +209,12 @@ export const tokenRoutes: readonly Route[] = [
       write: (c) => ok(lookupView(c.token, c.rawToken)),
     },
   },
+  // GET looks up the caller, as upstream's read operation on this path does.
+  { pattern: /^lookup$/, ops: { read: lookup, write: lookup } },
   {
-    pattern: /^lookup$/,
-    ops: {
-      write: async (c) => {
-        const { raw, entry } = await bodyToken(c, badToken);
-        return ok(lookupView(entry, raw));
-      },
-    },
+    pattern: /^lookup-accessor$/,
+    ops: { write: async (c) => ok(lookupView(await bodyAccessor(c, badToken), '')) },
   },
-  { pattern: /^lookup-accessor$/, ops: { write: async (c) => ok(lookupView(await bodyAccessor(c), '')) } },
   { pattern: /^renew-self$/, ops: { write: (c) => renew(c, c.token, c.rawToken) } },
   {
     pattern: /^renew$/,
@@ -195,7 +225,7 @@ export const tokenRoutes: readonly Route[] = [
       },
     },
   },
-  { pattern: /^renew-accessor$/, ops: { write: async (c) => renew(c, await bodyAccessor(c), '') } },
+  { pattern: /^renew-accessor$/, ops: { write: async (c) => renew(c, await bodyAccessor(c, notFound), '') } },
   {
     pattern: /^revoke-self$/,
     ops: {
@@ -210,9 +240,9 @@ export const tokenRoutes: readonly Route[] = [
     ops: {
       write: async (c) => {
         // Unknown or already revoked: nothing to do, as upstream (204).
-        const raw = (await c.body()).token;
-        if (typeof raw !== 'string' || raw === '') throw bad('missing token');
-        const entry = await c.svc.tokens.find(c.storage, raw);
+        const raw = await bodyTokenValue(c);
+        if (raw === null) throw bad(TOKEN_MESSAGES.missingToken);
+        const entry = typeof raw === 'string' ? await c.svc.tokens.find(c.storage, raw) : null;
         if (entry) await c.svc.tokens.revoke(c.storage, entry, false);
         return noContent();
       },
@@ -222,7 +252,13 @@ export const tokenRoutes: readonly Route[] = [
     pattern: /^revoke-accessor$/,
     ops: {
       write: async (c) => {
-        await c.svc.tokens.revoke(c.storage, await bodyAccessor(c, false), false);
+        // An accessor no token has is a warning, not an error, as upstream (200).
+        const accessor = (await c.body()).accessor;
+        if (accessor !== undefined && accessor !== null && accessor !== '') {
+          if (!(await c.svc.tokens.findByAccessor(c.storage, accessor)))
+            return ok(null, { warnings: [TOKEN_MESSAGES.noTokenForAccessor] });
+        }
+        await c.svc.tokens.revoke(c.storage, await bodyAccessor(c, notFound), false);
         return noContent();
       },
     },
@@ -232,7 +268,8 @@ export const tokenRoutes: readonly Route[] = [
     sudo: true,
     ops: {
       write: async (c) => {
-        await c.svc.tokens.revoke(c.storage, (await bodyToken(c, badToken)).entry, true);
+        const revokeNotFound = () => bad(TOKEN_MESSAGES.revokeNotFound);
+        await c.svc.tokens.revoke(c.storage, (await bodyToken(c, revokeNotFound)).entry, true);
         return noContent();
       },
     },
