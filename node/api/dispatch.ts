@@ -31,9 +31,6 @@ import { localRoutes, sysRoutes } from './routes/sys';
 import { tokenRoutes } from './routes/token';
 import { requestedWrapTtl, wrapReply } from './wrapping';
 
-/** Errors after which nothing was stored, so a gateway may safely retry the request elsewhere. */
-const NOT_SERVED_CODES = new Set(['LW_ERR_NOT_ACTIVE', 'LW_ERR_FENCED_WRITE', 'LW_ERR_DRAINING']);
-
 /** The most a request body may hold on a route that runs before authentication (a login). */
 export const PRE_AUTH_BODY_LIMIT = 64 * 1024;
 
@@ -234,7 +231,7 @@ export class ApiHandler {
     // Part of the request was stored (a KV write's data, then its metadata fenced out): it must
     // be neither retried by a gateway nor reported as not done.
     const e =
-      applied && (NOT_SERVED_CODES.has(cause.code) || cause.code === 'LW_ERR_STORAGE_UNAVAILABLE')
+      applied && cause.notServed
         ? new LwError(
             'LW_ERR_OUTCOME_UNKNOWN',
             'the request failed after part of it was stored; its outcome is unknown: check before retrying',
@@ -253,9 +250,9 @@ export class ApiHandler {
       res.destroy();
       return;
     }
-    // Storage unreachable (a Redis failover) before anything was stored: the gateway holds the
-    // request and retries it, as for a leader change.
-    const notServed = !applied && (NOT_SERVED_CODES.has(e.code) || e.code === 'LW_ERR_STORAGE_UNAVAILABLE');
+    // A "not served" code (shared/errors.ts: not active, draining, fenced, storage unreachable in
+    // a Redis failover) before anything was stored: the gateway holds the request and retries it.
+    const notServed = !applied && e.notServed;
     sendError(res, e, notServed ? { [NOT_SERVED_HEADER]: e.code } : {});
   }
 }

@@ -224,10 +224,10 @@ export class ClusterListener {
       return;
     }
     if (this.stopped) {
-      // Nothing is served once we stop being active; the caller retries on the next leader.
-      sendError(res, new LwError('LW_ERR_DRAINING', 'node is not active'), {
-        [NOT_SERVED_HEADER]: 'LW_ERR_DRAINING',
-      });
+      // Nothing is served once we stop being active; the caller retries on the next leader
+      // (LW_ERR_DRAINING is "not served" in shared/errors.ts).
+      const draining = new LwError('LW_ERR_DRAINING', 'node is not active');
+      sendError(res, draining, draining.notServed ? { [NOT_SERVED_HEADER]: draining.code } : {});
       return;
     }
     this.opts.handle(req, res, peer);

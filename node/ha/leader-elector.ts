@@ -220,6 +220,8 @@ export class LeaderElector {
 
   /** Sleeps `ms`, or until a release is announced (when `wakeable`) or the elector closes. */
   private sleep(ms: number, wakeable = true): Promise<void> {
+    // Closed already: an 'abort' listener added now would never fire, and close() would wait ms.
+    if (this.abort.signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);
