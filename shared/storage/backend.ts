@@ -14,6 +14,14 @@ export type WriteOp = { op: 'put'; path: string; value: Buffer } | { op: 'delete
  * The data storage. Every method rejects with `LwError('LW_ERR_STORAGE_UNAVAILABLE')` when the
  * store cannot be reached, so callers can answer 503 and retry later; a rejected write stored
  * nothing (batches are all-or-nothing).
+ *
+ * "Applied": every write that stores something (put, delete, a batch that resolves true, on the
+ * backend or a fenced view) calls `noteApplied()` (write-scope.ts) once the store has applied it,
+ * before anything that follows can fail (Redis: before its WAIT). A node answers a failed request
+ * "not served" — which a gateway may send again — only when its scope saw no applied write; a
+ * write that may or may not have been applied rejects with `LW_ERR_OUTCOME_UNKNOWN` instead. A
+ * refused write (a false `ifAbsent`, a fenced-out write) notes nothing. The conformance suite
+ * checks this on every backend.
  */
 export interface Backend {
   /** A human-readable kind for the startup banner: `redis`, `inmem`. */

@@ -9,6 +9,7 @@ import type { Backend, FencingBackend, HABackend, HAEvent, LockHolder, WriteOp }
 import { type Clock, realClock } from './clock';
 import { FencedView, type FenceTarget, fencedWriteError } from './fenced-view';
 import { assertLockValue, immediateChildren, normalizeTtlMs, storageUnavailableError } from './semantics';
+import { noteApplied } from './write-scope';
 
 const HA_EVENT = 'ha';
 
@@ -111,6 +112,8 @@ export class InmemStore {
       if (op.op === 'put' && copy) this.data.set(op.path, copy);
       else this.data.delete(op.path);
     });
+    // The "applied" contract (backend.ts): the request that made this write has stored something.
+    noteApplied();
     return true;
   }
 }

@@ -8,6 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, it } from 'node:test';
 import { type ErrorCode, isLwError } from '../../shared/errors';
 import type { FencingBackend, HABackend, HAEvent, LockHolder } from '../../shared/storage/backend';
+import { withWriteScope } from '../../shared/storage/write-scope';
 
 /** A data backend and an HA backend over the same store (for the lock that fences writes). */
 export interface BackendPair {
@@ -148,6 +149,25 @@ export function exerciseBackend(make: () => Promise<BackendPair>): void {
     assert.equal(await backend.batch([]), true);
   });
 
+  it('reports each applied write to the request scope, and no refused one', async () => {
+    const { backend } = await fresh();
+    const applied = async (fn: () => Promise<unknown>) => {
+      const scope = withWriteScope(fn);
+      await scope.result.catch(() => undefined);
+      return scope.applied();
+    };
+    assert.equal(await applied(() => backend.get('w/a')), false, 'a read');
+    assert.equal(await applied(() => backend.put('w/a', Buffer.from('1'))), true, 'a put');
+    assert.equal(await applied(() => backend.delete('w/a')), true, 'a delete');
+    const guarded = [{ op: 'put' as const, path: 'w/g', value: Buffer.from('1') }];
+    assert.equal(await applied(() => backend.batch(guarded, { ifAbsent: 'w/g' })), true, 'a batch');
+    assert.equal(
+      await applied(() => backend.batch(guarded, { ifAbsent: 'w/g' })),
+      false,
+      'refused by ifAbsent',
+    );
+  });
+
   it('writes through a fenced view while the lock holds its value', async () => {
     const { backend, ha } = await fresh();
     const value = randomUUID();
@@ -181,7 +201,9 @@ export function exerciseBackend(make: () => Promise<BackendPair>): void {
       { op: 'put' as const, path: 'g/one', value: Buffer.from('1') },
       { op: 'delete' as const, path: 'g/kept' },
     ];
-    await rejectsWithCode(view.batch(ops), 'LW_ERR_FENCED_WRITE');
+    const fencedOut = withWriteScope(() => view.batch(ops));
+    await rejectsWithCode(fencedOut.result, 'LW_ERR_FENCED_WRITE');
+    assert.equal(fencedOut.applied(), false, 'a fenced-out write reports nothing applied');
     await rejectsWithCode(view.delete('g/kept'), 'LW_ERR_FENCED_WRITE');
     assert.deepEqual(await backend.list('g/'), ['kept']);
     await backend.fenced(theirs, new AbortController().signal).put('g/theirs', Buffer.from('t'));
