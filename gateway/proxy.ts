@@ -2,7 +2,8 @@
  * The gateway's data path: every request goes straight to the leader over mutual TLS, and a
  * failover is a pause, not an error.
  *
- * Retry policy (bounded by `failoverWaitMs` and MAX_ATTEMPTS):
+ * Retry policy (bounded by `failoverWaitMs` and GATEWAY_MAX_ATTEMPTS), carried out by the shared
+ * hold loop (shared/forward/hold.ts) with `gatewayProfile` (shared/forward/policy.ts):
  *  - no leader known → wait for one;
  *  - the leader refused it unserved (503 + x-leaderway-not-served: not active, draining, fenced)
  *    or it never reached the leader (connect refused, TLS failure) → wait for the next leader (or
@@ -15,30 +16,26 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
 import { isIP, type Socket } from 'node:net';
-import { LwError, MESSAGES } from '../shared/errors';
+import { LwError } from '../shared/errors';
+import { ClientGone } from '../shared/forward/client-gone';
+import { type HoldAdapter, type HoldEnd, HoldLoop, type HoldRequest } from '../shared/forward/hold';
+import type { ProxyOutcome } from '../shared/forward/outcome';
+import {
+  gatewayProfile,
+  hasBody,
+  noLeaderError,
+  outcomeUnknownError,
+  resendError,
+} from '../shared/forward/policy';
 import { addressGroup, clientAddressOf, type ForwardedInfo, upstreamHeaders } from '../shared/http/headers';
 import { replayBudget, SMALL_BODY_BYTES } from '../shared/http/replay-budget';
 import { DEFAULT_REPLAY_CAP, ReplayableBody } from '../shared/http/replayable-body';
 import { sendError } from '../shared/http/respond';
 import { Admission } from '../shared/leader/admission';
-import {
-  afterAttempt,
-  ClientGone,
-  hasBody,
-  outcomeUnknownError,
-  RETRY_BACKOFF_MAX_MS,
-  RETRY_BACKOFF_MS,
-} from '../shared/leader/forward-policy';
+import type { ForwardAttempt } from '../shared/leader/leader-client';
 import type { Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
-import type { ProxyOutcome } from '../shared/leader/proxy-request';
 import type { GatewayHoldings } from '../shared/telemetry/metrics';
 import { type Span, traced } from '../shared/telemetry/tracing';
-
-/**
- * Attempts per request, whatever the outcomes; keeps a pathological cluster from looping. Enough
- * to retry at the backoff cap for the whole default failover wait (10 s).
- */
-const MAX_ATTEMPTS = 64;
 
 /** The part of the leader pool that requests still receiving their body may hold. */
 const UPLOAD_SHARE = 1 / 8;
@@ -89,15 +86,14 @@ function trusted(list: BlockList, addr: string | undefined): boolean {
 }
 
 /** One client request on its way through the gateway. */
-interface Flight {
-  req: IncomingMessage;
-  res: ServerResponse;
-  body: ReplayableBody | null;
-  gone: ClientGone;
-  /** When the failover wait ends (performance.now() time). */
-  deadline: number;
+interface Flight extends HoldRequest {
+  readonly res: ServerResponse;
+  readonly body: ReplayableBody | null;
+  readonly url: string;
+  /** The X-Forwarded-* view of the client connection, sent with every attempt. */
+  readonly headers: string[];
   /** The request's server span: the parent of the leader wait and of every attempt. */
-  span: Span | undefined;
+  readonly span: Span | undefined;
 }
 
 /** The trust decision for a connection, made once (BlockList.check allocates per call). */
@@ -107,10 +103,58 @@ export class GatewayProxy {
   /** Requests whose body is still arriving from the client (see `run`). */
   private readonly uploads: Admission;
   private receiving = 0;
+  private readonly hold: HoldLoop<Leader, Flight>;
 
   constructor(private readonly o: ProxyOptions) {
     const places = Math.max(1, Math.floor(o.upstreamConnections * UPLOAD_SHARE));
     this.uploads = new Admission(places, { perKey: Math.max(1, Math.floor(places * UPLOAD_ADDRESS_SHARE)) });
+    this.hold = new HoldLoop(gatewayProfile(o.failoverWaitMs), o.watcher, this.adapter());
+  }
+
+  /** What the hold loop asks of the gateway: its attempts, metrics and the leader-wait span. */
+  private adapter(): HoldAdapter<Leader, Flight> {
+    const { hooks, watcher } = this.o;
+    return {
+      attempt: (f, leader, n, admissionWaitMs): ForwardAttempt => ({
+        method: f.method,
+        path: f.url,
+        headers: f.headers,
+        body: f.body ? f.body.forAttempt() : null,
+        res: f.res,
+        // A 307 from a node points at us (the nodes' api_addr is the gateway): never passed on.
+        interceptRedirects: true,
+        gone: f.gone,
+        admissionWaitMs,
+        span: {
+          name: 'lw.gateway.proxy',
+          attributes: { 'lw.attempt': n, 'lw.leader.epoch': leader.ad.epoch },
+          parent: f.span,
+        },
+      }),
+      attempted: (_f, outcome, leader) =>
+        hooks?.onAttempt?.(outcome.kind, leader.ad.uuid, 'error' in outcome ? outcome.error : undefined),
+      retrying: (_f, outcome) => {
+        hooks?.onRetry?.(outcome.kind);
+        void watcher.refresh();
+      },
+      // No leader known, even with the store unreachable: a Redis failover is a pause like a
+      // leader change, so the loop holds until the deadline rather than fail fast.
+      waiting: (f, avoiding, wait) => {
+        const started = performance.now();
+        return traced(
+          'lw.gateway.leader_wait',
+          { 'lw.avoid': avoiding },
+          async (waitSpan) => {
+            const leader = await wait();
+            hooks?.onLeaderWait?.(performance.now() - started);
+            waitSpan?.setAttribute('lw.found', leader !== null);
+            return leader;
+          },
+          undefined,
+          f.span,
+        );
+      },
+    };
   }
 
   /** What requests in progress hold (see GatewayHoldings), but the leader pool. */
@@ -155,39 +199,6 @@ export class GatewayProxy {
   /** The X-Forwarded-* view of a client connection. */
   forwardedHeaders(req: IncomingMessage): string[] {
     return upstreamHeaders(req.headers, this.forwardedInfo(req));
-  }
-
-  /**
-   * Finds a leader to try: the current one, or waits for one until `deadline`. After a failure
-   * on `avoid` (still advertised), waits up to `backoffMs` for a different leader and otherwise
-   * retries the same one — it may have recovered, and a dead leader's lock expires in one TTL.
-   */
-  private async leaderFor(f: Flight, avoid: string | undefined, backoffMs: number): Promise<Leader | null> {
-    const { watcher } = this.o;
-    const { deadline, gone } = f;
-    const started = performance.now();
-    const remaining = () => Math.max(0, deadline - performance.now());
-    let leader = watcher.current();
-    if (leader && leader.ad.uuid !== avoid) return leader;
-    // No leader known, even with the store unreachable: a Redis failover is a pause like a
-    // leader change, so hold until the deadline rather than fail fast.
-    return traced(
-      'lw.gateway.leader_wait',
-      { 'lw.avoid': avoid !== undefined },
-      async (waitSpan) => {
-        if (leader) {
-          leader =
-            (await watcher.waitFor(Math.min(backoffMs, remaining()), avoid, gone.signal)) ??
-            watcher.current();
-        }
-        if (!leader && !gone.aborted) leader = await watcher.waitFor(remaining(), undefined, gone.signal);
-        this.o.hooks?.onLeaderWait?.(performance.now() - started);
-        waitSpan?.setAttribute('lw.found', leader !== null);
-        return leader;
-      },
-      undefined,
-      f.span,
-    );
   }
 
   /** Proxies one request; `span` is the request's server span (the parent of the attempts'). */
@@ -243,79 +254,66 @@ export class GatewayProxy {
     span: Span | undefined,
   ): Promise<void> {
     const gone = new ClientGone(res);
-    const f: Flight = { req, res, body, gone, deadline: performance.now() + this.o.failoverWaitMs, span };
-    if (streamingFrom === null) return this.attempts(f);
+    // The hold counts from here, the wait for an upload place included.
+    const startedAt = performance.now();
+    if (streamingFrom === null) return this.attempts(req, res, body, gone, startedAt, span);
     const admitted = await this.uploads.enter(gone, this.o.failoverWaitMs, streamingFrom);
     if (admitted === 'aborted') return;
     if (admitted === 'timeout') return this.shed(res, 'overloaded');
     try {
-      await this.attempts(f);
+      await this.attempts(req, res, body, gone, startedAt, span);
     } finally {
       this.uploads.leave(streamingFrom);
     }
   }
 
-  /** Tries leaders until one serves the request, the retry policy gives up, or `deadline`. */
-  private async attempts(f: Flight): Promise<void> {
-    const { req, res, body, gone, deadline, span } = f;
-    const method = req.method ?? 'GET';
-    const url = req.url ?? '/';
-    const headers = this.forwardedHeaders(req);
-    let avoid: string | undefined;
-    let backoff = RETRY_BACKOFF_MS;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS && !gone.aborted; attempt++) {
-      const leader = await this.leaderFor(f, avoid, backoff);
-      if (gone.aborted) return;
-      if (!leader?.client) break;
-      const outcome = await leader.client.forward({
-        method,
-        path: url,
-        headers,
-        body: body ? body.forAttempt() : null,
-        res,
-        interceptRedirects: true,
-        gone,
-        admissionWaitMs: Math.max(0, deadline - performance.now()),
-        span: {
-          name: 'lw.gateway.proxy',
-          attributes: { 'lw.attempt': attempt, 'lw.leader.epoch': leader.ad.epoch },
-          parent: span,
-        },
-      });
-      if (outcome.kind === 'busy') return this.shed(res, 'overloaded');
-      if (outcome.kind === 'aborted') return;
-      this.o.hooks?.onAttempt?.(outcome.kind, leader.ad.uuid, 'error' in outcome ? outcome.error : undefined);
-      const next = afterAttempt(outcome, method);
-      // Served, broken mid-response, or the client went away: nothing more to do.
-      if (next === 'done' || gone.aborted) return;
-      if (next === 'unknown') {
-        this.o.hooks?.onUnknownOutcome?.('error' in outcome ? outcome.error : outcome.kind, span);
+  /** Tries leaders until one serves the request, the hold gives up, or its deadline; answers. */
+  private async attempts(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: ReplayableBody | null,
+    gone: ClientGone,
+    startedAt: number,
+    span: Span | undefined,
+  ): Promise<void> {
+    const f: Flight = {
+      method: req.method ?? 'GET',
+      body,
+      gone,
+      startedAt,
+      res,
+      url: req.url ?? '/',
+      headers: this.forwardedHeaders(req),
+      span,
+    };
+    this.answer(f, await this.hold.run(f, null));
+  }
+
+  /** The gateway's answer for how a request ended. */
+  private answer(f: Flight, end: HoldEnd<Leader>): void {
+    const { res, gone } = f;
+    switch (end.kind) {
+      case 'done':
+        return;
+      case 'busy':
+        this.shed(res, 'overloaded');
+        return;
+      case 'unknown': {
+        const outcome = end.outcome as ProxyOutcome;
+        this.o.hooks?.onUnknownOutcome?.('error' in outcome ? outcome.error : outcome.kind, f.span);
         sendError(res, outcomeUnknownError());
         return;
       }
-      if (body !== null && !body.replayable()) {
+      case 'resend':
         // Too large to have been kept for a replay, and part of it went to a leader that did not
         // run it (or, for an idempotent request, may have): the client must send it again.
-        sendError(
-          res,
-          new LwError(
-            'LW_ERR_NO_LEADER',
-            'the leader changed while the request body was being sent; send it again',
-            {
-              retryAfter: 1,
-            },
-          ),
-        );
+        sendError(res, resendError());
         return;
-      }
-      if (performance.now() >= deadline) break;
-      this.o.hooks?.onRetry?.(outcome.kind);
-      avoid = leader.ad.uuid;
-      backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
-      void this.o.watcher.refresh();
+      case 'give-up':
+        if (gone.aborted || res.headersSent) return;
+        this.o.hooks?.onNoLeader?.();
+        sendError(res, noLeaderError());
+        return;
     }
-    if (gone.aborted || res.headersSent) return;
-    this.o.hooks?.onNoLeader?.();
-    sendError(res, new LwError('LW_ERR_NO_LEADER', MESSAGES.noActiveNode, { retryAfter: 1 }));
   }
 }

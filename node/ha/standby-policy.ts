@@ -6,28 +6,21 @@
  * disabled → 307; forward, and on failure log, count and fall back to 307. A request without a
  * body that the active did not serve (503 "not served": stepping down, draining, its Redis failing
  * over) is held and retried within `failoverWaitMs` first, and one that never reached a leader
- * that has since been replaced goes to the new one.
+ * that has since been replaced goes to the new one: the shared hold loop (shared/forward/hold.ts)
+ * with a standby's profile (`standbyProfile` in shared/forward/policy.ts).
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { LwError, MESSAGES } from '../../shared/errors';
+import { ClientGone } from '../../shared/forward/client-gone';
+import { type HoldAdapter, HoldLoop, type HoldRequest } from '../../shared/forward/hold';
+import { hasBody, outcomeUnknownError, standbyProfile } from '../../shared/forward/policy';
 import { upstreamHeaders } from '../../shared/http/headers';
 import { type AnyResponse, sendError, sendJson } from '../../shared/http/respond';
-import {
-  afterAttempt,
-  ClientGone,
-  type ForwardOutcome,
-  hasBody,
-  outcomeUnknownError,
-  RETRY_BACKOFF_MAX_MS,
-  RETRY_BACKOFF_MS,
-} from '../../shared/leader/forward-policy';
+import type { ForwardAttempt } from '../../shared/leader/leader-client';
 import type { Leader, LeaderWatcher } from '../../shared/leader/leader-watcher';
 import type { NodeMetrics } from '../../shared/telemetry/metrics';
 import type { AnyRequest } from '../api/request';
-
-/** How long a forwarded request may wait for a place in the pool before it is redirected. */
-const ADMISSION_WAIT_MS = 5_000;
 
 /** Seconds a client should wait before retrying when no leader is known. */
 const NO_LEADER_RETRY_AFTER_S = 1;
@@ -48,8 +41,43 @@ export interface StandbyPolicyOptions {
   metrics: NodeMetrics;
 }
 
+/** One request a standby forwards. */
+interface Forwarded extends HoldRequest {
+  readonly req: AnyRequest;
+  readonly res: AnyResponse;
+  readonly url: string;
+  readonly headers: string[];
+}
+
+/** A body streamed straight through: never kept, so never sent twice. */
+const STREAMED = { replayable: () => false };
+
 export class StandbyPolicy {
-  constructor(private readonly o: StandbyPolicyOptions) {}
+  private readonly hold: HoldLoop<Leader, Forwarded>;
+
+  constructor(private readonly o: StandbyPolicyOptions) {
+    this.hold = new HoldLoop(standbyProfile(o.failoverWaitMs), o.watcher, this.adapter());
+  }
+
+  /** What the hold loop asks of a standby: its attempts over the cluster channel, and metrics. */
+  private adapter(): HoldAdapter<Leader, Forwarded> {
+    const { metrics } = this.o;
+    return {
+      attempt: (f, leader, _n, admissionWaitMs): ForwardAttempt => ({
+        method: f.method,
+        path: f.url,
+        headers: f.headers,
+        body: f.body ? (f.req as unknown as Readable) : null,
+        res: f.res,
+        interceptRedirects: false,
+        gone: f.gone,
+        admissionWaitMs,
+        span: { name: 'lw.forward', attributes: { 'lw.leader.epoch': leader.ad.epoch } },
+      }),
+      attempted: (_f, outcome) => metrics.forwarded.inc({ outcome: outcome.kind }),
+      resending: (_f, previous) => metrics.forwardFailures.inc({ kind: previous.kind }),
+    };
+  }
 
   async handle(req: AnyRequest, res: AnyResponse, url: string): Promise<void> {
     const leader = this.o.watcher.current();
@@ -66,7 +94,6 @@ export class StandbyPolicy {
       this.redirect(res, leader.ad.api_addr, url, 'forwarding-off');
       return;
     }
-    const withBody = hasBody(req.headers);
     const headers = upstreamHeaders(req.headers, {
       remoteAddress: req.socket?.remoteAddress ?? '',
       proto: this.o.tlsApi ? 'https' : 'http',
@@ -74,44 +101,24 @@ export class StandbyPolicy {
       // The standby is a hop of its own: the client's X-Forwarded-For is not ours to vouch for.
       trustClientForwarded: false,
     });
-    const gone = new ClientGone(res);
-    const deadline = performance.now() + this.o.failoverWaitMs;
-    let current: Leader = leader;
-    let backoff = RETRY_BACKOFF_MS;
-    let outcome: ForwardOutcome;
-    /** Set once the active answered "not served": it lives, so what follows is a pause. */
-    let holding = false;
-    for (;;) {
-      outcome = await this.forwardOnce(req, res, url, current, headers, withBody, gone);
-      if (withBody || gone.aborted || performance.now() >= deadline) break;
-      let next: Leader | null = null;
-      holding ||= outcome.kind === 'not-served';
-      if (holding && (outcome.kind === 'not-served' || outcome.kind === 'not-sent')) {
-        // The active answered but did not serve it (stepping down, draining, its Redis failing
-        // over): nothing happened, so hold and retry, as the gateway does. A new leader, else the
-        // same one again: with the store unreachable the watcher may stop vouching for it (and
-        // retire its connections), but the active says "not served" itself while not active.
-        const remaining = Math.max(0, deadline - performance.now());
-        next =
-          (await this.o.watcher.waitFor(Math.min(backoff, remaining), current.ad.uuid, gone.signal)) ??
-          this.o.watcher.current() ??
-          current;
-        backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
-      } else if (outcome.kind === 'not-sent') {
-        // Never reachable (a dead active, a wrong cluster address): retry only a newer leader.
-        const now = this.o.watcher.current();
-        if (now && now.ad.uuid !== current.ad.uuid) next = now;
-      }
-      if (!next || gone.aborted) break;
-      this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
-      current = next;
-    }
-    if (outcome.kind === 'busy') {
+    const f: Forwarded = {
+      method: req.method ?? 'GET',
+      body: hasBody(req.headers) ? STREAMED : null,
+      gone: new ClientGone(res),
+      startedAt: performance.now(),
+      req,
+      res,
+      url,
+      headers,
+    };
+    const end = await this.hold.run(f, leader);
+    const current = end.leader ?? leader;
+    if (end.kind === 'busy') {
       this.redirect(res, current.ad.api_addr, url, 'busy');
       return;
     }
-    const next = afterAttempt(outcome, req.method ?? 'GET');
-    if (next === 'done' || gone.aborted) return;
+    if (end.kind === 'done') return;
+    const outcome = end.outcome as Exclude<typeof end.outcome, null>;
     this.o.metrics.forwardFailures.inc({ kind: outcome.kind });
     // Upstream hid forwarding failures behind a silent 307 (openbao#3899); we log them.
     this.o.log.warn(
@@ -120,39 +127,11 @@ export class StandbyPolicy {
     );
     if (res.headersSent) return;
     // The active may have applied it: a 307 would make the client send it again.
-    if (next === 'unknown') {
+    if (end.kind === 'unknown') {
       sendError(res, outcomeUnknownError());
       return;
     }
     this.redirect(res, current.ad.api_addr, url, 'forward-failed');
-  }
-
-  /** One forward to `leader` over the cluster channel. */
-  private async forwardOnce(
-    req: AnyRequest,
-    res: AnyResponse,
-    url: string,
-    leader: Leader,
-    headers: string[],
-    withBody: boolean,
-    gone: ClientGone,
-  ): Promise<ForwardOutcome> {
-    const client = leader.client;
-    if (!client) return { kind: 'not-sent', error: 'no cluster channel to the active' };
-    const outcome = await client.forward({
-      method: req.method ?? 'GET',
-      path: url,
-      headers,
-      body: withBody ? (req as unknown as Readable) : null,
-      res,
-      interceptRedirects: false,
-      gone,
-      admissionWaitMs: ADMISSION_WAIT_MS,
-      span: { name: 'lw.forward', attributes: { 'lw.leader.epoch': leader.ad.epoch } },
-    });
-    if (outcome.kind !== 'busy' && outcome.kind !== 'aborted')
-      this.o.metrics.forwarded.inc({ outcome: outcome.kind });
-    return outcome;
   }
 
   private redirect(res: AnyResponse, apiAddr: string, url: string, reason: string): void {

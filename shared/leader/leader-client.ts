@@ -10,9 +10,10 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Attributes as SpanAttributes } from '@opentelemetry/api';
 import { type Dispatcher, Pool } from 'undici';
 import type { Advertisement } from '../advertisement';
+import type { ClientGone } from '../forward/client-gone';
+import { type ForwardOutcome, LEADER_RETIRED } from '../forward/outcome';
 import { endSpan, type Span, startClientSpan, tracingEnabled } from '../telemetry/tracing';
 import { Admission, type Cancellation } from './admission';
-import type { ClientGone, ForwardOutcome } from './forward-policy';
 import { type ProxyAttempt, proxyOnce } from './proxy-request';
 
 /** Connections kept per leader by one process (a gateway or a standby). */
@@ -173,7 +174,7 @@ export class LeaderClient {
   async destroy(): Promise<void> {
     // Requests still in flight may have reached the leader: fail them with an error that no
     // retry policy mistakes for "never sent" (undici's own UND_ERR_DESTROYED would be).
-    const err = Object.assign(new Error('leader connection retired'), { code: 'LW_ERR_LEADER_RETIRED' });
+    const err = Object.assign(new Error('leader connection retired'), { code: LEADER_RETIRED });
     await this.pool.destroy(err).catch(() => undefined);
   }
 

@@ -1,54 +1,16 @@
 /**
  * Sends one client request to the leader over its pool and streams the answer back, without
- * buffering. Reports what happened in terms a retry policy can use: whether the leader served
- * the request, refused it unserved (nothing stored), could not have received it, or may have.
+ * buffering. Reports what happened as a ProxyOutcome (shared/forward/outcome.ts): whether the
+ * leader served the request, refused it unserved (nothing stored), could not have received it,
+ * or may have.
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { ClientGone } from '../forward/client-gone';
+import { classify, type ProxyOutcome } from '../forward/outcome';
 import { rawResponseHeaders } from '../http/headers';
 import type { AnyResponse } from '../http/respond';
-import type { ClientGone } from './forward-policy';
-
-/** What one attempt achieved. */
-export type ProxyOutcome =
-  /** A response was sent to the client (any status). */
-  | { kind: 'served'; status: number }
-  /** The leader answered that it did not serve the request; nothing was stored, nothing sent to the client. */
-  | { kind: 'not-served'; status: number; code: string }
-  /** A 307 came back; nothing was sent to the client. */
-  | { kind: 'redirect'; location: string }
-  /** The request never reached the leader (connect refused, TLS failure, pool closed). */
-  | { kind: 'not-sent'; error: string }
-  /** The connection failed after the request may have reached the leader. */
-  | { kind: 'maybe-sent'; error: string }
-  /** Failed after response bytes were sent to the client; the client connection was reset. */
-  | { kind: 'broken'; error: string };
-
-/** Error codes that mean the request bytes never left this process. */
-const NOT_SENT_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_DESTROYED',
-  'UND_ERR_CLOSED',
-]);
-
-function errorCode(err: unknown): string {
-  const e = err as { code?: unknown; cause?: { code?: unknown } } | null;
-  // DOMException (an abort) has a numeric code; only string codes name a system/undici error.
-  const code = typeof e?.cause?.code === 'string' ? e.cause.code : e?.code;
-  return typeof code === 'string' ? code : (e as Error | null)?.name || 'UNKNOWN';
-}
-
-/** True for TLS handshake failures: the request was never sent over a failed handshake. */
-function isTlsError(code: string): boolean {
-  return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|UNABLE_TO|DEPTH_ZERO/.test(code);
-}
 
 /** Options for one attempt. */
 export interface ProxyAttempt {
@@ -128,20 +90,20 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
-    this.settle(this.classify(err));
+    this.settle(this.outcomeOf(err));
   }
 
-  private classify(err: Error): ProxyOutcome {
+  private outcomeOf(err: Error): ProxyOutcome {
     if (this.intercepted) return this.intercepted;
     // The client went away: nothing to answer, nothing to retry.
     if (this.a.gone?.aborted) return { kind: 'broken', error: CLIENT_GONE };
-    const code = errorCode(err);
+    const sent = classify(err);
     if (this.started) {
+      // Part of the answer is out: the client's connection is all that can tell it.
       this.a.res.destroy();
-      return { kind: 'broken', error: code };
+      return { kind: 'broken', error: sent.error };
     }
-    if (NOT_SENT_CODES.has(code) || isTlsError(code)) return { kind: 'not-sent', error: code };
-    return { kind: 'maybe-sent', error: code };
+    return sent;
   }
 
   private settle(outcome: ProxyOutcome): void {

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
+import { ClientGone } from '../../shared/forward/client-gone';
 import { Admission } from '../../shared/leader/admission';
-import { ClientGone } from '../../shared/leader/forward-policy';
 
 /** A stand-in for a server response: 'close', finished or not. */
 function response() {

@@ -20,11 +20,7 @@ const SCOPE = ['node', 'gateway', 'shared', 'cli', 'bench', 'test/helpers'];
  * Cycles known and being removed, each as the files on the circle. An entry whose cycle is gone
  * is reported (a test diagnostic) so it gets deleted; it does not fail the run.
  */
-const ALLOWED_CYCLES: readonly (readonly string[])[] = [
-  // TEMPORARY (issue 26): goes away when forward-policy and proxy-request move to shared/forward/.
-  // Delete this entry then.
-  ['shared/leader/forward-policy.ts', 'shared/leader/proxy-request.ts'],
-];
+const ALLOWED_CYCLES: readonly (readonly string[])[] = [];
 
 /** Every import cycle among `files` (relative to `baseDir`), each as the files on it in order. */
 async function importCycles(files: string[], baseDir: string): Promise<string[][]> {
