@@ -48,17 +48,8 @@ export async function serverCommand(): Promise<void> {
   for (const v of unknownEnvVars([nodeSchema], process.env, ['LEADERWAY_DEV_ROOT_TOKEN'])) {
     log.warn({ variable: v }, 'unknown LEADERWAY_ environment variable ignored');
   }
-  let node: NodeServer | undefined;
   const storage = openStorage(settings.storage, settings.haStorage, {
     lockCommandTimeoutMs: settings.lockTtlMs / 3,
-    onLivenessUnavailable: (reason) => {
-      log.warn(
-        { reason },
-        'holder liveness off: Redis refuses CLIENT ID/LIST; a crashed active is replaced after the lock TTL',
-      );
-      node?.livenessOff();
-    },
-    onUnreplicated: () => node?.metrics.unreplicatedWrites.inc(),
   });
   process.stdout.write(nodeBanner(settings, storage.data.kind, settings.haStorage ? storage.ha.kind : null));
   if (settings.storage.type === 'inmem') {
@@ -69,7 +60,7 @@ export async function serverCommand(): Promise<void> {
   if (storage.split)
     log.warn('split storage: fencing is unavailable, so a paused active node may still write (see docs)');
   if (!(await warmUp(storage, 5_000))) log.warn('storage is not reachable yet; will keep trying');
-  node = new NodeServer(settings, { ...storage, log, gateways });
+  const node = new NodeServer(settings, { ...storage, log, gateways });
   reloadOnSighup([node], () => log.info({ signal: 'SIGHUP' }, 'reloading the TLS certificate'));
   closeOnSignals([node], (sig) => log.info({ signal: sig }, 'shutting down'));
   await node.start().catch((err) => exitOnListenError(err, listenVariable(err, settings.metricsListen)));

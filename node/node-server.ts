@@ -1,9 +1,12 @@
 /**
  * The HA server's lifecycle: one node of a leaderway cluster, and the one place its state
- * (`NodeState`) changes. Start order: API listener → unseal (waiting for init if needed) →
- * leader watcher, standby policy, heartbeats → elector. While active, an ActiveSession holds the
- * cluster listener and the advertisement. Requests are served by ApiEntry/ApiHandler, which only
- * read the state.
+ * (`NodeState`) changes. The state owns what it needs: unsealed, the leader watcher, the standby
+ * policy, the heartbeats (echoer) and the elector; active, the term (ActiveSession: cluster
+ * listener, advertisement, peers, token cleanup, the cluster-address check); closing, the one
+ * shutdown in progress. Start order: API listener → unseal (waiting for init if needed) →
+ * watcher, standby policy, heartbeats → elector. Requests are served by ApiEntry/ApiHandler,
+ * which only read the state. What storage reports outside any call (liveness refused,
+ * unreplicated writes) arrives through its StorageSignals, not through calls from the CLI.
  *
  * Shutdown order (close()): stop accepting API connections; end the active term, which drains
  * in-flight requests, deletes the advertisement and releases the lock so a standby takes over at
@@ -19,9 +22,10 @@ import { LwError, MESSAGES } from '../shared/errors';
 import { ApiListener } from '../shared/http/server';
 import { derToPem } from '../shared/leader/leader-client';
 import { LeaderWatcher } from '../shared/leader/leader-watcher';
-import { type ProbeResult, probeClusterAddr } from '../shared/leader/probe';
+import { probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
 import type { HeldLock } from '../shared/storage/held-lock';
+import type { StorageSignals } from '../shared/storage/signals';
 import { createNodeMetrics, listenerHooks, type NodeMetrics } from '../shared/telemetry/metrics';
 import { MetricsListener } from '../shared/telemetry/metrics-listener';
 import { detached, traced } from '../shared/telemetry/tracing';
@@ -69,12 +73,8 @@ export interface NodeServerDeps {
   gateways: GatewayTrust | null;
   /** Set by `leaderway dev`: init with this root token if storage is uninitialized. */
   devRootToken?: string;
-}
-
-/** Parts that live as long as the node is unsealed (not part of the state the API reads). */
-interface HaParts {
-  elector: LeaderElector;
-  echoer: Echoer;
+  /** What the storage reports outside any call (opened with it: shared/storage/open.ts). */
+  signals?: StorageSignals;
 }
 
 export class NodeServer implements NodeApi {
@@ -86,22 +86,18 @@ export class NodeServer implements NodeApi {
   readonly metrics: NodeMetrics = createNodeMetrics(() => this.responses);
   /** What reads of secrets hold while answered (LEADERWAY_RESPONSE_BUDGET); one node per process in production. */
   private readonly responses: ByteBudget;
+  /** The node's state: the one mutable thing here, which owns what each state needs. */
   private current: NodeState = { status: 'new' };
-  private ha: HaParts | null = null;
   private readonly listener: ApiListener;
   private readonly metricsListener: MetricsListener | null;
-  private started = false;
-  /** The current term's check that cluster_addr reaches this node (null: not active or not yet known). */
-  private clusterAddrCheck: ProbeResult | null = null;
   private readonly api: ApiHandler;
   private readonly entry: ApiEntry;
-  private readonly peerTable = new PeerTable();
   /** Which gateways the cluster listener admits (null: none can connect). */
   private readonly gateways: GatewayTrust | null;
-  private readonly tidy: TokenTidy;
+  /** Aborted by close(): the unseal loop and a pending unseal stop. */
   private readonly stop = new AbortController();
+  /** The loop waiting for an initialized storage, while sealed (close() waits for it). */
   private unsealLoop: Promise<void> | undefined;
-  private closing: Promise<void> | undefined;
 
   constructor(
     readonly settings: NodeSettings,
@@ -115,13 +111,12 @@ export class NodeServer implements NodeApi {
       budget: this.responses,
       maxWaitMs: settings.responseBudget.waitMs,
     });
-    this.tidy = new TokenTidy(this.api.tokens, deps.log);
     this.entry = new ApiEntry({
       handler: this.api,
       metrics: this.metrics,
       unauthenticatedMetrics: settings.listener.unauthenticatedMetrics,
       log: deps.log,
-      closing: () => this.closing !== undefined,
+      closing: () => this.current.status === 'closing' || this.current.status === 'closed',
       trackActive: () => {
         const session = sessionOf(this.current);
         return session?.serving() ? session.track() : null;
@@ -138,6 +133,12 @@ export class NodeServer implements NodeApi {
       ? new MetricsListener(settings.metricsListen, this.metrics.registry, deps.log)
       : null;
     this.gateways = deps.gateways;
+    const signals = deps.signals;
+    if (signals) {
+      if (signals.livenessRefused !== null) this.livenessRefused(signals.livenessRefused);
+      signals.on('liveness-refused', (reason) => this.livenessRefused(reason));
+      signals.on('unreplicated', () => this.metrics.unreplicatedWrites.inc());
+    }
   }
 
   state(): NodeState {
@@ -163,8 +164,7 @@ export class NodeServer implements NodeApi {
   }
 
   async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
+    if (this.current.status !== 'new') return;
     this.setState({ status: 'sealed', seal: 'sealed' });
     await this.listener.listen();
     await this.metricsListener?.listen();
@@ -265,31 +265,34 @@ export class NodeServer implements NodeApi {
         log,
         metrics: this.metrics,
       }),
+      echoer: new Echoer(
+        watcher,
+        { node_id: s.nodeId, api_addr: s.apiAddr, cluster_addr: s.clusterAddr, version: VERSION },
+        log,
+      ),
+      elector: new LeaderElector({
+        ha: this.deps.ha,
+        ttlMs: s.lockTtlMs,
+        livenessGraceMs: this.livenessGrace(),
+        log,
+        onActive: (lock, identity) => this.becomeActive(lock, identity),
+        onStandby: (reason) => this.becomeStandby(reason),
+        metrics: this.metrics,
+      }),
     };
-    const echoer = new Echoer(
-      watcher,
-      { node_id: s.nodeId, api_addr: s.apiAddr, cluster_addr: s.clusterAddr, version: VERSION },
-      log,
-    );
-    const elector = new LeaderElector({
-      ha: this.deps.ha,
-      ttlMs: s.lockTtlMs,
-      livenessGraceMs: this.livenessGrace(),
-      log,
-      onActive: (lock, identity) => this.becomeActive(lock, identity),
-      onStandby: (reason) => this.becomeStandby(reason),
-      metrics: this.metrics,
-    });
-    this.ha = { elector, echoer };
     this.setState({ status: 'standby', unsealed });
     log.info('unsealed');
     void watcher.start();
-    echoer.start();
-    elector.start();
+    unsealed.echoer.start();
+    unsealed.elector.start();
   }
 
   /** Redis refused the liveness commands: no takeovers will happen (the backend reports unknown). */
-  livenessOff(): void {
+  private livenessRefused(reason: string): void {
+    this.deps.log.warn(
+      { reason },
+      'holder liveness off: Redis refuses CLIENT ID/LIST; a crashed active is replaced after the lock TTL',
+    );
     this.metrics.livenessEnabled.set(0);
   }
 
@@ -305,7 +308,7 @@ export class NodeServer implements NodeApi {
         { reason: off },
         'holder liveness off: a crashed active is replaced after the lock TTL',
       );
-    const on = grace > 0 && off === null;
+    const on = grace > 0 && off === null && this.deps.signals?.livenessRefused == null;
     this.metrics.livenessEnabled.set(on ? 1 : 0);
     return on ? grace : 0;
   }
@@ -342,16 +345,15 @@ export class NodeServer implements NodeApi {
       log: this.deps.log,
       handlers: {
         handle: (req: Http2ServerRequest, res: Http2ServerResponse, peer) => this.entry.serve(req, res, peer),
-        internal: (req, res, path) => this.peerTable.handle(req, res, path),
         onPeerRejected: (reason) => this.metrics.clusterPeerRejected.inc({ reason }),
       },
+      tidy: new TokenTidy(this.api.tokens, this.deps.log),
     });
-    this.peerTable.clear();
     // Active before the listener opens, so the first forwarded request is served, not refused.
-    if (this.closing) this.setState({ status: 'closing', unsealed, session });
+    const now = this.current;
+    if (now.status === 'closing') this.setState({ ...now, session });
     else this.setState({ status: 'active', unsealed, session });
     await traced('lw.advertise', { 'lw.epoch': lock.epoch }, () => session.start());
-    this.tidy.start(session.storage);
     void unsealed.watcher.refresh();
     if (s.clusterListen) void this.checkClusterAddr(session, identity);
   }
@@ -362,7 +364,6 @@ export class NodeServer implements NodeApi {
    * balancer's: standbys and gateways would then never reach the active. Say so loudly.
    */
   private async checkClusterAddr(session: ActiveSession, identity: ClusterIdentity): Promise<void> {
-    this.clusterAddrCheck = null;
     const context = createSecureContext({
       ca: [identity.certPem],
       cert: identity.certPem,
@@ -375,7 +376,7 @@ export class NodeServer implements NodeApi {
       Buffer.from(identity.certDer, 'base64'),
     );
     if (sessionOf(this.current) !== session) return;
-    this.clusterAddrCheck = r;
+    session.clusterAddrCheck = r;
     this.metrics.clusterAddrReachable.set(r.ok ? 1 : 0);
     if (!r.ok) {
       this.deps.log.error(
@@ -391,14 +392,13 @@ export class NodeServer implements NodeApi {
     const session = sessionOf(this.current);
     if (!session) return;
     this.deps.log.info({ reason }, 'stepping down');
-    this.tidy.stop();
-    this.clusterAddrCheck = null;
-    const grace = this.closing ? this.settings.shutdownTimeoutMs : STEP_DOWN_GRACE_MS;
+    const grace = this.current.status === 'closing' ? this.settings.shutdownTimeoutMs : STEP_DOWN_GRACE_MS;
     await traced('lw.step_down', { 'lw.reason': reason, 'lw.epoch': session.ad.epoch }, () =>
       session.close(grace),
     );
-    const unsealed = unsealedOf(this.current);
-    if (this.current.status === 'closing') this.setState({ status: 'closing', unsealed, session: null });
+    const now = this.current;
+    const unsealed = unsealedOf(now);
+    if (now.status === 'closing') this.setState({ ...now, session: null });
     else if (unsealed) this.setState({ status: 'standby', unsealed });
     void unsealed?.watcher.refresh();
   }
@@ -407,10 +407,9 @@ export class NodeServer implements NodeApi {
   private async reseal(): Promise<void> {
     const unsealed = unsealedOf(this.current);
     if (!unsealed || this.stop.signal.aborted) return;
-    await this.ha?.elector.close();
-    this.ha?.echoer.close();
+    await unsealed.elector.close();
+    unsealed.echoer.close();
     await unsealed.watcher.close();
-    this.ha = null;
     this.setState({ status: 'sealed', seal: 'uninitialized' });
     this.unsealLoop = this.unsealWhenReady();
   }
@@ -434,8 +433,9 @@ export class NodeServer implements NodeApi {
 
   peers(): PeerInfo[] {
     const s = this.settings;
-    const check = this.clusterAddrCheck;
-    return this.peerTable.list({
+    const session = sessionOf(this.current);
+    const check = session?.clusterAddrCheck ?? null;
+    return (session?.peers ?? new PeerTable()).list({
       hostname: s.nodeId,
       api_address: s.apiAddr,
       cluster_address: s.clusterAddr,
@@ -446,7 +446,7 @@ export class NodeServer implements NodeApi {
   }
 
   stepDown(): void {
-    this.ha?.elector.stepDown(this.settings.stepDownCooldownMs);
+    unsealedOf(this.current)?.elector.stepDown(this.settings.stepDownCooldownMs);
   }
 
   onRequestError(code: string): void {
@@ -461,30 +461,38 @@ export class NodeServer implements NodeApi {
   onFencedWrite(): void {
     this.metrics.fencedWrites.inc();
     this.deps.log.error('write refused by fencing: another node holds the lock; stepping down');
-    this.ha?.elector.stepDown(0);
+    unsealedOf(this.current)?.elector.stepDown(0);
   }
 
   // ---- lifecycle ----
 
-  /** Shuts down in the documented order. Idempotent. */
+  /** Shuts down in the documented order. Idempotent: the closing state holds the one shutdown. */
   close(): Promise<void> {
-    if (!this.closing) this.closing = this.doClose();
-    return this.closing;
+    const s = this.current;
+    if (s.status === 'closing') return s.done;
+    if (s.status === 'closed') return Promise.resolve();
+    let finish!: { resolve: () => void; reject: (err: unknown) => void };
+    const done = new Promise<void>((resolve, reject) => {
+      finish = { resolve, reject };
+    });
+    this.setState({ status: 'closing', unsealed: unsealedOf(s), session: sessionOf(s), done });
+    this.doClose(s.status !== 'new').then(finish.resolve, finish.reject);
+    return done;
   }
 
-  private async doClose(): Promise<void> {
-    const s = this.current;
-    this.setState({ status: 'closing', unsealed: unsealedOf(s), session: sessionOf(s) });
+  /** `started`: the listeners were opened (start() ran). */
+  private async doClose(started: boolean): Promise<void> {
     this.stop.abort();
     const grace = this.settings.shutdownTimeoutMs;
-    const apiClosed = this.started
+    const apiClosed = started
       ? this.listener.closeGracefully(() => this.entry.inFlight(), grace)
       : Promise.resolve();
-    await this.ha?.elector.close();
+    await unsealedOf(this.current)?.elector.close();
     await apiClosed;
     await this.unsealLoop;
-    this.ha?.echoer.close();
-    await unsealedOf(this.current)?.watcher.close();
+    const unsealed = unsealedOf(this.current);
+    unsealed?.echoer.close();
+    await unsealed?.watcher.close();
     await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
     this.gateways?.close();
     await this.metricsListener?.close();

@@ -8,6 +8,8 @@ import { LwError } from '../../shared/errors';
 import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
 import type { SecureStorage } from '../barrier/secure-storage';
 import type { ActiveSession } from '../ha/active-session';
+import type { LeaderElector } from '../ha/leader-elector';
+import type { Echoer } from '../ha/peers';
 import type { StandbyPolicy } from '../ha/standby-policy';
 
 /** Seal state, as sys/health and sys/seal-status report it. */
@@ -35,6 +37,10 @@ export interface Unsealed {
   clusterId: string;
   watcher: LeaderWatcher;
   standby: StandbyPolicy;
+  /** Contends for the lock for as long as the node is unsealed. */
+  elector: LeaderElector;
+  /** Heartbeats the active node (sys/ha-status) for as long as the node is unsealed. */
+  echoer: Echoer;
 }
 
 /**
@@ -47,7 +53,13 @@ export type NodeState =
   | { status: 'sealed'; seal: 'uninitialized' | 'sealed' }
   | { status: 'standby'; unsealed: Unsealed }
   | { status: 'active'; unsealed: Unsealed; session: ActiveSession }
-  | { status: 'closing'; unsealed: Unsealed | null; session: ActiveSession | null };
+  | {
+      status: 'closing';
+      unsealed: Unsealed | null;
+      session: ActiveSession | null;
+      /** Resolves once the node is closed (close() returns it). */
+      done: Promise<void>;
+    };
 
 /** The node as the API sees it. */
 export interface NodeApi {

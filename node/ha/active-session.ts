@@ -12,6 +12,10 @@
  * Close order: stop serving new requests (they are answered "not served" and retried by
  * gateways), drain in-flight ones with a bound, close the listener, delete our advertisement,
  * release the lock, publish `released` so a standby takes over at once.
+ *
+ * The term owns what lives only while active: the standbys' heartbeats (`peers`), the token
+ * cleanup (`tidy`, started once advertised, stopped when the term ends) and the result of the
+ * cluster-address check.
  */
 import type { Logger } from 'pino';
 import {
@@ -25,12 +29,20 @@ import {
 } from '../../shared/advertisement';
 import type { HostPort } from '../../shared/config/formats';
 import type { SigningKey } from '../../shared/crypto/signing';
+import type { ProbeResult } from '../../shared/leader/probe';
 import { type Backend, type HABackend, isFencingBackend, LEADER_PREFIX } from '../../shared/storage/backend';
 import type { HeldLock } from '../../shared/storage/held-lock';
 import type { SecureStorage } from '../barrier/secure-storage';
 import type { ClusterIdentity } from './cluster-cert';
 import { ClusterListener, type ClusterListenerOptions } from './cluster-listener';
 import type { TermGateways } from './gateway-trust';
+import { PeerTable } from './peers';
+
+/** Housekeeping that runs while a term is active (the token cleanup). */
+export interface TermTask {
+  start(storage: SecureStorage): void;
+  stop(): void;
+}
 
 /** After handing over, how long open cluster connections may linger before they are cut. */
 const LISTENER_LINGER_MS = 2_000;
@@ -57,7 +69,9 @@ export interface ActiveSessionOptions {
   /** Null with clustering disabled. */
   clusterListen: HostPort | null;
   log: Logger;
-  handlers: Pick<ClusterListenerOptions, 'handle' | 'internal' | 'onPeerRejected'>;
+  handlers: Pick<ClusterListenerOptions, 'handle' | 'onPeerRejected'>;
+  /** Runs from the advertisement until the term ends, on this term's storage. */
+  tidy: TermTask;
 }
 
 /** The active term. */
@@ -66,6 +80,10 @@ export class ActiveSession {
   readonly ad: Advertisement;
   /** Storage for requests served in this term (writes fenced with our lock value). */
   readonly storage: SecureStorage;
+  /** The standbys heard from in this term (their heartbeats arrive on the cluster listener). */
+  readonly peers = new PeerTable();
+  /** Whether the advertised cluster_addr reaches this term's listener (null: not checked yet). */
+  clusterAddrCheck: ProbeResult | null = null;
   private readonly data: Backend;
   private listener: ClusterListener | null = null;
   private inFlight = 0;
@@ -113,6 +131,7 @@ export class ActiveSession {
         gateways: o.gateways,
         log: o.log,
         ...o.handlers,
+        internal: (req, res, path) => this.peers.handle(req, res, path),
       });
       await this.listener.start();
     }
@@ -128,6 +147,7 @@ export class ActiveSession {
     }
     o.log.info({ epoch: this.ad.epoch, cluster_addr: this.ad.cluster_addr }, 'advertisement written');
     await o.ha.publish({ type: 'advertised', epoch: this.ad.epoch });
+    o.tidy.start(this.storage);
     void this.cleanStale();
   }
 
@@ -159,6 +179,7 @@ export class ActiveSession {
 
   private async doClose(graceMs: number): Promise<void> {
     this.stopping = true;
+    this.o.tidy.stop();
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, graceMs);

@@ -8,6 +8,7 @@ import { InmemBackend, InmemHABackend, InmemStore } from './inmem';
 import { RedisBackend } from './redis/redis-backend';
 import { RedisHABackend } from './redis/redis-ha-backend';
 import type { ReplicationSettings } from './redis/replication';
+import { StorageSignals } from './signals';
 
 /** Where one backend lives. */
 export interface StorageSpec {
@@ -24,6 +25,8 @@ export interface OpenedStorage {
   ha: HABackend;
   /** True when the lock is in a different store than the data (no fencing). */
   split: boolean;
+  /** What the backends report outside any call (liveness refused, unreplicated writes). */
+  signals: StorageSignals;
 }
 
 export interface OpenOptions {
@@ -31,10 +34,6 @@ export interface OpenOptions {
   lockCommandTimeoutMs: number;
   /** The in-process store to use for `inmem` (shared by the nodes of `leaderway dev`). */
   inmem?: InmemStore;
-  /** Redis refused the commands holder liveness needs (it is then off). */
-  onLivenessUnavailable?(reason: string): void;
-  /** A data write WAIT did not confirm on enough replicas. */
-  onUnreplicated?(): void;
   /**
    * The process only reads (a gateway): its Redis connections send nothing a reader's Redis user
    * is not allowed (no INFO ready check, no connection identity for holder liveness).
@@ -42,7 +41,7 @@ export interface OpenOptions {
   reader?: boolean;
 }
 
-function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore): HABackend {
+function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore, signals: StorageSignals): HABackend {
   const ha: unknown =
     spec.type === 'redis'
       ? new RedisHABackend({
@@ -50,7 +49,7 @@ function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore): HABackend
           prefix: spec.prefix,
           commandTimeoutMs: o.lockCommandTimeoutMs,
           replication: spec.replication,
-          onLivenessUnavailable: o.onLivenessUnavailable,
+          onLivenessUnavailable: (reason) => signals.refuseLiveness(reason),
           reader: o.reader,
         })
       : new InmemHABackend(store);
@@ -61,18 +60,19 @@ function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore): HABackend
 /** Opens storage (connections are made lazily; see each backend's start()). */
 export function openStorage(data: StorageSpec, ha: StorageSpec | null, o: OpenOptions): OpenedStorage {
   const store = o.inmem ?? new InmemStore();
+  const signals = new StorageSignals();
   const dataBackend =
     data.type === 'redis'
       ? new RedisBackend({
           url: data.redisUrl,
           prefix: data.prefix,
           replication: data.replication,
-          onUnreplicated: o.onUnreplicated,
+          onUnreplicated: () => signals.unreplicatedWrite(),
           reader: o.reader,
         })
       : new InmemBackend(store);
-  const haBackend = openHA(ha ?? data, o, ha && ha.type === 'inmem' ? new InmemStore() : store);
-  return { data: dataBackend, ha: haBackend, split: ha !== null };
+  const haBackend = openHA(ha ?? data, o, ha && ha.type === 'inmem' ? new InmemStore() : store, signals);
+  return { data: dataBackend, ha: haBackend, split: ha !== null, signals };
 }
 
 /** Waits until the backends can be reached, or `timeoutMs` passes (then resolves anyway: they heal). */
