@@ -9,27 +9,14 @@ import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
 import type { SecureStorage } from '../barrier/secure-storage';
 import type { ActiveSession } from '../ha/active-session';
 import type { LeaderElector } from '../ha/leader-elector';
-import type { Echoer } from '../ha/peers';
+import type { Echoer, PeerInfo } from '../ha/peers';
+
+export type { PeerInfo };
+
 import type { StandbyPolicy } from '../ha/standby-policy';
 
 /** Seal state, as sys/health and sys/seal-status report it. */
 export type SealState = 'uninitialized' | 'sealed' | 'unsealed';
-
-/** One node in sys/ha-status. */
-export interface PeerInfo {
-  hostname: string;
-  api_address: string;
-  cluster_address: string;
-  active_node: boolean;
-  last_echo: string | null;
-  version: string;
-  /**
-   * The active node's own entry only: whether its advertised cluster_addr reaches its cluster
-   * listener (null until checked), and why not.
-   */
-  cluster_address_reachable?: boolean | null;
-  cluster_address_error?: string | null;
-}
 
 /** What an unsealed node runs: the keyring, the leader watcher and the standby policy. */
 export interface Unsealed {

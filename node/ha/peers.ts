@@ -7,8 +7,23 @@ import type { Logger } from 'pino';
 import { LwError } from '../../shared/errors';
 import { sendError, sendJson } from '../../shared/http/respond';
 import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
-import type { PeerInfo } from '../api/node-api';
 import { CLUSTER_PATH_PREFIX } from './cluster-listener';
+
+/** One node in sys/ha-status. */
+export interface PeerInfo {
+  hostname: string;
+  api_address: string;
+  cluster_address: string;
+  active_node: boolean;
+  last_echo: string | null;
+  version: string;
+  /**
+   * The active node's own entry only: whether its advertised cluster_addr reaches its cluster
+   * listener (null until checked), and why not.
+   */
+  cluster_address_reachable?: boolean | null;
+  cluster_address_error?: string | null;
+}
 
 /** How often standbys echo (upstream: 5 s; the issue asks for 1 s). */
 export const ECHO_INTERVAL_MS = 1_000;

@@ -6,28 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Rng } from '../chaos/rng';
+import type { Case, TargetName } from './case';
 import type { Piece } from './raw-http';
 import { garbage, valid } from './special-cases';
 
-export type TargetName = 'active' | 'standby' | 'gateway';
-
-/** One generated request and what answers are acceptable for it. */
-export interface Case {
-  n: number;
-  target: TargetName;
-  label: string;
-  pieces: Piece[];
-  /** A 2xx is acceptable (deliberately valid requests, public read endpoints). */
-  okAllowed: boolean;
-  /** A 307 is acceptable (a standby asked not to forward). */
-  redirectAllowed: boolean;
-  /** Closing without an answer is acceptable (we stop sending half-way, or send no request at all). */
-  silenceAllowed: boolean;
-  /** The bytes form one request (maybe malformed), so exactly one response may come back. */
-  single: boolean;
-  head: boolean;
-  timeoutMs: number;
-}
+export type { Case, TargetName } from './case';
 
 /** The body limit the fuzzed nodes are started with (LEADERWAY_MAX_REQUEST_SIZE). */
 export const BODY_LIMIT = 64 * 1024;

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Rng } from '../chaos/rng';
-import type { Case } from './cases';
+import type { Case } from './case';
 
 export function garbage(r: Rng): Partial<Case> {
   const kind = r.pick(['random', 'tls', 'h2', 'version', 'blank', 'long-line', 'lf-only', 'nul']);

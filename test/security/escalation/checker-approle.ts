@@ -4,10 +4,10 @@
  * ID only narrows its role (7).
  */
 import { cidrSubset, inCidrs } from './acl';
-import type { Flag } from './checker';
 import { checkLease } from './checker-tokens';
 import type { Step } from './history';
 import type { Model } from './model';
+import type { Flag } from './rules';
 import { approleMaxS, ROUND_MS } from './state';
 
 /** Rules 1, 3, 6, 7, 8 and 9 on a 2xx login. */

@@ -3,10 +3,10 @@
  * 4b), what a renewal may extend (6), and that a revoke by value works from any address (9).
  */
 import { inCidrs } from './acl';
-import type { Flag } from './checker';
 import { is2xx, type Step } from './history';
 import type { Model } from './model';
 import { needs } from './needs';
+import type { Flag } from './rules';
 import { ROUND_MS, SLACK_MS, SYSTEM_MAX_S } from './state';
 
 /** Rules 1, 2, 4, 5 and 6 on a 2xx auth/token/create[-orphan]. */

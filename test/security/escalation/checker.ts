@@ -26,32 +26,11 @@ import { checkLogin, checkSecretId } from './checker-approle';
 import { checkCreate, checkRenewal, checkRevokeAnywhere } from './checker-tokens';
 import { describeStep, is2xx, type Step } from './history';
 import { Model } from './model';
+import type { Flag, RuleId, Violation } from './rules';
+
+export type { Flag, RuleId, Violation };
+
 import { needs } from './needs';
-
-/** The rule a violation breaks. */
-export type RuleId =
-  | 'root'
-  | 'subset'
-  | 'approle'
-  | 'restricted-use'
-  | 'sudo-create'
-  | 'lifetime'
-  | 'bounds'
-  | 'role-id'
-  | 'dead'
-  | 'sudo-path'
-  | 'oracle'
-  | 'capability'
-  | 'wrapping';
-
-/** One broken rule at one step. */
-export interface Violation {
-  step: number;
-  rule: RuleId;
-  reason: string;
-  /** The step, described. */
-  at: string;
-}
 
 /** What the run exercised, so a test can tell a run that could not fail. */
 export interface EscalationStats {
@@ -110,9 +89,6 @@ export function checkEscalation(history: readonly Step[]): EscalationResult {
   }
   return { violations, notes, stats };
 }
-
-/** Records a violation of `rule` at the current step. */
-export type Flag = (rule: RuleId, reason: string) => void;
 
 /** Rules 7, 9, 10, 12 for whoever sent the request. */
 function checkActor(m: Model, s: Step, flag: Flag, stats: EscalationStats): void {
