@@ -138,6 +138,7 @@ export class NodeServer implements NodeApi {
       if (signals.livenessRefused !== null) this.livenessRefused(signals.livenessRefused);
       signals.on('liveness-refused', (reason) => this.livenessRefused(reason));
       signals.on('unreplicated', () => this.metrics.unreplicatedWrites.inc());
+      signals.on('no-replicas', () => this.metrics.noReplicasWrites.inc());
     }
   }
 

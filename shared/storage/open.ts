@@ -68,6 +68,7 @@ export function openStorage(data: StorageSpec, ha: StorageSpec | null, o: OpenOp
           prefix: data.prefix,
           replication: data.replication,
           onUnreplicated: () => signals.unreplicatedWrite(),
+          onNoReplicas: () => signals.noReplicasRefusal(),
           reader: o.reader,
         })
       : new InmemBackend(store);

@@ -1,7 +1,7 @@
 /**
  * What storage tells the process that opened it, outside any call: the Redis HA backend found
  * holder liveness refused (Redis denies CLIENT ID/LIST), a data write was not confirmed on enough
- * replicas. Opened with the storage (open.ts) and read by whoever runs on it — a node subscribes
+ * replicas, the primary refused a write for want of replicas (NOREPLICAS). Opened with the storage (open.ts) and read by whoever runs on it — a node subscribes
  * in its constructor — so nothing reaches into a server from the outside. A refusal seen before
  * anyone subscribed is kept (`livenessRefused`).
  */
@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 interface Events {
   'liveness-refused': [reason: string];
   unreplicated: [];
+  'no-replicas': [];
 }
 
 export class StorageSignals extends EventEmitter<Events> {
@@ -26,5 +27,10 @@ export class StorageSignals extends EventEmitter<Events> {
   /** Reported by the data backend for each write WAIT did not confirm. */
   unreplicatedWrite(): void {
     this.emit('unreplicated');
+  }
+
+  /** Reported by the data backend for each write refused with NOREPLICAS (min-replicas-to-write). */
+  noReplicasRefusal(): void {
+    this.emit('no-replicas');
   }
 }

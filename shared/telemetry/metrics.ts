@@ -234,6 +234,10 @@ export function createNodeMetrics(responses: () => ResponseBudgetState = () => N
       'leaderway_storage_unreplicated_writes_total',
       'Writes Redis WAIT did not confirm on LEADERWAY_REDIS_MIN_REPLICAS replicas in time (answered "outcome unknown").',
     ),
+    noReplicasWrites: c(
+      'leaderway_storage_noreplicas_writes_total',
+      'Writes the Redis primary refused with NOREPLICAS: fewer replicas connected than its min-replicas-to-write (answered 503 "storage is unavailable", held and retried by gateways; nothing stored).',
+    ),
     leaderChanges: c('leaderway_leader_changes_total', 'Leader changes observed by this node.'),
     advertisementsRejected: c(
       'leaderway_advertisements_rejected_total',

@@ -5,6 +5,7 @@
 import type { Proc } from '../helpers/procs';
 import { waitFor } from '../helpers/procs';
 import { type ChaosCluster, probe } from './cluster';
+import type { Fault, FaultResult } from './fault';
 import type { FaultKind } from './history';
 import type { Rng } from './rng';
 import { SENTINEL_FAULTS } from './sentinel-faults';
@@ -14,15 +15,7 @@ export const LOCK_TTL_MS = 2_000;
 /** How long finding the active node may take before the fault is skipped. */
 const FIND_ACTIVE_MS = 20_000;
 
-/** What a fault did, for the history. */
-export interface FaultResult {
-  target: string;
-  detail?: string;
-  /** Problems the fault itself observed (e.g. SIGTERM did not exit 0). */
-  violations: string[];
-}
-
-export type Fault = (c: ChaosCluster, r: Rng) => Promise<FaultResult>;
+export type { Fault, FaultResult } from './fault';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

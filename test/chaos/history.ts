@@ -1,5 +1,3 @@
-import type { TokenOp } from './token-checker';
-
 /**
  * The Jepsen-style history of a chaos run: every client operation with its start, end and
  * result, and every injected fault with its start and end. Times are `Date.now()` milliseconds
@@ -18,6 +16,24 @@ export type OpKind = 'read' | 'write' | 'cas' | 'delete';
  *    unknown", storage errors): the checker must accept both.
  */
 export type Outcome = 'ok' | 'fail' | 'info';
+
+/** One token operation. `token` is a label (`t12`): token values never enter the history. */
+export interface TokenOp {
+  id: number;
+  client: string;
+  via: string;
+  kind: 'create' | 'renew' | 'revoke' | 'use';
+  token: string;
+  /** create: the parent's label (children of chaos tokens); absent for tokens root created. */
+  parent?: string;
+  start: number;
+  end: number;
+  outcome: Outcome;
+  status: number;
+  /** create/renew acknowledged: the lease granted, seconds; renew indeterminate: the increment asked for. */
+  leaseS?: number;
+  error?: string;
+}
 
 /** The unique payload of one write: who wrote it, which op, and a secret-looking marker. */
 export interface WriteData {
@@ -88,12 +104,15 @@ export const SENTINEL_FAULT_KINDS = [
   'redis-replica-kill',
   'sentinel-kill',
   'redis-primary-empty-restart',
+  'redis-primary-return-own-data',
+  'redis-forced-failover',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof SENTINEL_FAULT_KINDS)[number];
 
 /**
  * One round of faults for a store kind (the scheduler draws a shuffled round at a time). Under
- * Sentinel the two primary failovers appear twice per round, so failovers are a third of faults.
+ * Sentinel, primary failovers (kill -9 and its return on its own data mid-failover, SIGSTOP,
+ * SENTINEL FAILOVER, the empty-disk restart) are about a third of faults.
  * A quick restart of the primary there races the Sentinels' failover (it is back, with its data,
  * just as they promote a replica): writes it takes meanwhile can be confirmed by a replica that
  * is then re-pointed, and lost — unless every replica must confirm each write. So it is in the
@@ -103,7 +122,7 @@ export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof SENTINEL_FAULT_KI
 export function faultRound(store: 'single' | 'sentinel', allReplicas = false): FaultKind[] {
   if (store === 'single') return [...FAULT_KINDS];
   const kinds = FAULT_KINDS.filter((k) => allReplicas || k !== 'redis-restart');
-  return [...kinds, ...SENTINEL_FAULT_KINDS, 'redis-primary-kill9', 'redis-primary-sigstop'];
+  return [...kinds, ...SENTINEL_FAULT_KINDS, 'redis-primary-sigstop'];
 }
 
 /** Collects operations and faults; cheap enough to record tens of thousands of ops. */

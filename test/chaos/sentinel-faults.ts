@@ -1,12 +1,13 @@
 /**
  * Faults of the Sentinel topology (`npm run chaos -- --redis sentinel`): the primary killed,
- * frozen past down-after (isolated, then back as a replica) and back on an empty disk; a replica
- * and a Sentinel killed. Each repairs what it broke; the scheduler then waits for the cluster and
- * the replicas to be healthy again.
+ * killed and back on its own data while the Sentinels replace it, frozen past down-after
+ * (isolated, then back as a replica), replaced by `SENTINEL FAILOVER` while it takes writes, and
+ * back on an empty disk; a replica and a Sentinel killed. Each repairs what it broke; the
+ * scheduler then waits for the cluster and the replicas to be healthy again.
  */
-import type { SentinelTopology } from '../helpers/sentinel';
+import { SEQUENCES, type SentinelTopology } from '../helpers/sentinel';
 import type { ChaosCluster } from './cluster';
-import type { Fault, FaultResult } from './faults';
+import type { Fault, FaultResult } from './fault';
 import type { SENTINEL_FAULT_KINDS } from './history';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -60,6 +61,38 @@ export const SENTINEL_FAULTS: Record<(typeof SENTINEL_FAULT_KINDS)[number], Faul
     return {
       target: `redis:${old.port}`,
       detail: `frozen ${Date.now() - t0} ms; primary now :${next.port}`,
+      violations: [],
+    };
+  },
+
+  /**
+   * kill -9 of the primary, started again on its own data 1.5–3 s later whether or not the
+   * Sentinels have promoted a replica yet (a pod restart; issue 25): back before the
+   * announcement it is still named primary, and must acknowledge nothing (its other replica may
+   * re-attach and confirm writes the promoted one never gets).
+   */
+  async 'redis-primary-return-own-data'(c, r): Promise<FaultResult> {
+    const t = topology(c);
+    const backMs = r.int(1_500, 3_000);
+    const { from, to, failoverMs } = await SEQUENCES.killAndReturn(t, backMs);
+    return {
+      target: `redis:${from.port}`,
+      detail: `back after ${backMs} ms; primary now :${to.port} after ${failoverMs.toFixed(0)} ms`,
+      violations: [],
+    };
+  },
+
+  /**
+   * `SENTINEL FAILOVER` while the primary is alive and taking writes: Sentinel promotes a replica
+   * a second before it announces it, and nothing the old primary takes meanwhile may be
+   * acknowledged (issue 25: without that, every such failover lost that second of writes).
+   */
+  async 'redis-forced-failover'(c): Promise<FaultResult> {
+    const t = topology(c);
+    const { from, to, failoverMs } = await SEQUENCES.forcedFailover(t);
+    return {
+      target: `redis:${from.port}`,
+      detail: `primary now :${to.port} after ${failoverMs.toFixed(0)} ms`,
       violations: [],
     };
   },

@@ -8,25 +8,9 @@
  *    that began after the latest such bound (of the token or any ancestor) and was accepted is a
  *    violation. A second of slack covers lease seconds rounded in responses.
  */
-import type { Outcome } from './history';
+import type { TokenOp } from './history';
 
-/** One token operation. `token` is a label (`t12`): token values never enter the history. */
-export interface TokenOp {
-  id: number;
-  client: string;
-  via: string;
-  kind: 'create' | 'renew' | 'revoke' | 'use';
-  token: string;
-  /** create: the parent's label (children of chaos tokens); absent for tokens root created. */
-  parent?: string;
-  start: number;
-  end: number;
-  outcome: Outcome;
-  status: number;
-  /** create/renew acknowledged: the lease granted, seconds; renew indeterminate: the increment asked for. */
-  leaseS?: number;
-  error?: string;
-}
+export type { TokenOp };
 
 /** Slack on expiry bounds: lease seconds are rounded in responses. */
 const EXPIRY_SLACK_MS = 1_000;

@@ -13,8 +13,8 @@ import { describe, it } from 'node:test';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-/** The project's own code: both processes, the CLI, the benchmarks and the test helpers. */
-const SCOPE = ['node', 'gateway', 'shared', 'cli', 'bench', 'test/helpers'];
+/** The project's own code: both processes, the CLI, the benchmarks, the scripts and the tests. */
+const SCOPE = ['node', 'gateway', 'shared', 'cli', 'bench', 'scripts', 'test'];
 
 /**
  * Cycles known and being removed, each as the files on the circle. An entry whose cycle is gone

@@ -6,16 +6,34 @@
 import Redis, { type RedisOptions } from 'ioredis';
 import { isLwError } from '../../errors';
 import { storageUnavailableError } from '../semantics';
+import { noReplicasError, refusedForMissingReplicas } from './no-replicas';
 import { parseRedisUrl } from './redis-url';
 import { defineScripts, type ScriptedRedis } from './scripts';
+import { type SentinelWatch, sentinelWatchFor } from './sentinel-watch';
 
 /** Reconnect delay grows by this per attempt... */
 const RECONNECT_STEP_MS = 50;
 /**
  * ...up to this cap, so a node is back within a quarter second of Redis (or, behind Sentinel, of
  * the promoted replica): the time between the end of a failover and the first served request.
+ * Exported for the test that holds it to this (test/unit/sentinel-watch.test.ts).
  */
-const RECONNECT_MAX_DELAY_MS = 250;
+export const RECONNECT_MAX_DELAY_MS = 250;
+
+/** ioredis' reconnect delay for the `times`-th attempt in a row. */
+export function reconnectDelayMs(times: number): number {
+  return Math.min(times * RECONNECT_STEP_MS, RECONNECT_MAX_DELAY_MS);
+}
+
+/**
+ * Which reply errors mean "this server is no longer the primary", so the connection must ask the
+ * Sentinels again: READONLY (a demoted primary, now a replica). The command is not resent (1, not
+ * 2): a write must never run later than its caller was told.
+ */
+export function reconnectOnReplyError(err: Error): boolean {
+  return err.message.startsWith('READONLY');
+}
+
 /** A TCP connect that takes longer is abandoned and retried (a black-holed host never answers). */
 const CONNECT_TIMEOUT_MS = 2000;
 /** How long `start()` waits for the first connection by default. */
@@ -38,6 +56,8 @@ export interface ConnectionOptions {
    * no staler than a failover would (it never writes).
    */
   readyCheck?: boolean;
+  /** A write the primary refused with NOREPLICAS (min-replicas-to-write), for a metric. */
+  onNoReplicas?(): void;
 }
 
 /**
@@ -53,6 +73,9 @@ export function sanitizeError(err: unknown): Error {
   if (typeof code === 'string') Object.assign(safe, { code });
   return safe;
 }
+
+/** The cause of a command refused on a primary the Sentinels are replacing (never sent). */
+const DEPOSED = new Error('the Redis primary is being replaced by a Sentinel failover');
 
 /** Redis refused the SELECT ioredis sends for a URL's database number. */
 function refusedSelect(err: unknown): boolean {
@@ -73,10 +96,16 @@ export class RedisConnection {
   private refusal: Error | null = null;
   private closed = false;
   private endTimer: NodeJS.Timeout | undefined;
+  /** Stops following Sentinel failovers (Sentinel URLs only). */
+  private readonly unfollow: (() => void) | undefined;
+  /** The process's Sentinel watch (Sentinel URLs only). */
+  private readonly watch: SentinelWatch | undefined;
   /** Settles the `start()` calls still waiting, so close() never leaves one hanging. */
   private readonly startWaiters = new Set<(err?: Error) => void>();
+  private readonly onNoReplicas: (() => void) | undefined;
 
   constructor(opts: ConnectionOptions) {
+    this.onNoReplicas = opts.onNoReplicas;
     const target = parseRedisUrl(opts.url);
     const options: RedisOptions = {
       lazyConnect: true,
@@ -91,16 +120,29 @@ export class RedisConnection {
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
       autoResubscribe: false,
-      retryStrategy: (times) => Math.min(times * RECONNECT_STEP_MS, RECONNECT_MAX_DELAY_MS),
+      retryStrategy: reconnectDelayMs,
       // After a Sentinel failover the old master turns replica: reconnect to find the new one.
-      reconnectOnError: (err) => err.message.startsWith('READONLY'),
+      reconnectOnError: reconnectOnReplyError,
       enableReadyCheck: opts.readyCheck ?? true,
       // No CLIENT SETINFO on connect: our Redis users need not allow it (ioredis would ignore the
       // refusal, but every refusal fills Redis' ACL LOG).
       disableClientInfo: true,
     };
-    const client =
-      'url' in target ? new Redis(target.url, options) : new Redis({ ...target.options, ...options });
+    let client: Redis;
+    if ('url' in target) {
+      client = new Redis(target.url, options);
+    } else {
+      // Failovers are followed by the process's SentinelWatch (sentinel-watch.ts says why), not
+      // by ioredis' detector, which drops connections already on the new primary.
+      client = new Redis({ ...target.options, ...options, failoverDetector: false });
+      const { watch, release } = sentinelWatchFor(target.options);
+      const stop = watch.follow(client);
+      this.watch = watch;
+      this.unfollow = () => {
+        stop();
+        release();
+      };
+    }
     this.client = defineScripts(client);
     // Without an 'error' listener ioredis prints every reconnect failure to stderr.
     client.on('error', (err: unknown) => {
@@ -113,8 +155,17 @@ export class RedisConnection {
     // Each handshake starts clean; the refusal, if any, arrives before 'ready'.
     client.on('connect', () => {
       this.refusal = null;
+      // Reached a primary the Sentinels are replacing (a Sentinel that has not switched yet still
+      // names it): leave before the handshake, which a frozen old primary would never answer, and
+      // ask again (sentinel-watch.ts says why nothing may be written there).
+      if (this.watch?.isDeposed(client)) client.disconnect(true);
     });
     client.on('ready', () => {
+      // Deposed during the handshake.
+      if (this.watch?.isDeposed(client)) {
+        client.disconnect(true);
+        return;
+      }
       if (!this.refusal) opts.onReady?.(this.client);
     });
     // A connector failure (e.g. no sentinel reachable) ends the client for good; revive it.
@@ -128,7 +179,7 @@ export class RedisConnection {
 
   /** True once connected and ready for commands. */
   get ready(): boolean {
-    return this.client.status === 'ready' && !this.refusal;
+    return this.client.status === 'ready' && !this.refusal && !this.watch?.isDeposed(this.client);
   }
 
   /**
@@ -161,11 +212,16 @@ export class RedisConnection {
   async run<T>(fn: (client: ScriptedRedis) => Promise<T>): Promise<T> {
     if (this.closed) throw storageUnavailableError();
     if (this.refusal) throw storageUnavailableError(this.refusal);
+    if (this.watch?.isDeposed(this.client)) throw storageUnavailableError(DEPOSED);
     this.kick();
     try {
       return await fn(this.client);
     } catch (err) {
       if (isLwError(err)) throw err;
+      if (refusedForMissingReplicas(err)) {
+        this.onNoReplicas?.();
+        throw noReplicasError(sanitizeError(err));
+      }
       throw storageUnavailableError(sanitizeError(err));
     }
   }
@@ -175,6 +231,7 @@ export class RedisConnection {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.endTimer);
+    this.unfollow?.();
     for (const finish of [...this.startWaiters]) finish(storageUnavailableError());
     this.client.disconnect();
   }

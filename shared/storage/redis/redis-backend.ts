@@ -52,6 +52,8 @@ export interface RedisBackendOptions {
   replication?: ReplicationSettings;
   /** A write WAIT did not confirm in time (for a metric). */
   onUnreplicated?(): void;
+  /** A write the primary refused with NOREPLICAS (for a metric). */
+  onNoReplicas?(): void;
   /** A process that only reads (a gateway): no INFO ready check (see ConnectionOptions.readyCheck). */
   reader?: boolean;
 }
@@ -81,6 +83,7 @@ export class RedisBackend implements FencingBackend, FenceTarget {
       url: opts.url,
       connectionName: `leaderway-data-${this.keys.prefix}`,
       readyCheck: !opts.reader,
+      onNoReplicas: opts.onNoReplicas,
       commandTimeoutMs: Math.max(
         opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
         this.minReplicas > 0 ? this.waitTimeoutMs + WAIT_SLACK_MS : 0,

@@ -42,6 +42,20 @@ export interface RedisHABackendOptions {
  */
 const RECONNECT_SETTLE_MS = 2_000;
 
+/**
+ * Delivered to this process's listeners (not published) when the lock or event connection is
+ * ready again after losing Redis: pub/sub keeps no history, so a release or an advertisement
+ * published meanwhile was missed, and the storage the listeners poll is reachable again. Measured
+ * before (issue 25, kill -9 of the Sentinel primary): a gateway whose leader had gone stale
+ * re-read it at its next 1 s poll, ~0.9 s after its connections were on the new primary, holding
+ * every request that long; standbys slept out an error backoff of up to 2 s. Listeners treat an
+ * event as a hint to re-read (epoch 0: unknown), as the HABackend contract requires of any event.
+ */
+const RECONNECT_HINTS: readonly HAEvent[] = [
+  { type: 'advertised', epoch: 0 },
+  { type: 'released', epoch: 0 },
+];
+
 /** Our lock connection as Redis knows it. */
 interface ConnIdentity {
   runId: string;
@@ -96,6 +110,8 @@ export class RedisHABackend implements HABackend {
   private heldValue: string | null = null;
   /** The identity lookup after the latest (re)connect; lock commands wait for it (one RTT). */
   private identifying: Promise<void> = Promise.resolve();
+  /** The lock connection was ready once already: the next 'ready' is a reconnect. */
+  private lockReadyBefore = false;
   readonly liveness: HolderLiveness = {
     check: (holder) => this.checkHolder(holder),
     takeOver: (holder, record, value, ttlMs) => this.takeOver(holder, record, value, ttlMs),
@@ -118,6 +134,10 @@ export class RedisHABackend implements HABackend {
       readyCheck: !opts.reader,
       onReady: (c) => {
         if (!opts.reader) this.identifying = this.identify(c);
+        // Back after an outage or a failover: whoever waits for an event re-reads now, not at
+        // its next poll (see RECONNECT_HINTS).
+        if (this.lockReadyBefore) this.hintAfterReconnect();
+        this.lockReadyBefore = true;
       },
     });
     this.lock.client.on('close', () => {
@@ -271,7 +291,8 @@ export class RedisHABackend implements HABackend {
   /**
    * Delivers every event on the channel to `listener` until the returned function is called.
    * The subscriber connection is opened on the first call; events published before its
-   * SUBSCRIBE reached Redis are not delivered (pub/sub keeps no history).
+   * SUBSCRIBE reached Redis are not delivered (pub/sub keeps no history); after a reconnect, the
+   * listener gets RECONNECT_HINTS instead.
    */
   subscribe(listener: (event: HAEvent) => void): () => void {
     if (this.closed) return () => {};
@@ -293,9 +314,12 @@ export class RedisHABackend implements HABackend {
   private ensureSubscriber(): void {
     if (this.subscriber) return;
     const channel = this.keys.events;
+    let readyBefore = false;
     const resubscribe = (c: ScriptedRedis): void => {
       // On every (re)connect, including the first: also covers a SUBSCRIBE lost in flight.
       c.subscribe(channel).catch(() => {});
+      if (readyBefore) this.hintAfterReconnect();
+      readyBefore = true;
     };
     const subscriber = new RedisConnection({
       url: this.opts.url,
@@ -312,12 +336,21 @@ export class RedisHABackend implements HABackend {
     subscriber.start().catch(() => {});
   }
 
+  private hintAfterReconnect(): void {
+    if (this.closed) return;
+    for (const event of RECONNECT_HINTS) this.deliverEvent(event);
+  }
+
   private deliver(message: string): void {
     const event = parseEvent(message);
     if (!event) {
       this.stats.malformedEvents += 1;
       return;
     }
+    this.deliverEvent(event);
+  }
+
+  private deliverEvent(event: HAEvent): void {
     for (const listener of [...this.listeners]) {
       try {
         listener({ ...event });

@@ -61,7 +61,9 @@ function parseSentinelUrl(url: string, tls: boolean): RedisOptions {
     sentinels: hostList.split(',').map((entry) => parseHostPort(entry, invalid)),
     // Follow a failover the moment the Sentinels announce it (+switch-master). Without this a
     // connection to a frozen or partitioned old primary stays open, and Sentinel waits about
-    // 8 s after it returns before demoting it (and its READONLY makes us reconnect).
+    // 8 s after it returns before demoting it (and its READONLY makes us reconnect). This is for
+    // a client made from these options as they are: RedisConnection turns ioredis' detector off
+    // and follows failovers with the process's SentinelWatch instead (sentinel-watch.ts).
     failoverDetector: true,
   };
   if (at !== -1) {
