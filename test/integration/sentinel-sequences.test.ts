@@ -106,16 +106,21 @@ describe('Sentinel failover sequences (issue 25)', () => {
     const { requests, acked, reusedVersions } = load.record;
     const longest = (rs: LoadRequest[]) => Math.max(0, ...rs.map((q) => q.end - q.start));
     const held: string[] = [];
-    for (const w of windows) {
+    // A request may be held by each failover it spans: one sent as a sequence settles can run
+    // into the next sequence's fault, and is judged against both failovers, not the first alone.
+    const allowed = (q: LoadRequest, from: number) =>
+      windows.slice(from).reduce((sum, w, k) => (k === 0 || w.start < q.end ? sum + w.failoverMs : sum), 0) +
+      SLACK_MS;
+    for (const [i, w] of windows.entries()) {
       const during = requests.filter((q) => q.start >= w.start && q.start < w.end);
       const max = longest(during);
       const unknown = during.filter((q) => q.result === 'unknown').length;
       t.diagnostic(
         `${w.name}: failover ${w.failoverMs.toFixed(0)} ms, longest request ${max.toFixed(0)} ms, ${during.length} requests, ${unknown} outcome unknown`,
       );
-      if (max > w.failoverMs + SLACK_MS) {
+      const slow = during.filter((q) => q.end - q.start > allowed(q, i)).slice(0, 3);
+      if (slow.length > 0) {
         const at = (x: number) => (x - w.start).toFixed(0);
-        const slow = during.filter((q) => q.end - q.start > w.failoverMs + SLACK_MS).slice(0, 3);
         held.push(
           `${w.name}: a request took ${max.toFixed(0)} ms (failover ${w.failoverMs.toFixed(0)} ms); steps at ${Object.entries(
             w.marks,
