@@ -118,7 +118,7 @@ export class ClusterListener {
     this.server = server;
     guardSockets(server);
     (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = CLUSTER_IDLE_TIMEOUT_MS;
-    acceptListMethod(server);
+    acceptListMethod(server, 'secureConnection');
     // A malformed HTTP/1.1 request gets a JSON error, not Node's bare 400 (which a gateway would relay).
     server.on('clientError', answerClientError);
     const own = Buffer.from(identity.certDer, 'base64');

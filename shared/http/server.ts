@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ListenerSettings } from '../config/listener';
 import { LwError } from '../errors';
-import { acceptListMethod, ListAwareIncomingMessage, listResumed } from './list-method';
+import { acceptListMethod, ListAwareIncomingMessage } from './list-method';
 import { acceptProxyProtocol, type ProxyOutcome } from './proxy-protocol';
 import { rawErrorResponse, sendError } from './respond';
 import { TlsCertificates } from './tls-reload';
@@ -90,7 +90,7 @@ export class ApiListener {
       ? https.createServer({ ...options, ...this.certs.options(), handshakeTimeout: t.readHeaderMs }, handler)
       : http.createServer(options, handler);
     this.server = server;
-    acceptListMethod(server);
+    acceptListMethod(server, this.certs ? 'secureConnection' : 'connection');
     guardSockets(server);
     server.on('clientError', answerClientError);
     if (hooks.onConnection) server.on('connection', () => hooks.onConnection?.());
@@ -219,8 +219,6 @@ export function guardSockets(server: NetServer): void {
  * (a server's 'clientError' listener; the cluster listener's HTTP/1.1 side uses it too).
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  // A LIST request line llhttp refused, and list-method.ts resumed: nothing to answer.
-  if (listResumed(err)) return;
   // The current request was already answered (early, before its body turned out malformed):
   // another response would be read as the answer to the client's next request. Just close.
   const answered = (socket as Duplex & { [CURRENT]?: ServerResponse })[CURRENT]?.headersSent;
