@@ -346,7 +346,8 @@ export class TokenStore {
   /**
    * Spends a wrapping token: resolves the response it holds, having deleted the token and its
    * cubbyhole in one atomic write — or throws 400 if it is not a live wrapping token, or was spent
-   * already. `rewrap`: a new wrapping token for the same response, created in that same write.
+   * already. `rewrap`: a new wrapping token for the same response and creation path, with the
+   * spent one's TTL, created in that same write.
    *
    * Single use does not rest on this node's lock alone, nor on fencing: the write also creates a
    * mark for the token only if it is absent (`ifAbsent`), so of two spends that both read the
@@ -355,7 +356,7 @@ export class TokenStore {
   async spendWrapping(
     s: SecureStorage,
     token: unknown,
-    rewrap?: { ttlS: number },
+    rewrap = false,
   ): Promise<{ entry: TokenEntry; response: unknown; next: { token: string; entry: TokenEntry } | null }> {
     const first = await this.wrappingEntry(s, token);
     return this.uses.run(first.hash, async () => {
@@ -367,7 +368,7 @@ export class TokenStore {
         ...(await cubbyholeDeletes(s, e.hash)),
         { op: 'put', path: SPENT + e.hash, value: { expire_time: e.expire_time ?? 0 } },
       ];
-      const next = rewrap ? this.buildWrapping(s, rewrap.ttlS, e.path ?? '', response) : null;
+      const next = rewrap ? this.buildWrapping(s, e.creation_ttl ?? 0, e.path ?? '', response) : null;
       if (next) ops.push(...next.ops);
       if (!(await s.batch(ops, { ifAbsent: SPENT + e.hash }))) throw invalidWrapping();
       return { entry: e, response, next: next && { token: next.token, entry: next.entry } };

@@ -64,12 +64,13 @@ describe('response wrapping in the token store', () => {
     }
   });
 
-  it('rewrap spends the old token and makes a new one with the same response and path', async () => {
+  it('rewrap spends the old token and makes a new one with the same response, path and TTL', async () => {
     const tokens = new TokenStore();
     const { token } = await tokens.createWrapping(s, 120, 'auth/approle/role/r/secret-id', { n: 1 });
-    const { next } = await tokens.spendWrapping(s, token, { ttlS: 120 });
+    const { next } = await tokens.spendWrapping(s, token, true);
     assert.ok(next);
     assert.equal(next.entry.path, 'auth/approle/role/r/secret-id');
+    assert.equal(next.entry.creation_ttl, 120, "the spent token's TTL");
     await assert.rejects(tokens.spendWrapping(s, token), invalid);
     assert.deepEqual((await tokens.spendWrapping(s, next.token)).response, { n: 1 });
   });

@@ -46,9 +46,7 @@ async function lookup(c: Context): Promise<Reply> {
 }
 
 async function rewrap(c: Context): Promise<Reply> {
-  const token = await wrappingToken(c);
-  const current = await c.svc.tokens.wrappingEntry(c.storage, token);
-  const { next } = await c.svc.tokens.spendWrapping(c.storage, token, { ttlS: current.creation_ttl ?? 0 });
+  const { next } = await c.svc.tokens.spendWrapping(c.storage, await wrappingToken(c), true);
   if (!next) throw new LwError('LW_ERR_INTERNAL', 'rewrap made no token');
   return wrappedAnswer(next.token, next.entry);
 }
