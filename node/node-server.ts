@@ -82,6 +82,7 @@ export class NodeServer implements NodeApi {
   readonly nodeId: string;
   readonly maxRequestSize: number;
   readonly storageType: string;
+  readonly standbyReads: boolean;
   /** This node's Prometheus metrics (the metrics listener, sys/metrics, maybe /metrics on the API listener). */
   readonly metrics: NodeMetrics = createNodeMetrics(() => this.responses);
   /** What reads of secrets hold while answered (LEADERWAY_RESPONSE_BUDGET); one node per process in production. */
@@ -106,6 +107,7 @@ export class NodeServer implements NodeApi {
     this.nodeId = settings.nodeId;
     this.maxRequestSize = settings.maxRequestSize;
     this.storageType = deps.data.kind;
+    this.standbyReads = settings.standbyReads;
     this.responses = new ByteBudget(settings.responseBudget.bytes);
     this.api = new ApiHandler(this, deps.log, {
       budget: this.responses,
@@ -448,6 +450,10 @@ export class NodeServer implements NodeApi {
 
   stepDown(): void {
     unsealedOf(this.current)?.elector.stepDown(this.settings.stepDownCooldownMs);
+  }
+
+  onStandbyRead(outcome: 'served' | 'forwarded'): void {
+    this.metrics.standbyReads.inc({ outcome });
   }
 
   onRequestError(code: string): void {

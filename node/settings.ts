@@ -43,6 +43,8 @@ export interface NodeSettings {
   /** Set for split storage: the lock lives only here. */
   haStorage: StorageSpec | null;
   forwarding: boolean;
+  /** Standbys serve reads themselves (LEADERWAY_DISABLE_STANDBY_READS=false, the default). */
+  standbyReads: boolean;
   /** How long a standby holds and retries a forwarded request the active did not serve. */
   failoverWaitMs: number;
   lockTtlMs: number;
@@ -195,6 +197,7 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
         }
       : null,
     forwarding: c.request_forwarding,
+    standbyReads: !c.disable_standby_reads,
     failoverWaitMs: c.failover_wait,
     lockTtlMs: c.lock_ttl,
     livenessGraceMs: c.liveness_grace,

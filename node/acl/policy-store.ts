@@ -6,6 +6,7 @@
  */
 import { LwError } from '../../shared/errors';
 import { WRAPPING_POLICY } from '../auth/token-store';
+import { newStamp } from '../barrier/config-stamp';
 import type { SecureStorage } from '../barrier/secure-storage';
 import { TermCache } from '../barrier/term-cache';
 import { Acl } from './acl';
@@ -129,7 +130,10 @@ export class PolicyStore {
     if (name === 'root' || name === WRAPPING_POLICY)
       throw new LwError('LW_ERR_BAD_REQUEST', `cannot update "${name}" policy`);
     const policy = await parsePolicy(name, text);
-    await s.put(PREFIX + name, { name, text, policy } satisfies StoredPolicy);
+    await s.batch([
+      { op: 'put', path: PREFIX + name, value: { name, text, policy } satisfies StoredPolicy },
+      newStamp(),
+    ]);
     await this.forget(s, name);
   }
 
@@ -138,7 +142,7 @@ export class PolicyStore {
     const name = policyName(rawName);
     if (name === 'root' || name === 'default' || name === WRAPPING_POLICY)
       throw new LwError('LW_ERR_BAD_REQUEST', `cannot delete "${name}" policy`);
-    await s.delete(PREFIX + name);
+    await s.batch([{ op: 'delete', path: PREFIX + name }, newStamp()]);
     await this.forget(s, name);
   }
 

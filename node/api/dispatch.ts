@@ -18,17 +18,28 @@ import { withWriteScope } from '../../shared/storage/write-scope';
 import type { Capability } from '../acl/policy';
 import { PolicyStore } from '../acl/policy-store';
 import { invalidWrapping, isRoot, isWrapping, type TokenEntry, TokenStore } from '../auth/token-store';
+import { readStamp } from '../barrier/config-stamp';
 import type { SecureStorage } from '../barrier/secure-storage';
 import { AUTH_MOUNTS, type MountEntry, MountTable, SECRET_MOUNTS } from './mounts';
-import { activeStorage, type NodeApi, servingSession, unsealedOf } from './node-api';
+import { type NodeApi, servingSession, type Unsealed, unsealedOf } from './node-api';
 import { type AnyRequest, type ApiRequest, type Operation, parseRequest, readJsonBody } from './request';
 import { type ResponseBudgetOptions, ResponseHold } from './response-hold';
-import { bodyReader, type Context, matchRoute, type Reply, type Route, type Services } from './route';
+import {
+  bodyReader,
+  type Context,
+  matchRoute,
+  type Reply,
+  type Route,
+  type Services,
+  standbyServes,
+} from './route';
 import { appRoleRoutes } from './routes/approle';
 import { kvV2Routes } from './routes/kv';
 import { cubbyholeRoutes, kvV1Routes } from './routes/kv1';
 import { localRoutes, sysRoutes } from './routes/sys';
 import { tokenRoutes } from './routes/token';
+import { standbyMayServe } from './standby-reads';
+import { INDEX_HEADER, type IndexKey, vaultIndex } from './vault-index';
 import { requestedWrapTtl, wrapReply } from './wrapping';
 
 /** The most a request body may hold on a route that runs before authentication (a login). */
@@ -104,15 +115,72 @@ export class ApiHandler {
     const state = this.node.state();
     const unsealed = unsealedOf(state);
     if (!unsealed) throw new LwError('LW_ERR_SEALED', MESSAGES.sealed, { retryAfter: 1 });
-    if (!servingSession(state)) {
-      if (viaCluster) throw new LwError('LW_ERR_NOT_ACTIVE', 'node is not active', { retryAfter: 1 });
-      await unsealed.standby.handle(raw, res, req.url);
+    const session = servingSession(state);
+    if (session) {
+      await this.run(raw, res, req, session.storage, viaCluster, {
+        unsealed,
+        epoch: session.ad.epoch,
+        standby: false,
+      });
       return;
     }
+    if (this.node.standbyReads && (await this.serveOnStandby(raw, res, req, unsealed, viaCluster))) return;
+    if (viaCluster) throw new LwError('LW_ERR_NOT_ACTIVE', 'node is not active', { retryAfter: 1 });
+    await unsealed.standby.handle(raw, res, req.url);
+  }
+
+  /**
+   * A standby serving a read itself, on a read-only view of storage whose caches are keyed by the
+   * config stamp read first (config-stamp.ts). False when the request must go to the active after
+   * all — before anything was answered: the request, its route or its token needs the active, the
+   * handler tried to write (the view refused it before it reached the store), or a read of
+   * storage failed "not served" (a Redis failover: forwarding holds it, as with reads off).
+   */
+  private async serveOnStandby(
+    raw: AnyRequest,
+    res: AnyResponse,
+    req: ApiRequest,
+    unsealed: Unsealed,
+    viaCluster: boolean,
+  ): Promise<boolean> {
+    const key = indexKey(unsealed);
+    const epoch = unsealed.watcher.current()?.ad.epoch ?? 0;
+    if (!standbyMayServe(raw, req, key, epoch)) {
+      this.node.onStandbyRead('forwarded');
+      return false;
+    }
+    try {
+      const view = unsealed.storage.readOnly(await readStamp(unsealed.storage));
+      await this.run(raw, res, req, view, viaCluster, { unsealed, epoch, standby: true });
+    } catch (err) {
+      // Not served here (it needs the active, or storage failed before anything was read): the
+      // active serves it, and the standby's forwarding holds it through a failover as before.
+      if (!toLwError(err).notServed || res.headersSent) {
+        this.node.onStandbyRead('served');
+        throw err;
+      }
+      this.node.onStandbyRead('forwarded');
+      return false;
+    }
+    this.node.onStandbyRead('served');
+    return true;
+  }
+
+  /**
+   * Serves a request on `storage`: the active's fenced view, or a standby's read-only one (then
+   * whatever needs the active is refused LW_ERR_NOT_ACTIVE before anything is answered).
+   */
+  private async run(
+    raw: AnyRequest,
+    res: AnyResponse,
+    req: ApiRequest,
+    storage: SecureStorage,
+    viaCluster: boolean,
+    on: { unsealed: Unsealed; epoch: number; standby: boolean },
+  ): Promise<void> {
     if (req.operation === 'patch') requireMergePatch(raw);
     const wrapTtl = requestedWrapTtl(raw);
-    const storage = activeStorage(state);
-    const op = req.operation;
+    const op = req.operation as Operation;
     const clientAddr = clientAddress(raw, viaCluster);
     // The route is looked up first (a login needs no token), but an unknown route is reported
     // only to an authenticated caller: without a token, every path is 403, so nobody can probe
@@ -124,6 +192,7 @@ export class ApiHandler {
     } catch (err) {
       routeError = err;
     }
+    if (on.standby && matched && !standbyServes(matched.route, op)) throw notActive();
     const rawToken = requestToken(raw) ?? '';
     const token = matched?.route.unauthenticated
       ? NO_TOKEN
@@ -131,6 +200,8 @@ export class ApiHandler {
           .authenticate(storage, rawToken, clientAddr)
           .catch((err) => this.refuseCaller(err, matched?.route, storage, raw));
     if (!matched) throw routeError;
+    // A use to count is a write; a wrapping token is good only for unwrapping (a write too).
+    if (on.standby && (token.num_uses || isWrapping(token))) throw notActive();
     // Given back when the response closes, however the request ends.
     const budget = new ResponseHold(this.responses, res);
     const ctx: Context = {
@@ -160,7 +231,9 @@ export class ApiHandler {
       await this.svc.tokens.use(storage, token);
     }
     const reply = await matched.handler(ctx);
-    send(res, req, wrapTtl === null ? reply : await wrapReply(ctx, reply, wrapTtl));
+    const answer = wrapTtl === null ? reply : await wrapReply(ctx, reply, wrapTtl);
+    res.setHeader(INDEX_HEADER, vaultIndex(indexKey(on.unsealed), on.epoch));
+    send(res, req, answer);
   }
 
   /**
@@ -255,6 +328,14 @@ export class ApiHandler {
     const notServed = !applied && e.notServed;
     sendError(res, e, notServed ? { [NOT_SERVED_HEADER]: e.code } : {});
   }
+}
+
+/** 503 "node is not active" ("not served"): on a standby, the request goes to the active. */
+const notActive = () => new LwError('LW_ERR_NOT_ACTIVE', 'node is not active', { retryAfter: 1 });
+
+/** The key X-Vault-Index values are written and checked with (the cluster's, nodes only). */
+function indexKey(u: Unsealed): IndexKey {
+  return { clusterId: u.clusterId, hmac: (d) => u.storage.barrier.hmac(d) };
 }
 
 /** The client token from `X-Vault-Token` or `Authorization: Bearer`, if any. */

@@ -2,12 +2,13 @@
  * Mount tables: which engine serves which path. Two tables, same shape — secrets engines
  * (`core/mounts`: `secret/` → KV v2, `team-a/` → KV v1, ...) and auth methods (`core/auth`:
  * `token/`, `approle/`, ...; paths relative to `auth/`). They live in storage through the
- * barrier, written only by the active node (fenced like any write), so every node — all of which
- * forward to the active — sees one table. The active keeps each in memory for its term
- * (TermCache); changes are serialised.
+ * barrier, written only by the active node (fenced like any write), with the config stamp
+ * (config-stamp.ts). Nodes keep each in memory (TermCache): the active for its term, a standby
+ * serving reads only while the stamp is unchanged; changes are serialised.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { LwError } from '../../shared/errors';
+import { newStamp } from '../barrier/config-stamp';
 import type { SecureStorage } from '../barrier/secure-storage';
 import { TermCache } from '../barrier/term-cache';
 
@@ -205,6 +206,9 @@ export class MountTable {
   }
 
   private change<T>(s: SecureStorage, fn: (table: StoredTable) => T): Promise<T> {
-    return this.table.update(s, fn, (next) => s.put(this.kind.storagePath, next));
+    // The stamp changes with the table, so no standby answers from a table it loaded before.
+    return this.table.update(s, fn, async (next) => {
+      await s.batch([{ op: 'put', path: this.kind.storagePath, value: next }, newStamp()]);
+    });
   }
 }

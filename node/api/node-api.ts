@@ -4,7 +4,6 @@
  * (seal state, whether active, the leader, this term's storage) from `state()`.
  */
 import type { Advertisement } from '../../shared/advertisement';
-import { LwError } from '../../shared/errors';
 import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
 import type { SecureStorage } from '../barrier/secure-storage';
 import type { ActiveSession } from '../ha/active-session';
@@ -54,6 +53,8 @@ export interface NodeApi {
   readonly nodeId: string;
   readonly maxRequestSize: number;
   readonly storageType: string;
+  /** A standby serves reads itself (else forwards everything). */
+  readonly standbyReads: boolean;
   state(): NodeState;
   /** Whether storage is initialized right now (reads storage while this node still waits for init). */
   initializedNow(): Promise<boolean>;
@@ -65,6 +66,8 @@ export interface NodeApi {
   stepDown(): void;
   /** Called when a write was refused by fencing: the node must step down at once. */
   onFencedWrite(): void;
+  /** Called for each read a standby was asked for: served here, or forwarded to the active. */
+  onStandbyRead(outcome: 'served' | 'forwarded'): void;
   /** Called for every request answered with an error (a metric by code). */
   onRequestError(code: string): void;
   /** This node's metrics in the Prometheus text format, and that format's content type. */
@@ -88,13 +91,6 @@ export function sessionOf(s: NodeState): ActiveSession | null {
 export function servingSession(s: NodeState): ActiveSession | null {
   const session = sessionOf(s);
   return session?.serving() ? session : null;
-}
-
-/** This term's (fenced) storage; 503 "not active" when this node is not serving as active. */
-export function activeStorage(s: NodeState): SecureStorage {
-  const session = servingSession(s);
-  if (!session) throw new LwError('LW_ERR_NOT_ACTIVE', 'node is not active', { retryAfter: 1 });
-  return session.storage;
 }
 
 /** The unsealed parts, if any. */

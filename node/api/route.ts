@@ -77,10 +77,24 @@ export interface Route {
    */
   acceptsWrappingToken?: boolean;
   /**
+   * Its reads need the active node (what only the active knows: its peers, its metrics). Every
+   * other route's `read` and `list` are served by a standby with standby reads on; every other
+   * operation is forwarded to the active (`standbyServes`).
+   */
+  activeOnly?: boolean;
+  /**
    * Whether the target of a write exists, which decides the capability a write needs: `update`
    * when it does, `create` when not (upstream's existence check). Without it a write needs `update`.
    */
   exists?: (c: Context) => Promise<boolean>;
+}
+
+/**
+ * Whether a standby serves `op` on `route` itself: reads and lists only — what reads storage and
+ * writes nothing — unless the route needs the active. Everything else goes to the active.
+ */
+export function standbyServes(route: Route, op: Operation): boolean {
+  return (op === 'read' || op === 'list') && !route.activeOnly;
 }
 
 /** Finds the route for `path` (relative to its mount). Throws 404 / 405. */

@@ -31,14 +31,32 @@ export type JsonWriteOp = { op: 'put'; path: string; value: unknown } | { op: 'd
 
 /** Encrypted JSON storage over a Backend. */
 export class SecureStorage {
+  /**
+   * What node caches are keyed by (term-cache.ts): the view itself on the active node (one per
+   * term); on a standby's read-only views, the config stamp read for the request.
+   */
+  readonly cacheKey: unknown;
+
   constructor(
     readonly barrier: Barrier,
     readonly backend: Backend,
-  ) {}
+    cacheKey?: string,
+  ) {
+    this.cacheKey = cacheKey ?? this;
+  }
 
   /** The same barrier over another backend view (e.g. a fenced one). */
   withBackend(backend: Backend): SecureStorage {
     return new SecureStorage(this.barrier, backend);
+  }
+
+  /**
+   * A view for a standby serving a read: every write is refused before it reaches the store
+   * (LW_ERR_NOT_ACTIVE, "not served": the request goes to the active instead), and caches are
+   * keyed by `stamp`, the config stamp read at the start of the request (config-stamp.ts).
+   */
+  readOnly(stamp: string): SecureStorage {
+    return new SecureStorage(this.barrier, readOnlyBackend(this.backend), `stamp:${stamp}`);
   }
 
   async get<T>(path: string): Promise<T | null> {
@@ -107,4 +125,20 @@ export class SecureStorage {
   private encode(path: string, value: unknown): Buffer {
     return this.barrier.seal(path, Buffer.from(JSON.stringify(value), 'utf8'));
   }
+}
+
+/** `b` with every write refused locally: what a standby may do is read. */
+function readOnlyBackend(b: Backend): Backend {
+  const refuse = () =>
+    Promise.reject(new LwError('LW_ERR_NOT_ACTIVE', 'node is not active', { retryAfter: 1 }));
+  return {
+    kind: b.kind,
+    get: (path) => b.get(path),
+    getWithin: (path, maxBytes) => b.getWithin(path, maxBytes),
+    list: (prefix) => b.list(prefix),
+    put: refuse,
+    delete: refuse,
+    batch: refuse,
+    close: () => Promise.resolve(),
+  };
 }

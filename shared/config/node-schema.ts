@@ -163,6 +163,12 @@ export const nodeSchema = {
     default: true,
     env: 'LEADERWAY_REQUEST_FORWARDING',
   },
+  disable_standby_reads: {
+    doc: "Standbys forward every request to the active (OpenBao's disable_standby_reads). Default false: a standby serves reads itself (GET/LIST of anything that only reads storage), forwarding writes; no read is stale (docs/GUARANTEES.md, G17).",
+    format: Boolean,
+    default: false,
+    env: 'LEADERWAY_DISABLE_STANDBY_READS',
+  },
   failover_wait: {
     doc: 'How long a standby holds a forwarded request the active did not serve (a leader change, or Redis failing over) and retries it, before the 307 fallback.',
     format: 'duration',
@@ -249,6 +255,7 @@ export interface NodeConfig {
   cluster_addr: string;
   disable_clustering: boolean;
   request_forwarding: boolean;
+  disable_standby_reads: boolean;
   failover_wait: number;
   lock_ttl: number;
   liveness_grace: number;

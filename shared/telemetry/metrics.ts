@@ -192,6 +192,11 @@ export function createNodeMetrics(responses: () => ResponseBudgetState = () => N
       'Requests a standby forwarded to the active, by outcome.',
       ['outcome'],
     ),
+    standbyReads: c(
+      'leaderway_standby_reads_total',
+      'Reads a standby with standby reads on (LEADERWAY_DISABLE_STANDBY_READS=false) was asked for, by outcome: served (here, from storage) or forwarded (to the active: the route, the token or a header needs it, or the read turned out to write).',
+      ['outcome'],
+    ),
     redirects: c('leaderway_redirects_total', 'Requests a standby answered with 307, by reason.', ['reason']),
     forwardFailures: c(
       'leaderway_forwarding_failures_total',

@@ -87,17 +87,18 @@ describe('gateway in front of three nodes', () => {
   it('a standby’s 307 points at the gateway, which serves it from the leader: no loop', async () => {
     const active = await waitActive(nodes);
     const standby = nodes.find((n) => n !== active)!;
-    const r = await call(standby.url, '/v1/secret/data/both', {
+    // A write: a standby serves reads itself (standby reads), even when asked not to forward.
+    const write = {
       token,
+      method: 'PUT',
+      body: { data: { v: 307 } },
       headers: { 'x-vault-no-request-forwarding': '1' },
-    });
+    };
+    const r = await call(standby.url, '/v1/secret/data/both', write);
     assert.equal(r.status, 307, r.text);
     assert.equal(r.headers.location, `${gw1.url}/v1/secret/data/both`);
     // Follow it like a Vault client would (one hop), with the same header.
-    const followed = await call(gw1.url, '/v1/secret/data/both', {
-      token,
-      headers: { 'x-vault-no-request-forwarding': '1' },
-    });
+    const followed = await call(gw1.url, '/v1/secret/data/both', write);
     assert.equal(followed.status, 200);
   });
 

@@ -168,8 +168,10 @@ describe('observability', () => {
     const active = await waitActive(nodes);
     const standby = nodes.find((n) => n !== active)!;
     const tp = traceparent();
+    // A write, which the standby forwards (it serves reads itself).
     const r = await call(standby.url, '/v1/secret/data/traced', {
       token,
+      body: { data: { traced: true } },
       headers: { traceparent: tp.header },
     });
     assert.equal(r.status, 200, r.text);

@@ -14,6 +14,8 @@ import type { Route } from '../route';
 export const metricsRoutes: readonly Route[] = [
   {
     pattern: /^metrics$/,
+    // The active's metrics, as before standby reads (each node's own are on its metrics listener).
+    activeOnly: true,
     ops: {
       read: async (c) => {
         if (c.req.query.get('format') !== 'prometheus')

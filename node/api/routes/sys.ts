@@ -152,6 +152,8 @@ export const localRoutes: ReadonlyMap<string, { ops: readonly string[]; handler:
 export const sysRoutes: readonly Route[] = [
   {
     pattern: /^ha-status$/,
+    // The peers are the active's: it is the one they heartbeat.
+    activeOnly: true,
     ops: {
       // Sorted by api_address, as upstream.
       read: (c) => ({
