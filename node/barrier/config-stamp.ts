@@ -3,7 +3,7 @@
  * change to what nodes cache — the mount tables and the policies. A standby serving reads reads
  * the stamp first and uses its caches only if they were loaded under that same stamp: a change
  * acknowledged before the request began has replaced the stamp before the standby read it, so
- * no cache from before the change can answer (docs/GUARANTEES.md, G17).
+ * no cache from before the change can answer (docs/GUARANTEES.md, G15).
  *
  * A random value, not a counter: the writer never reads it (no read-modify-write to race), and
  * readers only compare it for equality. It is stored through the barrier like everything else.

@@ -164,7 +164,7 @@ export const nodeSchema = {
     env: 'LEADERWAY_REQUEST_FORWARDING',
   },
   disable_standby_reads: {
-    doc: "Standbys forward every request to the active (OpenBao's disable_standby_reads). Default false: a standby serves reads itself (GET/LIST of anything that only reads storage), forwarding writes; no read is stale (docs/GUARANTEES.md, G17).",
+    doc: "Standbys forward every request to the active (OpenBao's disable_standby_reads). Default false: a standby serves reads itself (GET/LIST of anything that only reads storage), forwarding writes; no read is stale (docs/GUARANTEES.md, G15).",
     format: Boolean,
     default: false,
     env: 'LEADERWAY_DISABLE_STANDBY_READS',

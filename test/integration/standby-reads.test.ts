@@ -2,7 +2,7 @@
  * Standbys serve reads themselves (issue 27; LEADERWAY_DISABLE_STANDBY_READS=false, the default),
  * and no read is stale: once a write, a policy change, an unmount or a revocation is acknowledged,
  * no standby answers as if it had not happened — even with its caches warm from before
- * (docs/GUARANTEES.md, G17). What needs the active (a write, a use counted, response wrapping,
+ * (docs/GUARANTEES.md, G15). What needs the active (a write, a use counted, response wrapping,
  * `X-Vault-Forward`, the active's own status) is forwarded as before.
  *
  * Every case warms the standby first (a read it serves itself, counted by its
