@@ -81,7 +81,9 @@ describe('security: forged and replayed advertisements', () => {
         await r.publish('{leaderway}/events', JSON.stringify({ type: 'advertised', epoch }));
         const fresh = await c.freshGateway(`gw-${kind.replace(/\W+/g, '-')}`);
         for (const target of [gw, fresh, nodes[0]!]) {
-          const res = await call(target.url, '/v1/secret/data/sec', { token });
+          // To the standby a write: it serves reads itself, from storage, without any leader.
+          const write = target === nodes[0] ? { body: { data: { v: 1 } } } : {};
+          const res = await call(target.url, '/v1/secret/data/sec', { token, ...write });
           assert.equal(res.status, 503, `${kind}: ${target.name} answered ${res.status}`);
           assert.ok(res.headers['retry-after'], `${kind}: Retry-After`);
         }
