@@ -124,10 +124,13 @@ export class NodeServer implements NodeApi {
         return session?.serving() ? session.track() : null;
       },
     });
+    // Eager LIST shim, as the cluster listener: large bodies read in JavaScript let V8 collect
+    // as they arrive (the memory bound measured in test/security/memory-budget.test.ts).
     this.listener = new ApiListener(
       settings.listener,
       this.entry.onApiRequest,
       listenerHooks(this.metrics.listener, deps.log),
+      'eager',
     );
     const notAfter = this.listener.certificateNotAfter();
     if (notAfter) this.metrics.listener.tlsNotAfter.set(Math.floor(notAfter.getTime() / 1000));

@@ -118,6 +118,16 @@ export class ClusterListener {
     this.server = server;
     guardSockets(server);
     (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = CLUSTER_IDLE_TIMEOUT_MS;
+    // Eagerly: every HTTP/1.1 connection read in JavaScript through the LIST shim, as before the
+    // lazy shim (list-method.ts) — for memory, not for LIST. Read that way, each chunk of a body
+    // is allocated twice (the socket's buffer, llhttp's copy of the body part), and that
+    // ArrayBuffer volume is what makes V8 (its external-memory trigger) collect during a large
+    // body's read the buffers and strings the previous large write left dead. Read natively by
+    // llhttp, a body allocates half, no collection comes before the next write is admitted, and
+    // it piles onto that garbage: three concurrent 30 MiB writes through the gateway took the
+    // active 285–491 MiB above idle, 10 runs in 15 over the limit of 400; read eagerly, 285–358
+    // and none (test/security/memory-budget.test.ts, BENCHMARKS.md; either way no body is read
+    // ahead of its budget admission). The gateway, whose CPU the lazy shim is for, keeps it.
     acceptListMethod(server, 'secureConnection');
     // A malformed HTTP/1.1 request gets a JSON error, not Node's bare 400 (which a gateway would relay).
     server.on('clientError', answerClientError);

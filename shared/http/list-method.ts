@@ -3,12 +3,23 @@
  *
  * Vault clients (hvac, node-vault, VaultSharp, vaultrs, the docs' curl examples) send
  * `LIST /v1/... HTTP/1.1`. Node's parser (llhttp) has a fixed method table without LIST and
- * no option to extend it, so such a request never reaches our code. This shim sits between the
- * socket and llhttp: at a message boundary it rewrites the four bytes `LIST` of a request line
- * to `LINK` (a method llhttp knows and Vault never uses), and remembers which message it
- * rewrote, so the request object reports `LIST` again before anyone sees it. No other byte is
- * ever changed, and the rewrite keeps the length, so llhttp frames the connection exactly as it
- * would have framed the original (with LIST in its table).
+ * no option to extend it, so such a request never reaches our code unaided.
+ *
+ * Lazily: llhttp reads every connection in C++ exactly as without this module, until it refuses
+ * a request line with `HPE_INVALID_METHOD`. The server's 'clientError' then carries the chunk
+ * (`err.rawPacket`) and where llhttp stopped in it (`err.bytesParsed`, two bytes into `LIST`).
+ * When that is a `LIST ` at a message start (`refusedListAt`), the connection is resumed instead
+ * of answered (`resumeRefusedList`): the same parser is re-initialised in place (so Node's
+ * per-connection state — pipelined responses, timeouts, the connections list — carries on), the
+ * connection moves to JavaScript reads with the framing shim below, and the refused bytes are put
+ * back in front of the socket. Everything before them was parsed once, and nothing after them was
+ * parsed at all: no byte is processed twice. Connections that never send LIST cost nothing.
+ *
+ * The framing shim (`ListShim`), from then on: at a message boundary it rewrites the four bytes
+ * `LIST` of a request line to `LINK` (a method llhttp knows and Vault never uses), and
+ * remembers which message it rewrote, so the request object reports `LIST` again before anyone
+ * sees it. No other byte is ever changed, and the rewrite keeps the length, so llhttp frames the
+ * connection exactly as it would have framed the original (with LIST in its table).
  *
  * To find message boundaries the shim frames requests itself, conservatively: a request line
  * and header block in canonical form (CRLF line ends, no obs-fold); a body framed by one
@@ -19,13 +30,17 @@
  * one chunked upload must not cost every later LIST on it. On anything else the shim stops
  * rewriting for the rest of the connection and lets every byte through untouched — the
  * connection then behaves exactly as without the shim (a LIST after that point gets llhttp's
- * 400). `test/fuzz/list-method.test.ts` checks this against llhttp.
+ * 400). A connection is resumed at most once. `test/fuzz/list-method.test.ts` checks the shim
+ * and the resume decision against llhttp; `test/unit/list-lazy.test.ts` checks real servers.
  *
- * Cost: llhttp normally reads from the socket in C++; with a 'data' listener installed, Node
- * hands every chunk through JavaScript. BENCHMARKS.md measures what that costs the gateway.
+ * Cost: none until a connection sends LIST; after that, Node hands that connection's chunks
+ * through JavaScript (BENCHMARKS.md, list-shim section). A listener can instead read every
+ * connection through the shim from its start (`acceptListMethod`'s `eager`): the node's cluster
+ * listener does, for what that does to its memory under large writes (see there).
  */
 import http from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 const LIST = Buffer.from('LIST ');
 /** The stand-in method: in llhttp's table, never used by Vault clients, same length as LIST. */
@@ -250,13 +265,87 @@ Object.defineProperty(ListAwareIncomingMessage.prototype, 'method', {
   },
 });
 
-/** Installs the shim on one HTTP/1.1 connection, after the server set up its parser. */
-export function shimConnection(socket: Socket): void {
-  const s = socket as ShimmedSocket & { parser?: unknown };
-  if (s[SHIM] || !s.parser) return; // HTTP/2 sessions have no llhttp parser: LIST is native there.
+/**
+ * Where the `LIST ` that llhttp refused starts in `err.rawPacket`, or -1 when the error is not
+ * a refused LIST at a message start. llhttp reports the refusal at the `S` (it read `LI` as the
+ * start of LINK), so the method began two bytes before — unless more of it came earlier: only
+ * `UNLINK` has `LI` inside it, and the byte before a method is never a letter. The byte before
+ * must therefore be the LF ending the previous message (or a CRLF llhttp skipped) or the chunk's
+ * start. (A `UN` ending the previous read cannot be seen: `UN` + `LIST` in two reads is served
+ * as LIST.)
+ */
+export function refusedListAt(err: { code?: unknown; bytesParsed?: unknown; rawPacket?: unknown }): number {
+  if (err.code !== 'HPE_INVALID_METHOD') return -1;
+  const raw = err.rawPacket;
+  const parsed = err.bytesParsed;
+  if (!Buffer.isBuffer(raw) || typeof parsed !== 'number') return -1;
+  const at = parsed - 2;
+  if (at < 0 || at + LIST.length > raw.length) return -1;
+  if (raw.compare(LIST, 0, LIST.length, at, at + LIST.length) !== 0) return -1;
+  if (at > 0 && raw[at - 1] !== 0x0a) return -1;
+  return at;
+}
+
+/** Node's HTTP parser object as the server set it up on a connection (node:_http_server). */
+interface NodeParser {
+  constructor: { REQUEST: number; kLenientAll: number; kLenientNone: number };
+  initialize(
+    type: number,
+    resource: object,
+    maxHeaderSize: number,
+    lenient: number,
+    connections?: object,
+  ): void;
+  remove(): void;
+}
+type HttpSocket = ShimmedSocket & {
+  parser?: NodeParser | null;
+  server?: NetServer & { maxHeaderSize?: number; insecureHTTPParser?: boolean } & Record<symbol, unknown>;
+};
+
+/** Whether this process parses HTTP leniently (Node's --insecure-http-parser). */
+const LENIENT_PROCESS = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes(
+  '--insecure-http-parser',
+);
+
+/**
+ * Resumes a connection whose LIST request line llhttp refused (see the top of this file).
+ * Returns false, leaving the error to be answered, when it is not such a refusal or the
+ * connection cannot be resumed (already resumed once, ending, or not Node's HTTP/1 parser).
+ */
+export function resumeRefusedList(
+  err: { code?: unknown; bytesParsed?: unknown; rawPacket?: unknown },
+  socket: Duplex,
+): boolean {
+  const at = refusedListAt(err);
+  if (at < 0) return false;
+  const s = socket as HttpSocket;
+  const parser = s.parser;
+  const server = s.server;
+  if (!parser || !server || s[SHIM] || s.destroyed || s.readableEnded || !s.readable) return false;
+  if (typeof parser.initialize !== 'function' || typeof parser.remove !== 'function') return false;
+  try {
+    reinitialize(parser, server, socket);
+  } catch {
+    // Node's internals changed under us: the parser may be half reset, so the connection goes.
+    socket.destroy();
+    return true;
+  }
+  attachShim(s);
+  // The refused bytes first: through the shim (which rewrites this LIST) and then to llhttp,
+  // in order before anything the socket reads next, and only while the socket is not paused.
+  socket.unshift(Buffer.from((err.rawPacket as Buffer).subarray(at)));
+  return true;
+}
+
+/**
+ * Reads the connection through a new framing shim from now on. A 'data' listener moves the
+ * connection to JavaScript reads (Node's socket wrapper takes the socket back from the parser);
+ * prepended, it runs before the server's own listener hands each chunk to llhttp.
+ */
+function attachShim(socket: ShimmedSocket): void {
   const shim = new ListShim();
-  s[SHIM] = shim;
-  // Prepended, so it runs before the server's own 'data' listener hands the chunk to llhttp.
+  socket[SHIM] = shim;
   const onData = (chunk: Buffer) => {
     shim.onData(chunk);
     if (!shim.active) socket.off('data', onData);
@@ -265,13 +354,55 @@ export function shimConnection(socket: Socket): void {
 }
 
 /**
- * Enables raw LIST on a server: `connectionEvent` is 'connection' for plain HTTP and
- * 'secureConnection' for TLS (including an HTTP/2 server with allowHTTP1). The server must have
- * been created with `IncomingMessage: ListAwareIncomingMessage` (HTTP/2: `Http1IncomingMessage`).
+ * The connection's parser, re-initialised exactly as Node's connection listener did: llhttp
+ * leaves its error state, and every callback Node bound to it (and to this connection) stays.
+ * It leaves the server's connections list first, as Node's freeParser does: the list is ordered
+ * by message start, which initialize() resets before adding it again.
  */
-export function acceptListMethod(
-  server: NetServer,
-  connectionEvent: 'connection' | 'secureConnection',
-): void {
-  server.on(connectionEvent, (socket: Socket) => shimConnection(socket));
+function reinitialize(parser: NodeParser, server: NonNullable<HttpSocket['server']>, socket: Duplex): void {
+  parser.remove();
+  const connections = Object.getOwnPropertySymbols(server).find(
+    (k) => k.description === 'http.server.connections',
+  );
+  const Parser = parser.constructor;
+  parser.initialize(
+    Parser.REQUEST,
+    { type: 'HTTPINCOMINGMESSAGE', socket },
+    server.maxHeaderSize || 0,
+    (server.insecureHTTPParser ?? LENIENT_PROCESS) ? Parser.kLenientAll : Parser.kLenientNone,
+    connections === undefined ? undefined : (server[connections] as object | undefined),
+  );
+}
+
+/** Set on a client error that `acceptListMethod` resumed as a LIST: there is nothing to answer. */
+const RESUMED = Symbol('lw.listResumed');
+
+/** Whether `acceptListMethod` resumed the connection this client error came from. */
+export function listResumed(err: object): boolean {
+  return (err as { [RESUMED]?: boolean })[RESUMED] === true;
+}
+
+/**
+ * Enables raw LIST on a server (plain HTTP, TLS, or an HTTP/2 server with allowHTTP1): refused
+ * LIST request lines are resumed (`resumeRefusedList`) before any other 'clientError' listener
+ * runs, which must ignore errors for which `listResumed` is true. The server must have been
+ * created with `IncomingMessage: ListAwareIncomingMessage` (HTTP/2: `Http1IncomingMessage`).
+ *
+ * With `eager` — the event a connection is ready on: 'connection' for plain HTTP,
+ * 'secureConnection' for TLS — every HTTP/1.1 connection is read through the framing shim from
+ * its start instead, in JavaScript, and none is ever resumed (a LIST after the shim stopped
+ * rewriting gets llhttp's 400, as lazily). The listener must be added after the server's own
+ * (which sets up the connection's parser): call this after creating the server.
+ */
+export function acceptListMethod(server: NetServer, eager?: 'connection' | 'secureConnection'): void {
+  server.prependListener('clientError', (err: Error & { [RESUMED]?: boolean }, socket: Duplex) => {
+    if (resumeRefusedList(err as Parameters<typeof resumeRefusedList>[0], socket)) err[RESUMED] = true;
+  });
+  if (eager) {
+    server.on(eager, (socket: Socket) => {
+      const s = socket as HttpSocket;
+      // HTTP/2 sessions have no llhttp parser: LIST is native there.
+      if (!s[SHIM] && s.parser) attachShim(s);
+    });
+  }
 }

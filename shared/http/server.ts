@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ListenerSettings } from '../config/listener';
 import { LwError } from '../errors';
-import { acceptListMethod, ListAwareIncomingMessage } from './list-method';
+import { acceptListMethod, ListAwareIncomingMessage, listResumed } from './list-method';
 import { acceptProxyProtocol, type ProxyOutcome } from './proxy-protocol';
 import { rawErrorResponse, sendError } from './respond';
 import { TlsCertificates } from './tls-reload';
@@ -49,10 +49,16 @@ export class ApiListener {
   private readonly sockets = new Set<Socket>();
   private pendingHandshakes = 0;
 
+  /**
+   * `listShim`: `lazy` (the gateway) reads connections natively until one sends a raw LIST;
+   * `eager` (nodes) reads every connection through the LIST shim, in JavaScript, from its start —
+   * how a node's memory under large write bodies was measured and bounded (list-method.ts).
+   */
   constructor(
     private readonly settings: ListenerSettings,
     onRequest: RequestListener,
     hooks: ApiListenerHooks,
+    listShim: 'lazy' | 'eager' = 'lazy',
   ) {
     const t = settings.timeouts;
     const options = {
@@ -90,7 +96,10 @@ export class ApiListener {
       ? https.createServer({ ...options, ...this.certs.options(), handshakeTimeout: t.readHeaderMs }, handler)
       : http.createServer(options, handler);
     this.server = server;
-    acceptListMethod(server, this.certs ? 'secureConnection' : 'connection');
+    acceptListMethod(
+      server,
+      listShim === 'eager' ? (this.certs ? 'secureConnection' : 'connection') : undefined,
+    );
     guardSockets(server);
     server.on('clientError', answerClientError);
     if (hooks.onConnection) server.on('connection', () => hooks.onConnection?.());
@@ -219,6 +228,8 @@ export function guardSockets(server: NetServer): void {
  * (a server's 'clientError' listener; the cluster listener's HTTP/1.1 side uses it too).
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A LIST request line llhttp refused, and list-method.ts resumed: nothing to answer.
+  if (listResumed(err)) return;
   // The current request was already answered (early, before its body turned out malformed):
   // another response would be read as the answer to the client's next request. Just close.
   const answered = (socket as Duplex & { [CURRENT]?: ServerResponse })[CURRENT]?.headersSent;

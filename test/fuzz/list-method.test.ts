@@ -11,11 +11,15 @@
  *    LIST the shim declined to rewrite;
  *  - the request objects report LIST exactly for the messages that were LIST;
  *  - on clean keep-alive traffic (one message per write, chunked bodies included) every LIST is
- *    delivered as LIST.
+ *    delivered as LIST;
+ *  - the lazy path as the server runs it (llhttp reads each chunk until it refuses a LIST;
+ *    `refusedListAt` picks the refused bytes, which a re-initialised parser reads through a new
+ *    shim): the messages delivered are a prefix of the reference, each once, LIST reported
+ *    exactly for LIST, and never fewer than the always-on shim delivered.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { frameHead, ListShim } from '../../shared/http/list-method';
+import { frameHead, ListShim, refusedListAt } from '../../shared/http/list-method';
 import { type Rng, rng } from '../chaos/rng';
 
 interface ParserCtor {
@@ -151,6 +155,16 @@ function stream(r: Rng, weird: boolean): { bytes: Buffer; reference: Buffer; mes
   return { bytes, reference, messages };
 }
 
+/** The original bytes cut where `parts` were cut (the shim rewrote `parts` in place). */
+function cutLike(parts: Buffer[], bytes: Buffer): Buffer[] {
+  let at = 0;
+  return parts.map((p) => {
+    const c = Buffer.from(bytes.subarray(at, at + p.length));
+    at += p.length;
+    return c;
+  });
+}
+
 /** Cuts a stream into chunks: per message (clean keep-alive), or at random points. */
 function chunks(r: Rng, s: { bytes: Buffer; messages: Generated[] }, perMessage: boolean): Buffer[] {
   const out: Buffer[] = [];
@@ -205,12 +219,71 @@ function shimAndCheck(parts: Buffer[], original: Buffer, ctx: string) {
   return { shim, changed, shimmed, got };
 }
 
+/**
+ * The lazy path as a server runs it: llhttp executes whole chunks; when it refuses one and
+ * `refusedListAt` finds the LIST, the parser is re-initialised and reads the refused bytes and
+ * everything after through a new shim. Messages are reported as the request objects would
+ * report them (LIST for a rewritten LINK).
+ */
+function lazy(parts: Buffer[]): { messages: Parsed[]; error: string | null; resumed: boolean } {
+  const p = new HTTPParser();
+  p.initialize(HTTPParser.REQUEST, {}, 0, 0);
+  const messages: Parsed[] = [];
+  let current: Parsed | undefined;
+  let shim: ListShim | null = null;
+  p[HTTPParser.kOnMessageBegin] = () => {
+    current = { begin: -1, method: '', url: '', headers: [], body: '' };
+  };
+  p[HTTPParser.kOnHeadersComplete] = (
+    _maj: number,
+    _min: number,
+    headers: string[],
+    method: number,
+    url: string,
+  ) => {
+    if (!current) return 0;
+    let name = methods[method] as string;
+    // ListAwareIncomingMessage: every message after the shim exists asks it, in order.
+    if (shim?.nextDelivered() && name === 'LINK') name = 'LIST';
+    Object.assign(current, { method: name, url, headers });
+    messages.push(current);
+    return 0;
+  };
+  p[HTTPParser.kOnBody] = (b: Buffer) => {
+    if (current) current.body += b.toString('latin1');
+  };
+  p[HTTPParser.kOnMessageComplete] = () => undefined;
+  const code = (e: Error) => (e as Error & { code?: string }).code ?? 'error';
+  for (const part of parts) {
+    let chunk = Buffer.from(part);
+    if (shim) shim.onData(chunk);
+    while (chunk.length > 0) {
+      const r = p.execute(chunk);
+      if (!(r instanceof Error)) {
+        // After an Upgrade head llhttp stops; read on, as the reference does.
+        if (typeof r !== 'number' || r <= 0 || r >= chunk.length) break;
+        chunk = chunk.subarray(r);
+        continue;
+      }
+      const e = r as Error & { bytesParsed?: number };
+      const at = shim ? -1 : refusedListAt({ code: code(e), bytesParsed: e.bytesParsed, rawPacket: chunk });
+      if (at < 0) return { messages, error: code(e), resumed: shim !== null };
+      p.initialize(HTTPParser.REQUEST, {}, 0, 0);
+      shim = new ListShim();
+      chunk = Buffer.from(chunk.subarray(at));
+      shim.onData(chunk);
+    }
+  }
+  return { messages, error: null, resumed: shim !== null };
+}
+
 describe('raw LIST shim: differential fuzz against llhttp', () => {
   it('frames exactly as llhttp, rewrites only method tokens, reports LIST only for LIST', () => {
     const r = rng(SEED);
     let rewrites = 0;
     let cleanLists = 0;
     let passThroughs = 0;
+    let resumes = 0;
     for (let n = 0; n < STREAMS; n++) {
       const weird = r.chance(0.5);
       const perMessage = !weird && r.chance(0.7);
@@ -245,6 +318,28 @@ describe('raw LIST shim: differential fuzz against llhttp', () => {
         assert.equal(changed.length, lists, ctx);
         cleanLists += lists;
       }
+
+      // 6. The lazy path on the same chunks (cut afresh from the original bytes): a prefix of the
+      // reference, each message once, LIST exactly where the original had LIST; never fewer
+      // messages than the always-on shim; on clean traffic, every message.
+      const lazyParts = cutLike(parts, s.bytes);
+      const l = lazy(lazyParts);
+      if (l.resumed) resumes++;
+      assert.ok(l.messages.length <= want.length, `${ctx}: lazy delivered more than the reference`);
+      l.messages.forEach((m, i) => {
+        const w = want[i] as Parsed;
+        const wasList = s.bytes.toString('latin1', w.begin, w.begin + 4) === 'LIST';
+        assert.deepEqual(
+          { method: m.method, url: m.url, headers: m.headers, body: m.body },
+          { method: wasList ? 'LIST' : w.method, url: w.url, headers: w.headers, body: w.body },
+          `${ctx}: lazy message ${i}`,
+        );
+      });
+      assert.ok(l.messages.length >= got.length, `${ctx}: lazy delivered fewer than the shim`);
+      if (perMessage) {
+        assert.equal(l.error, null, ctx);
+        assert.equal(l.messages.length, want.length, ctx);
+      }
     }
     // The generator must exercise both sides, or this test could not fail.
     console.log(
@@ -253,6 +348,8 @@ describe('raw LIST shim: differential fuzz against llhttp', () => {
     assert.ok(rewrites > 1_000, `only ${rewrites} rewrites`);
     assert.ok(cleanLists > 500, `only ${cleanLists} clean LISTs`);
     assert.ok(passThroughs > 200, `only ${passThroughs} pass-throughs`);
+    console.log(`# lazy path: ${resumes} streams resumed after a refused LIST`);
+    assert.ok(resumes > 1_000, `only ${resumes} lazy resumes`);
   });
 
   it('never rewrites a LIST hidden behind a framing llhttp refuses (smuggling attempts)', () => {
@@ -283,6 +380,21 @@ describe('raw LIST shim: differential fuzz against llhttp', () => {
       const parts = pieces.map((p) => Buffer.from(p, 'latin1'));
       const original = Buffer.concat(parts);
       shimAndCheck(parts, original, JSON.stringify(pieces));
+    }
+    // The lazy path never turns UNLIST (llhttp reads UNLI as UNLINK) into LIST.
+    const unlist = 'UNLIST /v1/s HTTP/1.1\r\nHost: h\r\n\r\n';
+    const get = 'GET /v1/a HTTP/1.1\r\nHost: h\r\n\r\n';
+    for (const pieces of [[unlist], [get + unlist], [get, unlist]]) {
+      const l = lazy(pieces.map((p) => Buffer.from(p, 'latin1')));
+      assert.deepEqual(
+        { methods: l.messages.map((m) => m.method), error: l.error, resumed: l.resumed },
+        {
+          methods: pieces.join('').startsWith('GET') ? ['GET'] : [],
+          error: 'HPE_INVALID_METHOD',
+          resumed: false,
+        },
+        JSON.stringify(pieces),
+      );
     }
   });
 
