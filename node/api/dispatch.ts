@@ -143,6 +143,8 @@ export class ApiHandler {
     unsealed: Unsealed,
     viaCluster: boolean,
   ): Promise<boolean> {
+    // Writes go to the active without a word; only reads are counted (served or forwarded).
+    if (req.operation !== 'read' && req.operation !== 'list') return false;
     const key = indexKey(unsealed);
     const epoch = unsealed.watcher.current()?.ad.epoch ?? 0;
     if (!standbyMayServe(raw, req, key, epoch)) {
