@@ -17,6 +17,9 @@ import { FencingWatch } from './fencing-watch';
 import { readFinalState } from './final-state';
 import { faultRound, History } from './history';
 import type { FencingReport } from './lock-monitor';
+import { type StandbyReads, StandbyReadsWatch } from './node-metrics';
+import { checkPolicy, type PolicyStats } from './policy-checker';
+import { startPolicyClient } from './policy-client';
 import { faultTable, figures, type KindFigures } from './report';
 import { rng } from './rng';
 import { runSchedule } from './scheduler';
@@ -62,6 +65,11 @@ export interface ChaosResult {
   faults: number;
   stats: CheckStats;
   tokens: TokenStats;
+  policy: PolicyStats;
+  /** Reads standbys served themselves and forwarded, from the nodes' metrics (a lower bound). */
+  standbyReads: StandbyReads;
+  /** Acknowledged KV reads by target (`gw1`, `standby:n2`...), all checked by the history checker. */
+  readsByTarget: Record<string, number>;
   figures: KindFigures[];
   fencing: FencingReport;
   evidence: LogEvidence;
@@ -78,6 +86,8 @@ const CLIENTS: ClientSpec[] = [
   { name: 'c4', via: 'gw2' },
   { name: 's1', via: 'standby' },
   { name: 's2', via: 'standby' },
+  // Every op to a gateway or node drawn afresh: one client's reads hop across all of them.
+  { name: 'a1', via: 'any' },
 ];
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
@@ -91,6 +101,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const cluster = new ChaosCluster({ env, store });
   const history = new History();
   let monitor: FencingWatch | undefined;
+  const standbyWatch = new StandbyReadsWatch(cluster);
   try {
     await cluster.start();
     monitor = new FencingWatch(cluster.store.servers.map((s) => s.port));
@@ -114,8 +125,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const started = Date.now();
     const current = () =>
       generations[Math.min(gens - 1, Math.floor((Date.now() - started) / KEY_GENERATION_MS))] as string[];
+    standbyWatch.start();
     const clients = startClients(cluster, history, CLIENTS, current, r.fork());
     const tokenClient = await startTokenClient(cluster, history, r.fork());
+    const policyClient = await startPolicyClient(cluster, history, r.fork(), `chaos-${run}/policy`);
     let violations: string[];
     try {
       violations = await runSchedule(cluster, history, r.fork(), {
@@ -130,17 +143,24 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     } finally {
       await clients.stop();
       await tokenClient.stop();
+      await policyClient.stop();
     }
     await cluster.waitHealthy();
     const state = await readFinalState(cluster.gateways[0]!.url, cluster.token, generations.flat());
     const fencing = monitor.stop();
+    const standbyReads = await standbyWatch.stop();
+    const readsByTarget: Record<string, number> = {};
+    for (const op of history.ops)
+      if (op.kind === 'read' && op.outcome === 'ok') readsByTarget[op.via] = (readsByTarget[op.via] ?? 0) + 1;
     const checked = checkHistory(history.ops, state);
     const tokens = checkTokens(history.tokenOps);
+    const policy = checkPolicy(history.policyOps);
     const evidence = logEvidence(cluster.all, fencing);
     violations = [
       ...violations,
       ...checked.violations,
       ...tokens.violations.map((v) => `tokens: ${v}`),
+      ...policy.violations,
       ...fencing.violations.map((v) => `fencing: ${v}`),
       ...evidence.violations.map((v) => `logs: ${v}`),
       ...cluster.crashes.map(
@@ -159,6 +179,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       faults: history.faults.length,
       stats: checked.stats,
       tokens: tokens.stats,
+      policy: policy.stats,
+      standbyReads,
+      readsByTarget,
       figures: figs,
       fencing,
       evidence,
@@ -174,6 +197,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           faults: history.faults,
           ops: history.ops,
           tokenOps: history.tokenOps,
+          policyOps: history.policyOps,
         }),
       );
     }
@@ -210,7 +234,19 @@ function summarize(x: ChaosResult): string {
       .join(' ')}`,
     `acknowledged writes: ${s.ackedWrites} (verified at their version ${s.verifiedWrites}, hidden by a later delete ${s.hiddenByDelete}, trimmed ${s.trimmed})`,
     `indeterminate writes: ${s.indeterminateWrites} (of which stored ${s.indeterminateStored}); CAS mismatches ${s.casMismatches}; reads checked ${s.readsChecked}; redirects followed ${s.redirected}`,
-    `tokens: ${x.tokens.tokens} created, ${x.tokens.uses} uses (accepted ${x.tokens.accepted}, refused ${x.tokens.refused}; accepted after a renewal ${x.tokens.acceptedAfterRenewal}), ${x.tokens.revocations} revocations acknowledged`,
+    `reads by target: ${Object.entries(x.readsByTarget)
+      .sort()
+      .map(([k, n]) => `${k}=${n}`)
+      .join(' ')}`,
+    `standby reads (node metrics, lower bound): served ${x.standbyReads.served} (${Object.entries(
+      x.standbyReads.servedBy,
+    )
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k}=${n}`)
+      .join(' ')}), forwarded ${x.standbyReads.forwarded}`,
+    `tokens: ${x.tokens.tokens} created, ${x.tokens.uses} uses (accepted ${x.tokens.accepted}, refused ${x.tokens.refused}; accepted after a renewal ${x.tokens.acceptedAfterRenewal}), ${x.tokens.revocations} revocations acknowledged; ` +
+      `uses sent to nodes directly ${x.tokens.direct} (to standbys ${x.tokens.directStandby}); uses after a revocation ${x.tokens.afterRevocation}, of certainly-live tokens ${x.tokens.mustAccept}`,
+    `policy: ${x.policy.changes} changes acknowledged (allow/deny), ${x.policy.reads} reads under it, ${x.policy.checked} with one legitimate answer checked (${x.policy.checkedDirect} sent to nodes directly)`,
     `fencing (Redis MONITOR): ${f.acquisitions.length} terms, ended by release ${f.ends.released} / expiry ${f.ends.expired} / takeover ${f.ends.takenOver}; ` +
       `${f.writesChecked} writes checked against the live lock (min margin to expiry ${Number.isFinite(f.minExpiryMarginMs) ? f.minExpiryMarginMs.toFixed(0) : '-'} ms), ` +
       `${f.writesUnchecked} unchecked; ${f.gaps.length} MONITOR gaps (${gapMs} ms)`,

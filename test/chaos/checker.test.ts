@@ -155,6 +155,52 @@ describe('chaos checker', () => {
     assert.match(violations([a, b, late, early], st).join('\n'), /started after the read ended/);
   });
 
+  it('catches a standby serving a read older than a write acknowledged through a gateway, and names both', () => {
+    const a = w({ outcome: 'ok', version: 1 });
+    const b = w({ outcome: 'ok', version: 2, via: 'gw1' });
+    const st = state([
+      [1, a.data!],
+      [2, b.data!],
+    ]);
+    const onStandby = {
+      ...r(1, a.data!, { start: b.end + 1, end: b.end + 4 }),
+      client: 's1',
+      via: 'standby:n2',
+    };
+    const found = violations([a, b, onStandby], st);
+    assert.equal(found.length, 1);
+    assert.match(
+      found[0] ?? '',
+      new RegExp(
+        `stale read op ${onStandby.id} \\(s1 via standby:n2\\) saw version 1, 1 ms after write op ${b.id} \\(via gw1\\)`,
+      ),
+    );
+    // The same read overlapping the write may see either version.
+    const overlapping = { ...onStandby, id: nextId++, start: b.end - 1 };
+    assert.deepEqual(violations([a, b, overlapping], st), []);
+  });
+
+  it('catches non-monotonic reads across nodes: a read on one standby older than one completed on another', () => {
+    const a = w({ outcome: 'ok', version: 1 });
+    const b = w({ outcome: 'info' }); // stored at 2, never acknowledged: only a read can reveal it
+    const st = state([
+      [1, a.data!],
+      [2, b.data!],
+    ]);
+    const first = { ...r(2, b.data!, { start: b.end + 10, end: b.end + 20 }), via: 'standby:n2' };
+    const later = { ...r(1, a.data!, { start: first.end + 1, end: first.end + 5 }), via: 'standby:n3' };
+    assert.deepEqual(violations([a, b, first], st), []);
+    const found = violations([a, b, first, later], st);
+    assert.equal(found.length, 1);
+    assert.match(
+      found[0] ?? '',
+      new RegExp(`op ${later.id} \\(c2 via standby:n3\\) .* after read op ${first.id} \\(via standby:n2\\)`),
+    );
+    // Reads that overlap are not ordered: either may be older.
+    const concurrent = { ...later, start: first.end - 1 };
+    assert.deepEqual(violations([a, b, first, concurrent], st), []);
+  });
+
   it('catches a deleted version when no delete was ever sent, and missing version data', () => {
     const a = w({ outcome: 'ok', version: 1 });
     assert.match(violations([a], state([[1, null]])).join('\n'), /no delete was sent/);

@@ -8,7 +8,10 @@
  *  - nothing definitely failed is stored, and nothing is stored that no client wrote;
  *  - reads: the data seen at a version is what was stored there, never from a failed or
  *    not-yet-started write, and never older than a write or read that completed before the read
- *    began (all nodes read one Redis, so reads are linearizable and may be checked so);
+ *    began — whichever client did it, through whichever gateway or node (all nodes read one
+ *    Redis, standbys serving reads included, so reads are linearizable and may be checked so:
+ *    this is read-your-writes and monotonic reads across nodes and gateways). A violation names
+ *    the target the stale read was sent to and the one the newer op went through;
  *  - a deleted version is seen only after some delete was sent.
  * Indeterminate (`info`) writes may or may not be stored; if stored, they obey the same rules.
  */
@@ -161,38 +164,42 @@ function checkReads(
   // Completions that bound later reads: acknowledged writes and successful reads, by end time.
   const floors = keyOps
     .filter((o) => o.outcome === 'ok' && o.version !== undefined && o.kind !== 'delete')
-    .map((o) => ({ end: o.end, version: o.version as number, id: o.id }))
+    .map((o) => ({ end: o.end, version: o.version as number, id: o.id, kind: o.kind, via: o.via }))
     .sort((a, b) => a.end - b.end);
   const byStart = [...reads].sort((a, b) => a.start - b.start);
   let i = 0;
-  let floor = { version: 0, id: 0 };
+  let floor = { version: 0, id: 0, kind: '', via: '', end: 0 };
   for (const r of byStart) {
     while (i < floors.length && (floors[i] as { end: number }).end < r.start) {
-      const f = floors[i] as { version: number; id: number };
+      const f = floors[i] as typeof floor;
       if (f.version > floor.version) floor = f;
       i++;
     }
     const ver = r.version as number;
     if (ver < floor.version) {
       v.push(
-        `${key}: stale read op ${r.id} saw version ${ver} after op ${floor.id} had completed with ${floor.version}`,
+        `${key}: stale read op ${r.id} (${r.client} via ${r.via}${r.redirected ? ', redirected' : ''}) saw version ${ver}, ` +
+          `${r.start - floor.end} ms after ${floor.kind} op ${floor.id} (via ${floor.via}) had completed with ${floor.version}`,
       );
     }
     if (r.readData) {
       const w = writer(r.readData, key);
-      if (!w) v.push(`${key}: read op ${r.id} saw data no client wrote`);
+      if (!w) v.push(`${key}: read op ${r.id} (via ${r.via}) saw data no client wrote`);
       else {
-        if (w.outcome === 'fail') v.push(`${key}: read op ${r.id} saw op ${w.id}, which definitely failed`);
+        if (w.outcome === 'fail')
+          v.push(`${key}: read op ${r.id} (via ${r.via}) saw op ${w.id}, which definitely failed`);
         if (w.start > r.end)
-          v.push(`${key}: read op ${r.id} saw op ${w.id}, which started after the read ended`);
+          v.push(`${key}: read op ${r.id} (via ${r.via}) saw op ${w.id}, which started after the read ended`);
         if (w.outcome === 'ok' && w.version !== ver) {
           v.push(
-            `${key}: read op ${r.id} saw op ${w.id} at version ${ver}; it was acknowledged as ${w.version}`,
+            `${key}: read op ${r.id} (via ${r.via}) saw op ${w.id} at version ${ver}; it was acknowledged as ${w.version}`,
           );
         }
         const stored = st.versions.get(ver);
         if (stored && stored.o !== w.id) {
-          v.push(`${key}@${ver}: read op ${r.id} saw op ${w.id} but op ${stored.o} is stored there`);
+          v.push(
+            `${key}@${ver}: read op ${r.id} (via ${r.via}) saw op ${w.id} but op ${stored.o} is stored there`,
+          );
         }
       }
     }
@@ -200,7 +207,7 @@ function checkReads(
       r.readDeleted &&
       !keyOps.some((o) => o.kind === 'delete' && o.outcome !== 'fail' && o.start <= r.end)
     ) {
-      v.push(`${key}: read op ${r.id} saw a deleted version before any delete was sent`);
+      v.push(`${key}: read op ${r.id} (via ${r.via}) saw a deleted version before any delete was sent`);
     }
   }
   return reads.length;

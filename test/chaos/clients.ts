@@ -1,9 +1,11 @@
 /**
  * Chaos clients: each loops over KV operations on a shared set of keys — reads, check-and-set
  * writes (read the version, then write with `options.cas`), blind writes and deletes — through
- * one gateway, or directly to a node that was last seen as a standby (which forwards to the
- * active, or answers 307 to the gateway; the client then follows one redirect, as Vault's
- * client does). Every operation is recorded with its start, end and classified outcome.
+ * one gateway, directly to a node that was last seen as a standby (which serves reads itself with
+ * standby reads on, and forwards writes to the active, or answers 307 to the gateway; the client
+ * then follows one redirect, as Vault's client does), or to any of them, drawn per operation
+ * (both gateways and every live node). Every operation is recorded with its start, end,
+ * classified outcome and the target it was sent to (`via`), so a violation names it.
  */
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
@@ -13,7 +15,7 @@ import type { Rng } from './rng';
 
 /** An operation that has not answered after this is abandoned and recorded as indeterminate. */
 const OP_TIMEOUT_MS = 30_000;
-/** Pause between a client's operations, so six clients leave CPU for the cluster (2 cores). */
+/** Pause between a client's operations, so seven clients leave CPU for the cluster (2 cores). */
 const THINK_MIN_MS = 5;
 const THINK_MAX_MS = 40;
 /** Marks every written value; the security scan looks for it in Redis, logs and traces. */
@@ -28,7 +30,7 @@ const DEFINITE_503 = new Set([
 
 export interface ClientSpec {
   name: string;
-  /** `gw1`, `gw2` or `standby`. */
+  /** `gw1`, `gw2`, `standby` (a node last seen as a standby) or `any` (a gateway or node, per op). */
   via: string;
 }
 
@@ -97,9 +99,13 @@ function target(ctx: Ctx): { base: string; via: string } {
     const s = ctx.cluster.standbys();
     if (s.length > 0) {
       const n = ctx.r.pick(s);
-      return { base: n.url, via: `standby:${n.name}` };
+      return { base: n.url, via: `${ctx.cluster.roleOf(n.name)}:${n.name}` };
     }
     return { base: ctx.cluster.gateways[0]!.url, via: 'gw1' };
+  }
+  if (ctx.spec.via === 'any') {
+    const t = ctx.r.pick(ctx.cluster.targets());
+    return { base: t.url, via: t.label };
   }
   const g = ctx.cluster.gateways.find((x) => x.name === ctx.spec.via) ?? ctx.cluster.gateways[0]!;
   return { base: g.url, via: g.name };

@@ -77,6 +77,22 @@ export class ChaosCluster {
     return s.length > 0 ? s : live;
   }
 
+  /** A node's role as last observed (polled every ROLE_POLL_MS, so it may lag a failover). */
+  roleOf(name: string): 'active' | 'standby' {
+    return name === this.activeName ? 'active' : 'standby';
+  }
+
+  /**
+   * Every place a client can send a request to: both gateways (labelled `gw1`, `gw2`) and every
+   * live node directly (`standby:n2`, `active:n1`: the role as last observed).
+   */
+  targets(): Array<{ url: string; label: string }> {
+    return [
+      ...this.gateways.map((g) => ({ url: g.url, label: g.name })),
+      ...this.nodes.filter(alive).map((n) => ({ url: n.url, label: `${this.roleOf(n.name)}:${n.name}` })),
+    ];
+  }
+
   /** The node whose sys/health answers 200, if any. */
   async active(): Promise<Proc | undefined> {
     const live = this.nodes.filter(alive);

@@ -4,6 +4,8 @@
  * (the same clock as the nodes' JSON logs and Redis' MONITOR timestamps on this host).
  */
 
+import type { PolicyOp } from './policy-checker';
+
 /** What an operation did. */
 export type OpKind = 'read' | 'write' | 'cas' | 'delete';
 
@@ -21,6 +23,7 @@ export type Outcome = 'ok' | 'fail' | 'info';
 export interface TokenOp {
   id: number;
   client: string;
+  /** Where it was sent: `gw1`, `gw2`, `standby:<node>` or `active:<node>` (as for `Op.via`). */
   via: string;
   kind: 'create' | 'renew' | 'revoke' | 'use';
   token: string;
@@ -47,7 +50,10 @@ export interface WriteData {
 export interface Op {
   id: number;
   client: string;
-  /** `gw1`, `gw2` or `standby:<node>` (the node the request was sent to first). */
+  /**
+   * Where the request was sent first: `gw1`, `gw2`, or a node directly, `standby:<node>` or
+   * `active:<node>` (its role as last observed, which may lag a failover by a poll).
+   */
   via: string;
   kind: OpKind;
   key: string;
@@ -130,6 +136,8 @@ export class History {
   readonly ops: Op[] = [];
   /** Token operations (token-client.ts), checked by token-checker.ts. */
   readonly tokenOps: TokenOp[] = [];
+  /** Policy changes and reads under the policy (policy-client.ts), checked by policy-checker.ts. */
+  readonly policyOps: PolicyOp[] = [];
   readonly faults: FaultEvent[] = [];
   private nextId = 1;
 

@@ -17,7 +17,7 @@ export interface KindFigures {
   /** Gateway client ops in the windows: definite failures (CAS mismatches excluded) and indeterminate. */
   gwFail: number;
   gwInfo: number;
-  /** Same for the clients that talk to standbys directly. */
+  /** Same for operations sent to a node directly (standby or active). */
   sbFail: number;
   sbInfo: number;
 }
@@ -43,7 +43,7 @@ const isCasMismatch = (o: Op) => o.kind === 'cas' && o.status === 400;
 export function figures(ops: Op[], faults: FaultEvent[]): KindFigures[] {
   const viaGw = (name: string) => ops.filter((o) => o.via === name);
   const gw = ['gw1', 'gw2'].map(viaGw);
-  const sb = ops.filter((o) => o.via.startsWith('standby:'));
+  const sb = ops.filter((o) => o.via.startsWith('standby:') || o.via.startsWith('active:'));
   const kinds = [...new Set(faults.map((f) => f.kind))];
   return kinds.map((kind) => {
     const fs = faults.filter((f) => f.kind === kind);
@@ -92,7 +92,7 @@ export function faultTable(f: KindFigures[]): string {
       'unavail med/max ms',
       'recovered med/max ms',
       'gw fail/indet',
-      'standby-client fail/indet',
+      'direct-to-node fail/indet',
     ],
     f.map((x) => [
       x.kind,

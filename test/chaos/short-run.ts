@@ -1,7 +1,8 @@
 /**
  * A short seeded chaos run as a test suite (chaos.test.ts, chaos-sentinel.test.ts): faults for
- * `windowMs` under six clients, at least one full round so every kind appears, then the history,
- * fencing and logs checked and Redis, logs and traces scanned for secrets in the clear. A failure
+ * `windowMs` under seven KV clients (through both gateways and directly to nodes, standbys
+ * serving reads) and the token and policy clients, at least one full round so every kind
+ * appears, then the history, fencing and logs checked and Redis, logs and traces scanned for secrets in the clear. A failure
  * replays with `npm run chaos -- --minutes 1 --seed <SEED> --redis <store>`.
  */
 import assert from 'node:assert/strict';
@@ -62,6 +63,26 @@ export function describeShortRun(o: ShortRun): void {
       assert.ok(result.stats.readsChecked > 100, `only ${result.stats.readsChecked} reads checked`);
       assert.ok(result.fencing.writesChecked > 100, 'MONITOR saw too few writes to vouch for fencing');
       assert.ok(result.fencing.acquisitions.length >= 3, 'too few leadership terms observed');
+    });
+
+    it('reads from standbys directly: KV reads, token uses and policy reads checked there', () => {
+      const onStandbys = Object.entries(result.readsByTarget)
+        .filter(([via]) => via.startsWith('standby:'))
+        .reduce((a, [, n]) => a + n, 0);
+      assert.ok(onStandbys > 100, `only ${onStandbys} KV reads sent to standbys`);
+      assert.ok(result.standbyReads.served > 100, `standbys served only ${result.standbyReads.served} reads`);
+      assert.ok(
+        result.tokens.directStandby > 20,
+        `only ${result.tokens.directStandby} token uses on standbys`,
+      );
+      assert.ok(
+        result.tokens.afterRevocation > 20,
+        `only ${result.tokens.afterRevocation} uses after revocation`,
+      );
+      assert.ok(
+        result.policy.checkedDirect > 20,
+        `only ${result.policy.checkedDirect} policy reads checked on nodes`,
+      );
     });
 
     it('finds no violation: durability, single writer, CAS, fencing, epochs, no crash', () => {

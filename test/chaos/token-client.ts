@@ -1,8 +1,12 @@
 /**
- * A chaos client for tokens: through both gateways it creates short-lived tokens (some as
- * children of others), uses them (lookup-self), renews and revokes them — and keeps using tokens
- * it revoked or that should have expired, so the token checker can catch one accepted too late.
- * Token values stay in this client's memory; the history records only labels.
+ * A chaos client for tokens: through both gateways and directly to every node (standbys serve
+ * lookup-self themselves with standby reads on; the rest they forward), it creates short-lived
+ * tokens (some as children of others), uses them (lookup-self), renews and revokes them — and
+ * keeps using tokens it revoked or that should have expired, so the token checker can catch one
+ * accepted too late. Right after each acknowledged create and revoke it uses that token on every
+ * target at once (both gateways, every live node): the moment a stale node would answer as if the
+ * create or the revocation had not happened. Token values stay in this client's memory; the
+ * history records only labels and targets.
  */
 import { Agent, request } from 'undici';
 import type { ChaosCluster } from './cluster';
@@ -29,12 +33,18 @@ export async function startTokenClient(
   history: History,
   r: Rng,
 ): Promise<{ stop(): Promise<void> }> {
-  const agent = new Agent({ keepAliveTimeout: 2_000, connections: 4 });
-  const gw = () => r.pick(cluster.gateways);
-  const send = async (token: string, method: string, path: string, body?: unknown) => {
-    const g = gw();
+  const agent = new Agent({ keepAliveTimeout: 2_000, connections: 8 });
+  type Target = { url: string; label: string };
+  /** A gateway half the time, else any live node (mostly standbys: two of three). */
+  const pickTarget = (): Target => {
+    const all = cluster.targets();
+    const gws = all.filter((t) => !t.label.includes(':'));
+    const nodes = all.filter((t) => t.label.includes(':'));
+    return r.pick(nodes.length > 0 && r.chance(0.5) ? nodes : gws);
+  };
+  const once = async (url: string, token: string, method: string, body?: unknown) => {
     try {
-      const res = await request(`${g.url}/v1/${path}`, {
+      const res = await request(url, {
         method: method as 'GET',
         dispatcher: agent,
         headers: { 'x-vault-token': token, 'content-type': 'application/json' },
@@ -42,17 +52,41 @@ export async function startTokenClient(
         signal: AbortSignal.timeout(OP_TIMEOUT_MS),
       });
       const text = await res.body.text();
+      let parsed: Record<string, unknown> | null = null;
+      try {
+        parsed = text ? (JSON.parse(text) as Record<string, unknown>) : null;
+      } catch {
+        // Not JSON (e.g. a 307's body): no body.
+      }
+      const location = res.headers.location;
       return {
-        via: g.name,
         status: res.statusCode,
-        body: (text ? JSON.parse(text) : null) as Record<string, unknown> | null,
+        body: parsed,
+        location: typeof location === 'string' ? location : undefined,
       };
     } catch (err) {
       const e = err as { code?: string; name?: string; cause?: { code?: string } };
-      return { via: g.name, status: 0, body: null, error: e.cause?.code ?? e.code ?? e.name ?? 'error' };
+      return { status: 0, body: null, error: e.cause?.code ?? e.code ?? e.name ?? 'error' };
     }
   };
-  const setup = await send(cluster.token, 'PUT', `sys/policy/${POLICY}`, { policy: POLICY_TEXT });
+  /** One request to `to` (a random target by default); a standby's 307 is followed once. */
+  const send = async (token: string, method: string, path: string, body?: unknown, to?: Target) => {
+    const t = to ?? pickTarget();
+    const first = await once(`${t.url}/v1/${path}`, token, method, body);
+    const a =
+      first.status === 307 && first.location ? await once(first.location, token, method, body) : first;
+    return { ...a, via: t.label };
+  };
+  const setup = await send(
+    cluster.token,
+    'PUT',
+    `sys/policy/${POLICY}`,
+    { policy: POLICY_TEXT },
+    {
+      url: cluster.gateways[0]!.url,
+      label: 'gw1',
+    },
+  );
   if (setup.status !== 204) throw new Error(`token chaos setup failed: ${setup.status}`);
 
   const live: Held[] = [];
@@ -89,6 +123,15 @@ export async function startTokenClient(
     return { op, body: a.body };
   };
 
+  /** Uses `h` on every target at once: both gateways and every live node. */
+  const everywhere = async (h: Held) => {
+    await Promise.all(
+      cluster
+        .targets()
+        .map((t) => record('use', h, () => send(h.token, 'GET', 'auth/token/lookup-self', undefined, t))),
+    );
+  };
+
   let running = true;
   const loop = (async () => {
     while (running) {
@@ -109,6 +152,7 @@ export async function startTokenClient(
           op.leaseS = auth.lease_duration;
           held.token = auth.client_token;
           live.push(held);
+          await everywhere(held);
         }
       } else if (dice < 0.55 && live.length > 0) {
         const h = r.pick(live);
@@ -123,12 +167,13 @@ export async function startTokenClient(
         if (op.outcome === 'info') op.leaseS = RENEW_INCREMENT_S;
       } else if (dice < 0.85 && live.length > 0) {
         const h = live.splice(r.int(0, live.length - 1), 1)[0] as Held;
-        await record('revoke', h, () =>
+        const { op } = await record('revoke', h, () =>
           r.chance(0.5)
             ? send(h.token, 'POST', 'auth/token/revoke-self')
             : send(cluster.token, 'POST', 'auth/token/revoke', { token: h.token }),
         );
         dead.push(h);
+        if (op.outcome === 'ok') await everywhere(h);
       } else {
         // Old tokens: revoked ones, and live ones that may have expired by now.
         const pool = [...dead.slice(-20), ...live];
