@@ -103,8 +103,10 @@ describe('proxy hygiene: what reaches the leader', () => {
 
   it('a standby forwards with the client address as X-Forwarded-For, dropping the client’s own', async () => {
     const f = fakes.at(-1) as FakeLeader;
+    // A write: a standby serves reads itself.
     const r = await call(n2.url, '/v1/secret/data/h2', {
       token,
+      body: { data: { v: 1 } },
       headers: { 'x-forwarded-for': '203.0.113.9', 'x-leaderway-not-served': 'x' },
     });
     assert.equal(r.status, 200);
