@@ -57,6 +57,76 @@ describe('escalation checker', () => {
     assert.equal(r.stats.deadTokenRequests, 3);
   });
 
+  it('judges a read a standby served exactly like one the active served', () => {
+    // Issue 27: standbys serve reads, so a standby's answer is held to the same rules.
+    const onStandby = { via: 'standby' as const, standby: 'served' as const };
+    const h = () =>
+      base()
+        .create('root', 't2', ['default', 'other'])
+        .approle()
+        .role('r1', { token_policies: ['maker'], token_bound_cidrs: ['127.0.0.0/29'] }, 'id-1')
+        .secret('r1', 's1')
+        .login('id-1', 's1', issued('t3', ['default', 'maker']));
+    // Clean: allowed reads answered, refused reads refused, on a standby.
+    const clean = h()
+      .add('t1', { kind: 'kv-read', path: 'secret/data/a' }, 200, onStandby)
+      .add('t2', { kind: 'kv-read', path: 'secret/data/a' }, 403, onStandby)
+      .add('t3', { kind: 'lookup-self' }, 200, { ...onStandby, addr: '127.0.0.2' })
+      .add('t3', { kind: 'lookup-self' }, 403, { ...onStandby, addr: '127.0.0.9' });
+    assert.deepEqual(clean.rules(), []);
+    const kvRead = { kind: 'kv-read', path: 'secret/data/a' } as const;
+    assert.deepEqual(
+      h().add('t2', kvRead, 200, onStandby).rules(),
+      ['capability'],
+      'read without the policy',
+    );
+    assert.deepEqual(
+      h()
+        .add('t3', { kind: 'lookup-self' }, 200, { ...onStandby, addr: '127.0.0.9' })
+        .rules(),
+      ['bounds'],
+      'a bound token accepted outside its CIDRs',
+    );
+    assert.deepEqual(
+      h().add('root', { kind: 'revoke', token: 't1' }, 204).add('t1', kvRead, 200, onStandby).rules(),
+      ['dead'],
+      'a revoked token accepted by a standby',
+    );
+    const wrapped = base().wrapCreate('t1', 'w1', { policies: ['maker'] });
+    assert.deepEqual(
+      wrapped.add('w1', kvRead, 200, onStandby).rules(),
+      ['wrapping'],
+      'a wrapping token reads',
+    );
+  });
+
+  it('knows an unwrap answers 400 before judging the caller, and spends no wrapping token opening another', () => {
+    // Found by long runs (seeds 101 and 202, 1000 steps): both were the model's mistakes.
+    const child = issued('t2', ['default', 'maker']);
+    const two = () =>
+      base()
+        .wrapCreate('t1', 'w1', { policies: ['maker'] })
+        .wrapCreate('t1', 'w2');
+    // w1 trying to open w2 is refused 400 and spends neither (node/api/routes/sys-wrapping.ts).
+    assert.deepEqual(two().unwrap('w1', 400, undefined, 'w2').unwrap('w1', 200, child).rules(), []);
+    assert.deepEqual(two().unwrap('w1', 400, undefined, 'w2').unwrap('w2', 200, child).rules(), []);
+    // A caller outside its CIDRs naming a spent wrapping token: 400 (the wrapping token is checked
+    // first, as for a dead caller), which accepts nothing.
+    const bound = () =>
+      base()
+        .wrapCreate('t1', 'w1', { policies: ['maker'] })
+        .unwrap('w1', 200, child)
+        .approle()
+        .role('r1', { token_policies: ['maker'], token_bound_cidrs: ['10.0.0.0/8'] }, 'id-1')
+        .secret('r1', 's1')
+        .login('id-1', 's1', issued('t3', ['default', 'maker']), '10.1.2.3');
+    const unwrapSpent = { kind: 'unwrap', token: 'w1' } as const;
+    assert.deepEqual(bound().add('t3', unwrapSpent, 400, { addr: '127.0.0.1' }).rules(), []);
+    assert.deepEqual(bound().add('t3', { kind: 'lookup-self' }, 200, { addr: '127.0.0.1' }).rules(), [
+      'bounds',
+    ]);
+  });
+
   it('13 wrapping: accepted elsewhere, unwrapped twice, another token unwrapped, a revealed escalation', () => {
     const wrapped = () => base().wrapCreate('t1', 'w1', { policies: ['maker'] });
     const child = issued('t2', ['default', 'maker']);

@@ -163,7 +163,9 @@ describe('security', () => {
     const s = nodes.find((n) => n !== a) as Proc;
     const spoof = { 'x-forwarded-for': '203.0.113.77' };
     for (const base of [gw.url, s.url, a.url]) {
-      assert.equal((await call(base, '/v1/secret/data/sec', { token, headers: spoof })).status, 200);
+      // A write, so that the standby forwards it (it serves reads itself).
+      const write = { token, headers: spoof, body: { data: { v: 'xff' } } };
+      assert.equal((await call(base, '/v1/secret/data/xff', write)).status, 200);
     }
     const lines = await waitFor(
       () => {

@@ -114,7 +114,9 @@ function checkActor(m: Model, s: Step, flag: Flag, stats: EscalationStats): void
       flag('wrapping', `wrapping token ${s.actor} was accepted (${s.status}) for ${s.call.kind}`);
     return;
   }
-  if (accepted(s.status) && tk.cidrs.length && !inCidrs(tk.cidrs, s.addr))
+  // An unwrap checks the wrapping token before the caller (as OpenBao): a bad one is 400 even for
+  // a caller refused here, as for a dead caller above.
+  if (accepted(s.status) && !refused(s.status) && tk.cidrs.length && !inCidrs(tk.cidrs, s.addr))
     flag('bounds', `${s.actor} is bound to ${tk.cidrs.join(',')} yet was accepted from ${s.addr}`);
   const need = needs(m, s.call);
   if (is2xx(s.status) && need && !m.allows(s.actor, need)) {

@@ -4,7 +4,8 @@
  * each other often: policies with globs, sudo and deny; tokens asking for more than their
  * parent has; AppRole roles naming root or other roles' role IDs; secret IDs outside their
  * role's bounds; revocations, renewals, lookups, sudo paths and mount probes. More often than not
- * the actor is one the model says is allowed, so the interesting 2xx paths are taken too.
+ * the actor is one the model says is allowed, so the interesting 2xx paths are taken too (root
+ * writes the KV secrets first, so allowed reads find something).
  */
 import type { Rng } from '../../chaos/rng';
 import type { Cap, Rule } from './acl';
@@ -69,6 +70,9 @@ export class Generator {
     for (let i = 0; i < 4; i++)
       this.queue.push(root({ kind: 'create', orphanPath: false, args: { policies: this.somePolicies() } }));
     this.queue.push(root({ kind: 'role-write', role: 'r1', fields: this.roleFields() }));
+    // Secrets to read, so a read allowed (on the active or a standby serving it) answers 2xx.
+    for (const path of ['secret/data/a', 'secret/data/b/x', 'secret/data/c/x'])
+      this.queue.push(root({ kind: 'kv-write', path }));
   }
 
   /** The next call to make at time `now`. */
@@ -95,7 +99,10 @@ export class Generator {
       else if (this.m.isRoot(actor) && !call.args.policies?.length && this.r.chance(0.8))
         call.args.policies = this.somePolicies();
     }
-    const via: Via = this.r.chance(0.7) ? 'gateway' : this.r.chance(0.5) ? 'standby' : 'active';
+    // Through the gateway (which sends everything to the active, believing X-Forwarded-For),
+    // else straight to a node drawn among the active and the standbys (the runner's cluster has
+    // two standbys, which serve reads themselves): the same answers are expected wherever it lands.
+    const via: Via = this.r.chance(0.4) ? 'gateway' : this.r.chance(2 / 3) ? 'standby' : 'active';
     return { actor, via, xff: this.address(actor, call), call };
   }
 

@@ -5,7 +5,7 @@
  */
 import type { Rule } from './acl';
 import { checkEscalation, type RuleId } from './checker';
-import type { Call, IssuedToken, Outcome, Step, TokenArgs } from './history';
+import type { Call, IssuedToken, Outcome, Step, TokenArgs, Via } from './history';
 
 /** An hour, in seconds. */
 export const HOUR = 3600;
@@ -19,15 +19,16 @@ export class History {
     actor: string | null,
     call: Call,
     status: number,
-    o: { out?: Outcome; addr?: string; gapMs?: number } = {},
+    o: { out?: Outcome; addr?: string; gapMs?: number; via?: Via; standby?: Step['standby'] } = {},
   ) {
     this.clock += o.gapMs ?? 100;
-    const { out, addr = '127.0.0.1' } = o;
+    const { out, addr = '127.0.0.1', via = 'gateway', standby } = o;
     this.steps.push({
       n: this.steps.length + 1,
       actor,
-      via: 'gateway',
+      via,
       addr,
+      ...(standby ? { node: 'n2', standby } : {}),
       start: this.clock,
       end: this.clock + 10,
       call,

@@ -104,6 +104,13 @@ export interface Step {
   via: Via;
   /** The client address the server saw (the X-Forwarded-For the gateway trusts, else the socket's). */
   addr: string;
+  /** The node a request straight to a node went to (its name), for reports. */
+  node?: string;
+  /**
+   * A request straight to a standby that it counted as a read (leaderway_standby_reads_total):
+   * `served` from its own storage, or `forwarded` to the active. Absent: not a read a standby saw.
+   */
+  standby?: 'served' | 'forwarded';
   start: number;
   end: number;
   call: Call;
@@ -120,5 +127,6 @@ export const is2xx = (status: number) => status >= 200 && status < 300;
 export function describeStep(s: Step): string {
   const { kind, ...rest } = s.call;
   const args = JSON.stringify(rest);
-  return `#${s.n} ${kind}${args === '{}' ? '' : ` ${args}`} as ${s.actor ?? '-'} via ${s.via} from ${s.addr} → ${s.status}${s.error ? ` (${s.error})` : ''}`;
+  const via = `${s.via}${s.node ? ` ${s.node}` : ''}${s.standby ? ` (${s.standby})` : ''}`;
+  return `#${s.n} ${kind}${args === '{}' ? '' : ` ${args}`} as ${s.actor ?? '-'} via ${via} from ${s.addr} → ${s.status}${s.error ? ` (${s.error})` : ''}`;
 }

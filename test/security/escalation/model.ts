@@ -134,11 +134,15 @@ export class Model {
     const actor = s.actor === null ? undefined : this.tokens.get(s.actor);
     // A 2xx, or a 400 (a handler's answer, after the ACL check and the use), spent a use; a 403
     // or 404 may have come before it (ACL denied, no such route), so those are not counted. A
-    // wrapping token unwrapping itself is spent by the unwrap (below), whatever the answer.
+    // wrapping token unwrapping itself is spent by the unwrap (below), whatever the answer; one
+    // unwrapping another is refused 400 without being spent (sys-wrapping.ts: it "must not be
+    // spent to open another").
     const selfUnwrap = s.call.kind === 'unwrap' && (s.call.token ?? s.actor) === s.actor;
+    const wrapperOpeningAnother = s.call.kind === 'unwrap' && actor?.source === 'wrap' && !selfUnwrap;
     if (
       actor &&
       !selfUnwrap &&
+      !wrapperOpeningAnother &&
       actor.numUses > 0 &&
       (is2xx(s.status) || s.status === 400) &&
       ++actor.used >= actor.numUses

@@ -19,6 +19,7 @@ export function summarize(r: RunReport, shownPerRule = SHOWN_PER_RULE): string {
       `${st.tokensIssued} tokens issued (${st.nonRootCreates} by non-root parents, ${st.logins} AppRole logins), ` +
       `${st.deadTokenRequests} requests with dead tokens`,
   );
+  lines.push(`  ${standbyLine(r)}`);
   const kinds = Object.entries(st.byKind).sort(([a], [b]) => a.localeCompare(b));
   lines.push(`  answers (2xx/4xx/other): ${kinds.map(([k, [a, b, c]]) => `${k} ${a}/${b}/${c}`).join(', ')}`);
   const byRule = new Map<RuleId, typeof r.violations>();
@@ -34,4 +35,25 @@ export function summarize(r: RunReport, shownPerRule = SHOWN_PER_RULE): string {
   }
   if (r.violations.length) lines.push(`  replay: ${replayCommand(r.seed, st.steps)}`);
   return lines.join('\n');
+}
+
+/**
+ * What the standbys did: their counters (leaderway_standby_reads_total, scraped after the run) and,
+ * per kind of call, how many requests straight to a standby it served itself (2xx of them).
+ */
+export function standbyLine(r: RunReport): string {
+  const direct = r.history.filter((s) => s.via !== 'gateway' && s.status !== 0).length;
+  const toStandby = r.history.filter((s) => s.via === 'standby' && s.status !== 0).length;
+  const served = new Map<string, [number, number]>();
+  for (const s of r.history) {
+    if (s.standby !== 'served') continue;
+    const [n, ok] = served.get(s.call.kind) ?? [0, 0];
+    served.set(s.call.kind, [n + 1, ok + (s.status >= 200 && s.status < 300 ? 1 : 0)]);
+  }
+  const kinds = [...served].sort(([a], [b]) => a.localeCompare(b));
+  return (
+    `standby reads: ${r.standbyReads.served} served by standbys, ${r.standbyReads.forwarded} forwarded ` +
+    `(${toStandby} of ${direct} requests straight to a node went to a standby); served (2xx): ` +
+    (kinds.map(([k, [n, ok]]) => `${k} ${n} (${ok})`).join(', ') || 'none')
+  );
 }

@@ -1,18 +1,27 @@
 /**
- * Runs a seeded escalation property run against a real deployment (Redis, 2 nodes, a gateway
- * that trusts this process as its load balancer, so X-Forwarded-For picks the client address):
- * one request at a time, as the generator plans them, through the gateway or straight to the
- * standby or the active; each recorded with its answer; then the whole history checked.
+ * Runs a seeded escalation property run against a real deployment (Redis, 3 nodes with standby
+ * reads on — so two standbys serve reads themselves —, a gateway that trusts this process as its
+ * load balancer, so X-Forwarded-For picks the client address): one request at a time, as the
+ * generator plans them, through the gateway or straight to a node — the active or a standby
+ * drawn by a second seeded generator; each recorded with its answer; then the whole history
+ * checked. The checker expects the same answers wherever a request lands. A request straight to a
+ * node comes from a loopback source address the generator chose (127.0.0.2, 127.0.0.9, ...) when
+ * it chose one, so CIDR-bound tokens are accepted and refused on standbys too, from the address
+ * the socket shows. Each request sent to a standby is followed by a scrape of its metrics
+ * listener, so the history says which reads the standby served itself.
  * Requests are strictly sequential so a seed replays the same calls (expiry aside, which depends
  * on time: TTLs are short, and the checker allows slack).
  */
 
-import { rng } from '../../chaos/rng';
+import { Agent, request } from 'undici';
+import { type Rng, rng } from '../../chaos/rng';
+import { findActive } from '../../helpers/cluster';
 import { type GatewayCluster, startGatewayCluster } from '../../helpers/gateway-cluster';
-import { call } from '../../helpers/http';
+import { call, metricSum, type TestResponse } from '../../helpers/http';
+import type { Proc } from '../../helpers/procs';
 import { checkEscalation, type EscalationResult } from './checker';
 import { Generator, type Planned } from './generator';
-import { type Call, is2xx, type Outcome, type Step, type Via } from './history';
+import { type Call, is2xx, type Outcome, type Step } from './history';
 import { Model } from './model';
 import { WRAPPING_POLICY } from './state';
 
@@ -27,7 +36,16 @@ export interface RunReport extends EscalationResult {
   seed: number;
   history: Step[];
   ms: number;
+  /**
+   * leaderway_standby_reads_total summed over the standbys' metrics listeners after the run:
+   * reads the standbys served themselves, and reads they forwarded to the active.
+   */
+  standbyReads: { served: number; forwarded: number };
 }
+
+/** The nodes in the run's cluster: two standbys, so "which standby" is a choice too. */
+const NODES = 3;
+const STANDBY_READS = 'leaderway_standby_reads_total';
 
 /** Token, accessor and secret-ID values by label: they stay here, out of the history. */
 class Values {
@@ -242,33 +260,110 @@ function outcomeOf(c: Call, body: unknown, v: Values): Outcome | undefined {
   }
 }
 
-async function execute(n: number, p: Planned, urls: Record<Via, string>, v: Values): Promise<Step> {
+/** Where requests go: the gateway, the active node, the standbys (drawn by `pick`). */
+interface Targets {
+  gateway: string;
+  active: Proc;
+  standbys: Proc[];
+  pick: Rng;
+}
+
+/** A standby's read counters, from its metrics listener. */
+async function standbyCounts(p: Proc): Promise<{ served: number; forwarded: number }> {
+  const text = (await call(p.metricsUrl, '/metrics')).text;
+  return {
+    served: metricSum(text, STANDBY_READS, 'outcome="served"'),
+    forwarded: metricSum(text, STANDBY_READS, 'outcome="forwarded"'),
+  };
+}
+
+/** Connection pools by local (source) address, for requests straight to a node. */
+class Sources {
+  private readonly agents = new Map<string, Agent>();
+  agent(addr: string): Agent {
+    let a = this.agents.get(addr);
+    if (!a) {
+      a = new Agent({ localAddress: addr });
+      this.agents.set(addr, a);
+    }
+    return a;
+  }
+  close = () => Promise.all([...this.agents.values()].map((a) => a.close()));
+}
+
+/** A loopback address the generator chose as the client's, used as the source address. */
+const loopback = (xff: string | undefined) => (xff && /^127\.\d+\.\d+\.\d+$/.test(xff) ? xff : undefined);
+
+/** `call`, from a chosen source address. */
+async function callFrom(
+  agent: Agent,
+  base: string,
+  path: string,
+  o: { method: string; body?: unknown; headers: Record<string, string> },
+): Promise<TestResponse> {
+  const headers = { ...o.headers };
+  const body = o.body === undefined ? undefined : JSON.stringify(o.body);
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await request(base + path, { method: o.method as 'GET', headers, body, dispatcher: agent });
+  const text = await r.body.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : text;
+  } catch {
+    parsed = text;
+  }
+  return { status: r.statusCode, headers: r.headers, body: parsed, text };
+}
+
+async function execute(n: number, p: Planned, t: Targets, src: Sources, v: Values): Promise<Step> {
   // The gateway trusts this process, so it takes X-Forwarded-For as the client; a node trusts no
-  // one, so the address it sees is ours whatever the header says (sent anyway: it must not count).
-  const addr = p.via === 'gateway' && p.xff ? p.xff : '127.0.0.1';
-  const start = Date.now();
-  const base = { n, actor: p.actor, via: p.via, addr, call: p.call };
+  // one, so the address it sees is the socket's whatever the header says (sent anyway: it must
+  // not count) — a loopback address the generator chose, else 127.0.0.1.
+  const source = p.via === 'gateway' ? undefined : (loopback(p.xff) ?? '127.0.0.1');
+  const addr = p.via === 'gateway' ? (p.xff ?? '127.0.0.1') : (source as string);
+  const node = p.via === 'active' ? t.active : p.via === 'standby' ? t.pick.pick(t.standbys) : undefined;
+  const base = { n, actor: p.actor, via: p.via, addr, ...(node ? { node: node.name } : {}), call: p.call };
   const c = p.call;
   if (c.kind === 'pause') {
+    const start = Date.now();
     await new Promise((resolve) => setTimeout(resolve, c.ms));
     return { ...base, start, end: Date.now(), status: 0 };
   }
   const req = httpOf(c, v);
+  const token = p.actor === null ? undefined : v.token(p.actor);
+  const headers: Record<string, string> = {
+    ...(token ? { 'x-vault-token': token } : {}),
+    ...(p.xff ? { 'x-forwarded-for': p.xff } : {}),
+    ...('wrapTtlS' in c && c.wrapTtlS !== undefined ? { 'x-vault-wrap-ttl': `${c.wrapTtlS}s` } : {}),
+  };
+  const before = p.via === 'standby' && node ? await standbyCounts(node) : undefined;
+  const start = Date.now();
   try {
-    const r = await call(urls[p.via], `/v1/${req.path}`, {
-      method: req.method,
-      body: req.body,
-      token: p.actor === null ? undefined : v.token(p.actor),
-      headers: {
-        ...(p.xff ? { 'x-forwarded-for': p.xff } : {}),
-        ...('wrapTtlS' in c && c.wrapTtlS !== undefined ? { 'x-vault-wrap-ttl': `${c.wrapTtlS}s` } : {}),
-      },
-    });
+    const o = { method: req.method, body: req.body, headers };
+    const path = `/v1/${req.path}`;
+    const r = node
+      ? await callFrom(src.agent(source as string), node.url, path, o)
+      : await call(t.gateway, path, o);
     const end = Date.now();
+    let standby: Step['standby'];
+    if (before && node) {
+      // Requests are sequential, so what the counters moved by is this request's.
+      const after = await standbyCounts(node);
+      if (after.served > before.served) standby = 'served';
+      else if (after.forwarded > before.forwarded) standby = 'forwarded';
+    }
     const errors = obj(r.body).errors;
     const error = Array.isArray(errors) && errors.length ? String(errors[0]).slice(0, 120) : undefined;
     const out = is2xx(r.status) ? outcomeOf(c, r.body, v) : undefined;
-    return { ...base, start, end, status: r.status, ...(error ? { error } : {}), ...(out ? { out } : {}) };
+    return {
+      ...base,
+      start,
+      end,
+      status: r.status,
+      ...(standby ? { standby } : {}),
+      ...(error ? { error } : {}),
+      ...(out ? { out } : {}),
+    };
   } catch (err) {
     return { ...base, start, end: Date.now(), status: 0, error: (err as Error).message.slice(0, 120) };
   }
@@ -278,29 +373,43 @@ async function execute(n: number, p: Planned, urls: Record<Via, string>, v: Valu
 export async function runEscalation(o: RunOptions): Promise<RunReport> {
   const began = Date.now();
   const c: GatewayCluster = await startGatewayCluster({
-    nodes: 2,
+    nodes: NODES,
+    // The default, said out loud: this run is (also) about standbys serving reads.
+    nodeEnv: { LEADERWAY_DISABLE_STANDBY_READS: 'false' },
     gatewayEnv: { LEADERWAY_TRUSTED_PROXIES: '127.0.0.1/32' },
   });
+  const src = new Sources();
   try {
-    const urls: Record<Via, string> = {
-      gateway: c.gw.url,
-      standby: (await c.standby()).url,
-      active: (await c.active()).url,
-    };
+    const active = await c.active();
+    const standbys = c.nodes.filter((n) => n !== active);
+    if (standbys.length === 0) throw new Error('no standby in the escalation cluster');
+    // A generator of its own, so which standby is drawn does not shift the generator's calls.
+    const targets: Targets = { gateway: c.gw.url, active, standbys, pick: rng(o.seed ^ 0x5eed) };
     const values = new Values();
     values.tokens.set('root', c.token);
     const model = new Model();
     const gen = new Generator(rng(o.seed), model);
     const history: Step[] = [];
-    o.log?.(`cluster up in ${Date.now() - began} ms; ${o.steps} steps`);
+    o.log?.(
+      `cluster up in ${Date.now() - began} ms (active ${active.name}, standbys ${standbys.map((s) => s.name).join(', ')}); ${o.steps} steps`,
+    );
     for (let n = 1; n <= o.steps; n++) {
-      const step = await execute(n, gen.next(Date.now()), urls, values);
+      const step = await execute(n, gen.next(Date.now()), targets, src, values);
       history.push(step);
       model.apply(step);
       gen.after(step);
     }
-    return { seed: o.seed, history, ms: Date.now() - began, ...checkEscalation(history) };
+    // The run's premise: the node it called active stayed active (nothing here steps down).
+    if ((await findActive(c.nodes)) !== active) throw new Error(`${active.name} is no longer active`);
+    const standbyReads = { served: 0, forwarded: 0 };
+    for (const s of standbys) {
+      const n = await standbyCounts(s);
+      standbyReads.served += n.served;
+      standbyReads.forwarded += n.forwarded;
+    }
+    return { seed: o.seed, history, ms: Date.now() - began, standbyReads, ...checkEscalation(history) };
   } finally {
+    await src.close();
     await c.stop();
   }
 }

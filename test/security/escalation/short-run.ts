@@ -2,7 +2,7 @@
  * Short seeded escalation runs as a test suite (test/security/escalation.test.ts): per seed, a
  * fresh cluster, `steps` requests, the history checked. Besides "no violation", each run must
  * have exercised what could fail — tokens made by non-root parents, AppRole logins, requests
- * with dead tokens — or a passing run would prove nothing. A failure replays with
+ * with dead tokens, reads a standby served itself — or a passing run would prove nothing. A failure replays with
  * `npm run escalation -- --seed <SEED> --steps <STEPS>`.
  */
 import assert from 'node:assert/strict';
@@ -33,6 +33,15 @@ export function describeShortRuns(o: ShortRuns): void {
           `too few tokens from non-root callers: ${st.tokensIssued}`,
         );
         assert.ok(st.deadTokenRequests >= 5, `too few requests with dead tokens: ${st.deadTokenRequests}`);
+        // Standbys serve reads: the run must have judged reads a standby answered itself, and the
+        // per-step attribution must agree with the standbys' own counters.
+        const servedSteps = report.history.filter((s) => s.standby === 'served').length;
+        assert.ok(report.standbyReads.served > 0, 'no read was served by a standby');
+        assert.equal(
+          servedSteps,
+          report.standbyReads.served,
+          "steps marked served vs the standbys' counters",
+        );
         assert.deepEqual(
           report.violations.map((v) => `step ${v.step} [${v.rule}] ${v.reason}`),
           [],

@@ -49,10 +49,32 @@ export const PROBE_PATHS = [
 export const POLICIES = ['p1', 'p2', 'p3', 'p4', 'p5'];
 /** AppRole role names. */
 export const ROLES = ['r1', 'r2', 'r3'];
-/** CIDR blocks for bindings: some nest (10.1.2.0/24 in 10.1.0.0/16 in 10.0.0.0/8), some do not. */
-export const CIDRS = ['10.1.0.0/16', '10.1.2.0/24', '10.2.0.0/16', '10.0.0.0/8', '192.0.2.0/24'];
-/** Client addresses to claim through the gateway, inside and outside those blocks. */
-export const ADDRS = ['10.1.2.3', '10.1.9.9', '10.2.0.9', '192.0.2.10', '198.51.100.7'];
+/**
+ * CIDR blocks for bindings: some nest (10.1.2.0/24 in 10.1.0.0/16 in 10.0.0.0/8), some do not;
+ * one is loopback, so a bound token can also be used (or refused) straight at a node — a standby
+ * serving the read — where the address is the socket's, not a header's.
+ */
+export const CIDRS = [
+  '10.1.0.0/16',
+  '10.1.2.0/24',
+  '10.2.0.0/16',
+  '10.0.0.0/8',
+  '192.0.2.0/24',
+  '127.0.0.0/29',
+];
+/**
+ * Client addresses, inside and outside those blocks: claimed through the gateway (X-Forwarded-For),
+ * and the loopback ones also used as the source address of requests straight to a node.
+ */
+export const ADDRS = [
+  '10.1.2.3',
+  '10.1.9.9',
+  '10.2.0.9',
+  '192.0.2.10',
+  '198.51.100.7',
+  '127.0.0.2',
+  '127.0.0.9',
+];
 /** Capabilities a random stanza grants (`deny` is added separately, rarely). */
 export const CAPS: Cap[] = ['create', 'read', 'update', 'delete', 'list', 'sudo'];
 /** TTLs, seconds: 2-4 s expire within a run; 4,000,000 s asks for more than 768h. */
@@ -66,7 +88,7 @@ export const WEIGHTS: Array<[Call['kind'], number]> = [
   ['policy-delete', 1],
   ['create', 18],
   ['role-write', 7],
-  ['role-id-read', 2],
+  ['role-id-read', 3],
   ['role-id-write', 3],
   ['secret-id', 7],
   ['login', 10],
@@ -81,11 +103,11 @@ export const WEIGHTS: Array<[Call['kind'], number]> = [
   ['lookup-self', 3],
   ['lookup-accessor', 2],
   ['caps-self', 3],
-  ['kv-read', 3],
+  ['kv-read', 5],
   ['kv-write', 3],
-  ['kv-list', 1],
+  ['kv-list', 2],
   ['auth-enable', 2],
-  ['auth-read', 1],
+  ['auth-read', 2],
   ['auth-disable', 2],
   ['accessors', 2],
   ['ui-mount', 3],
