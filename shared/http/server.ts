@@ -42,6 +42,18 @@ const CONNECTIONS_CHECK_MS = 1_000;
 export const MAX_PENDING_HANDSHAKES = 1_024;
 const SECURED = Symbol('handshake done');
 
+/** An HTTP/1.1 upgrade request, as llhttp tells one: an Upgrade header and `Connection: upgrade`. */
+function asksUpgrade(req: http.IncomingMessage): boolean {
+  return (
+    req.headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(String(req.headers.connection ?? ''))
+  );
+}
+
+function carriesBody(req: http.IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
 /** One API listener. `listen()` binds it; `closeGracefully()` drains it; `reloadTls()` on SIGHUP. */
 export class ApiListener {
   readonly server: Server;
@@ -78,6 +90,15 @@ export class ApiListener {
         res.shouldKeepAlive = false;
         sendError(res, new LwError('LW_ERR_BAD_REQUEST', 'missing required Host header'));
         req.resume();
+        return;
+      }
+      // With no 'upgrade' listener (nodes), Node hands an upgrade request over as an ordinary one
+      // but stops parsing at its head: a body that does not parse (a bad chunk) then never ends
+      // nor errors, and a standby forwarding it would wait out the read timeout. Nothing here
+      // upgrades, so such a request may carry no body.
+      if (asksUpgrade(req) && carriesBody(req)) {
+        res.shouldKeepAlive = false;
+        sendError(res, new LwError('LW_ERR_BAD_REQUEST', 'a protocol upgrade request cannot carry a body'));
         return;
       }
       if (t.writeMs > 0) {
