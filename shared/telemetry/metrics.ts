@@ -365,6 +365,21 @@ export function createGatewayMetrics(holdings: () => GatewayHoldings = () => NO_
       'Advertisements refused, by reason.',
       ['reason'],
     ),
+    readsServed: c(
+      'leaderway_gateway_reads_served_total',
+      'Reads served with spread routing (LEADERWAY_GATEWAY_READ_ROUTING=spread), by the kind of node that served them (active, standby).',
+      ['target'],
+    ),
+    standbyMembers: new Gauge({
+      name: 'leaderway_gateway_standby_members',
+      help: 'Standbys listed in the current leader’s verified membership record (spread routing).',
+      registers: [registry],
+    }),
+    membershipRejected: c(
+      'leaderway_gateway_membership_rejected_total',
+      'Membership records refused (not verified, another leader’s, older than one used), by reason.',
+      ['reason'],
+    ),
   };
 }
 
