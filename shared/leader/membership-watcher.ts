@@ -104,10 +104,11 @@ export class MembershipWatcher {
 
   /** The standbys of the current leader's record, if it was read recently; else none. */
   current(): readonly Standby[] {
-    if (this.standbys.length > 0 && performance.now() - this.lastGoodRead > this.pollMs * STALE_AFTER_POLLS) {
-      // We cannot confirm the record any more (store unreachable): send nothing to standbys.
-      this.use([], null);
-    }
+    if (this.standbys.length === 0) return this.standbys;
+    // We cannot confirm the record any more (store unreachable), or it is another leader's (the
+    // leader changed and the new one's record is not read yet): send nothing to standbys.
+    const unconfirmed = performance.now() - this.lastGoodRead > this.pollMs * STALE_AFTER_POLLS;
+    if (unconfirmed || this.o.leaders.current()?.ad.uuid !== this.seen?.uuid) this.use([], null);
     return this.standbys;
   }
 

@@ -293,8 +293,13 @@ describe('MembershipWatcher (fails closed)', () => {
       w.current().map((s) => [s.member.node_id, s.client.origin]),
       [['node-2', 'https://127.0.0.1:2']],
     );
-    leaders.leader = null;
+    // Another leader: its predecessor's record is not used, even before the next read.
+    leaders.leader = { ad: leaderAd(5), client: null };
+    assert.equal(w.current().length, 0);
+    leaders.leader = { ad, client: null };
     await w.refresh();
+    assert.equal(w.current().length, 1);
+    leaders.leader = null;
     assert.equal(w.current().length, 0);
   });
 
