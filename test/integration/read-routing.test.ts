@@ -102,9 +102,11 @@ describe('spread read routing through the gateway', () => {
     assert.deepEqual(afterWrites, before, 'no standby received a write or a sys/ request');
   });
 
-  it('a standby killed under read load loses no read: they are retried on the active', async () => {
-    const [victim] = await standbys();
-    assert.ok(victim);
+  /**
+   * Reads through the gateway from 4 clients while `fault` runs (half a second after they start,
+   * and until half a second after it ends); what each failed read answered.
+   */
+  async function readsThrough(fault: () => Promise<void>): Promise<{ reads: number; failures: string[] }> {
     const failures: string[] = [];
     let reads = 0;
     let stop = false;
@@ -121,16 +123,25 @@ describe('spread read routing through the gateway', () => {
     };
     const workers = Array.from({ length: 4 }, worker);
     await new Promise((r) => setTimeout(r, 500));
-    await victim.stop('SIGKILL');
-    // Past the heartbeat limit: the active drops it from the record, the gateway follows.
-    await waitFor(
-      async () => (await metric(c.gw, 'leaderway_gateway_standby_members')) === 1,
-      10_000,
-      'the gateway to drop the dead standby',
-    );
+    await fault();
     await new Promise((r) => setTimeout(r, 500));
     stop = true;
     await Promise.all(workers);
+    return { reads, failures };
+  }
+
+  it('a standby killed under read load loses no read: they are retried on the active', async () => {
+    const [victim] = await standbys();
+    assert.ok(victim);
+    const { reads, failures } = await readsThrough(async () => {
+      await victim.stop('SIGKILL');
+      // Past the heartbeat limit: the active drops it from the record, the gateway follows.
+      await waitFor(
+        async () => (await metric(c.gw, 'leaderway_gateway_standby_members')) === 1,
+        10_000,
+        'the gateway to drop the dead standby',
+      );
+    });
     assert.ok(reads > 20, `${reads} reads ran`);
     assert.deepEqual(failures, [], 'every read answered 200');
   });
@@ -150,5 +161,16 @@ describe('spread read routing through the gateway', () => {
       false,
       'a self-made certificate',
     );
+  });
+
+  it('the active killed under read load: reads are held and served by the standby that takes over', async () => {
+    const active = await c.active();
+    const { reads, failures } = await readsThrough(async () => {
+      await active.stop('SIGKILL');
+      const next = await c.active();
+      assert.notEqual(next, active);
+    });
+    assert.ok(reads > 20, `${reads} reads ran`);
+    assert.deepEqual(failures, [], 'every read answered 200');
   });
 });
