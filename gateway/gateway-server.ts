@@ -171,6 +171,7 @@ export class GatewayServer {
         onNoLeader: () => this.metrics.noLeader.inc(),
         onShed: (reason) => this.metrics.shed.inc({ reason }),
         onReadServed: (target) => this.metrics.readsServed.inc({ target }),
+        onReadFallback: (outcome) => this.metrics.readFallbacks.inc({ outcome }),
       },
     });
   }

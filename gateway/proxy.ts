@@ -75,6 +75,8 @@ export interface ProxyHooks {
   onShed?(reason: 'overloaded'): void;
   /** A read (spread routing) was served, by the active or a standby. */
   onReadServed?(target: 'active' | 'standby'): void;
+  /** A read a standby did not serve (by outcome) goes to the active. */
+  onReadFallback?(outcome: string): void;
 }
 
 export interface ProxyOptions {
@@ -107,6 +109,8 @@ interface Flight extends HoldRequest {
   readonly span: Span | undefined;
   /** A read that spread routing may send to a standby. */
   readonly read: boolean;
+  /** Whether its last attempt went to a standby (then a retry is a fallback to the active). */
+  lastOnStandby: boolean;
 }
 
 /** The trust decision for a connection, made once (BlockList.check allocates per call). */
@@ -151,13 +155,18 @@ export class GatewayProxy {
       attempted: (f, outcome, leader) => {
         hooks?.onAttempt?.(outcome.kind, leader.ad.uuid, 'error' in outcome ? outcome.error : undefined);
         const standby = isStandby(leader);
+        f.lastOnStandby = standby;
         if (f.read && outcome.kind === 'served') hooks?.onReadServed?.(standby ? 'standby' : 'active');
         if (standby && (outcome.kind === 'not-sent' || outcome.kind === 'maybe-sent'))
           reads?.unreachable(leader);
       },
-      retrying: (_f, outcome) => {
-        hooks?.onRetry?.(outcome.kind);
-        void watcher.refresh();
+      retrying: (f, outcome) => {
+        // A standby that did not serve a read says nothing about the leader: no leader re-read.
+        if (f.lastOnStandby) hooks?.onReadFallback?.(outcome.kind);
+        else {
+          hooks?.onRetry?.(outcome.kind);
+          void watcher.refresh();
+        }
       },
       // No leader known, even with the store unreachable: a Redis failover is a pause like a
       // leader change, so the loop holds until the deadline rather than fail fast.
@@ -312,6 +321,7 @@ export class GatewayProxy {
       headers: this.forwardedHeaders(req),
       span,
       read,
+      lastOnStandby: false,
     };
     // A read may start on a standby; null: the leader, as every other request.
     this.answer(f, await this.hold.run(f, read ? reads.choose() : null));

@@ -59,9 +59,16 @@ describe('spread read routing through the gateway', () => {
     return c.nodes.filter((n) => n !== a && n.child.exitCode === null && n.child.signalCode === null);
   }
 
+  /** What the gateway counts of spread reads: served by a standby, and sent on to the active. */
+  const gatewayCounts = async () => ({
+    standby: await metric(c.gw, 'leaderway_gateway_reads_served_total', 'target="standby"'),
+    fallbacks: await metric(c.gw, 'leaderway_gateway_read_fallbacks_total'),
+  });
+
   it('sends reads to the standbys too, and loses none of them', async () => {
     const ss = await standbys();
     const before = await Promise.all(ss.map((s) => fromGateways(s)));
+    const counted = await gatewayCounts();
     for (let i = 0; i < READS; i++) {
       const r = await call(c.gw.url, '/v1/secret/data/spread', { token: c.token });
       assert.equal(r.status, 200, r.text);
@@ -72,6 +79,16 @@ describe('spread read routing through the gateway', () => {
       // Sequential reads leave nothing outstanding: ties rotate over the three nodes.
       assert.ok(afterReads[i]! - before[i]! >= READS / 6, `${s.name} took reads from the gateway`);
     });
+    // Each read a standby took was served there or sent on to the active, and counted so.
+    const took = afterReads.reduce((a, n, i) => a + n - before[i]!, 0);
+    await waitFor(
+      async () => {
+        const now = await gatewayCounts();
+        return now.standby - counted.standby + (now.fallbacks - counted.fallbacks) === took;
+      },
+      5_000,
+      `the gateway to count the ${took} reads the standbys took`,
+    );
     // Every read is answered; the gateway counts by whom.
     const served =
       (await metric(c.gw, 'leaderway_gateway_reads_served_total', 'target="active"')) +
