@@ -6,8 +6,8 @@
  * shutdown in progress. Start order: API listener → unseal (waiting for init if needed) →
  * watcher, standby policy, heartbeats, the standby listener for gateways → elector. The standby
  * listener (./ha/standby-listener.ts) shares the cluster port with the active term's cluster
- * listener: it is paused before a term opens that and opened again after the term ends. Requests are served by ApiEntry/ApiHandler,
- * which only read the state. What storage reports outside any call (liveness refused,
+ * listener: it is paused before a term opens that and opened again after the term ends.
+ * Requests are served by ApiEntry/ApiHandler, which only read the state. What storage reports outside any call (liveness refused,
  * unreplicated writes) arrives through its StorageSignals, not through calls from the CLI.
  *
  * Shutdown order (close()): stop accepting API connections and close the standby listener
@@ -524,7 +524,7 @@ export class NodeServer implements NodeApi {
       ? this.listener.closeGracefully(() => this.entry.inFlight(), grace)
       : Promise.resolve();
     // What a gateway sends the standby listener from now on is refused and retried on the active.
-    await this.standbyListener?.pause();
+    await this.standbyListener?.close();
     await unsealedOf(this.current)?.elector.close();
     await apiClosed;
     await this.unsealLoop;

@@ -12,7 +12,7 @@
  * refused at connect and retried on the active by gateways) before its active term opens the
  * cluster listener, and opens it again after stepping down — so a node has one cluster port, as
  * upstream, and nothing new to configure. `open` and `pause` run one after the other in the order
- * called.
+ * called; `close` ends them for good.
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Logger } from 'pino';
@@ -48,6 +48,8 @@ export class StandbyListener {
   private identity: ClusterIdentity | null = null;
   /** The last open or pause: the next one runs after it. */
   private queue: Promise<void> = Promise.resolve();
+  /** Closed for good (the node is shutting down): `open` does nothing any more. */
+  private closed = false;
 
   constructor(private readonly o: StandbyListenerOptions) {}
 
@@ -60,7 +62,7 @@ export class StandbyListener {
   /** Opens the listener (no-op when open). A failure to listen is logged: reads then go to the active. */
   open(): Promise<void> {
     return this.enqueue(async () => {
-      if (this.listener) return;
+      if (this.listener || this.closed) return;
       this.identity ??= await newClusterIdentity();
       const listener = new ClusterListener({
         address: this.o.address,
@@ -93,6 +95,12 @@ export class StandbyListener {
       await listener.close(0);
       await new Promise((r) => setTimeout(r, PORT_RELEASE_MS));
     });
+  }
+
+  /** Closes the listener for good: an `open` called later (a late unseal) does nothing. */
+  close(): Promise<void> {
+    this.closed = true;
+    return this.pause();
   }
 
   private enqueue(step: () => Promise<void>): Promise<void> {
