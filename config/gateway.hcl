@@ -16,3 +16,7 @@ metrics_address = "0.0.0.0:8302"
 trusted_proxies = "10.0.0.0/24"  # the load balancer's addresses
 failover_wait   = "10s"
 drain_delay     = "5s"
+
+# Where reads go: "active" (every request to the active node) or "spread" (reads also to healthy
+# standbys, fewest outstanding first; writes to the active). See the README, "Spread reads".
+read_routing = "active"

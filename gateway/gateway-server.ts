@@ -17,7 +17,9 @@ import { rawErrorResponse, sendError, sendJson } from '../shared/http/respond';
 import { routeClass } from '../shared/http/route-class';
 import { ApiListener } from '../shared/http/server';
 import { TlsCertificates } from '../shared/http/tls-reload';
+import type { ClientIdentity } from '../shared/leader/leader-client';
 import { type Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
+import { MembershipWatcher } from '../shared/leader/membership-watcher';
 import { type ProbeResult, probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
 import {
@@ -38,6 +40,7 @@ import {
   urlAttributes,
 } from '../shared/telemetry/tracing';
 import { GatewayProxy } from './proxy';
+import { ReadRouter } from './read-router';
 import type { GatewaySettings } from './settings';
 import { proxyUpgrade } from './upgrade';
 
@@ -79,6 +82,8 @@ export class GatewayServer {
   private reach: { uuid: string; result: ProbeResult | null } | null = null;
   private reprobe: NodeJS.Timeout | undefined;
   readonly watcher: LeaderWatcher;
+  /** The standbys reads may go to (spread routing only). */
+  private readonly members: MembershipWatcher | null;
   private readonly proxy: GatewayProxy;
   /** This gateway's Prometheus metrics (the metrics listener; /metrics with unauthenticated access). */
   readonly metrics: GatewayMetrics = createGatewayMetrics(() => this.holdings());
@@ -91,7 +96,14 @@ export class GatewayServer {
     // The certificate this gateway presents to the active node (its own, never the leader's).
     this.identity = new TlsCertificates(
       settings.identity,
-      { log: deps.log, onReload: (ok) => ok && void this.watcher.reconnect() },
+      {
+        log: deps.log,
+        onReload: (ok) => {
+          if (!ok) return;
+          void this.watcher.reconnect();
+          void this.members?.reconnect();
+        },
+      },
       'gateway identity (LEADERWAY_GATEWAY_CERT_FILE, LEADERWAY_GATEWAY_KEY_FILE)',
     );
     this.watcher = new LeaderWatcher({
@@ -99,10 +111,7 @@ export class GatewayServer {
       ha: deps.ha,
       keys: settings.advertisementKeys,
       verifyKeys: settings.verifyKeys,
-      identity: async () => {
-        const pair = this.identity.pair();
-        return { certPem: pair.cert.toString(), keyPem: pair.key.toString() };
-      },
+      identity: async () => this.presented(),
       connect: true,
       connections: settings.upstreamConnections,
       hooks: {
@@ -124,6 +133,7 @@ export class GatewayServer {
         onReadError: (err) => deps.log.debug({ err: (err as Error).message }, 'leader read failed'),
       },
     });
+    this.members = settings.readRouting === 'spread' ? this.membershipWatcher() : null;
     this.listener = new ApiListener(
       settings.listener,
       (req, res) => this.onRequest(req, res),
@@ -141,6 +151,7 @@ export class GatewayServer {
       tls: settings.listener.tls !== null,
       failoverWaitMs: settings.failoverWaitMs,
       upstreamConnections: settings.upstreamConnections,
+      reads: this.members ? new ReadRouter(this.watcher, this.members) : null,
       hooks: {
         onAttempt: (kind, uuid, error) => {
           attempts(kind).inc();
@@ -159,6 +170,35 @@ export class GatewayServer {
         },
         onNoLeader: () => this.metrics.noLeader.inc(),
         onShed: (reason) => this.metrics.shed.inc({ reason }),
+        onReadServed: (target) => this.metrics.readsServed.inc({ target }),
+        onReadFallback: (outcome) => this.metrics.readFallbacks.inc({ outcome }),
+      },
+    });
+  }
+
+  /** The certificate and key this gateway presents to nodes (its own, never a node's). */
+  private presented(): ClientIdentity {
+    const pair = this.identity.pair();
+    return { certPem: pair.cert.toString(), keyPem: pair.key.toString() };
+  }
+
+  /** Follows the leader's signed membership record; its pools present this gateway's identity. */
+  private membershipWatcher(): MembershipWatcher {
+    const { settings, deps } = this;
+    return new MembershipWatcher({
+      data: deps.data,
+      leaders: this.watcher,
+      keys: settings.advertisementKeys,
+      verifyKeys: settings.verifyKeys,
+      identity: async () => this.presented(),
+      connections: settings.upstreamConnections,
+      hooks: {
+        onChange: (count) => this.metrics.standbyMembers.set(count),
+        onReject: (reason) => {
+          this.metrics.membershipRejected.inc({ reason });
+          deps.log.warn({ reason }, 'membership record rejected; reads go to the active only');
+        },
+        onReadError: (err) => deps.log.debug({ err: (err as Error).message }, 'membership read failed'),
       },
     });
   }
@@ -266,6 +306,7 @@ export class GatewayServer {
     if (this.started) return;
     this.started = true;
     await this.watcher.start();
+    await this.members?.start();
     this.listener.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
@@ -390,6 +431,7 @@ export class GatewayServer {
     }
     clearTimeout(this.reprobe);
     this.identity.close();
+    await this.members?.close();
     await this.watcher.close();
     await Promise.allSettled([this.deps.data.close(), this.deps.ha.close()]);
     await this.metricsListener?.close();

@@ -12,6 +12,11 @@
  *    methods (GET, HEAD, OPTIONS, LIST); others get 503 "outcome unknown";
  *  - a 307 from a node (it points at us: the nodes' api_addr is the gateway) is never passed on:
  *    re-resolve and retry, so no redirect loop can form.
+ *
+ * With spread routing (`reads`, LEADERWAY_GATEWAY_READ_ROUTING=spread) a read (router.ts
+ * `spreadable`) may go first to a standby the router picks; the hold loop then carries on as
+ * above, so a read the standby did not serve, or that did not reach it, is retried on the leader
+ * (the standby is the leader to avoid).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
@@ -36,6 +41,8 @@ import type { ForwardAttempt } from '../shared/leader/leader-client';
 import type { Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
 import type { GatewayHoldings } from '../shared/telemetry/metrics';
 import { type Span, traced } from '../shared/telemetry/tracing';
+import { isStandby, type ReadRouter } from './read-router';
+import { spreadable } from './router';
 
 /** The part of the leader pool that requests still receiving their body may hold. */
 const UPLOAD_SHARE = 1 / 8;
@@ -66,6 +73,10 @@ export interface ProxyHooks {
   onNoLeader?(): void;
   /** A request refused to protect the leader (see `leaderway_gateway_requests_shed_total`). */
   onShed?(reason: 'overloaded'): void;
+  /** A read (spread routing) was served, by the active or a standby. */
+  onReadServed?(target: 'active' | 'standby'): void;
+  /** A read a standby did not serve (by outcome) goes to the active. */
+  onReadFallback?(outcome: string): void;
 }
 
 export interface ProxyOptions {
@@ -75,6 +86,8 @@ export interface ProxyOptions {
   failoverWaitMs: number;
   /** The leader pool's size (LEADERWAY_UPSTREAM_CONNECTIONS). */
   upstreamConnections: number;
+  /** Spread routing: where reads go (null: everything to the leader). */
+  reads?: ReadRouter | null;
   hooks?: ProxyHooks;
 }
 
@@ -94,6 +107,10 @@ interface Flight extends HoldRequest {
   readonly headers: string[];
   /** The request's server span: the parent of the leader wait and of every attempt. */
   readonly span: Span | undefined;
+  /** A read that spread routing may send to a standby. */
+  readonly read: boolean;
+  /** Whether its last attempt went to a standby (then a retry is a fallback to the active). */
+  lastOnStandby: boolean;
 }
 
 /** The trust decision for a connection, made once (BlockList.check allocates per call). */
@@ -113,7 +130,7 @@ export class GatewayProxy {
 
   /** What the hold loop asks of the gateway: its attempts, metrics and the leader-wait span. */
   private adapter(): HoldAdapter<Leader, Flight> {
-    const { hooks, watcher } = this.o;
+    const { hooks, watcher, reads } = this.o;
     return {
       attempt: (f, leader, n, admissionWaitMs): ForwardAttempt => ({
         method: f.method,
@@ -127,15 +144,29 @@ export class GatewayProxy {
         admissionWaitMs,
         span: {
           name: 'lw.gateway.proxy',
-          attributes: { 'lw.attempt': n, 'lw.leader.epoch': leader.ad.epoch },
+          attributes: {
+            'lw.attempt': n,
+            'lw.leader.epoch': leader.ad.epoch,
+            'lw.target': isStandby(leader) ? 'standby' : 'active',
+          },
           parent: f.span,
         },
       }),
-      attempted: (_f, outcome, leader) =>
-        hooks?.onAttempt?.(outcome.kind, leader.ad.uuid, 'error' in outcome ? outcome.error : undefined),
-      retrying: (_f, outcome) => {
-        hooks?.onRetry?.(outcome.kind);
-        void watcher.refresh();
+      attempted: (f, outcome, leader) => {
+        hooks?.onAttempt?.(outcome.kind, leader.ad.uuid, 'error' in outcome ? outcome.error : undefined);
+        const standby = isStandby(leader);
+        f.lastOnStandby = standby;
+        if (f.read && outcome.kind === 'served') hooks?.onReadServed?.(standby ? 'standby' : 'active');
+        if (standby && (outcome.kind === 'not-sent' || outcome.kind === 'maybe-sent'))
+          reads?.unreachable(leader);
+      },
+      retrying: (f, outcome) => {
+        // A standby that did not serve a read says nothing about the leader: no leader re-read.
+        if (f.lastOnStandby) hooks?.onReadFallback?.(outcome.kind);
+        else {
+          hooks?.onRetry?.(outcome.kind);
+          void watcher.refresh();
+        }
       },
       // No leader known, even with the store unreachable: a Redis failover is a pause like a
       // leader change, so the loop holds until the deadline rather than fail fast.
@@ -276,17 +307,24 @@ export class GatewayProxy {
     startedAt: number,
     span: Span | undefined,
   ): Promise<void> {
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const reads = this.o.reads;
+    const read = reads != null && spreadable(method, url, req.headers);
     const f: Flight = {
-      method: req.method ?? 'GET',
+      method,
       body,
       gone,
       startedAt,
       res,
-      url: req.url ?? '/',
+      url,
       headers: this.forwardedHeaders(req),
       span,
+      read,
+      lastOnStandby: false,
     };
-    this.answer(f, await this.hold.run(f, null));
+    // A read may start on a standby; null: the leader, as every other request.
+    this.answer(f, await this.hold.run(f, read ? reads.choose() : null));
   }
 
   /** The gateway's answer for how a request ended. */

@@ -10,6 +10,7 @@ import {
 } from '../shared/config/listener';
 import { ConfigError } from '../shared/config/load';
 import { type VerifyKey, verifyKeyFromRaw } from '../shared/crypto/signing';
+import type { ReadRouting } from './router';
 
 export interface GatewaySettings {
   nodeId: string;
@@ -29,6 +30,8 @@ export interface GatewaySettings {
   drainDelayMs: number;
   shutdownTimeoutMs: number;
   upstreamConnections: number;
+  /** Where reads go (LEADERWAY_GATEWAY_READ_ROUTING): the active only, or spread over standbys too. */
+  readRouting: ReadRouting;
   logLevel: string;
 }
 
@@ -76,6 +79,7 @@ export function gatewaySettings(c: GatewayConfig): GatewaySettings {
     drainDelayMs: c.drain_delay,
     shutdownTimeoutMs: c.shutdown_timeout,
     upstreamConnections: c.upstream_connections,
+    readRouting: c.read_routing,
     logLevel: c.log_level,
   };
 }

@@ -4,11 +4,14 @@
  * policy, the heartbeats (echoer) and the elector; active, the term (ActiveSession: cluster
  * listener, advertisement, peers, token cleanup, the cluster-address check); closing, the one
  * shutdown in progress. Start order: API listener → unseal (waiting for init if needed) →
- * watcher, standby policy, heartbeats → elector. Requests are served by ApiEntry/ApiHandler,
- * which only read the state. What storage reports outside any call (liveness refused,
+ * watcher, standby policy, heartbeats, the standby listener for gateways → elector. The standby
+ * listener (./ha/standby-listener.ts) shares the cluster port with the active term's cluster
+ * listener: it is paused before a term opens that and opened again after the term ends.
+ * Requests are served by ApiEntry/ApiHandler, which only read the state. What storage reports outside any call (liveness refused,
  * unreplicated writes) arrives through its StorageSignals, not through calls from the CLI.
  *
- * Shutdown order (close()): stop accepting API connections; end the active term, which drains
+ * Shutdown order (close()): stop accepting API connections and close the standby listener
+ * (gateways retry what it no longer takes on the active); end the active term, which drains
  * in-flight requests, deletes the advertisement and releases the lock so a standby takes over at
  * once; finish the API's in-flight requests (bounded); stop the watcher; close storage; close the
  * metrics listener last, so the shutdown itself can still be scraped.
@@ -50,6 +53,7 @@ import type { ClusterIdentity } from './ha/cluster-cert';
 import type { GatewayTrust } from './ha/gateway-trust';
 import { LeaderElector } from './ha/leader-elector';
 import { Echoer, PeerTable } from './ha/peers';
+import { StandbyListener } from './ha/standby-listener';
 import { StandbyPolicy } from './ha/standby-policy';
 import type { NodeSettings } from './settings';
 
@@ -95,6 +99,11 @@ export class NodeServer implements NodeApi {
   private readonly entry: ApiEntry;
   /** Which gateways the cluster listener admits (null: none can connect). */
   private readonly gateways: GatewayTrust | null;
+  /**
+   * The listener gateways send reads to while this node is an unsealed standby (null without a
+   * cluster listen address or a gateway CA: no gateway could connect).
+   */
+  private readonly standbyListener: StandbyListener | null;
   /** Aborted by close(): the unseal loop and a pending unseal stop. */
   private readonly stop = new AbortController();
   /** The loop waiting for an initialized storage, while sealed (close() waits for it). */
@@ -138,6 +147,18 @@ export class NodeServer implements NodeApi {
       ? new MetricsListener(settings.metricsListen, this.metrics.registry, deps.log)
       : null;
     this.gateways = deps.gateways;
+    // Only a standby that serves reads listens for gateways' reads (and announces it).
+    this.standbyListener =
+      settings.clusterListen && deps.gateways && settings.standbyReads
+        ? new StandbyListener({
+            address: settings.clusterListen,
+            advertise: settings.clusterAddr,
+            gateways: deps.gateways,
+            log: deps.log,
+            handle: (req, res) => this.entry.serve(req, res, 'gateway'),
+            onPeerRejected: (reason) => this.metrics.clusterPeerRejected.inc({ reason }),
+          })
+        : null;
     const signals = deps.signals;
     if (signals) {
       if (signals.livenessRefused !== null) this.livenessRefused(signals.livenessRefused);
@@ -273,7 +294,14 @@ export class NodeServer implements NodeApi {
       }),
       echoer: new Echoer(
         watcher,
-        { node_id: s.nodeId, api_addr: s.apiAddr, cluster_addr: s.clusterAddr, version: VERSION },
+        () => ({
+          node_id: s.nodeId,
+          api_addr: s.apiAddr,
+          cluster_addr: s.clusterAddr,
+          version: VERSION,
+          status: this.current.status === 'closing' ? 'draining' : 'serving',
+          reads: this.current.status === 'standby' ? (this.standbyListener?.info() ?? null) : null,
+        }),
         log,
       ),
       elector: new LeaderElector({
@@ -290,6 +318,7 @@ export class NodeServer implements NodeApi {
     log.info('unsealed');
     void watcher.start();
     unsealed.echoer.start();
+    void this.standbyListener?.open();
     unsealed.elector.start();
   }
 
@@ -355,6 +384,8 @@ export class NodeServer implements NodeApi {
       },
       tidy: new TokenTidy(this.api.tokens, this.deps.log),
     });
+    // The cluster port is the term's now.
+    await this.standbyListener?.pause();
     // Active before the listener opens, so the first forwarded request is served, not refused.
     const now = this.current;
     if (now.status === 'closing') this.setState({ ...now, session });
@@ -405,7 +436,11 @@ export class NodeServer implements NodeApi {
     const now = this.current;
     const unsealed = unsealedOf(now);
     if (now.status === 'closing') this.setState({ ...now, session: null });
-    else if (unsealed) this.setState({ status: 'standby', unsealed });
+    else if (unsealed) {
+      this.setState({ status: 'standby', unsealed });
+      // The term's cluster listener has closed: the port is the standby listener's again.
+      void this.standbyListener?.open();
+    }
     void unsealed?.watcher.refresh();
   }
 
@@ -415,6 +450,7 @@ export class NodeServer implements NodeApi {
     if (!unsealed || this.stop.signal.aborted) return;
     await unsealed.elector.close();
     unsealed.echoer.close();
+    await this.standbyListener?.pause();
     await unsealed.watcher.close();
     this.setState({ status: 'sealed', seal: 'uninitialized' });
     this.unsealLoop = this.unsealWhenReady();
@@ -497,6 +533,8 @@ export class NodeServer implements NodeApi {
     const apiClosed = started
       ? this.listener.closeGracefully(() => this.entry.inFlight(), grace)
       : Promise.resolve();
+    // What a gateway sends the standby listener from now on is refused and retried on the active.
+    await this.standbyListener?.close();
     await unsealedOf(this.current)?.elector.close();
     await apiClosed;
     await this.unsealLoop;

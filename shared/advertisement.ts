@@ -17,11 +17,20 @@
  * upgrade; see docs/runbook.md.
  */
 
-import { keyId, open, seal } from './crypto/aead';
-import { type SigningKey, signWith, type VerifyKey, verifyWith } from './crypto/signing';
+import type { SigningKey, VerifyKey } from './crypto/signing';
+import {
+  decodeSigned,
+  decrypt,
+  encodeSigned,
+  encrypt,
+  LEGACY_FORMAT,
+  type RecordKind,
+  type RejectReason,
+} from './signed-record';
 import { LEADER_PREFIX } from './storage/backend';
 
-const LEGACY_FORMAT = 0x01;
+export type { RejectReason } from './signed-record';
+
 const FORMAT = 0x02;
 
 /** Where signed advertisements live. */
@@ -62,17 +71,6 @@ export function legacyAdvertisementPath(uuid: string): string {
   return `${LEADER_PREFIX}${uuid}`;
 }
 
-/** Why an advertisement was rejected (a metric label; never contains the data). */
-export type RejectReason =
-  | 'format'
-  | 'unknown-key'
-  | 'decrypt'
-  | 'schema'
-  | 'uuid-mismatch'
-  | 'unsigned'
-  | 'unknown-signer'
-  | 'bad-signature';
-
 /** Result of decoding: the advertisement, or why it was rejected. */
 export type DecodeResult<T = Advertisement> = { ok: true; ad: T } | { ok: false; reason: RejectReason };
 
@@ -87,43 +85,19 @@ function only(ad: Advertisement): Advertisement {
   return { uuid, epoch, node_id, api_addr, cluster_addr, cert, active_time };
 }
 
-function encrypt(format: number, path: string, body: unknown, keys: readonly Buffer[]): Buffer {
-  const key = keys[0];
-  if (!key) throw new Error('no advertisement key');
-  const sealed = seal(key, Buffer.from(JSON.stringify(body), 'utf8'), path);
-  return Buffer.concat([Buffer.from([format]), keyId(key), sealed]);
-}
-
-function decrypt(
-  format: number,
-  raw: Buffer,
-  path: string,
-  keys: readonly Buffer[],
-): { ok: true; body: unknown } | { ok: false; reason: RejectReason } {
-  if (raw.length < 6) return { ok: false, reason: 'format' };
-  if (raw[0] !== format) return { ok: false, reason: raw[0] === LEGACY_FORMAT ? 'unsigned' : 'format' };
-  const key = keys.find((k) => keyId(k).equals(raw.subarray(1, 5)));
-  if (!key) return { ok: false, reason: 'unknown-key' };
-  const plain = open(key, raw.subarray(5), path);
-  if (!plain) return { ok: false, reason: 'decrypt' };
-  try {
-    return { ok: true, body: JSON.parse(plain.toString('utf8')) };
-  } catch {
-    return { ok: false, reason: 'schema' };
-  }
-}
+/** The signed advertisement, as a kind of signed record. */
+const SIGNED: RecordKind<Advertisement> = {
+  format: FORMAT,
+  field: 'ad',
+  valid: isAdvertisement,
+  only,
+  signedBytes,
+  pathOf: (ad) => advertisementPath(ad.uuid),
+};
 
 /** Signs and encrypts an advertisement (for `advertisementPath(ad.uuid)`). */
 export function encodeAdvertisement(ad: Advertisement, keys: readonly Buffer[], signer: SigningKey): Buffer {
-  const path = advertisementPath(ad.uuid);
-  const clean = only(ad);
-  const sig = signWith(signer, signedBytes(path, clean));
-  return encrypt(
-    FORMAT,
-    path,
-    { ad: clean, sig_key: signer.id.toString('hex'), sig: sig.toString('base64') },
-    keys,
-  );
+  return encodeSigned(SIGNED, ad, keys, signer);
 }
 
 /**
@@ -137,22 +111,8 @@ export function decodeAdvertisement(
   keys: readonly Buffer[],
   verifyKeys: readonly VerifyKey[],
 ): DecodeResult {
-  const d = decrypt(FORMAT, raw, path, keys);
-  if (!d.ok) return d;
-  const body = d.body as { ad?: unknown; sig_key?: unknown; sig?: unknown } | null;
-  if (!body || typeof body !== 'object' || !isAdvertisement(body.ad)) return { ok: false, reason: 'schema' };
-  if (typeof body.sig !== 'string' || typeof body.sig_key !== 'string' || !/^[0-9a-f]{8}$/.test(body.sig_key))
-    return { ok: false, reason: 'unsigned' };
-  const ad = only(body.ad);
-  const verdict = verifyWith(
-    verifyKeys,
-    Buffer.from(body.sig_key, 'hex'),
-    signedBytes(path, ad),
-    Buffer.from(body.sig, 'base64'),
-  );
-  if (verdict !== 'ok') return { ok: false, reason: verdict };
-  if (advertisementPath(ad.uuid) !== path) return { ok: false, reason: 'uuid-mismatch' };
-  return { ok: true, ad };
+  const d = decodeSigned(SIGNED, raw, path, keys, verifyKeys);
+  return d.ok ? { ok: true, ad: d.value } : d;
 }
 
 /** The previous format, for legacy mode: encrypted, unsigned, with the private key. */

@@ -8,10 +8,13 @@
  *      `core/leader-signed/<uuid>` (both fenced: only while we hold the lock) — and in legacy
  *      mode the previous format at `core/leader/<uuid>` too;
  *   3. publish `advertised`, so standbys and gateways switch at once;
- *   4. in the background, delete stale `core/leader/*` entries.
- * Close order: stop serving new requests (they are answered "not served" and retried by
- * gateways), drain in-flight ones with a bound, close the listener, delete our advertisement,
- * release the lock, publish `released` so a standby takes over at once.
+ *   4. start writing the membership record (`core/members-signed/<uuid>`: the standbys gateways
+ *      may send reads to, ./membership-publisher.ts), fenced like the advertisement;
+ *   5. in the background, delete stale `core/leader/*` entries (and other terms' records).
+ * Close order: stop writing the membership record, stop serving new requests (they are answered
+ * "not served" and retried by gateways), drain in-flight ones with a bound, close the listener,
+ * delete our advertisement and membership record, release the lock, publish `released` so a
+ * standby takes over at once.
  *
  * The term owns what lives only while active: the standbys' heartbeats (`peers`), the token
  * cleanup (`tidy`, started once advertised, stopped when the term ends) and the result of the
@@ -30,12 +33,14 @@ import {
 import type { HostPort } from '../../shared/config/formats';
 import type { SigningKey } from '../../shared/crypto/signing';
 import type { ProbeResult } from '../../shared/leader/probe';
+import { MEMBERS_PREFIX } from '../../shared/membership';
 import { type Backend, type HABackend, isFencingBackend, LEADER_PREFIX } from '../../shared/storage/backend';
 import type { HeldLock } from '../../shared/storage/held-lock';
 import type { SecureStorage } from '../barrier/secure-storage';
 import type { ClusterIdentity } from './cluster-cert';
 import { ClusterListener, type ClusterListenerOptions } from './cluster-listener';
 import type { TermGateways } from './gateway-trust';
+import { MembershipPublisher } from './membership-publisher';
 import { PeerTable } from './peers';
 
 /** Housekeeping that runs while a term is active (the token cleanup). */
@@ -85,6 +90,7 @@ export class ActiveSession {
   /** Whether the advertised cluster_addr reaches this term's listener (null: not checked yet). */
   clusterAddrCheck: ProbeResult | null = null;
   private readonly data: Backend;
+  private readonly membership: MembershipPublisher;
   private listener: ClusterListener | null = null;
   private inFlight = 0;
   private drained: (() => void) | undefined;
@@ -103,6 +109,15 @@ export class ActiveSession {
       cert: o.identity.certDer,
       active_time: this.activeTime,
     };
+    this.membership = new MembershipPublisher({
+      data: this.data,
+      uuid: this.ad.uuid,
+      epoch: this.ad.epoch,
+      peers: this.peers,
+      advertisementKeys: o.advertisementKeys,
+      signingKey: o.signingKey,
+      log: o.log,
+    });
   }
 
   /** True until close() begins: requests may be served in this term. */
@@ -147,6 +162,7 @@ export class ActiveSession {
     }
     o.log.info({ epoch: this.ad.epoch, cluster_addr: this.ad.cluster_addr }, 'advertisement written');
     await o.ha.publish({ type: 'advertised', epoch: this.ad.epoch });
+    if (!this.stopping) this.membership.start();
     o.tidy.start(this.storage);
     void this.cleanStale();
   }
@@ -158,6 +174,7 @@ export class ActiveSession {
       const stale = [
         ...(await this.data.list(SIGNED_LEADER_PREFIX)).map((k) => SIGNED_LEADER_PREFIX + k),
         ...(await this.data.list(LEADER_PREFIX)).map((k) => LEADER_PREFIX + k),
+        ...(await this.data.list(MEMBERS_PREFIX)).map((k) => MEMBERS_PREFIX + k),
         ...(await this.storage.list(LEADER_KEY_PREFIX)).map((k) => LEADER_KEY_PREFIX + k),
       ].filter((p) => !p.endsWith('/') && !p.endsWith(mine));
       for (const path of stale) {
@@ -180,6 +197,7 @@ export class ActiveSession {
   private async doClose(graceMs: number): Promise<void> {
     this.stopping = true;
     this.o.tidy.stop();
+    await this.membership.stop();
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, graceMs);
@@ -194,7 +212,13 @@ export class ActiveSession {
     // next active node's cleanup removes it instead.
     if (this.o.lock.isValid()) {
       const uuid = this.ad.uuid;
-      for (const path of [advertisementPath(uuid), legacyAdvertisementPath(uuid), LEADER_KEY_PREFIX + uuid]) {
+      const paths = [
+        advertisementPath(uuid),
+        legacyAdvertisementPath(uuid),
+        LEADER_KEY_PREFIX + uuid,
+        this.membership.path,
+      ];
+      for (const path of paths) {
         await this.data.delete(path).catch(() => undefined);
       }
     }

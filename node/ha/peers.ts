@@ -1,12 +1,15 @@
 /**
- * Heartbeats between standbys and the active, for sys/ha-status. Each standby posts a small echo
- * to the active every second over the cluster channel; the active keeps whom it heard from.
+ * Heartbeats between standbys and the active, for sys/ha-status and for the membership record
+ * gateways spread reads with. Each standby posts a small echo to the active every second over the
+ * cluster channel — with its listener for gateways (address and certificate) while it has one,
+ * and whether it is serving or draining; the active keeps whom it heard from.
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Logger } from 'pino';
 import { LwError } from '../../shared/errors';
 import { sendError, sendJson } from '../../shared/http/respond';
 import type { LeaderWatcher } from '../../shared/leader/leader-watcher';
+import type { Member, MemberStatus } from '../../shared/membership';
 import { CLUSTER_PATH_PREFIX } from './cluster-listener';
 
 /** One node in sys/ha-status. */
@@ -31,14 +34,45 @@ export const ECHO_INTERVAL_MS = 1_000;
 const PEER_EXPIRY_MS = 30_000;
 /** At most this many peers are remembered; a flood of fake node ids cannot grow the table. */
 const MAX_PEERS = 256;
-/** An echo body is tiny; refuse anything larger. */
-const MAX_ECHO_BYTES = 4096;
+/**
+ * A standby not heard from for this long gets no reads: it is left out of the membership record
+ * (three missed echoes).
+ */
+export const MEMBER_LATE_MS = 3 * ECHO_INTERVAL_MS;
+/** An echo body is small (a P-521 certificate is under 1 KiB of base64); refuse anything larger. */
+const MAX_ECHO_BYTES = 8192;
 
-interface Echo {
+/** A standby's listener for gateways, as its echo announces it. */
+export interface ReadListenerInfo {
+  /** Names its certificate (`fw-<id>`). */
+  id: string;
+  /** `https://host:port` (the standby's cluster_addr). */
+  addr: string;
+  /** DER, base64. */
+  cert: string;
+}
+
+/** What a standby says about itself every second. */
+export interface Echo {
   node_id: string;
   api_addr: string;
   cluster_addr: string;
   version: string;
+  /** Leaving (shutting down): no reads for it. Absent from older nodes: serving. */
+  status?: MemberStatus;
+  /** Its listener for gateways, while it has one. */
+  reads?: ReadListenerInfo | null;
+}
+
+/** The listener an echo announces, if well formed (anything else announces none). */
+function readListenerOf(v: unknown): ReadListenerInfo | null {
+  const r = v as Record<string, unknown> | null | undefined;
+  if (!r || typeof r !== 'object') return null;
+  const { id, addr, cert } = r;
+  if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id)) return null;
+  if (typeof addr !== 'string' || addr.length > 512 || !/^https:\/\/[^/]+$/.test(addr)) return null;
+  if (typeof cert !== 'string' || !/^[A-Za-z0-9+/=]+$/.test(cert)) return null;
+  return { id, addr, cert };
 }
 
 /** The active side: who has echoed. */
@@ -69,6 +103,8 @@ export class PeerTable {
             api_addr: String(e.api_addr).slice(0, 512),
             cluster_addr: String(e.cluster_addr ?? '').slice(0, 512),
             version: String(e.version ?? '').slice(0, 64),
+            status: e.status === 'draining' ? 'draining' : 'serving',
+            reads: readListenerOf(e.reads),
           },
           at: Date.now(),
         });
@@ -101,6 +137,28 @@ export class PeerTable {
     return out;
   }
 
+  /**
+   * The standbys gateways may send reads to at `now`: those with a listener for gateways, serving,
+   * and heard from within MEMBER_LATE_MS; ordered by node id so an unchanged set compares equal.
+   */
+  members(now: number): Member[] {
+    const out: Member[] = [];
+    for (const p of this.peers.values()) {
+      const age = now - p.at;
+      const r = p.echo.reads;
+      if (!r || p.echo.status !== 'serving' || age > MEMBER_LATE_MS) continue;
+      out.push({
+        node_id: p.echo.node_id,
+        id: r.id,
+        addr: r.addr,
+        cert: r.cert,
+        status: 'serving',
+        heartbeat_age_ms: Math.max(0, Math.round(age)),
+      });
+    }
+    return out.sort((a, b) => (a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0));
+  }
+
   clear(): void {
     this.peers.clear();
   }
@@ -112,7 +170,8 @@ export class Echoer {
 
   constructor(
     private readonly watcher: LeaderWatcher,
-    private readonly me: Echo,
+    /** What to say, asked at every echo (the listener and status change). */
+    private readonly me: () => Echo,
     private readonly log: Logger,
   ) {}
 
@@ -137,7 +196,7 @@ export class Echoer {
           method: 'POST',
           path: `${CLUSTER_PATH_PREFIX}echo`,
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(this.me),
+          body: JSON.stringify(this.me()),
         },
         ECHO_INTERVAL_MS,
       );

@@ -98,6 +98,12 @@ export const gatewaySchema = {
     default: 128,
     env: 'LEADERWAY_UPSTREAM_CONNECTIONS',
   },
+  read_routing: {
+    doc: 'Where reads go: `active` sends every request to the active node; `spread` sends reads (GET/HEAD/LIST outside sys/, no body, no X-Vault-Wrap-TTL, X-Vault-Forward or X-Vault-Inconsistent) to the active or to a healthy standby, whichever has the fewest requests outstanding, retrying on the active any read a standby did not serve. Writes always go to the active.',
+    format: ['active', 'spread'],
+    default: 'active',
+    env: 'LEADERWAY_GATEWAY_READ_ROUTING',
+  },
   node_id: {
     doc: 'Gateway name in logs and traces. Default: the host name.',
     format: String,
@@ -125,6 +131,7 @@ export interface GatewayConfig {
   drain_delay: number;
   shutdown_timeout: number;
   upstream_connections: number;
+  read_routing: 'active' | 'spread';
   node_id: string;
   log_level: string;
 }

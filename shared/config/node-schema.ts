@@ -145,7 +145,7 @@ export const nodeSchema = {
     envAliases: ['VAULT_API_ADDR'],
   },
   cluster_addr: {
-    doc: "Address this node advertises for the cluster channel when active. Default: api_addr's host, port + 1. Always https.",
+    doc: "Address this node advertises for the cluster channel: when active, for standbys and gateways; when a standby serving reads, for gateways spreading reads. Default: api_addr's host, port + 1. Always https.",
     format: String,
     default: '',
     env: 'BAO_CLUSTER_ADDR',

@@ -23,6 +23,7 @@ import {
 } from '../advertisement';
 import type { VerifyKey } from '../crypto/signing';
 import type { Backend, HABackend } from '../storage/backend';
+import { CoalescedRead } from './coalesced';
 import { type ClientIdentity, derToPem, LeaderClient } from './leader-client';
 
 /** Polling fallback when notifications are lost; the issue caps it at one second. */
@@ -80,8 +81,7 @@ export class LeaderWatcher extends EventEmitter {
   private lastGoodRead = 0;
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
-  private inflight: Promise<void> | undefined;
-  private again = false;
+  private readonly reads = new CoalescedRead(() => this.read());
   private closed = false;
   private readonly pollMs: number;
 
@@ -103,7 +103,7 @@ export class LeaderWatcher extends EventEmitter {
     this.closed = true;
     clearInterval(this.timer);
     this.unsubscribe?.();
-    await this.inflight;
+    await this.reads.running();
     this.set(null);
   }
 
@@ -150,18 +150,7 @@ export class LeaderWatcher extends EventEmitter {
   /** Re-reads the lock and advertisement now (coalesced with a read already running). */
   refresh(): Promise<void> {
     if (this.closed) return Promise.resolve();
-    if (this.inflight) {
-      this.again = true;
-      return this.inflight;
-    }
-    this.inflight = this.read().finally(() => {
-      this.inflight = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.refresh();
-      }
-    });
-    return this.inflight;
+    return this.reads.run();
   }
 
   private async read(): Promise<void> {

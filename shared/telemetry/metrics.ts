@@ -370,6 +370,26 @@ export function createGatewayMetrics(holdings: () => GatewayHoldings = () => NO_
       'Advertisements refused, by reason.',
       ['reason'],
     ),
+    readsServed: c(
+      'leaderway_gateway_reads_served_total',
+      'Reads served with spread routing (LEADERWAY_GATEWAY_READ_ROUTING=spread), by the kind of node that served them (active, standby).',
+      ['target'],
+    ),
+    readFallbacks: c(
+      'leaderway_gateway_read_fallbacks_total',
+      'Reads a standby did not serve, sent on to the active (spread routing), by outcome (not-served, not-sent, maybe-sent, redirect).',
+      ['outcome'],
+    ),
+    standbyMembers: new Gauge({
+      name: 'leaderway_gateway_standby_members',
+      help: 'Standbys listed in the current leader’s verified membership record (spread routing).',
+      registers: [registry],
+    }),
+    membershipRejected: c(
+      'leaderway_gateway_membership_rejected_total',
+      'Membership records refused (not verified, another leader’s, older than one used), by reason.',
+      ['reason'],
+    ),
   };
 }
 

@@ -11,7 +11,7 @@ import { findActive, gatewayClientTls, rawRedis, waitActive } from '../helpers/c
 import { call, initCluster } from '../helpers/http';
 import { type Proc, spawnNode, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
-import { tlsAccepted } from '../helpers/tls-probe';
+import { servedBy, tlsAccepted } from '../helpers/tls-probe';
 
 describe('HA: three nodes on one Redis', () => {
   let redis: RedisServer;
@@ -110,7 +110,7 @@ describe('HA: three nodes on one Redis', () => {
     assert.equal(read.status, 404, read.text);
   });
 
-  it('only the active listens on its cluster port, and only for a gateway’s certificate (or its own)', async () => {
+  it('the active’s cluster port admits only a gateway’s certificate (or its own); a standby’s, only gateways, with its own certificate', async () => {
     const active = await waitActive(nodes);
     const { cert, key } = await gatewayClientTls();
     assert.equal(
@@ -126,13 +126,29 @@ describe('HA: three nodes on one Redis', () => {
       false,
       'self-made cert refused',
     );
+    // A standby's cluster port is its listener for gateways (spread reads): the gateway is
+    // admitted, but is shown the standby's own certificate, never the term's; others are refused.
+    const term = await servedBy(active.clusterPort, { cert, key });
+    const shown = new Set([term]);
     for (const s of nodes.filter((n) => n !== active)) {
-      assert.equal(await tlsAccepted(s.clusterPort, { cert, key }), false, `${s.name} cluster port closed`);
+      const own = await servedBy(s.clusterPort, { cert, key });
+      assert.ok(own !== null && !shown.has(own), `${s.name} presents a certificate of its own`);
+      shown.add(own);
+      assert.equal(await tlsAccepted(s.clusterPort, {}), false, `${s.name}: no client cert refused`);
+      assert.equal(
+        await tlsAccepted(s.clusterPort, { cert: other.certPem, key: other.keyPem }),
+        false,
+        `${s.name}: self-made cert refused`,
+      );
     }
   });
 
   it('step-down hands over at once and the cooldown keeps the old active out', async () => {
     const a = await waitActive(nodes);
+    const { cert, key } = await gatewayClientTls();
+    // The certificate of a's term (its cluster listener's).
+    const term = await servedBy(a.clusterPort, { cert, key });
+    assert.ok(term);
     const r = await call(a.url, '/v1/sys/step-down', { method: 'PUT', token });
     assert.equal(r.status, 204);
     const b = await waitActive(nodes, 10_000, a);
@@ -147,12 +163,15 @@ describe('HA: three nodes on one Redis', () => {
     );
     assert.notEqual(c, a, 'the node in cooldown must not win');
     assert.notEqual(c, b);
-    // The old active's cluster listener closes once its peers have moved to the new leader.
-    const { cert, key } = await gatewayClientTls();
+    // The old active's cluster listener closes once its peers have moved to the new leader; its
+    // port is then its listener for gateways as a standby, with its own certificate.
     await waitFor(
-      async () => !(await tlsAccepted(a.clusterPort, { cert, key })),
+      async () => {
+        const shown = await servedBy(a.clusterPort, { cert, key });
+        return shown !== null && shown !== term;
+      },
       5_000,
-      'the old active to close its cluster port',
+      'the old active to close its cluster listener and reopen its port for gateways',
     );
   });
 

@@ -11,10 +11,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { waitActive } from '../helpers/cluster';
+import { gatewayClientTls, waitActive } from '../helpers/cluster';
 import { call, initCluster, scrapeMetric, type TestResponse } from '../helpers/http';
 import { type Proc, spawnNode, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
+import { tlsAccepted } from '../helpers/tls-probe';
 
 const SERVED = 'leaderway_standby_reads_total';
 
@@ -229,6 +230,10 @@ describe('standby reads off (LEADERWAY_DISABLE_STANDBY_READS=true)', () => {
       0,
       'no read served (or counted) on the standby',
     );
+    // Nor does it listen for gateways' reads (spread routing): its cluster port stays closed.
+    const gw = await gatewayClientTls();
+    assert.equal(await tlsAccepted(standby.clusterPort, gw), false, 'no listener for gateways');
+    assert.equal(await tlsAccepted(active.clusterPort, gw), true, 'the active’s listener');
     assert.ok(
       (await scrapeMetric(standby.metricsUrl, 'leaderway_forwarded_requests_total', 'outcome="served"')) >= 5,
       'forwarded',

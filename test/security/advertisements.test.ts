@@ -111,7 +111,9 @@ describe('security: forged and replayed advertisements', () => {
     await healthy();
     const epoch2 = Number(await r.get(EPOCH));
     assert.ok(epoch2 > epoch1);
-    // The old leader closed its cluster port: listen there to catch any attempt to use the replay.
+    // The old leader's cluster port is its listener for gateways now (its own certificate, not
+    // the replayed one's): stop it, and listen there to catch any attempt to use the replay.
+    await a.stop('SIGKILL');
     const trap = new CountingServer();
     await trap.start(a.clusterPort);
     const replay = async () => {

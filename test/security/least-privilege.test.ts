@@ -26,7 +26,7 @@ import { aclLines } from '../../shared/storage/redis/acl';
 import { RedisBackend } from '../../shared/storage/redis/redis-backend';
 import { scriptShas } from '../../shared/storage/redis/scripts';
 import { gatewayClientTls, readLeaderIdentity, waitActive } from '../helpers/cluster';
-import { call, initCluster } from '../helpers/http';
+import { call, initCluster, scrapeMetric } from '../helpers/http';
 import { freePort } from '../helpers/ports';
 import { gatewayPkiFiles, type Proc, spawnGateway, spawnNode, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
@@ -72,7 +72,13 @@ describe('least privilege: a compromised gateway', () => {
     nodes.push(await spawnNode('n1', { redisUrl: nodeUrl, keys, apiAddr }));
     token = await initCluster((nodes[0] as Proc).url);
     nodes.push(await spawnNode('n2', { redisUrl: nodeUrl, keys, apiAddr }));
-    gw = await spawnGateway('gw', { redisUrl: gatewayUrl, keys, port });
+    // Spread routing: the gateway user must also read the membership record.
+    gw = await spawnGateway('gw', {
+      redisUrl: gatewayUrl,
+      keys,
+      port,
+      env: { LEADERWAY_GATEWAY_READ_ROUTING: 'spread' },
+    });
     asGateway = new Redis(gatewayUrl, CLIENT_OPTIONS);
   });
 
@@ -101,6 +107,11 @@ describe('least privilege: a compromised gateway', () => {
       'standby forwarding',
     );
     assert.equal((await call(gw.url, '/v1/secret/data/acl', { token })).status, 200, 'through the gateway');
+    await waitFor(
+      async () => (await scrapeMetric(gw.metricsUrl, 'leaderway_gateway_standby_members')) === 1,
+      10_000,
+      'the gateway to read the membership record',
+    );
     for (const p of [...nodes, gw]) {
       assert.ok(!p.lines.some((l) => /NOPERM/i.test(l)), `${p.name} was refused a Redis command`);
     }

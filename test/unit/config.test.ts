@@ -529,6 +529,21 @@ describe('loadConfig(gatewaySchema)', () => {
     assert.equal(c.storage.prefix, 'leaderway');
     assert.equal(c.failover_wait, 10_000);
     assert.equal(c.drain_delay, 5000);
+    assert.equal(c.read_routing, 'active', 'every request to the active unless asked');
+  });
+
+  it('takes LEADERWAY_GATEWAY_READ_ROUTING=spread and refuses other values, naming the variable', async () => {
+    const spread = await loadConfig<GatewayConfig>(gatewaySchema, {
+      env: { LEADERWAY_GATEWAY_READ_ROUTING: 'spread' },
+    });
+    assert.equal(spread.read_routing, 'spread');
+    const err = await configError(
+      async () =>
+        await loadConfig<GatewayConfig>(gatewaySchema, {
+          env: { LEADERWAY_GATEWAY_READ_ROUTING: 'round-robin' },
+        }),
+    );
+    assert.match(err.message, /LEADERWAY_GATEWAY_READ_ROUTING/);
   });
 
   it('refuses a seal key in the environment without echoing it', async () => {

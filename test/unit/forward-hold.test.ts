@@ -505,3 +505,33 @@ describe('the hold loop, standby profile', () => {
     assert.deepEqual(hooks(w, 'resending'), ['C:not-served', 'C:not-sent', 'D:not-sent']);
   });
 });
+
+describe('the hold loop, gateway profile, a read started on a standby (spread routing)', () => {
+  it('served by the standby: nothing is sent to the active', async () => {
+    const w = new World();
+    w.set(w.node('A'));
+    const end = await loop(w, GATEWAY).run(request('GET').r, w.node('S'));
+    assert.equal(end.kind, 'done');
+    assert.deepEqual(attempts(w), ['S@0']);
+  });
+
+  it('not served, not reached or reset on the standby: retried on the active at once, without a wait', async () => {
+    for (const failure of [NOT_SERVED, NOT_SENT, MAYBE_SENT]) {
+      const w = new World();
+      w.set(w.node('A'));
+      const end = await loop(w, GATEWAY).run(request('GET').r, w.node('S', [failure]));
+      assert.equal(end.kind, 'done', failure.kind);
+      assert.deepEqual(attempts(w), ['S@0', 'A@0'], failure.kind);
+      assert.deepEqual(waits(w), [], failure.kind);
+      assert.deepEqual(hooks(w, 'resending'), [`A:${failure.kind}`]);
+    }
+  });
+
+  it('the standby unreachable during a failover: held until the next leader, as any request', async () => {
+    const w = new World();
+    w.at(2_000, w.node('B'));
+    const end = await loop(w, GATEWAY).run(request('GET').r, w.node('S', [NOT_SENT]));
+    assert.equal(end.kind, 'done');
+    assert.deepEqual(attempts(w), ['S@0', 'B@2000']);
+  });
+});

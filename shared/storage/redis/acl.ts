@@ -12,8 +12,8 @@
  *    password cannot spin Redis in a script loop or reach the Lua interpreter's bugs. The
  *    scripts' own calls are checked against the same rules. No KEYS, MONITOR, CONFIG, FLUSH*,
  *    DEBUG, SHUTDOWN, MODULE, ACL, REPLICAOF, SELECT.
- *  - `leaderway-gateway`: read the lock, its epoch and the signed advertisements (read-only key
- *    permissions, `%R~`), subscribe to the leader channel, name its connections. Nothing else:
+ *  - `leaderway-gateway`: read the lock, its epoch, the signed advertisements and the signed
+ *    membership records (spread routing; read-only key permissions, `%R~`), subscribe to the leader channel, name its connections. Nothing else:
  *    it cannot take the lock, publish an advertisement, run a script, read a secret's
  *    ciphertext, or even run INFO (gateways connect without ioredis' INFO ready check).
  *  - `leaderway-admin` (when given a password): the operator's user, never a leaderway
@@ -29,6 +29,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SIGNED_LEADER_PREFIX } from '../../advertisement';
+import { MEMBERS_PREFIX } from '../../membership';
 import { redisKeys } from './keys';
 import { scriptShas } from './scripts';
 
@@ -95,7 +96,7 @@ export function aclLines(prefix: string, passwords: AclPasswords): string[] {
   const k = redisKeys(prefix);
   return [
     `user leaderway-node on ${hashed(passwords.node)} resetkeys ~${k.tag}/* resetchannels &${k.events} -@all ${nodeCommands().join(' ')}`,
-    `user leaderway-gateway on ${hashed(passwords.gateway)} resetkeys %R~${k.lock} %R~${k.epoch} %R~${k.data(SIGNED_LEADER_PREFIX)}* resetchannels &${k.events} -@all ${GATEWAY_COMMANDS.join(' ')}`,
+    `user leaderway-gateway on ${hashed(passwords.gateway)} resetkeys %R~${k.lock} %R~${k.epoch} %R~${k.data(SIGNED_LEADER_PREFIX)}* %R~${k.data(MEMBERS_PREFIX)}* resetchannels &${k.events} -@all ${GATEWAY_COMMANDS.join(' ')}`,
     ...(passwords.admin ? [`user leaderway-admin on ${hashed(passwords.admin)} ${ADMIN_RULES}`] : []),
   ];
 }
