@@ -117,7 +117,9 @@ export class ChaosCluster {
       redisUrl: this.store.url,
       keys: this.keys,
       port,
-      env: { ...this.o.env },
+      // gw2 spreads reads over the standbys (gw1 sends everything to the active): both routings
+      // are judged by the same checkers through every fault.
+      env: { ...(name === 'gw2' ? { LEADERWAY_GATEWAY_READ_ROUTING: 'spread' } : {}), ...this.o.env },
     });
     this.track(p);
     return p;
