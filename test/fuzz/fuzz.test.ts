@@ -27,8 +27,11 @@ const CASES_PER_ROUND = 2_000;
 const CONCURRENCY = 16;
 /** Memory may settle for this long after the fuzz before it is judged. */
 const MEMORY_SETTLE_MS = 10_000;
-/** Paths deliberately valid fuzz requests may write; nothing else may change. */
-const MUTABLE = /^(core\/leader\/|kv\/secret\/(meta|ver)\/fuzz-ok\/)/;
+/**
+ * Paths deliberately valid fuzz requests may write, and the active's own bookkeeping (the
+ * membership record it rewrites every second for spread routing); nothing else may change.
+ */
+const MUTABLE = /^(core\/leader\/|core\/members-signed\/|kv\/secret\/(meta|ver)\/fuzz-ok\/)/;
 /** The canary secret's value: only a valid read of it may answer it. */
 const CANARY = 'lwsecret-canary';
 
