@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: one command that starts a real Redis, three nodes (API over TLS), the gateway
  * and HAProxy, and measures them side by side. `-- --quick` runs a subset in about a minute;
- * `-- --section=steady,failover,growth,tracing,list-shim,abuse,engines,replication` (or `profile`)
+ * `-- --section=steady,read-scaling,failover,growth,tracing,list-shim,abuse,engines,replication` (or `profile`)
  * picks sections.
  *
  * A full run writes bench/results/<timestamp>.json, merges it into bench/results/latest.json and
@@ -19,12 +19,14 @@ import { failoverSection } from './sections/failover';
 import { growthSection } from './sections/growth';
 import { listShimSection } from './sections/list-shim';
 import { profileSection } from './sections/profile';
+import { readScalingSection } from './sections/read-scaling';
 import { replicationSection } from './sections/replication';
 import { steadySection } from './sections/steady';
 import { tracingSection } from './sections/tracing';
 
 const DEFAULT_SECTIONS = [
   'steady',
+  'read-scaling',
   'growth',
   'tracing',
   'list-shim',
@@ -68,7 +70,12 @@ async function main(): Promise<number> {
   );
   bound.unref();
   log(`sections: ${sections.join(', ')}${quick ? ' (quick)' : ''}`);
-  const cluster = await BenchCluster.start({ gateway: true, haproxy: true });
+  // Node metrics listeners only when read-scaling runs (it counts the standby's own reads there).
+  const cluster = await BenchCluster.start({
+    gateway: true,
+    haproxy: true,
+    metrics: sections.includes('read-scaling'),
+  });
   log(`cluster up: redis, ${cluster.nodes.length} nodes (lock TTL ${cluster.lockTtl}), gateway, HAProxy`);
   const onSignal = () => {
     log('interrupted: stopping everything');
@@ -84,6 +91,8 @@ async function main(): Promise<number> {
     for (const s of sections) {
       try {
         if (s === 'steady') results.steady = { meta: meta(), data: await steadySection(ctx) };
+        else if (s === 'read-scaling')
+          results.readScaling = { meta: meta(), data: await readScalingSection(ctx) };
         else if (s === 'growth') results.growth = { meta: meta(), data: await growthSection(ctx) };
         else if (s === 'tracing') results.tracing = { meta: meta(), data: await tracingSection(ctx) };
         else if (s === 'list-shim') results.listShim = { meta: meta(), data: await listShimSection(ctx) };

@@ -33,6 +33,8 @@ export interface BenchNode {
   readonly apiUrl: string;
   readonly port: number;
   readonly clusterPort: number;
+  /** Its metrics listener (`/metrics` without a token), when the cluster was started with `metrics`. */
+  readonly metricsUrl?: string;
 }
 
 export interface ClusterOptions {
@@ -43,6 +45,8 @@ export interface ClusterOptions {
   gatewayEnv?: Record<string, string>;
   /** Node flags for the gateway (e.g. --cpu-prof). */
   gatewayNodeArgs?: string[];
+  /** Give each node a metrics listener (LEADERWAY_METRICS_ADDR; idle unless scraped). */
+  metrics?: boolean;
 }
 
 /** Polls `fn` until it returns a truthy value; throws `what` after `timeoutMs`. */
@@ -72,6 +76,8 @@ export class BenchCluster {
   /** redis-server's pid (for CPU accounting). */
   redisPid: number | undefined;
   private gatewayPort = 0;
+  /** Gateways started with `startExtraGateway`, stopped by `close()`. */
+  private readonly extraGateways = new Set<Proc>();
 
   private constructor(
     readonly redis: RedisServer,
@@ -91,17 +97,19 @@ export class BenchCluster {
     try {
       const info = String(await redis.cli('INFO', 'server'));
       c.redisPid = Number(/process_id:(\d+)/.exec(info)?.[1]) || undefined;
-      const ports = await freePorts(8);
+      const ports = await freePorts(11);
       for (let i = 0; i < 3; i++) {
         const port = ports[2 * i] as number;
         const clusterPort = ports[2 * i + 1] as number;
+        const metricsPort = o.metrics ? (ports[8 + i] as number) : undefined;
         const name = `n${i + 1}`;
         c.nodes.push({
           name,
           port,
           clusterPort,
           apiUrl: `https://127.0.0.1:${port}`,
-          proc: await c.spawnNode(name, port, clusterPort),
+          metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}` : undefined,
+          proc: await c.spawnNode(name, port, clusterPort, [], metricsPort),
         });
       }
       const init = await call(c.nodes[0]!.apiUrl, '/v1/sys/init', { method: 'PUT', body: {} });
@@ -125,7 +133,16 @@ export class BenchCluster {
     }
   }
 
-  private spawnNode(name: string, port: number, clusterPort: number, nodeArgs: string[] = []): Promise<Proc> {
+  private spawnNode(
+    name: string,
+    port: number,
+    clusterPort: number,
+    nodeArgs: string[] = [],
+    metricsPort?: number,
+  ): Promise<Proc> {
+    const metrics: Record<string, string> = metricsPort
+      ? { LEADERWAY_METRICS_ADDR: `127.0.0.1:${metricsPort}` }
+      : {};
     return spawnLeaderway(
       name,
       ['server'],
@@ -145,6 +162,7 @@ export class BenchCluster {
         LEADERWAY_TLS_KEY_FILE: this.cert.keyFile,
         LEADERWAY_LOG_LEVEL: 'info',
         OTEL_SDK_DISABLED: 'true',
+        ...metrics,
       },
       { port, clusterPort },
       { nodeArgs },
@@ -154,29 +172,54 @@ export class BenchCluster {
   /** Starts (or restarts, with new env and Node flags) the gateway on its fixed port. */
   async startGateway(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Proc> {
     if (this.gateway && alive(this.gateway)) await this.gateway.stop('SIGKILL');
-    this.gateway = await spawnLeaderway(
-      'gw',
+    this.gateway = await this.spawnGateway('gw', this.gatewayPort, env, nodeArgs);
+    return this.gateway;
+  }
+
+  /**
+   * Starts a second gateway beside the cluster's (e.g. with other routing), on a port of its own;
+   * the caller stops it (or `close()` does).
+   */
+  async startExtraGateway(name: string, env: Record<string, string>): Promise<{ proc: Proc; url: string }> {
+    const port = (await freePorts(1))[0] as number;
+    const proc = await this.spawnGateway(name, port, env, []);
+    this.extraGateways.add(proc);
+    void proc.exited.then(() => this.extraGateways.delete(proc));
+    return { proc, url: `http://127.0.0.1:${port}` };
+  }
+
+  private async spawnGateway(
+    name: string,
+    port: number,
+    env: Record<string, string>,
+    nodeArgs: string[],
+  ): Promise<Proc> {
+    const url = `http://127.0.0.1:${port}`;
+    const proc = await spawnLeaderway(
+      name,
       ['gateway'],
       {
-        LEADERWAY_LISTEN_ADDR: `127.0.0.1:${this.gatewayPort}`,
+        LEADERWAY_LISTEN_ADDR: `127.0.0.1:${port}`,
         LEADERWAY_REDIS_URL: this.redis.url,
         LEADERWAY_ADVERTISEMENT_KEY: this.keys.adKey,
         LEADERWAY_ADVERTISEMENT_VERIFY_KEY: this.keys.verifyKey,
         LEADERWAY_GATEWAY_CERT_FILE: this.pki.certFile,
         LEADERWAY_GATEWAY_KEY_FILE: this.pki.keyFile,
-        LEADERWAY_NODE_ID: 'gw',
+        LEADERWAY_NODE_ID: name,
         LEADERWAY_LOG_LEVEL: 'info',
         OTEL_SDK_DISABLED: 'true',
         ...env,
       },
-      { port: this.gatewayPort },
+      { port },
       { nodeArgs },
     );
-    await until(
-      async () => (await tryCall(this.gatewayUrl, '/-/ready'))?.status === 200,
-      'the gateway ready',
-    );
-    return this.gateway;
+    try {
+      await until(async () => (await tryCall(url, '/-/ready'))?.status === 200, `the gateway ${name} ready`);
+    } catch (err) {
+      await proc.stop('SIGKILL');
+      throw err;
+    }
+    return proc;
   }
 
   get gatewayUrl(): string {
@@ -217,7 +260,8 @@ export class BenchCluster {
    */
   async restartNode(n: BenchNode, nodeArgs: string[] = []): Promise<void> {
     if (alive(n.proc)) await n.proc.stop('SIGKILL');
-    n.proc = await this.spawnNode(n.name, n.port, n.clusterPort, nodeArgs);
+    const metricsPort = n.metricsUrl ? Number(new URL(n.metricsUrl).port) : undefined;
+    n.proc = await this.spawnNode(n.name, n.port, n.clusterPort, nodeArgs, metricsPort);
   }
 
   /**
@@ -258,7 +302,9 @@ export class BenchCluster {
   /** Stops everything this cluster started. Idempotent. */
   async close(): Promise<void> {
     await this.haproxy?.stop();
-    await Promise.all([this.gateway, ...this.nodes.map((n) => n.proc)].map((p) => p?.stop('SIGKILL')));
+    await Promise.all(
+      [this.gateway, ...this.extraGateways, ...this.nodes.map((n) => n.proc)].map((p) => p?.stop('SIGKILL')),
+    );
     await this.redis.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -34,8 +34,19 @@ export interface HAProxy {
   stop(): Promise<void>;
 }
 
+/** Vault's recommended health check: only the active node answers 200. */
+export const ACTIVE_ONLY_CHECK = '/v1/sys/health';
+/** Standbys answer 200 too (`standbyok`): round-robin over every unsealed node, for standby reads. */
+export const STANDBY_OK_CHECK = '/v1/sys/health?standbyok=true';
+
 /** The generated configuration (kept in the results so a reader can rerun it by hand). */
-export function haproxyConfig(o: { port: number; socket: string; servers: HAProxyServer[] }): string {
+export function haproxyConfig(o: {
+  port: number;
+  socket: string;
+  servers: HAProxyServer[];
+  /** The health check's path (default ACTIVE_ONLY_CHECK); HAProxy's default balance is roundrobin. */
+  healthCheck?: string;
+}): string {
   return [
     'global',
     `  maxconn ${MAX_CONN}`,
@@ -52,7 +63,7 @@ export function haproxyConfig(o: { port: number; socket: string; servers: HAProx
     '  default_backend vault',
     '',
     'backend vault',
-    '  option httpchk GET /v1/sys/health',
+    `  option httpchk GET ${o.healthCheck ?? ACTIVE_ONLY_CHECK}`,
     '  http-check expect status 200',
     ...o.servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} ${s.options ?? 'check ssl verify none'}`),
     '',
@@ -80,10 +91,11 @@ export async function startHAProxy(o: {
   servers: HAProxyServer[];
   /** Distinguishes the files of a second HAProxy in the same directory. */
   tag?: string;
+  healthCheck?: string;
 }): Promise<HAProxy> {
   const tag = o.tag ?? 'haproxy';
   const socket = path.join(o.dir, `${tag}.sock`);
-  const config = haproxyConfig({ port: o.port, socket, servers: o.servers });
+  const config = haproxyConfig({ port: o.port, socket, servers: o.servers, healthCheck: o.healthCheck });
   const cfgFile = path.join(o.dir, `${tag}.cfg`);
   writeFileSync(cfgFile, config);
   const child: ChildProcess = spawn(HAPROXY_BIN, ['-db', '-f', cfgFile], {

@@ -31,7 +31,8 @@ const autocannon = require('autocannon') as Autocannon;
 
 /** One load: `connections` keep-alive connections sending the same kind of request. */
 export interface LoadSpec {
-  url: string;
+  /** Where to send; several: connection i goes to url[i % n] (autocannon's own spreading). */
+  url: string | string[];
   connections: number;
   durationS: number;
   method: 'GET' | 'POST';

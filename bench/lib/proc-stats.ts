@@ -132,3 +132,17 @@ export function tcpActiveOpens(): number {
   const values = (lines[1] ?? '').split(/\s+/);
   return Number(values[head.indexOf('ActiveOpens')]);
 }
+
+/** Busy CPU time of each core (cpu0, cpu1, ...) in milliseconds, from /proc/stat. */
+export function coreBusyMs(): number[] {
+  const out: number[] = [];
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const f = (m[2] ?? '').trim().split(/\s+/).map(Number);
+    // As machineBusyMs: everything but idle and iowait is busy.
+    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+    out[Number(m[1])] = (busy * 1000) / CLK_TCK;
+  }
+  return out;
+}

@@ -10,6 +10,7 @@ import { TRACING_MODES, type TracingMode } from '../sections/tracing';
 import { failoverChart, STEADY_CHARTS, writeCharts } from './charts';
 import { metaLine, table } from './markdown';
 import { failover, standbyFailover } from './report-failover';
+import { readScaling } from './report-read-scaling';
 import { replication } from './report-replication';
 import { growth, steady } from './report-throughput';
 import type { Measured, Results } from './results';
@@ -251,6 +252,7 @@ export function renderBlocks(r: Results): Record<string, string> {
     'list-shim': r.listShim ? listShim(r.listShim) : none,
     abuse: r.abuse ? abuse(r.abuse) : none,
     replication: r.replication ? replication(r.replication) : none,
+    'read-scaling': r.readScaling ? readScaling(r.readScaling) : none,
     engines: r.engines ? engines(r.engines, r) : none,
     'standby-failover': r.standbyFailover ? standbyFailover(r.standbyFailover) : none,
     profile: r.profile ? profile(r.profile) : none,

@@ -13,6 +13,7 @@ import type { FailoverResult } from '../sections/failover';
 import type { GrowthResult } from '../sections/growth';
 import type { ListShimResult } from '../sections/list-shim';
 import type { ProfileResult } from '../sections/profile';
+import type { ReadScalingResult } from '../sections/read-scaling';
 import type { ReplicationResult } from '../sections/replication';
 import type { SteadyResult } from '../sections/steady';
 import type { TracingResult } from '../sections/tracing';
@@ -49,6 +50,7 @@ export interface Results {
   listShim?: Measured<ListShimResult>;
   abuse?: Measured<AbuseResult>;
   replication?: Measured<ReplicationResult>;
+  readScaling?: Measured<ReadScalingResult>;
   engines?: Measured<EnginesResult>;
   standbyFailover?: Measured<StandbyFailoverResult>;
   profile?: Measured<ProfileResult>;

@@ -4,10 +4,12 @@
  */
 import type { EngineName } from '../engines/compare';
 import type { Fault } from '../sections/failover';
+import type { ReadScalingResult } from '../sections/read-scaling';
 import type { ReplicationResult } from '../sections/replication';
 import type { PathName, SteadyRow } from '../sections/steady';
 import type { LoadResult } from './load';
-import type { Results } from './results';
+import { readScalingRatios, readTargetMedians } from './report-read-scaling';
+import type { Measured, Results } from './results';
 import { parseDurationMs } from './standby-failover';
 import { fmt, max, median, ratio } from './stats';
 
@@ -95,6 +97,31 @@ export function listShimRatios(runs: NonNullable<Results['listShim']>['data']['r
   return { rps, cpu };
 }
 
+/** Issue 27: two nodes serving reads vs one, and CPU per read on a standby vs the active. */
+function readScalingTargets(m: Measured<ReadScalingResult>): TargetCheck[] {
+  const d = m.data;
+  const q = readScalingRatios(d);
+  const rps = (t: Parameters<typeof readTargetMedians>[1]) => fmt(readTargetMedians(d, t)?.rps);
+  const anchor =
+    `HAProxy round-robin/active-only ${fmt(q.rrOverActiveOnly)}× (${rps('haproxy-rr')} vs ${rps('haproxy-active')}; ` +
+    `ceilings from CPU per read ${fmt(q.rrOverActiveOnlyCeiling)}×), direct to both nodes/to the active ${fmt(q.bothOverActive)}×`;
+  return [
+    {
+      target:
+        'Read scaling: gateway with spread routing ≥ 1.6× active-only reads/s, two nodes serving on their own cores (KV v2 reads, non-root token)',
+      measured: d.spread.available
+        ? `${fmt(q.spreadOverGateway)}× (${rps('gateway-spread')} vs ${rps('gateway')} reads/s); ${anchor}`
+        : `not measured (${d.spread.note}); ${anchor}`,
+      met: d.spread.available ? q.spreadOverGateway >= 1.6 : null,
+    },
+    {
+      target: 'CPU per read on a standby no higher than on the active (direct, same load)',
+      measured: `${fmt(q.standbyOverActiveCpu)}× (${fmt(q.standbyCpu)} vs ${fmt(q.activeCpu)} ms per 1,000 reads)`,
+      met: Number.isNaN(q.standbyOverActiveCpu) ? null : q.standbyOverActiveCpu <= 1,
+    },
+  ];
+}
+
 export function evaluateTargets(r: Results): TargetCheck[] {
   const out: TargetCheck[] = [];
   const rows = r.steady?.data.rows ?? [];
@@ -141,6 +168,7 @@ export function evaluateTargets(r: Results): TargetCheck[] {
     });
   }
   if (r.replication) out.push(replicationTarget(r.replication.data));
+  if (r.readScaling) out.push(...readScalingTargets(r.readScaling));
   const abuse = r.abuse?.data.rounds;
   if (abuse && abuse.length > 0) {
     const q = median(abuse.map((x) => ratio(x.loadedP99, x.unloadedP99)));
