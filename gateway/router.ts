@@ -12,6 +12,7 @@
  *    or its pool is full; the active is always fit (the hold loop waits for it when needed).
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { hasBody } from '../shared/forward/policy';
 import type { MemberStatus } from '../shared/membership';
 
 /** How requests are routed (LEADERWAY_GATEWAY_READ_ROUTING). */
@@ -37,8 +38,7 @@ export function spreadable(method: string, url: string, headers: IncomingHttpHea
   if (!path.startsWith('/v1/') || path === '/v1/sys' || path.startsWith('/v1/sys/')) return false;
   // Dot segments, doubled slashes or backslashes could name sys/ in a way the prefix test misses.
   if (path.includes('/.') || path.includes('//') || path.includes('\\')) return false;
-  const len = headers['content-length'];
-  if (headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0')) return false;
+  if (hasBody(headers)) return false;
   for (const h of TO_ACTIVE_HEADERS) if (headers[h] !== undefined) return false;
   return true;
 }

@@ -79,6 +79,9 @@ export class ApiHandler {
     policies: new PolicyStore(),
   };
 
+  /** The last X-Vault-Index made (indexFor). */
+  private lastIndex: { unsealed: Unsealed; epoch: number; value: string } | undefined;
+
   /** `responses`: the node's response budget, which reads of secrets are admitted against. */
   constructor(
     private readonly node: NodeApi,
@@ -234,8 +237,17 @@ export class ApiHandler {
     }
     const reply = await matched.handler(ctx);
     const answer = wrapTtl === null ? reply : await wrapReply(ctx, reply, wrapTtl);
-    res.setHeader(INDEX_HEADER, vaultIndex(indexKey(on.unsealed), on.epoch));
+    res.setHeader(INDEX_HEADER, this.indexFor(on.unsealed, on.epoch));
     send(res, req, answer);
+  }
+
+  /** The X-Vault-Index to answer with: the same for every answer of a term, so made once per term. */
+  private indexFor(u: Unsealed, epoch: number): string {
+    const last = this.lastIndex;
+    if (last?.unsealed === u && last.epoch === epoch) return last.value;
+    const value = vaultIndex(indexKey(u), epoch);
+    this.lastIndex = { unsealed: u, epoch, value };
+    return value;
   }
 
   /**

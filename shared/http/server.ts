@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ListenerSettings } from '../config/listener';
 import { LwError } from '../errors';
+import { hasBody } from '../forward/policy';
 import { acceptListMethod, ListAwareIncomingMessage, listResumed } from './list-method';
 import { acceptProxyProtocol, type ProxyOutcome } from './proxy-protocol';
 import { rawErrorResponse, sendError } from './respond';
@@ -47,11 +48,6 @@ function asksUpgrade(req: http.IncomingMessage): boolean {
   return (
     req.headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(String(req.headers.connection ?? ''))
   );
-}
-
-function carriesBody(req: http.IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
 /** One API listener. `listen()` binds it; `closeGracefully()` drains it; `reloadTls()` on SIGHUP. */
@@ -96,7 +92,7 @@ export class ApiListener {
       // but stops parsing at its head: a body that does not parse (a bad chunk) then never ends
       // nor errors, and a standby forwarding it would wait out the read timeout. Nothing here
       // upgrades, so such a request may carry no body.
-      if (asksUpgrade(req) && carriesBody(req)) {
+      if (asksUpgrade(req) && hasBody(req.headers)) {
         res.shouldKeepAlive = false;
         sendError(res, new LwError('LW_ERR_BAD_REQUEST', 'a protocol upgrade request cannot carry a body'));
         return;

@@ -1,5 +1,5 @@
 /** A small HTTP client for tests (undici's request: no redirects followed, no retries). */
-import { request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 
 /** A response with its body parsed as JSON when it is JSON. */
 export interface TestResponse {
@@ -14,6 +14,8 @@ export interface CallOptions {
   token?: string;
   body?: unknown;
   headers?: Record<string, string>;
+  /** Connection pool to send through (e.g. one bound to a source address: `Sources`). */
+  dispatcher?: Dispatcher;
 }
 
 /** Calls `base + path`. */
@@ -29,6 +31,7 @@ export async function call(base: string, path: string, o: CallOptions = {}): Pro
     method: (o.method ?? (body !== undefined ? 'POST' : 'GET')) as 'GET',
     headers,
     body,
+    dispatcher: o.dispatcher,
   });
   const text = await r.body.text();
   let parsed: unknown = text;
@@ -60,4 +63,22 @@ export function metricSum(text: string, name: string, labels = ''): number {
 /** `metricSum` of a process's metrics listener (`metricsUrl`: `http://host:port`). */
 export async function scrapeMetric(metricsUrl: string, name: string, labels = ''): Promise<number> {
   return metricSum((await call(metricsUrl, '/metrics')).text, name, labels);
+}
+
+/** Connection pools by local (source) address: requests to a node from chosen loopback addresses. */
+export class Sources {
+  private readonly agents = new Map<string, Agent>();
+
+  agent(addr: string): Agent {
+    let a = this.agents.get(addr);
+    if (!a) {
+      a = new Agent({ localAddress: addr });
+      this.agents.set(addr, a);
+    }
+    return a;
+  }
+
+  close(): Promise<unknown> {
+    return Promise.all([...this.agents.values()].map((a) => a.close()));
+  }
 }

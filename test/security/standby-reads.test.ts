@@ -19,9 +19,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Agent, request } from 'undici';
 import { waitActive } from '../helpers/cluster';
-import { call, initCluster, metricSum, type TestResponse } from '../helpers/http';
+import { call, initCluster, metricSum, Sources, type TestResponse } from '../helpers/http';
 import { type Proc, spawnNode, testKeys, waitFor } from '../helpers/procs';
 import { type RedisServer, startRedis } from '../helpers/redis';
 
@@ -50,37 +49,12 @@ describe('security: a standby serving reads holds every privilege rule', () => {
   let active: Proc;
   let standby: Proc;
   let root = '';
-  const agents = new Map<string, Agent>();
-  const agent = (addr: string) => {
-    let a = agents.get(addr);
-    if (!a) {
-      a = new Agent({ localAddress: addr });
-      agents.set(addr, a);
-    }
-    return a;
-  };
+  const sources = new Sources();
 
   /** A request straight to `p` from a chosen loopback address. */
-  async function send(p: Proc, path: string, o: Req = {}): Promise<TestResponse> {
-    const headers: Record<string, string> = { ...o.headers };
-    if (o.token) headers['x-vault-token'] = o.token;
-    const body = o.body === undefined ? undefined : JSON.stringify(o.body);
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const method = o.method ?? (body === undefined ? 'GET' : 'POST');
-    const r = await request(`${p.url}/v1/${path}`, {
-      method: method as 'GET',
-      headers,
-      body,
-      dispatcher: agent(o.from ?? '127.0.0.1'),
-    });
-    const text = await r.body.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : text;
-    } catch {
-      parsed = text;
-    }
-    return { status: r.statusCode, headers: r.headers, body: parsed, text };
+  function send(p: Proc, path: string, o: Req = {}): Promise<TestResponse> {
+    const { from, ...rest } = o;
+    return call(p.url, `/v1/${path}`, { ...rest, dispatcher: sources.agent(from ?? '127.0.0.1') });
   }
 
   const counts = async () => {
@@ -143,7 +117,7 @@ describe('security: a standby serving reads holds every privilege rule', () => {
   });
 
   after(async () => {
-    await Promise.all([...agents.values()].map((a) => a.close()));
+    await sources.close();
     await Promise.all(nodes.map((p) => p.stop('SIGKILL')));
     await redis?.stop();
   });

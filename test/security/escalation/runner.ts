@@ -13,11 +13,10 @@
  * on time: TTLs are short, and the checker allows slack).
  */
 
-import { Agent, request } from 'undici';
 import { type Rng, rng } from '../../chaos/rng';
 import { findActive } from '../../helpers/cluster';
 import { type GatewayCluster, startGatewayCluster } from '../../helpers/gateway-cluster';
-import { call, metricSum, type TestResponse } from '../../helpers/http';
+import { call, metricSum, Sources } from '../../helpers/http';
 import type { Proc } from '../../helpers/procs';
 import { checkEscalation, type EscalationResult } from './checker';
 import { Generator, type Planned } from './generator';
@@ -277,43 +276,8 @@ async function standbyCounts(p: Proc): Promise<{ served: number; forwarded: numb
   };
 }
 
-/** Connection pools by local (source) address, for requests straight to a node. */
-class Sources {
-  private readonly agents = new Map<string, Agent>();
-  agent(addr: string): Agent {
-    let a = this.agents.get(addr);
-    if (!a) {
-      a = new Agent({ localAddress: addr });
-      this.agents.set(addr, a);
-    }
-    return a;
-  }
-  close = () => Promise.all([...this.agents.values()].map((a) => a.close()));
-}
-
 /** A loopback address the generator chose as the client's, used as the source address. */
 const loopback = (xff: string | undefined) => (xff && /^127\.\d+\.\d+\.\d+$/.test(xff) ? xff : undefined);
-
-/** `call`, from a chosen source address. */
-async function callFrom(
-  agent: Agent,
-  base: string,
-  path: string,
-  o: { method: string; body?: unknown; headers: Record<string, string> },
-): Promise<TestResponse> {
-  const headers = { ...o.headers };
-  const body = o.body === undefined ? undefined : JSON.stringify(o.body);
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await request(base + path, { method: o.method as 'GET', headers, body, dispatcher: agent });
-  const text = await r.body.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : text;
-  } catch {
-    parsed = text;
-  }
-  return { status: r.statusCode, headers: r.headers, body: parsed, text };
-}
 
 async function execute(n: number, p: Planned, t: Targets, src: Sources, v: Values): Promise<Step> {
   // The gateway trusts this process, so it takes X-Forwarded-For as the client; a node trusts no
@@ -342,7 +306,7 @@ async function execute(n: number, p: Planned, t: Targets, src: Sources, v: Value
     const o = { method: req.method, body: req.body, headers };
     const path = `/v1/${req.path}`;
     const r = node
-      ? await callFrom(src.agent(source as string), node.url, path, o)
+      ? await call(node.url, path, { ...o, dispatcher: src.agent(source as string) })
       : await call(t.gateway, path, o);
     const end = Date.now();
     let standby: Step['standby'];
