@@ -36,6 +36,7 @@ import { VERSION } from '../shared/version';
 import { ApiEntry } from './api/api-entry';
 import { ByteBudget } from './api/byte-budget';
 import { ApiHandler } from './api/dispatch';
+import { fullCollection } from './api/full-collection';
 import {
   type NodeApi,
   type NodeState,
@@ -117,7 +118,7 @@ export class NodeServer implements NodeApi {
     this.maxRequestSize = settings.maxRequestSize;
     this.storageType = deps.data.kind;
     this.standbyReads = settings.standbyReads;
-    this.responses = new ByteBudget(settings.responseBudget.bytes);
+    this.responses = new ByteBudget(settings.responseBudget.bytes, fullCollection());
     this.api = new ApiHandler(this, deps.log, {
       budget: this.responses,
       maxWaitMs: settings.responseBudget.waitMs,

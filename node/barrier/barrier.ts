@@ -7,7 +7,7 @@
  * Entry format: 0x02 ‖ term (uint32 BE) ‖ nonce ‖ ciphertext ‖ tag.
  */
 import { createHmac } from 'node:crypto';
-import { open, seal } from '../../shared/crypto/aead';
+import { open, seal, sealText } from '../../shared/crypto/aead';
 import { LwError } from '../../shared/errors';
 
 const ENTRY_VERSION = 0x02;
@@ -41,10 +41,19 @@ export class Barrier {
 
   /** Encrypts `plaintext` for storage at `path`. */
   seal(path: string, plaintext: Buffer): Buffer {
+    return seal(this.active.key, plaintext, path, this.header());
+  }
+
+  private header(): Buffer {
     const header = Buffer.alloc(HEADER_BYTES);
     header[0] = ENTRY_VERSION;
     header.writeUInt32BE(this.active.term, 1);
-    return seal(this.active.key, plaintext, path, header);
+    return header;
+  }
+
+  /** `seal` of a text's UTF-8 bytes, encrypted a slice at a time (see aead.ts `sealText`). */
+  sealText(path: string, text: string): Buffer {
+    return sealText(this.active.key, text, path, this.header());
   }
 
   /** Decrypts the entry stored at `path`; throws LW_ERR_CORRUPT when it does not authenticate. */

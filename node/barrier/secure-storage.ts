@@ -123,7 +123,7 @@ export class SecureStorage {
   }
 
   private encode(path: string, value: unknown): Buffer {
-    return this.barrier.seal(path, Buffer.from(JSON.stringify(value), 'utf8'));
+    return this.barrier.sealText(path, JSON.stringify(value));
   }
 }
 

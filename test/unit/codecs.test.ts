@@ -19,7 +19,7 @@ import {
   encodeLegacyAdvertisement,
   legacyAdvertisementPath,
 } from '../../shared/advertisement';
-import { keyId, open, seal } from '../../shared/crypto/aead';
+import { keyId, open, seal, sealText } from '../../shared/crypto/aead';
 import { signingKeyFromSeed, verifyKeyFromRaw } from '../../shared/crypto/signing';
 import { isLwError } from '../../shared/errors';
 import { downstreamHeaders, rawResponseHeaders, upstreamHeaders } from '../../shared/http/headers';
@@ -53,6 +53,28 @@ describe('aead', () => {
     }
     assert.equal(open(k, sealed.subarray(0, sealed.length - 1), 'core/x'), null);
     assert.equal(open(k, Buffer.alloc(10), 'core/x'), null);
+  });
+
+  it('sealText seals a text as seal seals its UTF-8, a slice at a time, never splitting a surrogate pair', () => {
+    const header = Buffer.from([9, 8, 7]);
+    const slice = 1 << 20;
+    // A pair straddling each slice boundary, multi-byte characters, and texts around one slice.
+    const texts = [
+      '',
+      'plain',
+      `${'a'.repeat(slice - 1)}\u{1F511}${'é'.repeat(1000)}\u{1F511}`,
+      `${'b'.repeat(slice)}\u00e9`,
+      `${'ü'.repeat(2 * slice - 1)}\u{1F511}${'z'.repeat(slice + 1)}`,
+    ];
+    for (const text of texts) {
+      const utf8 = Buffer.from(text, 'utf8');
+      const sealed = sealText(k, text, 'core/t', header);
+      assert.deepEqual(sealed.subarray(0, 3), header);
+      assert.equal(sealed.length, 3 + 12 + utf8.length + 16);
+      const opened = open(k, sealed.subarray(3), 'core/t');
+      assert.ok(opened?.equals(utf8), `text of ${text.length} characters round-trips byte for byte`);
+    }
+    assert.equal(open(k, sealText(k, 'x', 'core/t').subarray(0), 'core/u'), null, 'bound to its path');
   });
 
   it('keyId is 4 stable bytes that differ between keys', () => {

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
 import { ByteBudget } from '../../node/api/byte-budget';
+import { fullCollection } from '../../node/api/full-collection';
 import { ResponseHold } from '../../node/api/response-hold';
 import { Barrier } from '../../node/barrier/barrier';
 import { SecureStorage, SMALL_ENTRY_BYTES } from '../../node/barrier/secure-storage';
@@ -88,6 +89,35 @@ describe('ByteBudget', () => {
     assert.equal(b.waiting, 1, '3 held + 4 > 4');
     b.release(3);
     assert.equal(await w, 'granted');
+  });
+});
+
+describe('ByteBudget collector', () => {
+  it('runs once per capacity given back, before the next waiter is let in', async () => {
+    const events: string[] = [];
+    const b = new ByteBudget(10, () => events.push('collect'));
+    await b.acquire(10, undefined, 1_000);
+    const w = b.acquire(10, undefined, 1_000).then(() => events.push('granted'));
+    b.release(4);
+    assert.deepEqual(events, [], 'less than a budget-full given back: no collection');
+    b.release(6);
+    await w;
+    assert.deepEqual(events, ['collect', 'granted'], 'the waiter starts after the garbage is gone');
+    b.release(9);
+    assert.deepEqual(events, ['collect', 'granted']);
+    b.release(1);
+    assert.deepEqual(events, ['collect', 'granted', 'collect']);
+  });
+
+  it('fullCollection frees what is unreachable', () => {
+    const gc = fullCollection();
+    let garbage: number[][] | null = Array.from({ length: 20 }, (_, i) => new Array<number>(250_000).fill(i));
+    const before = process.memoryUsage().heapUsed;
+    garbage = null;
+    gc();
+    assert.equal(garbage, null);
+    const freed = before - process.memoryUsage().heapUsed;
+    assert.ok(freed > 15_000_000, `freed ${freed} bytes`);
   });
 });
 
