@@ -30,6 +30,8 @@ export interface PgPoolOptions {
   statementTimeoutMs: number;
   /** Connections at most (OpenBao's `max_parallel`). */
   max: number;
+  /** A connect, or a wait for a free pooled connection, gives up after this (default 2 s). */
+  connectTimeoutMs?: number;
   /**
    * Idle connections are closed after this (0: never). The lock pool keeps its connection open:
    * standbys read the holder's liveness from it (a closed one looks like a crash).
@@ -73,7 +75,7 @@ export class PgPool {
       application_name: opts.applicationName,
       max: opts.max,
       idleTimeoutMillis: opts.idleTimeoutMs,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
       // Client side: the caller hears within this. Server side, a little later: the statement
       // stops even if its connection is half-open.
       query_timeout: opts.statementTimeoutMs,

@@ -71,6 +71,9 @@ export class PostgresHABackend implements HABackend {
       url: opts.url,
       applicationName: 'leaderway-lock',
       statementTimeoutMs,
+      // A renew queued behind another lock statement gives up within its own budget too, so it
+      // never reaches the server long after the holder's deadline logic stopped waiting for it.
+      connectTimeoutMs: statementTimeoutMs,
       max: 1,
       idleTimeoutMs: 0,
     });
