@@ -178,8 +178,12 @@ describe('loadConfig(nodeSchema)', () => {
     assert.equal(c.storage.max_parallel, 32);
     const env = await node({ LEADERWAY_CONFIG: file, LEADERWAY_POSTGRESQL_TABLE: 'from_env' });
     assert.equal(env.storage.table, 'from_env');
-    for (const bad of [{ LEADERWAY_POSTGRESQL_TABLE: 'Drop;' }, { LEADERWAY_POSTGRESQL_URL: 'mysql://x' }]) {
-      await configError(async () => await node({ LEADERWAY_STORAGE: 'postgresql', ...bad }));
+    const bad: Array<Record<string, string>> = [
+      { LEADERWAY_POSTGRESQL_TABLE: 'Drop;' },
+      { LEADERWAY_POSTGRESQL_URL: 'mysql://x' },
+    ];
+    for (const b of bad) {
+      await configError(async () => await node({ LEADERWAY_STORAGE: 'postgresql', ...b }));
     }
   });
 
