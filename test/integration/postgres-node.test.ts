@@ -54,7 +54,9 @@ describe('leaderway server on PostgreSQL', () => {
     const r = await call(a.url, '/v1/secret/data/pg', { token });
     assert.equal(r.status, 200, r.text);
     assert.equal((r.body as { data: { data: { v: string } } }).data.data.v, 'one');
-    const [lock] = await pg.sql(`SELECT epoch::text AS epoch FROM leaderway_ha_locks`);
+    const [lock] = await pg.sql(
+      `SELECT epoch::text AS epoch FROM leaderway_ha_locks WHERE ha_key = 'core/lock'`,
+    );
     // Let the standby's liveness watch see the holder's session alive first (a fresh one is no witness).
     await new Promise((res) => setTimeout(res, 2_500));
     const t0 = performance.now();
@@ -63,7 +65,9 @@ describe('leaderway server on PostgreSQL', () => {
     const ms = performance.now() - t0;
     t.diagnostic(`kill -9 to a new active node on PostgreSQL: ${ms.toFixed(0)} ms (lock TTL ${TTL})`);
     assert.ok(ms < TAKEOVER_BOUND_MS, `took ${ms.toFixed(0)} ms (the TTL is ${TTL})`);
-    const [after] = await pg.sql(`SELECT epoch::text AS epoch FROM leaderway_ha_locks`);
+    const [after] = await pg.sql(
+      `SELECT epoch::text AS epoch FROM leaderway_ha_locks WHERE ha_key = 'core/lock'`,
+    );
     assert.ok(BigInt(String(after?.['epoch'])) > BigInt(String(lock?.['epoch'])), 'the epoch advanced');
     const again = await call(b.url, '/v1/secret/data/pg', { token });
     assert.equal(again.status, 200, again.text);

@@ -95,7 +95,8 @@ describe('postgresql storage: what only PostgreSQL can get wrong', () => {
     const ha = await openHA(haTable);
     await ha.acquire(randomUUID(), 5000);
     const [row] = await pg.sql(
-      `SELECT extract(epoch FROM valid_until - clock_timestamp()) * 1000 AS left_ms FROM ${haTable}`,
+      `SELECT extract(epoch FROM valid_until - clock_timestamp()) * 1000 AS left_ms FROM ${haTable}
+        WHERE ha_key = 'core/lock-lease'`,
     );
     const left = Number(row?.['left_ms']);
     assert.ok(left > 5000 - TIMING_SLACK_MS && left <= 5000, `lease has ${left} ms left`);
@@ -149,6 +150,31 @@ describe('postgresql storage: what only PostgreSQL can get wrong', () => {
       await rejectsWithCode(view.put('race/x', Buffer.from('late A')), 'LW_ERR_FENCED_WRITE');
       await data.fenced(vb, new AbortController().signal).put('race/y', Buffer.from('B'));
       assert.deepEqual(await data.get('race/x'), Buffer.from('from A'));
+    } finally {
+      await blocker.end().catch(() => undefined);
+    }
+  });
+
+  it("a renewal does not wait for the holder's own writes in flight", async () => {
+    const t = tables();
+    const data = await openData({ ...t, statementTimeoutMs: 5000 });
+    const a = await openHA(t.haTable, 5000);
+    await data.put('renew/x', Buffer.from('before'));
+    const va = randomUUID();
+    assert.ok((await a.acquire(va, 10_000)) !== null);
+    const blocker = await admin();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT 1 FROM ${t.table} WHERE path = 'renew/x' FOR UPDATE`);
+      // Open after its fence check (it holds the fence row FOR SHARE), waiting for the row.
+      const write = data.fenced(va, new AbortController().signal).put('renew/x', Buffer.from('A'));
+      await sleep(200);
+      const t0 = performance.now();
+      assert.equal(await a.renew(va, 10_000), true);
+      const ms = performance.now() - t0;
+      assert.ok(ms < 1000, `the renewal waited ${ms.toFixed(0)} ms for a write`);
+      await blocker.query('ROLLBACK');
+      await write;
     } finally {
       await blocker.end().catch(() => undefined);
     }

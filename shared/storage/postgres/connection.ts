@@ -143,9 +143,11 @@ export class PgPool {
    * roll back and resolve its result (a refused write). Once COMMIT succeeded the write is
    * noted applied (write-scope.ts); a COMMIT sent but not answered rejects with
    * `LW_ERR_OUTCOME_UNKNOWN`, because the server may have committed it. A failure before COMMIT
-   * was sent stored nothing: the transaction is rolled back, or dies with its connection.
+   * was sent stored nothing: the transaction is rolled back, or dies with its connection. Lock
+   * transactions (`data: false`) note nothing and reject `LW_ERR_STORAGE_UNAVAILABLE` either way,
+   * as the HABackend contract says (a lock taken unknowingly runs out with its lease).
    */
-  async transaction<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (c: PoolClient) => Promise<T>, o: { data: boolean } = { data: true }): Promise<T> {
     let committing = false;
     try {
       return await this.run(async (c) => {
@@ -165,11 +167,12 @@ export class PgPool {
         }
         committing = true;
         await c.query('COMMIT');
-        noteApplied();
+        // Lock statements are no request's data write (`data: false`).
+        if (o.data) noteApplied();
         return result;
       });
     } catch (err) {
-      if (committing && isLwError(err, 'LW_ERR_STORAGE_UNAVAILABLE') && !isServerReply(err.cause)) {
+      if (committing && o.data && isLwError(err, 'LW_ERR_STORAGE_UNAVAILABLE') && !isServerReply(err.cause)) {
         throw new LwError(
           'LW_ERR_OUTCOME_UNKNOWN',
           'storage did not confirm the write; its outcome is unknown: check before retrying',

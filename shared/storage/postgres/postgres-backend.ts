@@ -1,16 +1,16 @@
 /**
  * The data backend on PostgreSQL. Every write is one transaction: the fence check (a
- * `SELECT ... FOR SHARE` of the lock row), the ifAbsent guard, then the writes. The shared row
- * lock is what makes fencing hold: a takeover must UPDATE that row, so it waits until every
- * fenced transaction that saw the old value has ended, and every fenced transaction that starts
- * after it sees the new value and stores nothing.
+ * `SELECT ... FOR SHARE` of the lock's fence row), the ifAbsent guard, then the writes. The shared
+ * row lock is what makes fencing hold: a change of holder must lock that row FOR UPDATE, so it
+ * waits until every fenced transaction that saw the old value has ended, and every fenced
+ * transaction after it sees the new value and stores nothing.
  */
 import type { PoolClient } from 'pg';
 import { type Backend, type FencingBackend, LOCK_PATH, type WriteOp } from '../backend';
 import { FencedView, type FenceTarget, fencedWriteError } from '../fenced-view';
 import { immediateChildren } from '../semantics';
 import { DEFAULT_START_TIMEOUT_MS, PgPool, Rollback } from './connection';
-import { DEFAULT_HA_TABLE, DEFAULT_TABLE, validateTableName } from './schema';
+import { DEFAULT_HA_TABLE, DEFAULT_TABLE, LEASE_KEY, validateTableName } from './schema';
 import { SchemaGate } from './schema-gate';
 
 /** Default per-statement timeout: a data request should fail over to a 503 well before clients time out. */
@@ -172,13 +172,19 @@ export class PostgresBackend implements FencingBackend, FenceTarget {
     await this.ready();
     return this.pool.transaction(async (c) => {
       if (fence !== undefined) {
-        // FOR SHARE: held to COMMIT, so no takeover (an UPDATE of this row) can commit between
-        // this check and our writes; one that committed first makes this row not match (READ
-        // COMMITTED re-checks a concurrently updated row against the WHERE clause).
+        // FOR SHARE of the fence row: held to COMMIT, so no change of holder (which locks that
+        // row FOR UPDATE) can commit between this check and our writes; one that committed first
+        // makes the row not match (READ COMMITTED re-checks a concurrently updated row against
+        // the WHERE clause). Not FOR KEY SHARE: that lock skips the re-check when an update left
+        // the key alone, and would pass a stale holder. The lease row is only read: a lease that
+        // ran out while this write was in flight is harmless, as nobody can take the lock until
+        // the write ends.
         const { rowCount } = await c.query(
-          `SELECT 1 FROM ${this.haTable}
-            WHERE ha_key = $1 AND ha_value = $2 AND valid_until > clock_timestamp() FOR SHARE`,
-          [LOCK_PATH, fence],
+          `SELECT 1 FROM ${this.haTable} f, ${this.haTable} l
+            WHERE f.ha_key = $1 AND f.ha_value = $3 AND l.ha_key = $2 AND l.ha_value = $3
+              AND l.valid_until > clock_timestamp()
+            FOR SHARE OF f`,
+          [LOCK_PATH, LEASE_KEY, fence],
         );
         if (rowCount !== 1) throw fencedWriteError();
       }

@@ -1,20 +1,25 @@
 /**
- * The HA backend on PostgreSQL: the lock is one row of the HA table (`ha_key = 'core/lock'`), its
- * expiry `valid_until` set and compared by the database's clock (`clock_timestamp()`), so the
- * nodes' clocks never matter. Acquisition, renewal, release and takeover are each one
- * conditional statement. The row is kept on release (value NULL) so the epoch never goes back.
+ * The HA backend on PostgreSQL. The lock is two rows of the HA table (schema.ts):
+ * - the fence row (`ha_key = 'core/lock'`): the holder's value and the fencing epoch. Every fenced
+ *   write locks it FOR SHARE; only a change of holder (acquire, takeover) updates it, and must
+ *   wait for those writes — that is the fencing (postgres-backend.ts).
+ * - the lease row (`'core/lock-lease'`): the holder's value again, `valid_until` set and compared
+ *   by the database's clock (`clock_timestamp()`, so the nodes' clocks never matter) and the
+ *   holder's lock session. Renewals and releases update only this row, so they never wait behind
+ *   the holder's own writes (measured: with one row, 16 writers held renewals up to 0.76 s).
+ * Both rows are kept on release, so the epoch never goes back.
  *
  * Lock statements run on a pool of exactly one connection that is never closed while idle: that
  * session is the holder's identity for liveness (its pid and start time are recorded with the
- * lock, in the same statement), as the Redis backend records its client id.
+ * lease, in the same statement), as the Redis backend records its client id.
  * Events use LISTEN/NOTIFY on a separate connection (events.ts).
  */
 import { type HABackend, type HAEvent, type HolderLiveness, LOCK_PATH, type LockHolder } from '../backend';
 import type { HAEventStats } from '../ha-events';
 import { assertLockValue, normalizeTtlMs } from '../semantics';
-import { DEFAULT_START_TIMEOUT_MS, PgPool } from './connection';
+import { DEFAULT_START_TIMEOUT_MS, PgPool, Rollback } from './connection';
 import { PgEvents } from './events';
-import { DEFAULT_HA_TABLE, validateTableName } from './schema';
+import { DEFAULT_HA_TABLE, ENSURE_ROWS, LEASE_KEY, validateTableName } from './schema';
 import { SchemaGate } from './schema-gate';
 
 /** Default lock statement timeout; the HA layer passes ttl/3 so a renew fails before the lease does. */
@@ -97,20 +102,48 @@ export class PostgresHABackend implements HABackend {
     await this.schema.ready();
   }
 
-  async acquire(value: string, ttlMs: number): Promise<number | null> {
+  acquire(value: string, ttlMs: number): Promise<number | null> {
+    return this.take(value, ttlMs, `(l.ha_value IS NULL OR l.valid_until <= clock_timestamp())`, []);
+  }
+
+  /**
+   * Takes the lock in one transaction when both rows match `condition` (over `f`, the fence row,
+   * and `l`, the lease row): locks both rows FOR UPDATE — which waits for every fenced write
+   * still holding the fence row — then writes the new holder into both and advances the epoch.
+   */
+  private async take(
+    value: string,
+    ttlMs: number,
+    condition: string,
+    params: unknown[],
+  ): Promise<number | null> {
     assertLockValue(value);
     const ttl = normalizeTtlMs(ttlMs);
     const t = this.haTable;
-    return this.statement(
-      `INSERT INTO ${t} AS t (ha_key, ha_value, ha_identity, valid_until, epoch)
-       VALUES ($1, $2, ${SELF_RECORD('$2')}, clock_timestamp() + $3::int * interval '1 millisecond', ${CLOCK_MS})
-       ON CONFLICT (ha_key) DO UPDATE
-         SET ha_value = excluded.ha_value, ha_identity = excluded.ha_identity,
-             valid_until = excluded.valid_until, epoch = greatest(t.epoch + 1, excluded.epoch)
-         WHERE t.ha_value IS NULL OR t.valid_until <= clock_timestamp()
-       RETURNING epoch::text`,
-      [LOCK_PATH, value, ttl],
-      (rows) => (rows[0] ? Number(rows[0].epoch) : null),
+    await this.schema.ready();
+    return this.lock.transaction(
+      async (c) => {
+        // The rows exist from the migration on; this brings them back if the table was emptied.
+        await c.query(ENSURE_ROWS(t), [LOCK_PATH, LEASE_KEY]);
+        const free = await c.query(
+          `SELECT 1 FROM ${t} f, ${t} l WHERE f.ha_key = $1 AND l.ha_key = $2 AND ${condition} FOR UPDATE`,
+          [LOCK_PATH, LEASE_KEY, ...params],
+        );
+        if (free.rowCount !== 1) throw new Rollback(null);
+        const { rows } = await c.query<{ epoch: string }>(
+          `UPDATE ${t} SET ha_value = $2, epoch = greatest(epoch + 1, ${CLOCK_MS})
+              WHERE ha_key = $1 RETURNING epoch::text`,
+          [LOCK_PATH, value],
+        );
+        await c.query(
+          `UPDATE ${t} SET ha_value = $2, ha_identity = ${SELF_RECORD('$2')},
+                    valid_until = clock_timestamp() + $3::int * interval '1 millisecond'
+              WHERE ha_key = $1`,
+          [LEASE_KEY, value, ttl],
+        );
+        return Number(rows[0]?.epoch);
+      },
+      { data: false },
     );
   }
 
@@ -124,26 +157,30 @@ export class PostgresHABackend implements HABackend {
               ha_identity = ${SELF_RECORD('$2')}
         WHERE ha_key = $1 AND ha_value = $2 AND valid_until > clock_timestamp()
        RETURNING 1`,
-      [LOCK_PATH, value, ttl],
+      [LEASE_KEY, value, ttl],
       (rows) => rows.length === 1,
     );
   }
 
   release(value: string): Promise<boolean> {
     return this.statement(
+      // The lease row only: fenced writes then fail their lease check, and the next holder's
+      // FOR UPDATE of the fence row still waits for any write in flight.
       `UPDATE ${this.haTable} SET ha_value = NULL, ha_identity = NULL, valid_until = clock_timestamp()
         WHERE ha_key = $1 AND ha_value = $2 AND valid_until > clock_timestamp()
        RETURNING 1`,
-      [LOCK_PATH, value],
+      [LEASE_KEY, value],
       (rows) => rows.length === 1,
     );
   }
 
   holder(): Promise<LockHolder | null> {
     return this.statement(
-      `SELECT ha_value, epoch::text FROM ${this.haTable}
-        WHERE ha_key = $1 AND ha_value IS NOT NULL AND valid_until > clock_timestamp()`,
-      [LOCK_PATH],
+      // One statement, so value and epoch are read at one instant (both change in one transaction).
+      `SELECT l.ha_value, f.epoch::text FROM ${this.haTable} f, ${this.haTable} l
+        WHERE f.ha_key = $1 AND l.ha_key = $2 AND l.ha_value IS NOT NULL
+          AND l.valid_until > clock_timestamp()`,
+      [LOCK_PATH, LEASE_KEY],
       (rows) => {
         const row = rows[0];
         return row ? { value: String(row.ha_value), epoch: Number(row.epoch) } : null;
@@ -177,7 +214,7 @@ export class PostgresHABackend implements HABackend {
     const found = await this.statement(
       `SELECT ha_identity, ${SERVER_STARTED} AS started FROM ${this.haTable}
         WHERE ha_key = $1 AND ha_value = $2 AND valid_until > clock_timestamp()`,
-      [LOCK_PATH, holder.value],
+      [LEASE_KEY, holder.value],
       (rows) => rows[0] ?? null,
     );
     const record = typeof found?.ha_identity === 'string' ? found.ha_identity : '';
@@ -198,18 +235,7 @@ export class PostgresHABackend implements HABackend {
   /** Takes the lock only while it still holds `holder`'s value and the session record seen gone. */
   private takeOver(holder: LockHolder, record: string, value: string, ttlMs: number): Promise<number | null> {
     if (!record) return Promise.resolve(null);
-    assertLockValue(value);
-    const ttl = normalizeTtlMs(ttlMs);
-    return this.statement(
-      `UPDATE ${this.haTable} AS t
-          SET ha_value = $4, ha_identity = ${SELF_RECORD('$4')},
-              valid_until = clock_timestamp() + $5::int * interval '1 millisecond',
-              epoch = greatest(t.epoch + 1, ${CLOCK_MS})
-        WHERE ha_key = $1 AND ha_value = $2 AND ha_identity = $3
-       RETURNING epoch::text`,
-      [LOCK_PATH, holder.value, record, value, ttl],
-      (rows) => (rows[0] ? Number(rows[0].epoch) : null),
-    );
+    return this.take(value, ttlMs, `l.ha_value = $3 AND l.ha_identity = $4`, [holder.value, record]);
   }
 
   /** One statement on the lock connection, after the table exists. */

@@ -6,10 +6,11 @@
  * - data table (default `leaderway_kv`): `path text COLLATE "C" PRIMARY KEY, value bytea`. The C
  *   collation sorts paths by their bytes (UTF-8 code point order), so a prefix scan is a range
  *   scan of the primary key.
- * - HA table (default `leaderway_ha_locks`): one row per lock (`core/lock`): its value (NULL when
- *   released or never taken), `valid_until` by the database's clock, the fencing `epoch` (kept on
- *   release, so it never goes back), and `ha_identity`, the holder's lock session
- *   (`<value>|<postmaster start µs>|<backend pid>|<backend start µs>`) for holder liveness.
+ * - HA table (default `leaderway_ha_locks`): two rows per lock (postgres-ha-backend.ts says why):
+ *   the fence row `core/lock` (the holder's value and the fencing `epoch`, kept on release so it
+ *   never goes back) and the lease row `core/lock-lease` (the holder's value, NULL when released
+ *   or never taken, `valid_until` by the database's clock, and `ha_identity`, the holder's lock
+ *   session `<value>|<postmaster start µs>|<backend pid>|<backend start µs>` for liveness).
  * - events: NOTIFY on the channel `<ha_table>_events`.
  */
 import type { PoolClient } from 'pg';
@@ -48,6 +49,14 @@ const DATA_MIGRATIONS: readonly Migration[] = [
     sql: (t) => [`CREATE TABLE IF NOT EXISTS ${t} (path text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`],
   },
 ];
+
+/** The lease row's key (the fence row's is LOCK_PATH, `core/lock`). */
+export const LEASE_KEY = 'core/lock-lease';
+
+/** Inserts the two lock rows, free, unless they exist. Parameters: LOCK_PATH, LEASE_KEY. */
+export const ENSURE_ROWS = (t: string): string =>
+  `INSERT INTO ${t} (ha_key, valid_until, epoch) VALUES ($1, '-infinity', 0), ($2, '-infinity', 0)
+   ON CONFLICT (ha_key) DO NOTHING`;
 
 const HA_MIGRATIONS: readonly Migration[] = [
   {
