@@ -151,16 +151,14 @@ class TestPostgres implements PostgresServer {
     this.child = undefined;
     if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    this.signalAll('SIGCONT');
-    child.kill(signal);
+    this.signalAll('SIGCONT', child.pid);
+    // The backends outlive a SIGKILLed postmaster until they notice; they are ended too, as a
+    // crash of the host would (listed first: once the postmaster is gone they have a new parent).
+    if (signal === 'SIGKILL') this.signalAll('SIGKILL', child.pid);
+    else child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
     await exited;
     clearTimeout(timer);
-    if (signal === 'SIGKILL') {
-      // The backends outlive a SIGKILLed postmaster until they notice; end them too, as a crash
-      // of the host would.
-      this.signalAll('SIGKILL', child.pid);
-    }
   }
 
   pause(): void {

@@ -126,14 +126,22 @@ export class PgPool {
       throw storageUnavailableError(this.lastError);
     }
     let broken = false;
+    // A checked-out client whose connection dies emits 'error' besides failing its query; the
+    // pool listens only while the client is idle, and an unheard 'error' would crash the process.
+    const onError = (err: unknown): void => {
+      broken = true;
+      this.lastError = sanitizeError(err);
+    };
+    client.on('error', onError);
     try {
       return await fn(client);
     } catch (err) {
-      broken = !isServerReply(err) && !isLwError(err);
+      broken ||= !isServerReply(err) && !isLwError(err);
       if (isLwError(err)) throw err;
       this.lastError = sanitizeError(err);
       throw storageUnavailableError(this.lastError);
     } finally {
+      client.off('error', onError);
       client.release(broken || this.closed);
     }
   }
