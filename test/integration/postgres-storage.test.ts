@@ -90,6 +90,24 @@ describe('postgresql storage: what only PostgreSQL can get wrong', () => {
     }
   });
 
+  it('lets exactly one of two racing guarded batches (two nodes initializing) apply', async () => {
+    const t = tables();
+    const [one, two] = [await openData(t), await openData(t)];
+    for (let round = 0; round < 20; round++) {
+      const ops = (who: string) => [
+        { op: 'put' as const, path: `init/${round}/guard`, value: Buffer.from(who) },
+        { op: 'put' as const, path: `init/${round}/keyring`, value: Buffer.from(who) },
+      ];
+      const results = await Promise.all([
+        one.batch(ops('one'), { ifAbsent: `init/${round}/guard` }),
+        two.batch(ops('two'), { ifAbsent: `init/${round}/guard` }),
+      ]);
+      assert.equal(results.filter(Boolean).length, 1, `round ${round}: ${results}`);
+      const winner = results[0] ? 'one' : 'two';
+      assert.deepEqual(await one.get(`init/${round}/keyring`), Buffer.from(winner));
+    }
+  });
+
   it('sets the lease by the database clock', async () => {
     const { haTable } = tables();
     const ha = await openHA(haTable);
