@@ -151,6 +151,12 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
     minReplicas: parseMinReplicas(c.storage.min_replicas),
     waitTimeoutMs: c.storage.wait_timeout,
   };
+  const postgres = {
+    url: c.storage.connection_url,
+    table: c.storage.table,
+    haTable: c.storage.ha_table,
+    maxParallel: c.storage.max_parallel,
+  };
   const clusterAddr = c.disable_clustering ? '' : deriveClusterAddr(c.api_addr, c.cluster_addr);
   if (clusterAddr && new URL(clusterAddr).host === new URL(c.api_addr).host) {
     throw new ConfigError('cluster_addr: the cluster address must differ from the API address (api_addr)');
@@ -165,10 +171,16 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
       'listener.cluster_address (LEADERWAY_CLUSTER_LISTEN_ADDR): API port + 1 is out of range; set it',
     );
   }
-  const haType = c.ha_storage.type || (c.ha_storage.redis_url ? 'redis' : '');
+  const haType =
+    c.ha_storage.type || (c.ha_storage.redis_url ? 'redis' : c.ha_storage.connection_url ? 'postgresql' : '');
   if (c.ha_storage.type === 'redis' && !c.ha_storage.redis_url) {
     throw new ConfigError(
       'ha_storage.redis_url (LEADERWAY_HA_REDIS_URL): required when LEADERWAY_HA_STORAGE=redis',
+    );
+  }
+  if (c.ha_storage.type === 'postgresql' && !c.ha_storage.connection_url) {
+    throw new ConfigError(
+      'ha_storage.connection_url (LEADERWAY_HA_POSTGRESQL_URL): required when LEADERWAY_HA_STORAGE=postgresql',
     );
   }
   if (c.lock_ttl < 300) throw new ConfigError('lock_ttl (LEADERWAY_LOCK_TTL): must be at least 300ms');
@@ -187,13 +199,20 @@ export function nodeSettings(c: NodeConfig): NodeSettings {
     verifyKeys,
     legacyAdvertisement: c.advertisement_legacy,
     gateways: gatewaySettings(c),
-    storage: { type: c.storage.type, redisUrl: c.storage.redis_url, prefix: c.storage.prefix, replication },
+    storage: {
+      type: c.storage.type,
+      redisUrl: c.storage.redis_url,
+      prefix: c.storage.prefix,
+      replication,
+      ...(c.storage.type === 'postgresql' ? { postgres } : {}),
+    },
     haStorage: haType
       ? {
-          type: haType as 'redis' | 'inmem',
+          type: haType as StorageSpec['type'],
           redisUrl: c.ha_storage.redis_url,
           prefix: c.storage.prefix,
           replication,
+          ...(haType === 'postgresql' ? { postgres: { ...postgres, url: c.ha_storage.connection_url } } : {}),
         }
       : null,
     forwarding: c.request_forwarding,

@@ -95,6 +95,8 @@ export function parseCidrList(v: string): BlockList {
 
 const REDIS_URL = /^(rediss?|rediss?\+sentinel):\/\/[^\s]+$/i;
 const REDIS_URL_FORMS = 'must be a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL';
+const POSTGRES_URL = /^postgres(ql)?:\/\/[^\s]+$/i;
+const POSTGRES_URL_FORMS = 'must be a postgres:// or postgresql:// URL';
 
 let registered = false;
 
@@ -153,6 +155,26 @@ export function registerFormats(): void {
       validate(v: unknown) {
         if (v === '') return;
         if (typeof v !== 'string' || !REDIS_URL.test(v)) throw new Error(REDIS_URL_FORMS);
+      },
+    },
+    'postgres-url': {
+      validate(v: unknown) {
+        if (typeof v !== 'string' || !POSTGRES_URL.test(v)) throw new Error(POSTGRES_URL_FORMS);
+      },
+    },
+    'optional-postgres-url': {
+      validate(v: unknown) {
+        if (v === '') return;
+        if (typeof v !== 'string' || !POSTGRES_URL.test(v)) throw new Error(POSTGRES_URL_FORMS);
+      },
+    },
+    'pg-identifier': {
+      validate(v: unknown) {
+        if (typeof v !== 'string' || !/^[a-z_][a-z0-9_]{0,47}$/.test(v) || v === 'leaderway_schema') {
+          throw new Error(
+            'must be 1-48 characters of a-z 0-9 _, not starting with a digit (not leaderway_schema)',
+          );
+        }
       },
     },
     'key-list': {

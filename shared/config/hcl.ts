@@ -41,8 +41,8 @@ export async function parseHcl(text: string, name: string): Promise<Record<strin
 
 /** Blocks that carry their type as a label in OpenBao's config (`storage "redis" {...}`). */
 const TYPED_STANZAS: Record<string, { key: string | null; allowed: readonly string[] }> = {
-  storage: { key: 'type', allowed: ['redis', 'inmem'] },
-  ha_storage: { key: 'type', allowed: ['redis'] },
+  storage: { key: 'type', allowed: ['redis', 'postgresql', 'inmem'] },
+  ha_storage: { key: 'type', allowed: ['redis', 'postgresql'] },
   listener: { key: null, allowed: ['tcp'] },
   seal: { key: null, allowed: ['static'] },
 };

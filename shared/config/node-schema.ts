@@ -17,7 +17,7 @@ export function defaultNodeId(): string {
 }
 
 /** Storage kinds a node can use. */
-export const STORAGE_TYPES = ['redis', 'inmem'] as const;
+export const STORAGE_TYPES = ['redis', 'postgresql', 'inmem'] as const;
 
 export const nodeSchema = {
   listener: {
@@ -40,7 +40,7 @@ export const nodeSchema = {
   ),
   storage: {
     type: {
-      doc: 'Data storage: redis, or inmem (one process only; not for production).',
+      doc: 'Data storage: redis, postgresql, or inmem (one process only; not for production).',
       format: [...STORAGE_TYPES],
       default: 'redis',
       env: 'LEADERWAY_STORAGE',
@@ -69,10 +69,34 @@ export const nodeSchema = {
       default: '1s',
       env: 'LEADERWAY_REDIS_WAIT_TIMEOUT',
     },
+    connection_url: {
+      doc: 'PostgreSQL for storage (OpenBao: connection_url): postgres://[user:password@]host:port/database[?sslmode=verify-full&...]. The node creates and migrates its tables.',
+      format: 'postgres-url',
+      default: 'postgres://127.0.0.1:5432/leaderway',
+      env: 'LEADERWAY_POSTGRESQL_URL',
+    },
+    table: {
+      doc: 'PostgreSQL table holding the data (OpenBao: table). Several clusters can share a database with different tables.',
+      format: 'pg-identifier',
+      default: 'leaderway_kv',
+      env: 'LEADERWAY_POSTGRESQL_TABLE',
+    },
+    ha_table: {
+      doc: 'PostgreSQL table holding the HA lock (OpenBao: ha_table); in the same database as the data, so every write is fenced in its own transaction.',
+      format: 'pg-identifier',
+      default: 'leaderway_ha_locks',
+      env: 'LEADERWAY_POSTGRESQL_HA_TABLE',
+    },
+    max_parallel: {
+      doc: 'Connections to PostgreSQL for data at most (OpenBao: max_parallel).',
+      format: 'nat',
+      default: 16,
+      env: 'LEADERWAY_POSTGRESQL_MAX_PARALLEL',
+    },
   },
   ha_storage: {
     type: {
-      doc: 'Separate HA storage for the lock (split storage): redis, or empty to keep the lock in storage.',
+      doc: 'Separate HA storage for the lock (split storage): redis or postgresql, or empty to keep the lock in storage.',
       format: ['', ...STORAGE_TYPES],
       default: '',
       env: 'LEADERWAY_HA_STORAGE',
@@ -82,6 +106,12 @@ export const nodeSchema = {
       format: 'optional-redis-url',
       default: '',
       env: 'LEADERWAY_HA_REDIS_URL',
+    },
+    connection_url: {
+      doc: 'PostgreSQL for ha_storage (its lock table is storage.ha_table). Setting it alone implies LEADERWAY_HA_STORAGE=postgresql.',
+      format: 'optional-postgres-url',
+      default: '',
+      env: 'LEADERWAY_HA_POSTGRESQL_URL',
     },
   },
   seal: {
@@ -241,8 +271,12 @@ export interface NodeConfig {
     prefix: string;
     min_replicas: string;
     wait_timeout: number;
+    connection_url: string;
+    table: string;
+    ha_table: string;
+    max_parallel: number;
   };
-  ha_storage: { type: '' | (typeof STORAGE_TYPES)[number]; redis_url: string };
+  ha_storage: { type: '' | (typeof STORAGE_TYPES)[number]; redis_url: string; connection_url: string };
   seal: { key: string };
   advertisement_key: string;
   advertisement_signing_key: string;

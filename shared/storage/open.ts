@@ -1,22 +1,40 @@
 /**
  * Opens the data and HA backends a process is configured for. With no separate HA storage the
- * lock lives beside the data (same Redis, same prefix), which is what makes fencing possible.
+ * lock lives beside the data (same Redis and prefix, or same PostgreSQL database), which is what
+ * makes fencing possible.
  */
 import { LwError } from '../errors';
 import { type Backend, type HABackend, isHABackend } from './backend';
 import { InmemBackend, InmemHABackend, InmemStore } from './inmem';
+import { PostgresBackend } from './postgres/postgres-backend';
+import { PostgresHABackend } from './postgres/postgres-ha-backend';
 import { RedisBackend } from './redis/redis-backend';
 import { RedisHABackend } from './redis/redis-ha-backend';
 import type { ReplicationSettings } from './redis/replication';
 import { StorageSignals } from './signals';
 
+/** Where a PostgreSQL backend lives (OpenBao's `connection_url`, `table`, `ha_table`, `max_parallel`). */
+export interface PostgresSpec {
+  url: string;
+  table: string;
+  haTable: string;
+  maxParallel: number;
+}
+
 /** Where one backend lives. */
 export interface StorageSpec {
-  type: 'redis' | 'inmem';
+  type: 'redis' | 'postgresql' | 'inmem';
   redisUrl: string;
   prefix: string;
   /** Replicas a write must reach before it is acknowledged (Redis WAIT). */
   replication?: ReplicationSettings;
+  /** Required for `postgresql`. */
+  postgres?: PostgresSpec;
+}
+
+function postgresSpec(spec: StorageSpec): PostgresSpec {
+  if (!spec.postgres) throw new LwError('LW_ERR_CONFIG', 'postgresql storage needs a connection_url');
+  return spec.postgres;
 }
 
 /** The opened backends. */
@@ -42,36 +60,67 @@ export interface OpenOptions {
 }
 
 function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore, signals: StorageSignals): HABackend {
-  const ha: unknown =
-    spec.type === 'redis'
-      ? new RedisHABackend({
-          url: spec.redisUrl,
-          prefix: spec.prefix,
-          commandTimeoutMs: o.lockCommandTimeoutMs,
-          replication: spec.replication,
-          onLivenessUnavailable: (reason) => signals.refuseLiveness(reason),
-          reader: o.reader,
-        })
-      : new InmemHABackend(store);
+  let ha: unknown;
+  switch (spec.type) {
+    case 'redis':
+      ha = new RedisHABackend({
+        url: spec.redisUrl,
+        prefix: spec.prefix,
+        commandTimeoutMs: o.lockCommandTimeoutMs,
+        replication: spec.replication,
+        onLivenessUnavailable: (reason) => signals.refuseLiveness(reason),
+        reader: o.reader,
+      });
+      break;
+    case 'postgresql': {
+      const pg = postgresSpec(spec);
+      ha = new PostgresHABackend({
+        url: pg.url,
+        haTable: pg.haTable,
+        statementTimeoutMs: o.lockCommandTimeoutMs,
+        reader: o.reader,
+      });
+      break;
+    }
+    case 'inmem':
+      ha = new InmemHABackend(store);
+      break;
+  }
   if (!isHABackend(ha)) throw new LwError('LW_ERR_CONFIG', 'specified HA storage does not support HA');
   return ha;
+}
+
+function openData(spec: StorageSpec, o: OpenOptions, store: InmemStore, signals: StorageSignals): Backend {
+  switch (spec.type) {
+    case 'redis':
+      return new RedisBackend({
+        url: spec.redisUrl,
+        prefix: spec.prefix,
+        replication: spec.replication,
+        onUnreplicated: () => signals.unreplicatedWrite(),
+        onNoReplicas: () => signals.noReplicasRefusal(),
+        reader: o.reader,
+      });
+    case 'postgresql': {
+      const pg = postgresSpec(spec);
+      return new PostgresBackend({
+        url: pg.url,
+        table: pg.table,
+        haTable: pg.haTable,
+        maxParallel: pg.maxParallel,
+        reader: o.reader,
+      });
+    }
+    case 'inmem':
+      return new InmemBackend(store);
+  }
 }
 
 /** Opens storage (connections are made lazily; see each backend's start()). */
 export function openStorage(data: StorageSpec, ha: StorageSpec | null, o: OpenOptions): OpenedStorage {
   const store = o.inmem ?? new InmemStore();
   const signals = new StorageSignals();
-  const dataBackend =
-    data.type === 'redis'
-      ? new RedisBackend({
-          url: data.redisUrl,
-          prefix: data.prefix,
-          replication: data.replication,
-          onUnreplicated: () => signals.unreplicatedWrite(),
-          onNoReplicas: () => signals.noReplicasRefusal(),
-          reader: o.reader,
-        })
-      : new InmemBackend(store);
+  const dataBackend = openData(data, o, store, signals);
   const haBackend = openHA(ha ?? data, o, ha && ha.type === 'inmem' ? new InmemStore() : store, signals);
   return { data: dataBackend, ha: haBackend, split: ha !== null, signals };
 }

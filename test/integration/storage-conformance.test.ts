@@ -1,6 +1,7 @@
 /**
- * Runs the storage conformance suite against the in-memory backends and a real redis-server,
- * then checks what only Redis can get wrong: key layout, prefix isolation, outages.
+ * Runs the storage conformance suite against the in-memory backends, a real redis-server and a
+ * real PostgreSQL cluster, then checks what only Redis can get wrong: key layout, prefix
+ * isolation, outages. (PostgreSQL's own checks are in postgres-storage.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -8,8 +9,11 @@ import { after, before, describe, it } from 'node:test';
 import { isLwError } from '../../shared/errors';
 import type { HAEvent } from '../../shared/storage/backend';
 import { InmemBackend, InmemHABackend, InmemStore } from '../../shared/storage/inmem';
+import { PostgresBackend } from '../../shared/storage/postgres/postgres-backend';
+import { PostgresHABackend } from '../../shared/storage/postgres/postgres-ha-backend';
 import { RedisBackend } from '../../shared/storage/redis/redis-backend';
 import { RedisHABackend } from '../../shared/storage/redis/redis-ha-backend';
+import { type PostgresServer, startPostgres } from '../helpers/postgres';
 import { type RedisServer, startRedis } from '../helpers/redis';
 import {
   exerciseBackend,
@@ -282,5 +286,47 @@ describe('redis storage', () => {
       await Promise.allSettled(clients.map((c) => c.close()));
       await outage.stop();
     }
+  });
+});
+
+describe('postgresql storage', () => {
+  let pg: PostgresServer;
+  // Registered first so clients are closed before the server stops (hooks run in order).
+  const track = tracker();
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => {
+    await pg?.stop();
+  });
+
+  /** Each test gets its own tables, as each Redis test gets its own prefix. */
+  let tables = 0;
+  const nextTables = () => {
+    tables += 1;
+    return { table: `lwt_kv_${tables}`, haTable: `lwt_ha_${tables}` };
+  };
+  const openData = async (t: { table: string; haTable: string }) => {
+    const backend = track(new PostgresBackend({ url: pg.url, ...t }));
+    await backend.start();
+    return backend;
+  };
+  const openHA = async (t: { haTable: string }) => {
+    const ha = track(new PostgresHABackend({ url: pg.url, haTable: t.haTable }));
+    await ha.start();
+    return ha;
+  };
+
+  describe('PostgresBackend', () => {
+    exerciseBackend(async () => {
+      const t = nextTables();
+      return { backend: await openData(t), ha: await openHA(t) };
+    });
+  });
+  describe('PostgresHABackend', () => {
+    exerciseHABackend(async () => {
+      const t = nextTables();
+      return [await openHA(t), await openHA(t)];
+    });
   });
 });

@@ -157,6 +157,36 @@ describe('loadConfig(nodeSchema)', () => {
     assert.equal(env.storage.prefix, 'from-env');
   });
 
+  it("reads OpenBao's postgresql stanza (connection_url, table, ha_table, max_parallel)", async () => {
+    const file = configFile(
+      [
+        'storage "postgresql" {',
+        '  connection_url = "postgres://bao:pw@db.example.com:5432/vault?sslmode=verify-full"',
+        '  table          = "vault_kv_store"',
+        '  ha_table       = "vault_ha_locks"',
+        '  max_parallel   = 32',
+        '}',
+        '',
+      ].join('\n'),
+      'hcl',
+    );
+    const c = await node({ LEADERWAY_CONFIG: file });
+    assert.equal(c.storage.type, 'postgresql');
+    assert.equal(c.storage.connection_url, 'postgres://bao:pw@db.example.com:5432/vault?sslmode=verify-full');
+    assert.equal(c.storage.table, 'vault_kv_store');
+    assert.equal(c.storage.ha_table, 'vault_ha_locks');
+    assert.equal(c.storage.max_parallel, 32);
+    const env = await node({ LEADERWAY_CONFIG: file, LEADERWAY_POSTGRESQL_TABLE: 'from_env' });
+    assert.equal(env.storage.table, 'from_env');
+    const bad: Array<Record<string, string>> = [
+      { LEADERWAY_POSTGRESQL_TABLE: 'Drop;' },
+      { LEADERWAY_POSTGRESQL_URL: 'mysql://x' },
+    ];
+    for (const b of bad) {
+      await configError(async () => await node({ LEADERWAY_STORAGE: 'postgresql', ...b }));
+    }
+  });
+
   it('names the file, line and column of an HCL syntax error, and the stanza of a shape error', async () => {
     const syntax = await configError(() =>
       node({ LEADERWAY_CONFIG: configFile('listener "tcp" {\n  address = \n}\n', 'hcl') }),
@@ -450,6 +480,28 @@ describe('nodeSettings', () => {
       async () => await settings({ BAO_API_ADDR: 'http://v:8200', LEADERWAY_HA_STORAGE: 'redis' }),
     );
     assert.match(err.message, /LEADERWAY_HA_REDIS_URL/);
+  });
+
+  it('postgresql: the lock beside the data (fenced), or split with an HA PostgreSQL or Redis', async () => {
+    const base = { BAO_API_ADDR: 'http://v:8200', LEADERWAY_STORAGE: 'postgresql' };
+    const one = await settings({ ...base, LEADERWAY_POSTGRESQL_URL: 'postgres://db/lw' });
+    assert.equal(one.haStorage, null);
+    assert.deepEqual(one.storage.postgres, {
+      url: 'postgres://db/lw',
+      table: 'leaderway_kv',
+      haTable: 'leaderway_ha_locks',
+      maxParallel: 16,
+    });
+    const split = await settings({ ...base, LEADERWAY_HA_POSTGRESQL_URL: 'postgres://lockdb/lw' });
+    assert.equal(split.haStorage?.type, 'postgresql');
+    assert.equal(split.haStorage?.postgres?.url, 'postgres://lockdb/lw');
+    const redisLock = await settings({ ...base, LEADERWAY_HA_REDIS_URL: 'redis://lock:6379' });
+    assert.equal(redisLock.haStorage?.type, 'redis');
+    assert.equal(redisLock.storage.type, 'postgresql');
+    const err = await configError(
+      async () => await settings({ ...base, LEADERWAY_HA_STORAGE: 'postgresql' }),
+    );
+    assert.match(err.message, /LEADERWAY_HA_POSTGRESQL_URL/);
   });
 
   it('replication: auto by default, a count or 0 when set, anything else refused', async () => {

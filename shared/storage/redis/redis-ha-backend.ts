@@ -6,6 +6,7 @@
  * trusted with lock commands' latency.
  */
 import type { HABackend, HAEvent, HolderLiveness, LockHolder } from '../backend';
+import { EventFanout, encodeEvent, type HAEventStats } from '../ha-events';
 import { assertLockValue, normalizeTtlMs, storageUnavailableError } from '../semantics';
 import { DEFAULT_START_TIMEOUT_MS, RedisConnection } from './connection';
 import { type RedisKeys, redisKeys } from './keys';
@@ -42,20 +43,6 @@ export interface RedisHABackendOptions {
  */
 const RECONNECT_SETTLE_MS = 2_000;
 
-/**
- * Delivered to this process's listeners (not published) when the lock or event connection is
- * ready again after losing Redis: pub/sub keeps no history, so a release or an advertisement
- * published meanwhile was missed, and the storage the listeners poll is reachable again. Measured
- * before (issue 25, kill -9 of the Sentinel primary): a gateway whose leader had gone stale
- * re-read it at its next 1 s poll, ~0.9 s after its connections were on the new primary, holding
- * every request that long; standbys slept out an error backoff of up to 2 s. Listeners treat an
- * event as a hint to re-read (epoch 0: unknown), as the HABackend contract requires of any event.
- */
-const RECONNECT_HINTS: readonly HAEvent[] = [
-  { type: 'advertised', epoch: 0 },
-  { type: 'released', epoch: 0 },
-];
-
 /** Our lock connection as Redis knows it. */
 interface ConnIdentity {
   runId: string;
@@ -64,43 +51,16 @@ interface ConnIdentity {
 }
 
 /** Counters for what the backend deliberately swallows. */
-export interface RedisHAStats {
-  /** Channel messages that were not a valid HAEvent (ignored). */
-  malformedEvents: number;
-  /** Publishes that failed (publish is best effort). */
-  publishFailures: number;
-  /** Exceptions thrown by listeners (caught so one listener cannot starve the others). */
-  listenerErrors: number;
-}
-
-/** Parses a channel message; null unless it is exactly a known HAEvent shape. */
-function parseEvent(message: string): HAEvent | null {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(message);
-  } catch {
-    return null;
-  }
-  if (typeof parsed !== 'object' || parsed === null) return null;
-  const { type, epoch } = parsed as { type?: unknown; epoch?: unknown };
-  if (
-    (type !== 'released' && type !== 'advertised') ||
-    !Number.isSafeInteger(epoch) ||
-    (epoch as number) < 0
-  ) {
-    return null;
-  }
-  return { type, epoch: epoch as number };
-}
+export type RedisHAStats = HAEventStats;
 
 /** HA storage on Redis. Works with the same Redis as `RedisBackend` or a separate one. */
 export class RedisHABackend implements HABackend {
   readonly kind = 'redis';
   readonly keys: RedisKeys;
-  readonly stats: RedisHAStats = { malformedEvents: 0, publishFailures: 0, listenerErrors: 0 };
+  private readonly fanout = new EventFanout();
+  readonly stats: RedisHAStats = this.fanout.stats;
   private readonly lock: RedisConnection;
   private subscriber: RedisConnection | undefined;
-  private readonly listeners = new Set<(event: HAEvent) => void>();
   private closed = false;
   /** The lock connection's identity (null until known, or while reconnecting). */
   private self: ConnIdentity | null = null;
@@ -135,7 +95,7 @@ export class RedisHABackend implements HABackend {
       onReady: (c) => {
         if (!opts.reader) this.identifying = this.identify(c);
         // Back after an outage or a failover: whoever waits for an event re-reads now, not at
-        // its next poll (see RECONNECT_HINTS).
+        // its next poll (see RECONNECT_HINTS in ha-events.ts).
         if (this.lockReadyBefore) this.hintAfterReconnect();
         this.lockReadyBefore = true;
       },
@@ -280,7 +240,7 @@ export class RedisHABackend implements HABackend {
    */
   async publish(event: HAEvent): Promise<void> {
     if (this.closed) return;
-    const message = JSON.stringify({ type: event.type, epoch: event.epoch });
+    const message = encodeEvent(event);
     try {
       await this.lock.run((c) => c.publish(this.keys.events, message));
     } catch {
@@ -296,18 +256,15 @@ export class RedisHABackend implements HABackend {
    */
   subscribe(listener: (event: HAEvent) => void): () => void {
     if (this.closed) return () => {};
-    const wrapped = (event: HAEvent): void => listener(event);
-    this.listeners.add(wrapped);
+    const remove = this.fanout.add(listener);
     this.ensureSubscriber();
-    return () => {
-      this.listeners.delete(wrapped);
-    };
+    return remove;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.listeners.clear();
+    this.fanout.clear();
     await Promise.all([this.lock.close(), this.subscriber?.close()]);
   }
 
@@ -329,7 +286,7 @@ export class RedisHABackend implements HABackend {
       onReady: resubscribe,
     });
     subscriber.client.on('message', (from: string, message: string) => {
-      if (from === channel) this.deliver(message);
+      if (from === channel) this.fanout.deliverMessage(message);
     });
     this.subscriber = subscriber;
     // Connect now; if Redis is down the connection keeps retrying by itself.
@@ -337,26 +294,6 @@ export class RedisHABackend implements HABackend {
   }
 
   private hintAfterReconnect(): void {
-    if (this.closed) return;
-    for (const event of RECONNECT_HINTS) this.deliverEvent(event);
-  }
-
-  private deliver(message: string): void {
-    const event = parseEvent(message);
-    if (!event) {
-      this.stats.malformedEvents += 1;
-      return;
-    }
-    this.deliverEvent(event);
-  }
-
-  private deliverEvent(event: HAEvent): void {
-    for (const listener of [...this.listeners]) {
-      try {
-        listener({ ...event });
-      } catch {
-        this.stats.listenerErrors += 1;
-      }
-    }
+    if (!this.closed) this.fanout.hint();
   }
 }

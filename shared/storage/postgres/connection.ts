@@ -1,0 +1,204 @@
+/**
+ * A pool of PostgreSQL connections (node-postgres) as the storage backends want it: fail fast
+ * while the server is away, heal by itself when it returns, never run a statement long after its
+ * caller gave up, and never let a statement parameter (a secret value) leak into an error.
+ */
+import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import { isLwError, LwError } from '../../errors';
+import { storageUnavailableError } from '../semantics';
+import { noteApplied } from '../write-scope';
+
+/** A TCP connect (or a wait for a free pooled connection) that takes longer is abandoned. */
+const CONNECT_TIMEOUT_MS = 2000;
+/** How long `start()` waits for the first connection by default. */
+export const DEFAULT_START_TIMEOUT_MS = 5000;
+/** Pause between connection attempts in `start()`. */
+const START_RETRY_MS = 100;
+/**
+ * The server cancels a statement after the client's timeout plus this: a statement whose caller
+ * already gave up (and whose connection was destroyed) does not keep its row locks for long.
+ */
+const SERVER_TIMEOUT_SLACK_MS = 500;
+
+/** How to open a pool. */
+export interface PgPoolOptions {
+  /** `postgres://` / `postgresql://` URL. May hold a password: never logged. */
+  url: string;
+  /** Shown in `pg_stat_activity.application_name`, so an operator can tell the pools apart. */
+  applicationName: string;
+  /** Every statement rejects after this long (client side); the server cancels it soon after. */
+  statementTimeoutMs: number;
+  /** Connections at most (OpenBao's `max_parallel`). */
+  max: number;
+  /** A connect, or a wait for a free pooled connection, gives up after this (default 2 s). */
+  connectTimeoutMs?: number;
+  /**
+   * Idle connections are closed after this (0: never). The lock pool keeps its connection open:
+   * standbys read the holder's liveness from it (a closed one looks like a crash).
+   */
+  idleTimeoutMs: number;
+}
+
+/**
+ * Copies a driver error keeping only its message and SQLSTATE: node-postgres errors carry
+ * `detail`, `where` and `internalQuery`, which may quote stored values.
+ */
+export function sanitizeError(err: unknown): Error {
+  if (!(err instanceof Error)) return new Error('non-Error rejection from the postgres client');
+  const safe = new Error(err.message);
+  safe.name = err.name;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') Object.assign(safe, { code });
+  return safe;
+}
+
+/** A reply error from the server (it answered; a SQLSTATE), as opposed to a lost connection. */
+export function isServerReply(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+}
+
+/** Thrown inside a transaction to roll it back and resolve `result` instead. */
+export class Rollback<T> {
+  constructor(readonly result: T) {}
+}
+
+/** A self-healing pool. Every failure surfaces as `LW_ERR_STORAGE_UNAVAILABLE`. */
+export class PgPool {
+  readonly pool: Pool;
+  private closed = false;
+  private lastError: Error | undefined;
+
+  constructor(opts: PgPoolOptions) {
+    const config: PoolConfig = {
+      connectionString: opts.url,
+      application_name: opts.applicationName,
+      max: opts.max,
+      idleTimeoutMillis: opts.idleTimeoutMs,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+      // Client side: the caller hears within this. Server side, a little later: the statement
+      // stops even if its connection is half-open.
+      query_timeout: opts.statementTimeoutMs,
+      statement_timeout: opts.statementTimeoutMs + SERVER_TIMEOUT_SLACK_MS,
+      // The lock must never wait behind a long row lock: a blocked renew is a failed renew.
+      lock_timeout: opts.statementTimeoutMs,
+      idle_in_transaction_session_timeout: opts.statementTimeoutMs * 2 + SERVER_TIMEOUT_SLACK_MS,
+      keepAlive: true,
+    };
+    this.pool = new Pool(config);
+    // An idle connection that breaks (server restarted, terminated) is dropped by the pool;
+    // without this listener the error would crash the process.
+    this.pool.on('error', (err) => {
+      this.lastError = sanitizeError(err);
+    });
+  }
+
+  /**
+   * Resolves once a connection answers, or rejects with `LW_ERR_STORAGE_UNAVAILABLE` after
+   * `timeoutMs`. Callers work either way: every call connects as needed.
+   */
+  async start(timeoutMs: number = DEFAULT_START_TIMEOUT_MS): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      try {
+        await this.run((c) => c.query('SELECT 1'));
+        return;
+      } catch (err) {
+        if (this.closed || performance.now() + START_RETRY_MS > deadline)
+          throw storageUnavailableError(this.lastError ?? (err as LwError).cause);
+      }
+      await new Promise((r) => setTimeout(r, START_RETRY_MS));
+    }
+  }
+
+  /**
+   * Runs `fn` on one pooled connection. A connection that failed in any way other than a server
+   * reply is destroyed, not reused: it may be mid-statement, and the server rolls back whatever
+   * transaction it had open when the socket closes.
+   */
+  async run<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    if (this.closed) throw storageUnavailableError();
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      this.lastError = sanitizeError(err);
+      throw storageUnavailableError(this.lastError);
+    }
+    let broken = false;
+    // A checked-out client whose connection dies emits 'error' besides failing its query; the
+    // pool listens only while the client is idle, and an unheard 'error' would crash the process.
+    const onError = (err: unknown): void => {
+      broken = true;
+      this.lastError = sanitizeError(err);
+    };
+    client.on('error', onError);
+    try {
+      return await fn(client);
+    } catch (err) {
+      broken ||= !isServerReply(err) && !isLwError(err);
+      if (isLwError(err)) throw err;
+      this.lastError = sanitizeError(err);
+      throw storageUnavailableError(this.lastError);
+    } finally {
+      client.off('error', onError);
+      client.release(broken || this.closed);
+    }
+  }
+
+  /**
+   * Runs `fn` inside BEGIN ... COMMIT on one connection. `fn` may throw a {@link Rollback} to
+   * roll back and resolve its result (a refused write). Once COMMIT succeeded the write is
+   * noted applied (write-scope.ts); a COMMIT sent but not answered rejects with
+   * `LW_ERR_OUTCOME_UNKNOWN`, because the server may have committed it. A failure before COMMIT
+   * was sent stored nothing: the transaction is rolled back, or dies with its connection. Lock
+   * transactions (`data: false`) note nothing and reject `LW_ERR_STORAGE_UNAVAILABLE` either way,
+   * as the HABackend contract says (a lock taken unknowingly runs out with its lease).
+   */
+  async transaction<T>(fn: (c: PoolClient) => Promise<T>, o: { data: boolean } = { data: true }): Promise<T> {
+    let committing = false;
+    try {
+      return await this.run(async (c) => {
+        await c.query('BEGIN');
+        let result: T;
+        try {
+          result = await fn(c);
+        } catch (err) {
+          if (err instanceof Rollback) {
+            await c.query('ROLLBACK');
+            return err.result as T;
+          }
+          // A refusal (fenced) or a server reply: the connection is kept, so end the
+          // transaction before it goes back to the pool. (A lost connection is destroyed.)
+          if (isLwError(err) || isServerReply(err)) await c.query('ROLLBACK');
+          throw err;
+        }
+        committing = true;
+        await c.query('COMMIT');
+        // Lock statements are no request's data write (`data: false`).
+        if (o.data) noteApplied();
+        return result;
+      });
+    } catch (err) {
+      if (committing && o.data && isLwError(err, 'LW_ERR_STORAGE_UNAVAILABLE') && !isServerReply(err.cause)) {
+        throw new LwError(
+          'LW_ERR_OUTCOME_UNKNOWN',
+          'storage did not confirm the write; its outcome is unknown: check before retrying',
+          { cause: err, retryAfter: 1 },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Closes every connection; in-flight statements reject. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end().catch(() => undefined);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}

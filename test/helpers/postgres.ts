@@ -1,0 +1,254 @@
+/**
+ * Starts a real PostgreSQL cluster (initdb + postgres) on a free loopback port in a temporary
+ * directory for integration tests, like helpers/redis.ts does for Redis. Run as root (a CI
+ * container), the server runs as the `postgres` user (initdb and postgres refuse root). Output is
+ * suppressed unless `LW_TEST_VERBOSE=1` (then prefixed `[postgres:<port>]`); the last lines are
+ * kept for the error of a failed start. Every server is SIGKILLed and its directory removed if the
+ * test process exits without stopping it.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { Client } from 'pg';
+import { freePort } from './ports';
+
+/** How long a fresh server gets to accept a connection. */
+const START_TIMEOUT_MS = 20_000;
+/** Gap between connection attempts while it starts. */
+const PROBE_INTERVAL_MS = 50;
+/** A SIGTERM'd (smart shutdown) server gets this long to exit before SIGKILL. */
+const STOP_GRACE_MS = 5000;
+/** Another process may grab the port between our probe and the server's bind. */
+const PORT_ATTEMPTS = 3;
+const KEPT_OUTPUT_LINES = 30;
+
+/** Debian installs the server binaries here, not on PATH. */
+function binDir(): string {
+  const override = process.env['LW_PG_BIN'];
+  if (override) return override;
+  for (const v of ['17', '16', '15', '14']) {
+    const dir = `/usr/lib/postgresql/${v}/bin`;
+    if (existsSync(path.join(dir, 'postgres'))) return dir;
+  }
+  throw new Error('PostgreSQL server not found: install it (apt-get install -y postgresql)');
+}
+
+/** Root cannot run initdb/postgres: run them as `postgres` (uid/gid looked up once). */
+function runAs(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+  return { uid, gid };
+}
+
+/** A running test PostgreSQL. */
+export interface PostgresServer {
+  readonly port: number;
+  /** `postgres://postgres@127.0.0.1:<port>/postgres`. */
+  readonly url: string;
+  /** Stops the server (SIGTERM fast shutdown by default) but keeps its data for `start()`. */
+  kill(signal?: 'SIGINT' | 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts it again on the same port (no-op while running). */
+  start(): Promise<void>;
+  /** SIGSTOP of the postmaster and every backend: connections stay open, nothing answers. */
+  pause(): void;
+  resume(): void;
+  /** Runs one statement on a short-lived connection and returns its rows. */
+  sql(text: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
+  /** Kills the server and removes its directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+class TestPostgres implements PostgresServer {
+  readonly url: string;
+  private child: ChildProcess | undefined;
+  private output: string[] = [];
+  private stopped = false;
+  private readonly dataDir: string;
+
+  constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly user: { uid: number; gid: number } | undefined,
+    private readonly settings: readonly string[],
+  ) {
+    this.url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    this.dataDir = path.join(dir, 'data');
+  }
+
+  initdb(): void {
+    execFileSync(
+      path.join(binDir(), 'initdb'),
+      ['-D', this.dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'],
+      { stdio: 'pipe', ...(this.user ?? {}) },
+    );
+  }
+
+  async start(): Promise<void> {
+    if (this.stopped) throw new Error('test postgres was stopped');
+    if (this.child) return;
+    const args = [
+      '-D',
+      this.dataDir,
+      '-p',
+      String(this.port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `unix_socket_directories=${this.dir}`,
+      ...this.settings.flatMap((s) => ['-c', s]),
+    ];
+    const child = spawn(path.join(binDir(), 'postgres'), args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(this.user ?? {}),
+    });
+    this.child = child;
+    live.add(child);
+    this.output = [];
+    let failure: string | undefined;
+    child.once('error', (err) => {
+      failure = `postgres failed to spawn: ${err.message}`;
+    });
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      if (this.child === child) this.child = undefined;
+      failure ??= `postgres exited (${signal ?? code})`;
+    });
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream) createInterface({ input: stream }).on('line', (line) => this.log(line));
+    }
+    const deadline = performance.now() + START_TIMEOUT_MS;
+    while (performance.now() < deadline && failure === undefined) {
+      try {
+        await this.sql('SELECT 1');
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
+      }
+    }
+    await this.kill('SIGKILL');
+    throw new Error(`${failure ?? 'postgres did not accept connections'}:\n${this.output.join('\n')}`);
+  }
+
+  async kill(signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL' = 'SIGINT'): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.child = undefined;
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    this.signalAll('SIGCONT', child.pid);
+    // The backends outlive a SIGKILLed postmaster until they notice; they are ended too, as a
+    // crash of the host would (listed first: once the postmaster is gone they have a new parent).
+    if (signal === 'SIGKILL') this.signalAll('SIGKILL', child.pid);
+    else child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  pause(): void {
+    this.signalAll('SIGSTOP');
+  }
+
+  resume(): void {
+    this.signalAll('SIGCONT');
+  }
+
+  async sql(text: string, params: unknown[] = []): Promise<Array<Record<string, unknown>>> {
+    const client = new Client({ connectionString: this.url, connectionTimeoutMillis: 1000 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return (await client.query(text, params)).rows;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.kill('SIGINT');
+    rmSync(this.dir, { recursive: true, force: true });
+    dirs.delete(this.dir);
+  }
+
+  /** The postmaster and its children (backends, checkpointer, ...): `pgrep -P`. */
+  private signalAll(signal: NodeJS.Signals, parent = this.child?.pid): void {
+    if (parent === undefined) return;
+    let children: number[] = [];
+    try {
+      children = execFileSync('pgrep', ['-P', String(parent)])
+        .toString()
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    } catch {
+      // pgrep exits 1 when there is no child.
+    }
+    for (const pid of [parent, ...children]) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  private log(line: string): void {
+    this.output.push(line);
+    if (this.output.length > KEPT_OUTPUT_LINES) this.output.shift();
+    if (process.env['LW_TEST_VERBOSE'] === '1') process.stderr.write(`[postgres:${this.port}] ${line}\n`);
+  }
+}
+
+/** Options for a test PostgreSQL. */
+export interface PostgresOptions {
+  /** More server settings, `name=value` (passed as `-c`). */
+  settings?: readonly string[];
+}
+
+/**
+ * Creates a cluster in a temporary directory and starts it on a free loopback port (fsync off:
+ * a test cluster need not survive a host crash). Call `stop()` in an `after` hook.
+ */
+export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
+  installExitHook();
+  const user = runAs();
+  const dir = mkdtempSync(path.join(tmpdir(), 'lw-pg-'));
+  dirs.add(dir);
+  if (user) chownSync(dir, user.uid, user.gid);
+  const settings = ['fsync=off', 'max_connections=200', ...(opts.settings ?? [])];
+  let lastError: unknown;
+  let initialized = false;
+  for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
+    const server = new TestPostgres(await freePort(), dir, user, settings);
+    try {
+      if (!initialized) server.initdb();
+      initialized = true;
+      await server.start();
+      return server;
+    } catch (err) {
+      await server.kill('SIGKILL');
+      lastError = err;
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  dirs.delete(dir);
+  throw lastError;
+}
