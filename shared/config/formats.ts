@@ -5,6 +5,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import convict from 'convict';
+import { parseTargets } from '../storage/postgres/hosts';
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const SIZE_UNITS: Record<string, number> = {
@@ -98,6 +99,16 @@ const REDIS_URL_FORMS = 'must be a redis://, rediss://, redis+sentinel:// or red
 const POSTGRES_URL = /^postgres(ql)?:\/\/[^\s]+$/i;
 const POSTGRES_URL_FORMS = 'must be a postgres:// or postgresql:// URL';
 
+/** A (possibly multi-host) postgres URL whose target_session_attrs leaderway can use (hosts.ts). */
+function validatePostgresUrl(v: unknown): void {
+  if (typeof v !== 'string' || !POSTGRES_URL.test(v)) throw new Error(POSTGRES_URL_FORMS);
+  try {
+    parseTargets(v);
+  } catch (err) {
+    throw new Error((err as Error).message.replace(/^postgresql connection_url: /, ''));
+  }
+}
+
 let registered = false;
 
 /** Registers our formats with convict (idempotent). */
@@ -158,14 +169,11 @@ export function registerFormats(): void {
       },
     },
     'postgres-url': {
-      validate(v: unknown) {
-        if (typeof v !== 'string' || !POSTGRES_URL.test(v)) throw new Error(POSTGRES_URL_FORMS);
-      },
+      validate: validatePostgresUrl,
     },
     'optional-postgres-url': {
       validate(v: unknown) {
-        if (v === '') return;
-        if (typeof v !== 'string' || !POSTGRES_URL.test(v)) throw new Error(POSTGRES_URL_FORMS);
+        if (v !== '') validatePostgresUrl(v);
       },
     },
     'pg-identifier': {

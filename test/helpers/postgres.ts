@@ -7,7 +7,7 @@
  * test process exits without stopping it.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -57,6 +57,8 @@ export interface PostgresServer {
   resume(): void;
   /** Runs one statement on a short-lived connection and returns its rows. */
   sql(text: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
+  /** The server's process id (the postmaster), while it runs. */
+  readonly pid: number | undefined;
   /** Kills the server and removes its directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -79,7 +81,7 @@ class TestPostgres implements PostgresServer {
   private child: ChildProcess | undefined;
   private output: string[] = [];
   private stopped = false;
-  private readonly dataDir: string;
+  readonly dataDir: string;
 
   constructor(
     readonly port: number,
@@ -89,6 +91,10 @@ class TestPostgres implements PostgresServer {
   ) {
     this.url = `postgres://postgres@127.0.0.1:${port}/postgres`;
     this.dataDir = path.join(dir, 'data');
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
 
   initdb(): void {
@@ -251,4 +257,119 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   rmSync(dir, { recursive: true, force: true });
   dirs.delete(dir);
   throw lastError;
+}
+
+/** A primary and its streaming standby (see `startPostgresPair`). */
+export interface PostgresPair {
+  primary: PostgresServer;
+  standby: PostgresServer;
+  /** Both hosts, primary first: `postgres://postgres@127.0.0.1:<p>,127.0.0.1:<s>/postgres`. */
+  readonly url: string;
+  /** `pg_promote()` on the standby; resolves once it accepts writes. */
+  promote(): Promise<void>;
+  /** Resolves once the standby streams from the primary (and, when synchronous, is `sync`). */
+  streaming(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const STANDBY_NAME = 'lw_standby';
+
+/**
+ * A primary and a hot standby streaming from it (pg_basebackup, on loopback). `synchronous`:
+ * the primary's `synchronous_standby_names` names the standby, so a COMMIT is answered only once
+ * the standby has the WAL on disk (`synchronous_commit=on`) — an acknowledged write survives the
+ * primary's loss and the standby's promotion. Without the standby connected, commits wait.
+ */
+export async function startPostgresPair(opts: { synchronous: boolean }): Promise<PostgresPair> {
+  const primary = await startPostgres({
+    settings: [
+      'wal_level=replica',
+      'max_wal_senders=5',
+      'wal_keep_size=256MB',
+      ...(opts.synchronous ? [`synchronous_standby_names=${STANDBY_NAME}`, 'synchronous_commit=on'] : []),
+    ],
+  });
+  const user = runAs();
+  const dir = mkdtempSync(path.join(tmpdir(), 'lw-pg-standby-'));
+  dirs.add(dir);
+  if (user) chownSync(dir, user.uid, user.gid);
+  let standby: TestPostgres | undefined;
+  try {
+    const dataDir = path.join(dir, 'data');
+    execFileSync(
+      path.join(binDir(), 'pg_basebackup'),
+      [
+        '-D',
+        dataDir,
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(primary.port),
+        '-U',
+        'postgres',
+        '-X',
+        'stream',
+        '--no-sync',
+      ],
+      { stdio: 'pipe', ...(user ?? {}) },
+    );
+    writeFileSync(path.join(dataDir, 'standby.signal'), '');
+    appendFileSync(
+      path.join(dataDir, 'postgresql.auto.conf'),
+      `primary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres application_name=${STANDBY_NAME}'\n`,
+    );
+    if (user) {
+      chownSync(path.join(dataDir, 'standby.signal'), user.uid, user.gid);
+      chownSync(path.join(dataDir, 'postgresql.auto.conf'), user.uid, user.gid);
+    }
+    // The standby's own settings: it may be promoted, so it must be able to serve as a primary;
+    // no synchronous standby of its own (it has none) so that writes go on after a promotion.
+    standby = new TestPostgres(await freePort(), dir, user, [
+      'fsync=off',
+      'max_connections=200',
+      'hot_standby=on',
+      'wal_level=replica',
+      'max_wal_senders=5',
+    ]);
+    await standby.start();
+  } catch (err) {
+    await standby?.stop();
+    await primary.stop();
+    rmSync(dir, { recursive: true, force: true });
+    dirs.delete(dir);
+    throw err;
+  }
+  const s = standby;
+  const pair: PostgresPair = {
+    primary,
+    standby: s,
+    url: `postgres://postgres@127.0.0.1:${primary.port},127.0.0.1:${s.port}/postgres`,
+    async promote() {
+      await s.sql('SELECT pg_promote(true, 30)');
+      const deadline = performance.now() + START_TIMEOUT_MS;
+      while ((await s.sql('SELECT pg_is_in_recovery() AS r'))[0]?.['r'] !== false) {
+        if (performance.now() > deadline) throw new Error('the standby did not leave recovery');
+        await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
+      }
+    },
+    async streaming() {
+      const deadline = performance.now() + START_TIMEOUT_MS;
+      for (;;) {
+        const rows = await primary.sql(
+          'SELECT sync_state FROM pg_stat_replication WHERE application_name = $1',
+          [STANDBY_NAME],
+        );
+        const state = rows[0]?.['sync_state'];
+        if (state === (opts.synchronous ? 'sync' : 'async')) return;
+        if (performance.now() > deadline) throw new Error(`the standby is not streaming (${String(state)})`);
+        await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
+      }
+    },
+    async stop() {
+      await s.stop();
+      await primary.stop();
+    },
+  };
+  await pair.streaming();
+  return pair;
 }

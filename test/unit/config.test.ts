@@ -181,10 +181,14 @@ describe('loadConfig(nodeSchema)', () => {
     const bad: Array<Record<string, string>> = [
       { LEADERWAY_POSTGRESQL_TABLE: 'Drop;' },
       { LEADERWAY_POSTGRESQL_URL: 'mysql://x' },
+      { LEADERWAY_POSTGRESQL_URL: 'postgres://a:5432,b:5432/lw?target_session_attrs=standby' },
     ];
     for (const b of bad) {
       await configError(async () => await node({ LEADERWAY_STORAGE: 'postgresql', ...b }));
     }
+    const multi = 'postgres://lw@a:5432,b:5432/lw?target_session_attrs=read-write';
+    const hosts = await node({ LEADERWAY_STORAGE: 'postgresql', LEADERWAY_POSTGRESQL_URL: multi });
+    assert.equal(hosts.storage.connection_url, multi, 'a multi-host URL is accepted (hosts.ts)');
   });
 
   it('names the file, line and column of an HCL syntax error, and the stanza of a shape error', async () => {

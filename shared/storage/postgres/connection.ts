@@ -7,6 +7,7 @@ import { Pool, type PoolClient, type PoolConfig } from 'pg';
 import { isLwError, LwError } from '../../errors';
 import { storageUnavailableError } from '../semantics';
 import { noteApplied } from '../write-scope';
+import { acceptsWrites, type PgTargets, parseTargets } from './hosts';
 
 /** A TCP connect (or a wait for a free pooled connection) that takes longer is abandoned. */
 const CONNECT_TIMEOUT_MS = 2000;
@@ -22,7 +23,10 @@ const SERVER_TIMEOUT_SLACK_MS = 500;
 
 /** How to open a pool. */
 export interface PgPoolOptions {
-  /** `postgres://` / `postgresql://` URL. May hold a password: never logged. */
+  /**
+   * `postgres://` / `postgresql://` URL, possibly with several hosts (hosts.ts). May hold a
+   * password: never logged.
+   */
   url: string;
   /** Shown in `pg_stat_activity.application_name`, so an operator can tell the pools apart. */
   applicationName: string;
@@ -58,20 +62,42 @@ export function isServerReply(err: unknown): boolean {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
 }
 
+/**
+ * The WARNING a server sends when a commit's wait for its synchronous standby is cancelled (a
+ * statement timeout, pg_cancel_backend, a terminated session): the transaction is committed on
+ * the primary only, yet the statement answers success. `run` fails such a statement as a lost
+ * connection (a COMMIT's outcome is then unknown): a write acknowledged here is replicated.
+ */
+const SYNC_REP_CANCELLED = /synchronous replication/i;
+
 /** Thrown inside a transaction to roll it back and resolve `result` instead. */
 export class Rollback<T> {
   constructor(readonly result: T) {}
 }
 
-/** A self-healing pool. Every failure surfaces as `LW_ERR_STORAGE_UNAVAILABLE`. */
+/**
+ * A self-healing pool. Every failure surfaces as `LW_ERR_STORAGE_UNAVAILABLE`. With several hosts
+ * (hosts.ts) it keeps one pool per host and uses the one it last found writable: a host that
+ * refuses a connection, or whose new session is read-only, moves it on to the next.
+ */
 export class PgPool {
-  readonly pool: Pool;
+  private readonly pools: Pool[];
+  private readonly targets: PgTargets;
+  /** The host in use (an index into `pools`). */
+  private current = 0;
+  /** Sessions already found writable (checked once, when new). */
+  private readonly writable = new WeakSet<PoolClient>();
   private closed = false;
   private lastError: Error | undefined;
 
   constructor(opts: PgPoolOptions) {
+    this.targets = parseTargets(opts.url);
+    this.pools = this.targets.urls.map((url) => this.open(url, opts));
+  }
+
+  private open(url: string, opts: PgPoolOptions): Pool {
     const config: PoolConfig = {
-      connectionString: opts.url,
+      connectionString: url,
       application_name: opts.applicationName,
       max: opts.max,
       idleTimeoutMillis: opts.idleTimeoutMs,
@@ -85,12 +111,43 @@ export class PgPool {
       idle_in_transaction_session_timeout: opts.statementTimeoutMs * 2 + SERVER_TIMEOUT_SLACK_MS,
       keepAlive: true,
     };
-    this.pool = new Pool(config);
+    const pool = new Pool(config);
     // An idle connection that breaks (server restarted, terminated) is dropped by the pool;
     // without this listener the error would crash the process.
-    this.pool.on('error', (err) => {
+    pool.on('error', (err) => {
       this.lastError = sanitizeError(err);
     });
+    return pool;
+  }
+
+  /**
+   * A connection to the host in use; with several hosts, one whose session accepts writes,
+   * trying each host at most once. Rejects `LW_ERR_STORAGE_UNAVAILABLE`.
+   */
+  private async connect(): Promise<PoolClient> {
+    for (let tried = 0; tried < this.pools.length; tried++) {
+      const at = this.current;
+      let client: PoolClient | undefined;
+      try {
+        client = await (this.pools[at] as Pool).connect();
+        if (!this.targets.writableOnly || this.writable.has(client)) return client;
+        // Heard while checked out, as in run(): an unheard 'error' would crash the process.
+        const ignore = (): void => {};
+        client.on('error', ignore);
+        const ok = await acceptsWrites(client).finally(() => client?.off('error', ignore));
+        if (ok) {
+          this.writable.add(client);
+          return client;
+        }
+        this.lastError = new Error('the server is read-only (a standby)');
+        client.release(true);
+      } catch (err) {
+        this.lastError = sanitizeError(err);
+        client?.release(true);
+      }
+      if (this.current === at) this.current = (at + 1) % this.pools.length;
+    }
+    throw storageUnavailableError(this.lastError);
   }
 
   /**
@@ -118,13 +175,7 @@ export class PgPool {
    */
   async run<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
     if (this.closed) throw storageUnavailableError();
-    let client: PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      this.lastError = sanitizeError(err);
-      throw storageUnavailableError(this.lastError);
-    }
+    const client = await this.connect();
     let broken = false;
     // A checked-out client whose connection dies emits 'error' besides failing its query; the
     // pool listens only while the client is idle, and an unheard 'error' would crash the process.
@@ -133,8 +184,15 @@ export class PgPool {
       this.lastError = sanitizeError(err);
     };
     client.on('error', onError);
+    let unreplicated = false;
+    const onNotice = (n: { message?: string }): void => {
+      if (SYNC_REP_CANCELLED.test(n.message ?? '')) unreplicated = true;
+    };
+    client.on('notice', onNotice);
     try {
-      return await fn(client);
+      const result = await fn(client);
+      if (unreplicated) throw new Error('a commit was not replicated to the synchronous standby');
+      return result;
     } catch (err) {
       broken ||= !isServerReply(err) && !isLwError(err);
       if (isLwError(err)) throw err;
@@ -142,6 +200,7 @@ export class PgPool {
       throw storageUnavailableError(this.lastError);
     } finally {
       client.off('error', onError);
+      client.off('notice', onNotice);
       client.release(broken || this.closed);
     }
   }
@@ -158,7 +217,7 @@ export class PgPool {
   async transaction<T>(fn: (c: PoolClient) => Promise<T>, o: { data: boolean } = { data: true }): Promise<T> {
     let committing = false;
     try {
-      return await this.run(async (c) => {
+      const result = await this.run(async (c) => {
         await c.query('BEGIN');
         let result: T;
         try {
@@ -175,10 +234,12 @@ export class PgPool {
         }
         committing = true;
         await c.query('COMMIT');
-        // Lock statements are no request's data write (`data: false`).
-        if (o.data) noteApplied();
         return result;
       });
+      // Committed (and, with a synchronous standby, replicated: run() checked). Lock statements
+      // are no request's data write (`data: false`).
+      if (committing && o.data) noteApplied();
+      return result;
     } catch (err) {
       if (committing && o.data && isLwError(err, 'LW_ERR_STORAGE_UNAVAILABLE') && !isServerReply(err.cause)) {
         throw new LwError(
@@ -195,7 +256,7 @@ export class PgPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.end().catch(() => undefined);
+    await Promise.all(this.pools.map((p) => p.end().catch(() => undefined)));
   }
 
   get isClosed(): boolean {

@@ -11,6 +11,7 @@ import { Client } from 'pg';
 import type { HAEvent, LockHolder } from '../backend';
 import { EventFanout, encodeEvent, type HAEventStats } from '../ha-events';
 import type { PgPool } from './connection';
+import { acceptsWrites, type PgTargets, parseTargets } from './hosts';
 
 /** Delay before reconnecting the listening connection. */
 const RECONNECT_DELAY_MS = 250;
@@ -39,8 +40,13 @@ export class PgEvents {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private lastPolled: string | undefined;
+  private readonly targets: PgTargets;
+  /** The host the next connection tries; moves on after a failure (hosts.ts). */
+  private host = 0;
 
-  constructor(private readonly o: PgEventsOptions) {}
+  constructor(private readonly o: PgEventsOptions) {
+    this.targets = parseTargets(o.url);
+  }
 
   /** NOTIFY through `pool` (the lock connection). Best effort. */
   async publish(pool: PgPool, event: HAEvent): Promise<void> {
@@ -78,8 +84,9 @@ export class PgEvents {
 
   private connect(): void {
     if (this.closed) return;
+    const at = this.host;
     const client = new Client({
-      connectionString: this.o.url,
+      connectionString: this.targets.urls[at],
       application_name: 'leaderway-events',
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       query_timeout: this.o.statementTimeoutMs,
@@ -91,6 +98,8 @@ export class PgEvents {
       if (failed) return;
       failed = true;
       this.listening = false;
+      // NOTIFY is sent on the primary and a standby cannot LISTEN: try the next host.
+      if (this.host === at) this.host = (at + 1) % this.targets.urls.length;
       client.end().catch(() => undefined);
       if (this.client === client) this.client = null;
       if (this.closed) return;
@@ -105,7 +114,10 @@ export class PgEvents {
     });
     client
       .connect()
-      .then(() => client.query(`LISTEN ${this.o.channel}`))
+      .then(async () => {
+        if (this.targets.writableOnly && !(await acceptsWrites(client))) throw new Error('read-only');
+        await client.query(`LISTEN ${this.o.channel}`);
+      })
       .then(() => {
         if (this.closed || failed) return;
         this.listening = true;
