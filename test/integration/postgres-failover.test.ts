@@ -52,7 +52,9 @@ describe('PostgreSQL failover with a synchronous standby', () => {
       let pid = 0;
       await waitFor(
         async () => {
-          const rows = await pair.primary.sql(`SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'`);
+          const rows = await pair.primary.sql(
+            `SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'`,
+          );
           pid = Number(rows[0]?.['pid'] ?? 0);
           return pid > 0;
         },
@@ -111,7 +113,11 @@ describe('PostgreSQL failover with a synchronous standby', () => {
       `acknowledged ${acked.size} (${before} before the kill), outcome unknown ${unknown.size}, ` +
         `refused unavailable ${unavailable}`,
     );
-    assert.deepEqual(await missing(pair.standby, acked), [], 'every acknowledged write is on the new primary');
+    assert.deepEqual(
+      await missing(pair.standby, acked),
+      [],
+      'every acknowledged write is on the new primary',
+    );
     assert.ok(unknown.size <= 8, 'at most the writes in flight at the kill have an unknown outcome');
   });
 
@@ -120,7 +126,11 @@ describe('PostgreSQL failover with a synchronous standby', () => {
     pairs.push(pair);
     const b = await open(pair);
     await b.put('replicated', Buffer.from('1'));
-    await waitFor(async () => (await missing(pair.standby, ['replicated'])).length === 0, 5_000, 'replicated');
+    await waitFor(
+      async () => (await missing(pair.standby, ['replicated'])).length === 0,
+      5_000,
+      'replicated',
+    );
     // The standby is away (stopped; a paused one would still find the WAL in its socket
     // buffer); the primary acknowledges without it, then dies; the standby returns, is promoted.
     await pair.standby.kill('SIGINT');

@@ -23,7 +23,10 @@ describe('parseTargets', () => {
 
   it('several hosts are always checked for writes; one host only when asked', () => {
     assert.equal(parseTargets('postgres://a:1,b:2/db').writableOnly, true);
-    assert.deepEqual(parseTargets('postgres://u@h:1/db'), { urls: ['postgres://u@h:1/db'], writableOnly: false });
+    assert.deepEqual(parseTargets('postgres://u@h:1/db'), {
+      urls: ['postgres://u@h:1/db'],
+      writableOnly: false,
+    });
     assert.equal(parseTargets('postgres://h/db?target_session_attrs=primary').writableOnly, true);
     assert.equal(parseTargets('postgres://h/db?target_session_attrs=any').writableOnly, false);
     assert.deepEqual(parseTargets('postgres://h').urls, ['postgres://h']);
