@@ -7,6 +7,7 @@ storage "postgresql" {
   table          = "leaderway_kv"        # OpenBao: table
   ha_table       = "leaderway_ha_locks"  # OpenBao: ha_table; same database, so every write is fenced
   max_parallel   = 16
+  ha_enabled     = "true"                # OpenBao's; leaderway is always HA ("false" is refused)
 }
 
 listener "tcp" {

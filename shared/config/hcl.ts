@@ -68,7 +68,7 @@ export function hclConfigToObject(
         stanza.key && !hasKey(`${name}.${stanza.key}`)
           ? { key: null, allowed: stanza.allowed.slice(0, 1) }
           : stanza;
-      out[name] = typedStanza(name, value, typed);
+      out[name] = haEnabled(name, typedStanza(name, value, typed));
     } else if (Array.isArray(value) && value.length === 1 && isObject(value[0])) {
       out[name] = value[0];
     } else if (Array.isArray(value) && value.length > 1 && value.every(isObject)) {
@@ -104,6 +104,20 @@ function typedStanza(
     body[k] = Array.isArray(v) && v.length === 1 && isObject(v[0]) ? v[0] : v;
   }
   return typed.key ? { [typed.key]: label, ...body } : body;
+}
+
+/**
+ * OpenBao's `ha_enabled` in a storage stanza (a string, "true" to turn HA on): leaderway always
+ * runs highly available, so "true" is accepted and dropped, and anything else refused.
+ */
+function haEnabled(name: string, body: Record<string, unknown>): Record<string, unknown> {
+  if (!('ha_enabled' in body)) return body;
+  const { ha_enabled: v, ...rest } = body;
+  if (v !== true && v !== 'true')
+    throw new Error(
+      `"${name}.ha_enabled": leaderway always runs highly available: set it to "true" or leave it out`,
+    );
+  return rest;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

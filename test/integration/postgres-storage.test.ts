@@ -324,6 +324,23 @@ describe('postgresql storage: what only PostgreSQL can get wrong', () => {
     }
   });
 
+  it('refuses a NUL in a path as a bad request (400), not an outage, storing nothing', async () => {
+    const b = await openData(tables());
+    for (const call of [
+      () => b.put('a\u0000b', Buffer.from('x')),
+      () => b.get('a\u0000b'),
+      () => b.list('a\u0000'),
+      () =>
+        b.batch([
+          { op: 'put', path: 'fine', value: Buffer.from('1') },
+          { op: 'put', path: '\u0000', value: Buffer.from('2') },
+        ]),
+    ]) {
+      await rejectsWithCode(call(), 'LW_ERR_BAD_REQUEST');
+    }
+    assert.equal(await b.get('fine'), null, 'the batch stored none of its writes');
+  });
+
   it('fails fast while PostgreSQL is paused or down, and the same objects recover', async () => {
     const outage = await startPostgres();
     const local: Array<{ close(): Promise<void> }> = [];

@@ -165,6 +165,7 @@ describe('loadConfig(nodeSchema)', () => {
         '  table          = "vault_kv_store"',
         '  ha_table       = "vault_ha_locks"',
         '  max_parallel   = 32',
+        '  ha_enabled     = "true"',
         '}',
         '',
       ].join('\n'),
@@ -186,6 +187,16 @@ describe('loadConfig(nodeSchema)', () => {
     for (const b of bad) {
       await configError(async () => await node({ LEADERWAY_STORAGE: 'postgresql', ...b }));
     }
+    // OpenBao's ha_enabled: "true" is what leaderway always does; "false" is refused, not ignored.
+    const off = await configError(() =>
+      node({
+        LEADERWAY_CONFIG: configFile(
+          'storage "postgresql" {\n  connection_url = "postgres://db/lw"\n  ha_enabled = "false"\n}\n',
+          'hcl',
+        ),
+      }),
+    );
+    assert.match(off.message, /ha_enabled/);
     const multi = 'postgres://lw@a:5432,b:5432/lw?target_session_attrs=read-write';
     const hosts = await node({ LEADERWAY_STORAGE: 'postgresql', LEADERWAY_POSTGRESQL_URL: multi });
     assert.equal(hosts.storage.connection_url, multi, 'a multi-host URL is accepted (hosts.ts)');

@@ -70,6 +70,9 @@ export function isServerReply(err: unknown): boolean {
  */
 const SYNC_REP_CANCELLED = /synchronous replication/i;
 
+/** SQLSTATE 22021: a NUL (or invalid UTF-8) in a text parameter. */
+const CHARACTER_NOT_IN_REPERTOIRE = '22021';
+
 /** Thrown inside a transaction to roll it back and resolve `result` instead. */
 export class Rollback<T> {
   constructor(readonly result: T) {}
@@ -196,6 +199,11 @@ export class PgPool {
     } catch (err) {
       broken ||= !isServerReply(err) && !isLwError(err);
       if (isLwError(err)) throw err;
+      // A text parameter PostgreSQL cannot hold (a NUL in a path): the request's fault, not an
+      // outage. Redis stores such a path; PostgreSQL's text type cannot.
+      if ((err as { code?: unknown }).code === CHARACTER_NOT_IN_REPERTOIRE) {
+        throw new LwError('LW_ERR_BAD_REQUEST', 'a storage path may not contain a NUL character');
+      }
       this.lastError = sanitizeError(err);
       throw storageUnavailableError(this.lastError);
     } finally {
