@@ -33,6 +33,7 @@ import {
   secretProblems,
   selectorProblems,
 } from './invariants';
+import { broken, catches } from './mutations';
 import {
   type K8sObject,
   kubectlMissing,
@@ -186,13 +187,6 @@ describe('the monitoring component', () => {
   });
 });
 
-/** A deep copy of `objects` changed by `mutate`. */
-function broken(objects: K8sObject[], mutate: (objs: K8sObject[]) => void): K8sObject[] {
-  const copy = structuredClone(objects);
-  mutate(copy);
-  return copy;
-}
-
 function workload(objs: K8sObject[], labels: Record<string, string>): IDeployment | IStatefulSet {
   const owner = rolePod(objs, labels).owner;
   return objs.find((o) => `${o.kind}/${o.metadata.name}` === owner) as unknown as IDeployment;
@@ -204,14 +198,6 @@ function container(objs: K8sObject[], labels: Record<string, string>): IContaine
 
 function configMap(objs: K8sObject[]): IConfigMap {
   return objs.find((o) => o.kind === 'ConfigMap') as unknown as IConfigMap;
-}
-
-/** Asserts that `problems` has an entry matching `pattern`. */
-function catches(problems: string[], pattern: RegExp): void {
-  assert.ok(
-    problems.some((p) => pattern.test(p)),
-    `expected a problem matching ${pattern}, got:\n${problems.join('\n') || '(none)'}`,
-  );
 }
 
 describe('the invariants catch broken manifests', { skip }, () => {

@@ -8,17 +8,11 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import { catches } from './mutations';
 import { OVERLAYS_DIR, ROOT } from './render';
 import { POSTGRESQL_CA_PATH } from './storage-invariants';
 
 const OVERLAY = 'production-postgresql';
-
-function catches(problems: string[], pattern: RegExp): void {
-  assert.ok(
-    problems.some((p) => pattern.test(p)),
-    `expected a problem matching ${pattern}, got:\n${problems.join('\n') || '(none)'}`,
-  );
-}
 
 /** Every postgres:// or postgresql:// URL in `text`. */
 function postgresUrls(text: string): string[] {

@@ -15,6 +15,7 @@ import {
   rolePod,
   secretProblems,
 } from './invariants';
+import { broken, catches } from './mutations';
 import { type K8sObject, kubectlMissing, OVERLAYS_DIR, render } from './render';
 import { egressProblems, POSTGRESQL_CA_PATH, storageProblems } from './storage-invariants';
 
@@ -41,20 +42,6 @@ function egressPolicy(objs: K8sObject[]): INetworkPolicy {
   const p = objs.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'leaderway-egress');
   if (!p) throw new Error('no NetworkPolicy leaderway-egress');
   return p as unknown as INetworkPolicy;
-}
-
-/** A deep copy of `objects` changed by `mutate`. */
-function broken(objects: K8sObject[], mutate: (objs: K8sObject[]) => void): K8sObject[] {
-  const copy = structuredClone(objects);
-  mutate(copy);
-  return copy;
-}
-
-function catches(problems: string[], pattern: RegExp): void {
-  assert.ok(
-    problems.some((p) => pattern.test(p)),
-    `expected a problem matching ${pattern}, got:\n${problems.join('\n') || '(none)'}`,
-  );
 }
 
 describe('the PostgreSQL rules catch a broken production-postgresql', { skip }, () => {
