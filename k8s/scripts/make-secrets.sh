@@ -14,6 +14,9 @@
 #                                                 or the Sentinel one (components/redis-sentinel);
 #                                                 admin-password is the operators' leaderway-admin
 #                                                 user (docs/runbook.md), never given to a pod
+#   leaderway-postgresql-node     url             instead of the Redis ones, with --postgresql-*:
+#   leaderway-postgresql-gateway  url             LEADERWAY_POSTGRESQL_URL of each role, and
+#   leaderway-postgresql-ca       ca.crt          the server's CA (k8s/overlays/production-postgresql)
 #
 # Keys are 32 random bytes, base64. Secrets that belong together (signing + verify, CA +
 # identity, the Redis ones) are created together or not at all. An existing Secret is never
@@ -24,6 +27,8 @@
 # Usage: k8s/scripts/make-secrets.sh [--namespace NS] [--context CTX]
 #                                    [--redis-node-url URL|- --redis-gateway-url URL|-]
 #                                    [--redis-sentinel]
+#                                    [--postgresql-node-url URL|- --postgresql-gateway-url URL|-]
+#                                    [--postgresql-ca FILE]
 #   --namespace          default: leaderway (created if missing)
 #   --redis-node-url     your Redis as the leaderway-node user (see `leaderway redis-acl`), and
 #   --redis-gateway-url  as the leaderway-gateway user. `-` reads it from stdin (node URL on the
@@ -32,13 +37,26 @@
 #                        passwords (leaderway-redis-passwords).
 #   --redis-sentinel     instead of the dev Redis, the production-sentinel overlay's: the same
 #                        fresh passwords, and redis+sentinel:// URLs to its three Sentinels.
+#   --postgresql-node-url     instead of Redis, your PostgreSQL as the nodes' role (it owns the
+#   --postgresql-gateway-url  tables) and as the gateways' read-only role (`leaderway
+#                        postgres-grants`). `-` reads them from stdin as above. Each must carry
+#                        sslmode=verify-full&sslrootcert=/etc/leaderway/postgresql-ca/ca.crt
+#                        (where the pods mount the CA). The roles and their passwords are yours:
+#                        this script cannot create them in a database it does not administer.
+#   --postgresql-ca      a PEM file with the CA(s) that issued the database server's certificate
+#                        (the provider's bundle, or your Patroni cluster's CA).
 set -euo pipefail
 
 namespace=leaderway
 node_url=
 gateway_url=
 sentinel=
+pg_node_url=
+pg_gateway_url=
+pg_ca=
 kubectl_args=()
+# Where components/external-postgresql mounts the CA; the URLs' sslrootcert must name it.
+pg_ca_path=/etc/leaderway/postgresql-ca/ca.crt
 
 # The header comment above is the help text.
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -50,6 +68,9 @@ while [ $# -gt 0 ]; do
     --redis-node-url) node_url="${2:?--redis-node-url needs a value}"; shift 2 ;;
     --redis-gateway-url) gateway_url="${2:?--redis-gateway-url needs a value}"; shift 2 ;;
     --redis-sentinel) sentinel=1; shift ;;
+    --postgresql-node-url) pg_node_url="${2:?--postgresql-node-url needs a value}"; shift 2 ;;
+    --postgresql-gateway-url) pg_gateway_url="${2:?--postgresql-gateway-url needs a value}"; shift 2 ;;
+    --postgresql-ca) pg_ca="${2:?--postgresql-ca needs a file}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "make-secrets: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -63,6 +84,19 @@ if [ -n "$sentinel" ] && [ -n "$node_url$gateway_url" ]; then
   echo "make-secrets: --redis-sentinel makes the Redis URLs itself: give no --redis-*-url" >&2
   exit 2
 fi
+if [ -n "$pg_node_url$pg_gateway_url" ] && { [ -z "$pg_node_url" ] || [ -z "$pg_gateway_url" ]; }; then
+  echo "make-secrets: give both --postgresql-node-url and --postgresql-gateway-url" >&2
+  exit 2
+fi
+postgresql="$pg_node_url$pg_gateway_url$pg_ca"
+if [ -n "$postgresql" ] && [ -n "$node_url$gateway_url$sentinel" ]; then
+  echo "make-secrets: PostgreSQL or Redis, not both: give no --redis-* with --postgresql-*" >&2
+  exit 2
+fi
+if [ -n "$pg_ca" ] && ! grep -q -- '-----BEGIN CERTIFICATE-----' "$pg_ca" 2>/dev/null; then
+  echo "make-secrets: --postgresql-ca $pg_ca is not a readable PEM certificate file" >&2
+  exit 2
+fi
 if [ "$node_url" = "-" ]; then IFS= read -r node_url || true; fi
 if [ "$gateway_url" = "-" ]; then IFS= read -r gateway_url || true; fi
 for url in ${node_url:+"$node_url"} ${gateway_url:+"$gateway_url"}; do
@@ -73,6 +107,31 @@ for url in ${node_url:+"$node_url"} ${gateway_url:+"$gateway_url"}; do
 done
 if [ -n "$node_url" ] && [ "$node_url" = "$gateway_url" ]; then
   echo "make-secrets: the node and gateway Redis URLs must differ (two users, two passwords)" >&2
+  exit 2
+fi
+if [ "$pg_node_url" = "-" ]; then IFS= read -r pg_node_url || true; fi
+if [ "$pg_gateway_url" = "-" ]; then IFS= read -r pg_gateway_url || true; fi
+# has_param URL NAME VALUE: the URL's query has NAME=VALUE.
+has_param() {
+  local query="${1#*\?}"
+  [ "$query" != "$1" ] || return 1
+  case "&$query&" in *"&$2=$3&"*) return 0 ;; esac
+  return 1
+}
+for url in ${pg_node_url:+"$pg_node_url"} ${pg_gateway_url:+"$pg_gateway_url"}; do
+  case "$url" in
+    postgres://*|postgresql://*) ;;
+    *) echo "make-secrets: PostgreSQL URLs must start with postgres:// or postgresql://" >&2; exit 2 ;;
+  esac
+  # Anything weaker than verify-full lets whoever answers on the database's address read the
+  # seal-encrypted data and, worse, decide who holds the lock.
+  if ! has_param "$url" sslmode verify-full || ! has_param "$url" sslrootcert "$pg_ca_path"; then
+    echo "make-secrets: each PostgreSQL URL needs sslmode=verify-full&sslrootcert=$pg_ca_path" >&2
+    exit 2
+  fi
+done
+if [ -n "$pg_node_url" ] && [ "$pg_node_url" = "$pg_gateway_url" ]; then
+  echo "make-secrets: the node and gateway PostgreSQL URLs must differ (the gateways' role is read-only)" >&2
   exit 2
 fi
 command -v openssl >/dev/null 2>&1 || { echo "make-secrets: openssl is required" >&2; exit 2; }
@@ -161,7 +220,19 @@ if group leaderway-gateway-ca leaderway-gateway-identity; then
   create leaderway-gateway-identity tls.crt tls.key
 fi
 
-if [ -n "$node_url" ]; then
+if [ -n "$postgresql" ]; then
+  # PostgreSQL instead of Redis: no Redis Secret at all.
+  if [ -n "$pg_node_url" ] && group leaderway-postgresql-node leaderway-postgresql-gateway; then
+    printf '%s' "$pg_node_url" >"$workdir/leaderway-postgresql-node/url"
+    printf '%s' "$pg_gateway_url" >"$workdir/leaderway-postgresql-gateway/url"
+    create leaderway-postgresql-node url
+    create leaderway-postgresql-gateway url
+  fi
+  if [ -n "$pg_ca" ] && group leaderway-postgresql-ca; then
+    cp "$pg_ca" "$workdir/leaderway-postgresql-ca/ca.crt"
+    create leaderway-postgresql-ca ca.crt
+  fi
+elif [ -n "$node_url" ]; then
   if group leaderway-redis-node leaderway-redis-gateway; then
     printf '%s' "$node_url" >"$workdir/leaderway-redis-node/url"
     printf '%s' "$gateway_url" >"$workdir/leaderway-redis-gateway/url"
@@ -195,7 +266,7 @@ fi
 
 cat <<MSG
 
-Back up the seal key now, somewhere outside this cluster: without it the data in Redis can
+Back up the seal key now, somewhere outside this cluster: without it the data in storage can
 never be read again.
   kubectl -n $namespace get secret leaderway-seal -o jsonpath='{.data.seal-key}' | base64 -d
 MSG

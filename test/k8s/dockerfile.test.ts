@@ -90,7 +90,7 @@ describe('Dockerfile', () => {
       for (const i of s.instructions) {
         if (i.op === 'ENV' || i.op === 'ARG')
           assert.ok(
-            !/(KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL|REDIS_URL)\w*\s*=/i.test(i.args),
+            !/(KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL|REDIS_URL|POSTGRESQL_URL)\w*\s*=/i.test(i.args),
             `line ${i.line}: ${i.op} ${i.args}`,
           );
       }

@@ -59,6 +59,22 @@ export const SCRIPT_SECRETS: SecretValues = {
   'leaderway-gateway-identity/tls.key': 'PEM',
 };
 
+/**
+ * The Secrets make-secrets.sh creates with `--postgresql-node-url`, `--postgresql-gateway-url` and
+ * `--postgresql-ca` (instead of the Redis ones), with stand-in values: each role's URL with
+ * sslmode=verify-full against the mounted CA, and the CA.
+ */
+export const POSTGRESQL_SCRIPT_SECRETS: SecretValues = {
+  'leaderway-postgresql-node/url':
+    'postgresql://leaderway:node-password@db.example.com:5432/leaderway?sslmode=verify-full&sslrootcert=/etc/leaderway/postgresql-ca/ca.crt',
+  'leaderway-postgresql-gateway/url':
+    'postgresql://leaderway_gateway:gateway-password@db.example.com:5432/leaderway?sslmode=verify-full&sslrootcert=/etc/leaderway/postgresql-ca/ca.crt',
+  'leaderway-postgresql-ca/ca.crt': 'PEM',
+};
+
+/** Every Secret the script can create, whichever storage it was run for. */
+export const KNOWN_SECRETS: SecretValues = { ...SCRIPT_SECRETS, ...POSTGRESQL_SCRIPT_SECRETS };
+
 /** Secrets an operator (or cert-manager) creates, not the script: the gateway listener's certificate. */
 const OPERATOR_SECRETS = ['leaderway-gateway-tls'];
 
@@ -70,6 +86,7 @@ const NODE_ONLY = [
   '"leaderway-signing"',
   '"leaderway-redis-node"',
   '"leaderway-redis-passwords"',
+  '"leaderway-postgresql-node"',
 ];
 
 /** What one overlay is expected to contain beyond the common rules. */
@@ -83,6 +100,10 @@ export interface OverlayExpectations {
   jaeger: boolean;
   /** Node anti-affinity is required (not just preferred). */
   requiredNodeAntiAffinity: boolean;
+  /** Where nodes keep their data and lock, and gateways read it (storage-invariants.ts). */
+  storage: 'redis' | 'postgresql';
+  /** A NetworkPolicy restricts where nodes and gateways may connect (storage-invariants.ts). */
+  restrictedEgress: boolean;
 }
 
 /** The pod template of a leaderway role (exactly one workload carries its labels). */
@@ -93,7 +114,8 @@ export function rolePod(objects: K8sObject[], labels: Record<string, string>): P
   return pods[0] as PodTemplate;
 }
 
-function mainContainer(pod: PodTemplate): IContainer {
+/** The one container of a leaderway pod. */
+export function mainContainer(pod: PodTemplate): IContainer {
   const c = pod.spec.containers[0];
   if (!c || pod.spec.containers.length !== 1) throw new Error(`${pod.owner}: expected exactly one container`);
   return c;
@@ -105,7 +127,7 @@ export function envOf(
   pod: PodTemplate,
   c: IContainer = mainContainer(pod),
 ): Record<string, string> {
-  const r = resolveEnv(pod, c, objects, SCRIPT_SECRETS);
+  const r = resolveEnv(pod, c, objects, KNOWN_SECRETS);
   if (r.problems.length > 0) throw new Error(r.problems.join('\n'));
   return r.env;
 }
@@ -165,9 +187,9 @@ export function imageProblems(objects: K8sObject[]): string[] {
   return problems;
 }
 
-/** Secret-looking values: a base64 32-byte key, or a Redis URL carrying a password. */
+/** Secret-looking values: a base64 32-byte key, or a Redis or PostgreSQL URL carrying a password. */
 const BASE64_KEY = /(^|[^A-Za-z0-9+/])[A-Za-z0-9+/]{43}=/;
-const URL_WITH_PASSWORD = /rediss?(\+sentinel)?:\/\/[^\s/@]*:[^\s/@]+@/i;
+const URL_WITH_PASSWORD = /(rediss?(\+sentinel)?|postgres(ql)?):\/\/[^\s/@]*:[^\s/@]+@/i;
 /** Variables that hold secrets: they must come from a Secret, never inline. */
 const SECRET_VARS = /(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL)S?$/;
 const MUST_BE_SECRET_REFS = [
@@ -175,6 +197,8 @@ const MUST_BE_SECRET_REFS = [
   'LEADERWAY_ADVERTISEMENT_KEY',
   'LEADERWAY_REDIS_URL',
   'LEADERWAY_HA_REDIS_URL',
+  'LEADERWAY_POSTGRESQL_URL',
+  'LEADERWAY_HA_POSTGRESQL_URL',
 ];
 
 /**
@@ -192,14 +216,14 @@ export function secretProblems(objects: K8sObject[]): string[] {
       if (URL_WITH_PASSWORD.test(s)) problems.push(`${where}: a URL with a password`);
     });
   }
-  const scriptSecrets = new Set(Object.keys(SCRIPT_SECRETS).map((ref) => ref.split('/')[0]));
+  const scriptSecrets = new Set(Object.keys(KNOWN_SECRETS).map((ref) => ref.split('/')[0]));
   for (const pod of podTemplates(objects)) {
     for (const v of pod.spec.volumes ?? []) {
       const name = v.secret?.secretName;
       if (name && !scriptSecrets.has(name) && !OPERATOR_SECRETS.includes(name))
         problems.push(`${pod.owner}: volume ${v.name} mounts Secret ${name}, which nothing creates`);
       for (const item of v.secret?.items ?? []) {
-        if (name && scriptSecrets.has(name) && !(`${name}/${item.key}` in SCRIPT_SECRETS))
+        if (name && scriptSecrets.has(name) && !(`${name}/${item.key}` in KNOWN_SECRETS))
           problems.push(`${pod.owner}: Secret ${name} has no key ${item.key}`);
       }
     }
@@ -227,20 +251,25 @@ function walkStrings(v: unknown, where: string, visit: (where: string, s: string
  * The environment of every leaderway container is one its command accepts: it validates against
  * the convict schema (and the cross-field rules) and has no unknown LEADERWAY_ variable — a typo
  * would otherwise only be a warning in the pod's log. The gateway must not see the seal key.
+ * `roles` limits the schema validation to some roles (the node-only references are always checked).
  */
-export async function leaderwayEnvProblems(objects: K8sObject[]): Promise<string[]> {
+export async function leaderwayEnvProblems(
+  objects: K8sObject[],
+  roles: ReadonlyArray<'server' | 'gateway'> = ['server', 'gateway'],
+): Promise<string[]> {
   const problems: string[] = [];
   for (const [labels, role] of [
     [NODE_LABELS, 'server'],
     [GATEWAY_LABELS, 'gateway'],
   ] as const) {
+    if (!roles.includes(role)) continue;
     const pod = rolePod(objects, labels);
     const c = mainContainer(pod);
     const where = `${pod.owner} container ${c.name}`;
     if ((c.args ?? [])[0] !== role) problems.push(`${where}: args must start with "${role}"`);
     if (pod.spec.enableServiceLinks !== false)
       problems.push(`${where}: enableServiceLinks must be false (it injects LEADERWAY_*_PORT variables)`);
-    const r = resolveEnv(pod, c, objects, SCRIPT_SECRETS);
+    const r = resolveEnv(pod, c, objects, KNOWN_SECRETS);
     problems.push(...r.problems);
     const schema = role === 'server' ? nodeSchema : gatewaySchema;
     const unknown = unknownEnvVars([schema], r.env, role === 'server' ? ['LEADERWAY_DEV_ROOT_TOKEN'] : []);

@@ -23,7 +23,7 @@ import { parseKeyList } from '../../shared/config/formats';
 import { nodeSchema } from '../../shared/config/node-schema';
 import { signingKeyFromSeed } from '../../shared/crypto/signing';
 import { parseRedisUrl } from '../../shared/storage/redis/redis-url';
-import { SCRIPT_SECRETS } from './invariants';
+import { POSTGRESQL_SCRIPT_SECRETS, SCRIPT_SECRETS } from './invariants';
 import { ROOT } from './render';
 
 const SCRIPT = path.join(ROOT, 'k8s', 'scripts', 'make-secrets.sh');
@@ -245,4 +245,78 @@ test('--redis-sentinel: the Sentinel component passwords and redis+sentinel:// U
     'redis://b',
   ]);
   assert.equal(bad.status, 2);
+});
+
+test("--postgresql-*: each role's URL from stdin and the server CA, and no Redis Secret", () => {
+  const ca = path.join(dir, 'server-ca.pem');
+  writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+  const tls = 'sslmode=verify-full&sslrootcert=/etc/leaderway/postgresql-ca/ca.crt';
+  const nodeUrl = `postgresql://leaderway:n0de-pa55@db-1:5432,db-2:5432/leaderway?target_session_attrs=read-write&${tls}`;
+  const gwUrl = `postgresql://leaderway_gateway:gw-pa55@db.example.com:5432/leaderway?${tls}`;
+  const r = run(
+    [
+      '--namespace',
+      'lw-pg',
+      '--postgresql-node-url',
+      '-',
+      '--postgresql-gateway-url',
+      '-',
+      '--postgresql-ca',
+      ca,
+    ],
+    `${nodeUrl}\n${gwUrl}\n`,
+  );
+  assert.equal(r.status, 0, r.out);
+  const s = state();
+  const refs = Object.entries(s.secrets)
+    .filter(([name]) => name.startsWith('lw-pg/'))
+    .flatMap(([name, data]) => Object.keys(data).map((k) => `${name.split('/')[1]}/${k}`))
+    .sort();
+  const expected = [
+    ...Object.keys(SCRIPT_SECRETS).filter((ref) => !ref.startsWith('leaderway-redis-')),
+    ...Object.keys(POSTGRESQL_SCRIPT_SECRETS),
+  ].sort();
+  assert.deepEqual(refs, expected, 'the Secrets the production-postgresql overlay references, no Redis ones');
+  assert.equal(s.secrets['lw-pg/leaderway-postgresql-node']?.url, nodeUrl);
+  assert.equal(s.secrets['lw-pg/leaderway-postgresql-gateway']?.url, gwUrl);
+  assert.equal(s.secrets['lw-pg/leaderway-postgresql-ca']?.['ca.crt'], readFileSync(ca, 'utf8'));
+  assert.ok(!s.calls.some((c) => c.includes('pa55')), 'a password on the command line');
+  assert.ok(!r.out.includes('pa55'), 'a password was printed');
+});
+
+test('--postgresql-*: refuses URLs that do not verify the server, one URL, one URL for both, Redis too', () => {
+  const tls = 'sslmode=verify-full&sslrootcert=/etc/leaderway/postgresql-ca/ca.crt';
+  const ok = (user: string) => `postgresql://${user}@db:5432/leaderway?${tls}`;
+  const cases: Array<[string[], RegExp]> = [
+    [
+      ['--postgresql-node-url', 'postgresql://a@db/x?sslmode=require', '--postgresql-gateway-url', ok('b')],
+      /needs sslmode=verify-full&sslrootcert=\/etc\/leaderway\/postgresql-ca\/ca\.crt/,
+    ],
+    [
+      [
+        '--postgresql-node-url',
+        ok('a'),
+        '--postgresql-gateway-url',
+        'postgresql://b@db/x?sslmode=verify-full&sslrootcert=/tmp/ca.pem',
+      ],
+      /needs sslmode=verify-full/,
+    ],
+    [
+      ['--postgresql-node-url', ok('a'), '--postgresql-gateway-url', `mysql://b@db/x?${tls}`],
+      /must start with postgres:\/\//,
+    ],
+    [['--postgresql-node-url', ok('a')], /give both --postgresql-node-url and --postgresql-gateway-url/],
+    [['--postgresql-node-url', ok('a'), '--postgresql-gateway-url', ok('a')], /must differ/],
+    [
+      ['--postgresql-node-url', ok('a'), '--postgresql-gateway-url', ok('b'), '--redis-sentinel'],
+      /PostgreSQL or Redis, not both/,
+    ],
+    [['--postgresql-ca', path.join(dir, 'kubectl')], /is not a readable PEM certificate file/],
+  ];
+  for (const [args, message] of cases) {
+    const r = run(['--namespace', 'lw-pg-refused', ...args]);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.out}`);
+    assert.match(r.out, message, args.join(' '));
+  }
+  assert.ok(!state().namespaces.includes('lw-pg-refused'), 'nothing was created');
 });
