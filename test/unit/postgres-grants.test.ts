@@ -25,6 +25,12 @@ describe('leaderway postgres-grants SQL', () => {
     assert.match(sql, /NOBYPASSRLS/);
   });
 
+  it('for the separate lock database (haOnly), names no data table', () => {
+    const sql = gatewayGrantsSql({ ...base, password: PASSWORD, haOnly: true });
+    assert.ok(!sql.includes('leaderway_kv'), sql);
+    assert.ok(sql.includes(`USING (ha_key IN ('core/lock', 'core/lock-lease'))`), sql);
+  });
+
   it('writes the password as a fresh SCRAM-SHA-256 verifier, never in the clear', () => {
     const one = gatewayGrantsSql({ ...base, password: PASSWORD });
     const two = gatewayGrantsSql({ ...base, password: PASSWORD });
