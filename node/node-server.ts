@@ -460,7 +460,10 @@ export class NodeServer implements NodeApi {
   // ---- commands from the API (NodeApi) ----
 
   async initializedNow(): Promise<boolean> {
-    if (this.current.status !== 'sealed' || this.current.seal !== 'uninitialized') return true;
+    if (this.current.status !== 'sealed') return true;
+    // Sealed: storage says. Until the unseal loop's first look at it (slower on PostgreSQL,
+    // which creates its tables first) 'sealed' only means "not known yet", and an init sent
+    // right after start was refused as "already initialized".
     return isInitialized(this.deps.data);
   }
 

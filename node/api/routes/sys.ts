@@ -99,7 +99,7 @@ async function init(req: ApiRequest, node: NodeApi, viaCluster: boolean): Promis
   if (req.operation === 'read') return { status: 200, body: { initialized: await node.initializedNow() } };
   if (req.operation !== 'write') throw new LwError('LW_ERR_METHOD_NOT_ALLOWED', 'unsupported operation');
   // Unauthenticated, so everything that can refuse it does, before a byte of the body is read.
-  if (sealOf(node.state()) !== 'uninitialized') {
+  if (sealOf(node.state()) === 'unsealed' || (await node.initializedNow())) {
     throw new LwError('LW_ERR_ALREADY_INITIALIZED', MESSAGES.alreadyInitialized);
   }
   if (viaCluster) {
