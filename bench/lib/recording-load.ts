@@ -16,7 +16,12 @@ export interface Sample {
   op: 'read' | 'write';
   /** HTTP status, or 0 for a connection error / timeout. */
   status: number;
+  /** A 503 saying the request's outcome is unknown (it may have been applied). */
+  unknown?: true;
 }
+
+/** The phrase every "outcome unknown" error carries (shared/errors.ts messages). */
+const OUTCOME_UNKNOWN = 'outcome is unknown';
 
 /** A request is abandoned (counted as failed) after this: longer than any failover wait. */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -50,6 +55,7 @@ export async function startRecordingLoad(o: {
   const one = async (op: Sample['op'], path: string): Promise<number> => {
     const start = performance.now();
     let status = 0;
+    let unknown = false;
     try {
       const r = await request(o.base + path, {
         method: op === 'read' ? 'GET' : 'POST',
@@ -58,12 +64,20 @@ export async function startRecordingLoad(o: {
         dispatcher: agent,
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
-      await r.body.dump();
+      // Only a 503's body is read: the rest are dumped unparsed, as before.
+      if (r.statusCode === 503) unknown = (await r.body.text()).includes(OUTCOME_UNKNOWN);
+      else await r.body.dump();
       status = r.statusCode;
     } catch {
       status = 0;
     }
-    samples.push({ start, end: performance.now(), op, status });
+    samples.push({
+      start,
+      end: performance.now(),
+      op,
+      status,
+      ...(unknown ? { unknown: true as const } : {}),
+    });
     return status;
   };
   for (let i = 0; i < o.workers; i++) {
@@ -106,6 +120,8 @@ export interface WindowStats {
   failedWrites: number;
   /** Status codes of the failures (0 = connection error or timeout). */
   failureCodes: Record<string, number>;
+  /** Of the failures, 503s saying the outcome is unknown (absent in older results). */
+  outcomeUnknown?: number;
   /** Longest single request that overlapped the fault window (ms). */
   longestMs: number;
   /** From the first failure to the end of the last (ms; 0 when none failed). */
@@ -161,6 +177,7 @@ export function analyseWindow(
     failedReads: failed.filter((s) => s.op === 'read').length,
     failedWrites: failed.filter((s) => s.op === 'write').length,
     failureCodes,
+    outcomeUnknown: failed.filter((s) => s.unknown).length,
     longestMs: Math.max(0, ...during.map((s) => s.end - s.start)),
     errorWindowMs: failed.length
       ? Math.max(...failed.map((s) => s.end)) - Math.min(...failed.map((s) => s.start))
