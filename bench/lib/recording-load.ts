@@ -18,6 +18,22 @@ export interface Sample {
   status: number;
   /** A 503 saying the request's outcome is unknown (it may have been applied). */
   unknown?: true;
+  /** A 503's error message, cut short (which 503 it was). */
+  reason?: string;
+}
+
+/** Enough of an error message to tell the 503s apart. */
+const REASON_CHARS = 60;
+
+/** The first message of a Vault-shaped error body, cut to {@link REASON_CHARS}. */
+function reasonOf(text: string): string {
+  try {
+    const errors = (JSON.parse(text) as { errors?: unknown }).errors;
+    if (Array.isArray(errors) && typeof errors[0] === 'string') return errors[0].slice(0, REASON_CHARS);
+  } catch {
+    // Not JSON: the raw text below.
+  }
+  return text.slice(0, REASON_CHARS);
 }
 
 /** The phrase every "outcome unknown" error carries (shared/errors.ts messages). */
@@ -56,6 +72,7 @@ export async function startRecordingLoad(o: {
     const start = performance.now();
     let status = 0;
     let unknown = false;
+    let reason: string | undefined;
     try {
       const r = await request(o.base + path, {
         method: op === 'read' ? 'GET' : 'POST',
@@ -65,8 +82,11 @@ export async function startRecordingLoad(o: {
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
       // Only a 503's body is read: the rest are dumped unparsed, as before.
-      if (r.statusCode === 503) unknown = (await r.body.text()).includes(OUTCOME_UNKNOWN);
-      else await r.body.dump();
+      if (r.statusCode === 503) {
+        const text = await r.body.text();
+        unknown = text.includes(OUTCOME_UNKNOWN);
+        reason = reasonOf(text);
+      } else await r.body.dump();
       status = r.statusCode;
     } catch {
       status = 0;
@@ -77,6 +97,7 @@ export async function startRecordingLoad(o: {
       op,
       status,
       ...(unknown ? { unknown: true as const } : {}),
+      ...(reason === undefined ? {} : { reason }),
     });
     return status;
   };
@@ -122,6 +143,8 @@ export interface WindowStats {
   failureCodes: Record<string, number>;
   /** Of the failures, 503s saying the outcome is unknown (absent in older results). */
   outcomeUnknown?: number;
+  /** The 503s by error message (cut short; absent in older results). */
+  reasons503?: Record<string, number>;
   /** Longest single request that overlapped the fault window (ms). */
   longestMs: number;
   /** From the first failure to the end of the last (ms; 0 when none failed). */
@@ -135,6 +158,12 @@ export interface WindowStats {
   timeline: number[];
   /** Failed requests per bucket from the fault on, by when they ended (absent in older results). */
   failTimeline?: number[];
+}
+
+function countBy(xs: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const x of xs) out[x] = (out[x] ?? 0) + 1;
+  return out;
 }
 
 /** Bucket width for the throughput timeline. */
@@ -178,6 +207,7 @@ export function analyseWindow(
     failedWrites: failed.filter((s) => s.op === 'write').length,
     failureCodes,
     outcomeUnknown: failed.filter((s) => s.unknown).length,
+    reasons503: countBy(failed.flatMap((s) => (s.reason === undefined ? [] : [s.reason]))),
     longestMs: Math.max(0, ...during.map((s) => s.end - s.start)),
     errorWindowMs: failed.length
       ? Math.max(...failed.map((s) => s.end)) - Math.min(...failed.map((s) => s.start))

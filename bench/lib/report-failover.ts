@@ -103,6 +103,9 @@ export function failoverPg(f: Measured<PgPromotionResult>): string {
   ]);
   const codes: Record<string, number> = {};
   for (const x of w) for (const [c, n] of Object.entries(x.failureCodes)) codes[c] = (codes[c] ?? 0) + n;
+  const reasons: Record<string, number> = {};
+  for (const x of w)
+    for (const [m, n] of Object.entries(x.reasons503 ?? {})) reasons[m] = (reasons[m] ?? 0) + n;
   return [
     metaLine(f.meta),
     '',
@@ -130,7 +133,13 @@ export function failoverPg(f: Measured<PgPromotionResult>): string {
       Object.entries(codes)
         .map(([k, v]) => `${k}: ${v}`)
         .join(', ') || 'none'
-    }.`,
+    }.${
+      Object.keys(reasons).length
+        ? ` The 503s said: ${Object.entries(reasons)
+            .map(([m, n]) => `“${m}…” ${n}`)
+            .join(', ')}.`
+        : ''
+    }`,
   ].join('\n');
 }
 
