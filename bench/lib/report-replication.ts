@@ -80,7 +80,23 @@ function pgTable(d: ReplicationResult): string[] {
   };
   const lwP50 = (c: WriteConfig) => writeMedians(d, c).p50;
   const sqlP50 = (c: WriteConfig) => sqlMedians(d, c, 'fenced').p50;
+  const perWrite: Record<string, number[]> = {};
+  for (const w of d.writes)
+    for (const [k, n] of Object.entries(w.statementsPerWrite ?? {}))
+      perWrite[k] = [...(perWrite[k] ?? []), n];
+  const statements = Object.entries(perWrite)
+    .map(([k, ns]) => [k, median(ns)] as const)
+    .sort((a, b) => b[1] - a[1]);
+  const total = statements.reduce((n, [, x]) => n + x, 0);
   return [
+    ...(statements.length
+      ? [
+          '',
+          `Statements PostgreSQL ran per acknowledged KV write (PostgreSQL alone, pg_stat_statements over the load, median of the rounds; lock renewals included): ${fmt(total)} in all — ${statements
+            .map(([k, x]) => `${k} ${fmt(x)}`)
+            .join(', ')}.`,
+        ]
+      : []),
     '',
     `The same PostgreSQL servers loaded without leaderway right after each leaderway load (${d.writes[0]?.connections ?? '?'} connections from the bench, each writing its own 1 KB row): "fenced" is leaderway's write transaction as it sends it (four round trips: BEGIN, the fence SELECT ... FOR SHARE, the upsert, COMMIT), "single" the upsert alone in autocommit. Medians over the rounds; WAL is what the primary wrote per acknowledged KV write.`,
     '',

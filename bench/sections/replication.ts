@@ -48,6 +48,43 @@ export interface WriteRound {
   walBytesPerWrite?: number;
   /** PostgreSQL only: the same database loaded without leaderway, right after. */
   sql?: SqlLoadResult[];
+  /**
+   * PostgreSQL alone only: the statements the server ran per acknowledged KV write, by kind
+   * (pg_stat_statements over the load; lock renewals and the bench's own probes included).
+   */
+  statementsPerWrite?: Record<string, number>;
+}
+
+/** pg_stat_statements on the PostgreSQL-alone server: what one KV write sends. */
+const STATEMENT_STATS = [
+  'shared_preload_libraries=pg_stat_statements',
+  'pg_stat_statements.track_utility=on',
+];
+
+/** The kind of a statement as pg_stat_statements normalised it. */
+function statementKind(query: string): string {
+  const q = query.trim().toUpperCase();
+  if (q.startsWith('BEGIN')) return 'BEGIN';
+  if (q.startsWith('COMMIT')) return 'COMMIT';
+  if (q.startsWith('ROLLBACK')) return 'ROLLBACK';
+  if (q.startsWith('SELECT') && q.includes('FOR SHARE')) return 'fence SELECT … FOR SHARE';
+  if (q.startsWith('INSERT')) return 'INSERT (upsert)';
+  if (q.startsWith('SELECT')) return 'other SELECT (reads)';
+  return 'other';
+}
+
+/** Statements run on `server`'s database since the last reset, by kind. */
+async function statementCounts(server: PostgresServer): Promise<Record<string, number>> {
+  const rows = await server.sql(
+    `SELECT query, calls::text AS calls FROM pg_stat_statements
+      WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+  );
+  const out: Record<string, number> = {};
+  for (const r of rows) {
+    const kind = statementKind(String(r['query']));
+    out[kind] = (out[kind] ?? 0) + Number(r['calls']);
+  }
+  return out;
 }
 
 export interface ReplicationResult {
@@ -88,7 +125,7 @@ async function writeRounds(ctx: SectionContext): Promise<ReplicationResult['writ
   // Stopped in the finally, however far the starts got.
   const pgStops: Array<() => Promise<void>> = [];
   try {
-    const pg = await startPostgres();
+    const pg = await startPostgres({ settings: STATEMENT_STATS });
     pgStops.push(() => pg.stop());
     const asyncPair = await startPostgresPair({ synchronous: false });
     pgStops.push(() => asyncPair.stop());
@@ -97,7 +134,9 @@ async function writeRounds(ctx: SectionContext): Promise<ReplicationResult['writ
     const start = async (name: string, url: string, env: Record<string, string>) => {
       const n = await spawnNode(name, { redisUrl: url, keys: testKeys(), env });
       procs.push(n);
-      const token = await initCluster(n.url);
+      const token = await initCluster(n.url).catch((err: Error) => {
+        throw new Error(`${name}: ${err.message}`);
+      });
       return { node: await activeOf([n], token), token };
     };
     // Nodes on PostgreSQL get an unused Redis URL; a pair's URL lists both hosts, as an operator's
@@ -121,6 +160,7 @@ async function writeRounds(ctx: SectionContext): Promise<ReplicationResult['writ
       'pg-sync': await onPg('pg-sync', syncPair.url),
     };
     for (const c of PG_CONFIGS) await prepareSqlLoad(pgServers[c].primary.url);
+    await pg.sql('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
     const out: ReplicationResult['writes'] = [];
     const rounds = ctx.quick ? 1 : 3;
     for (let round = 0; round < rounds; round++) {
@@ -129,6 +169,7 @@ async function writeRounds(ctx: SectionContext): Promise<ReplicationResult['writ
         const t = targets[config];
         const pgTarget = isPg(config) ? pgServers[config] : undefined;
         const walBefore = pgTarget ? await walLsn(pgTarget.primary) : 0n;
+        if (config === 'pg') await pg.sql('SELECT pg_stat_statements_reset()');
         const result = await runLoad(
           {
             url: t.node.url,
@@ -146,6 +187,12 @@ async function writeRounds(ctx: SectionContext): Promise<ReplicationResult['writ
           const acked = result.rps * result.durationS;
           const wal = Number((await walLsn(pgTarget.primary)) - walBefore);
           if (acked > 0) row.walBytesPerWrite = wal / acked;
+          if (config === 'pg' && acked > 0) {
+            const counts = await statementCounts(pg);
+            row.statementsPerWrite = Object.fromEntries(
+              Object.entries(counts).map(([k, n]) => [k, n / acked]),
+            );
+          }
           row.sql = [];
           for (const shape of ['fenced', 'single'] as const) {
             // The primary's own URL: the bench talks to the writable host itself.
