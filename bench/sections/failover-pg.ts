@@ -11,13 +11,13 @@
 
 import { gatewaySchema } from '../../shared/config/gateway-schema';
 import { waitActive } from '../../test/helpers/cluster';
-import { call, initCluster } from '../../test/helpers/http';
+import { call } from '../../test/helpers/http';
 import { freePort } from '../../test/helpers/ports';
 import { type PostgresPair, startPostgresPair } from '../../test/helpers/postgres';
 import { type Proc, spawnGateway, spawnNode, testKeys, waitFor } from '../../test/helpers/procs';
 import { DEFAULT_LOCK_TTL } from '../lib/cluster';
 import type { SectionContext } from '../lib/context';
-import { kvBody } from '../lib/http';
+import { initWhenUninitialized, kvBody } from '../lib/http';
 import { analyseWindow, startRecordingLoad, type WindowStats } from '../lib/recording-load';
 import { sleep } from '../lib/stats';
 
@@ -98,7 +98,7 @@ async function oneRun(
       );
     }
     const nodes = [...procs];
-    const token = await initCluster((nodes[0] as Proc).url);
+    const token = await initWhenUninitialized((nodes[0] as Proc).url);
     const active = await waitActive(nodes, 20_000);
     await waitFor(
       async () =>

@@ -20,6 +20,7 @@ import { startRedis } from '../../test/helpers/redis';
 import { startSentinel } from '../../test/helpers/sentinel';
 import { startWriters } from '../../test/helpers/writers';
 import type { SectionContext } from '../lib/context';
+import { initWhenUninitialized } from '../lib/http';
 import { type LoadResult, runLoad } from '../lib/load';
 import { prepareSqlLoad, runSqlLoad, type SqlLoadResult } from '../lib/sql-load';
 import { sleep } from '../lib/stats';
@@ -134,7 +135,7 @@ async function writeRounds(ctx: SectionContext): Promise<ReplicationResult['writ
     const start = async (name: string, url: string, env: Record<string, string>) => {
       const n = await spawnNode(name, { redisUrl: url, keys: testKeys(), env });
       procs.push(n);
-      const token = await initCluster(n.url).catch((err: Error) => {
+      const token = await initWhenUninitialized(n.url).catch((err: Error) => {
         throw new Error(`${name}: ${err.message}`);
       });
       return { node: await activeOf([n], token), token };
