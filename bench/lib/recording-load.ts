@@ -188,7 +188,9 @@ export function analyseWindow(
   for (const f of failed) failureCodes[String(f.status)] = (failureCodes[String(f.status)] ?? 0) + 1;
   const baselineOk = samples.filter((s) => ok(s) && s.end >= baselineFrom && s.end < faultAt).length;
   const perBucket = (baselineOk / (faultAt - baselineFrom)) * BUCKET_MS;
-  const buckets = Math.ceil((until - faultAt) / BUCKET_MS);
+  // Whole milliseconds: `(faultAt + 10_000) - faultAt` can come out a hair over 10,000, and the
+  // ceiling would add an empty sliver of a bucket that counts as "not recovered".
+  const buckets = Math.ceil(Math.round(until - faultAt) / BUCKET_MS);
   const counts = new Array<number>(buckets).fill(0);
   const fails = new Array<number>(buckets).fill(0);
   for (const s of samples) {

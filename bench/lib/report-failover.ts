@@ -82,6 +82,7 @@ export function failoverPg(f: Measured<PgPromotionResult>): string {
   const rows = d.runs.map((r) => [
     String(r.run),
     `${r.from} → ${r.to}`,
+    fmt(r.window.baselineRps),
     fmt(r.promotedMs),
     fmt(r.window.longestMs),
     String(r.window.failedReads),
@@ -93,6 +94,7 @@ export function failoverPg(f: Measured<PgPromotionResult>): string {
   rows.push([
     'median / max',
     '',
+    mm(w.map((x) => x.baselineRps)),
     mm(d.runs.map((r) => r.promotedMs)),
     mm(w.map((x) => x.longestMs)),
     mm(w.map((x) => x.failedReads)),
@@ -118,6 +120,7 @@ export function failoverPg(f: Measured<PgPromotionResult>): string {
       [
         'Run',
         'active node',
+        'req/s before the kill',
         'promoted ms',
         'longest request ms',
         'failed reads',
