@@ -70,7 +70,9 @@ function statementKind(query: string): string {
   if (q.startsWith('ROLLBACK')) return 'ROLLBACK';
   if (q.startsWith('SELECT') && q.includes('FOR SHARE')) return 'fence SELECT … FOR SHARE';
   if (q.startsWith('INSERT')) return 'INSERT (upsert)';
-  if (q.startsWith('SELECT')) return 'other SELECT (reads)';
+  // KV v2 drops the versions beyond max_versions in the write's own batch.
+  if (q.startsWith('DELETE')) return 'DELETE (old versions)';
+  if (q.startsWith('SELECT')) return 'SELECT (reads)';
   return 'other';
 }
 
