@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: one command that starts a real Redis, three nodes (API over TLS), the gateway
  * and HAProxy, and measures them side by side. `-- --quick` runs a subset in about a minute;
- * `-- --section=steady,read-scaling,failover,growth,tracing,list-shim,abuse,engines,replication` (or `profile`)
+ * `-- --section=steady,read-scaling,failover,failover-pg,growth,tracing,list-shim,abuse,engines,replication` (or `profile`)
  * picks sections.
  *
  * A full run writes bench/results/<timestamp>.json, merges it into bench/results/latest.json and
@@ -16,6 +16,7 @@ import { renderBlocks, updateBenchmarksMd } from './lib/report';
 import { type Results, runMeta, saveResults } from './lib/results';
 import { abuseSection } from './sections/abuse';
 import { failoverSection } from './sections/failover';
+import { failoverPgSection } from './sections/failover-pg';
 import { growthSection } from './sections/growth';
 import { listShimSection } from './sections/list-shim';
 import { profileSection } from './sections/profile';
@@ -33,6 +34,7 @@ const DEFAULT_SECTIONS = [
   'abuse',
   'engines',
   'failover',
+  'failover-pg',
   'replication',
 ] as const;
 const ALL_SECTIONS = [...DEFAULT_SECTIONS, 'profile'] as const;
@@ -101,6 +103,8 @@ async function main(): Promise<number> {
           results.replication = { meta: meta(), data: await replicationSection(ctx) };
         else if (s === 'engines') results.engines = { meta: meta(), data: await enginesSection(ctx) };
         else if (s === 'failover') results.failover = { meta: meta(), data: await failoverSection(ctx) };
+        else if (s === 'failover-pg')
+          results.failoverPg = { meta: meta(), data: await failoverPgSection(ctx) };
         else if (s === 'profile') results.profile = { meta: meta(), data: await profileSection(ctx) };
       } catch (err) {
         failed = true;

@@ -62,3 +62,23 @@ export function closeHttp(): Promise<void> {
 export function kvBody(bytes: number, tag = 'v'): string {
   return JSON.stringify({ data: { [tag]: 'x'.repeat(bytes) } });
 }
+
+/** How long a fresh node may take to read its storage (PostgreSQL: create its tables) before init. */
+const UNINITIALIZED_TIMEOUT_MS = 30_000;
+
+/**
+ * PUT sys/init once the node reports itself uninitialized (sys/health 501), and returns the root
+ * token. Until it has read its storage a node answers init "already initialized" (its seal state
+ * is not known yet): on PostgreSQL, with the machine busy, init sent as soon as the node listens
+ * was refused so.
+ */
+export async function initWhenUninitialized(base: string): Promise<string> {
+  const deadline = performance.now() + UNINITIALIZED_TIMEOUT_MS;
+  while ((await tryCall(base, '/v1/sys/health'))?.status !== 501) {
+    if (performance.now() > deadline) throw new Error(`${base} never reported itself uninitialized`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const r = await call(base, '/v1/sys/init', { method: 'PUT', body: {} });
+  if (r.status !== 200) throw new Error(`init failed: ${r.status} ${r.text}`);
+  return r.json<{ root_token: string }>().root_token;
+}

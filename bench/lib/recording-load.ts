@@ -16,7 +16,28 @@ export interface Sample {
   op: 'read' | 'write';
   /** HTTP status, or 0 for a connection error / timeout. */
   status: number;
+  /** A 503 saying the request's outcome is unknown (it may have been applied). */
+  unknown?: true;
+  /** A 503's error message, cut short (which 503 it was). */
+  reason?: string;
 }
+
+/** Enough of an error message to tell the 503s apart. */
+const REASON_CHARS = 60;
+
+/** The first message of a Vault-shaped error body, cut to {@link REASON_CHARS}. */
+function reasonOf(text: string): string {
+  try {
+    const errors = (JSON.parse(text) as { errors?: unknown }).errors;
+    if (Array.isArray(errors) && typeof errors[0] === 'string') return errors[0].slice(0, REASON_CHARS);
+  } catch {
+    // Not JSON: the raw text below.
+  }
+  return text.slice(0, REASON_CHARS);
+}
+
+/** The phrase every "outcome unknown" error carries (shared/errors.ts messages). */
+const OUTCOME_UNKNOWN = 'outcome is unknown';
 
 /** A request is abandoned (counted as failed) after this: longer than any failover wait. */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -50,6 +71,8 @@ export async function startRecordingLoad(o: {
   const one = async (op: Sample['op'], path: string): Promise<number> => {
     const start = performance.now();
     let status = 0;
+    let unknown = false;
+    let reason: string | undefined;
     try {
       const r = await request(o.base + path, {
         method: op === 'read' ? 'GET' : 'POST',
@@ -58,12 +81,24 @@ export async function startRecordingLoad(o: {
         dispatcher: agent,
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
-      await r.body.dump();
+      // Only a 503's body is read: the rest are dumped unparsed, as before.
+      if (r.statusCode === 503) {
+        const text = await r.body.text();
+        unknown = text.includes(OUTCOME_UNKNOWN);
+        reason = reasonOf(text);
+      } else await r.body.dump();
       status = r.statusCode;
     } catch {
       status = 0;
     }
-    samples.push({ start, end: performance.now(), op, status });
+    samples.push({
+      start,
+      end: performance.now(),
+      op,
+      status,
+      ...(unknown ? { unknown: true as const } : {}),
+      ...(reason === undefined ? {} : { reason }),
+    });
     return status;
   };
   for (let i = 0; i < o.workers; i++) {
@@ -106,6 +141,10 @@ export interface WindowStats {
   failedWrites: number;
   /** Status codes of the failures (0 = connection error or timeout). */
   failureCodes: Record<string, number>;
+  /** Of the failures, 503s saying the outcome is unknown (absent in older results). */
+  outcomeUnknown?: number;
+  /** The 503s by error message (cut short; absent in older results). */
+  reasons503?: Record<string, number>;
   /** Longest single request that overlapped the fault window (ms). */
   longestMs: number;
   /** From the first failure to the end of the last (ms; 0 when none failed). */
@@ -119,6 +158,12 @@ export interface WindowStats {
   timeline: number[];
   /** Failed requests per bucket from the fault on, by when they ended (absent in older results). */
   failTimeline?: number[];
+}
+
+function countBy(xs: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const x of xs) out[x] = (out[x] ?? 0) + 1;
+  return out;
 }
 
 /** Bucket width for the throughput timeline. */
@@ -143,7 +188,9 @@ export function analyseWindow(
   for (const f of failed) failureCodes[String(f.status)] = (failureCodes[String(f.status)] ?? 0) + 1;
   const baselineOk = samples.filter((s) => ok(s) && s.end >= baselineFrom && s.end < faultAt).length;
   const perBucket = (baselineOk / (faultAt - baselineFrom)) * BUCKET_MS;
-  const buckets = Math.ceil((until - faultAt) / BUCKET_MS);
+  // Whole milliseconds: `(faultAt + 10_000) - faultAt` can come out a hair over 10,000, and the
+  // ceiling would add an empty sliver of a bucket that counts as "not recovered".
+  const buckets = Math.ceil(Math.round(until - faultAt) / BUCKET_MS);
   const counts = new Array<number>(buckets).fill(0);
   const fails = new Array<number>(buckets).fill(0);
   for (const s of samples) {
@@ -161,6 +208,8 @@ export function analyseWindow(
     failedReads: failed.filter((s) => s.op === 'read').length,
     failedWrites: failed.filter((s) => s.op === 'write').length,
     failureCodes,
+    outcomeUnknown: failed.filter((s) => s.unknown).length,
+    reasons503: countBy(failed.flatMap((s) => (s.reason === undefined ? [] : [s.reason]))),
     longestMs: Math.max(0, ...during.map((s) => s.end - s.start)),
     errorWindowMs: failed.length
       ? Math.max(...failed.map((s) => s.end)) - Math.min(...failed.map((s) => s.start))

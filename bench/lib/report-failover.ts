@@ -1,9 +1,13 @@
 /** Markdown for the failover sections: windows under load, and the standby client's view. */
 import type { Fault } from '../sections/failover';
+import type { PgPromotionResult } from '../sections/failover-pg';
 import { metaLine, mm, table } from './markdown';
 import { BUCKET_MS, RECOVERY_FRACTION, type WindowStats } from './recording-load';
 import type { Measured, Results } from './results';
 import { fmt, max, median } from './stats';
+
+/** Load before the kill in the PostgreSQL promotion runs (sections/failover-pg.ts). */
+const BASELINE_MS_TEXT = '2 s of load';
 
 /** The failover-windows block. */
 export function failover(f: Measured<NonNullable<Results['failover']>['data']>): string {
@@ -65,6 +69,81 @@ export function failover(f: Measured<NonNullable<Results['failover']>['data']>):
     }.`,
   );
   return out.join('\n');
+}
+
+/** The PostgreSQL promotion block (issue 28): one row per kill, then median / max. */
+export function failoverPg(f: Measured<PgPromotionResult>): string {
+  const d = f.data;
+  const via =
+    d.path === 'gateway'
+      ? 'through a gateway reading PostgreSQL'
+      : 'straight to the active node (this build has no gateway on PostgreSQL)';
+  const w = d.runs.map((r) => r.window);
+  const rows = d.runs.map((r) => [
+    String(r.run),
+    `${r.from} → ${r.to}`,
+    fmt(r.window.baselineRps),
+    fmt(r.promotedMs),
+    fmt(r.window.longestMs),
+    String(r.window.failedReads),
+    String(r.window.failedWrites),
+    String(r.window.outcomeUnknown ?? 'n/a'),
+    fmt(r.window.errorWindowMs),
+    `${fmt(r.window.recoveryMs)}${r.window.recoveryCensored ? '+' : ''}`,
+  ]);
+  rows.push([
+    'median / max',
+    '',
+    mm(w.map((x) => x.baselineRps)),
+    mm(d.runs.map((r) => r.promotedMs)),
+    mm(w.map((x) => x.longestMs)),
+    mm(w.map((x) => x.failedReads)),
+    mm(w.map((x) => x.failedWrites)),
+    mm(w.map((x) => x.outcomeUnknown ?? Number.NaN)),
+    mm(w.map((x) => x.errorWindowMs)),
+    mm(w.map((x) => x.recoveryMs)),
+  ]);
+  const codes: Record<string, number> = {};
+  for (const x of w) for (const [c, n] of Object.entries(x.failureCodes)) codes[c] = (codes[c] ?? 0) + n;
+  const reasons: Record<string, number> = {};
+  for (const x of w)
+    for (const [m, n] of Object.entries(x.reasons503 ?? {})) reasons[m] = (reasons[m] ?? 0) + n;
+  return [
+    metaLine(f.meta),
+    '',
+    `PostgreSQL ${d.postgres}, a primary and a ${d.synchronous ? 'synchronous' : 'asynchronous'} streaming standby (fsync=off, loopback), ${d.nodes} nodes on it (lock TTL ${d.lockTtl}), a fresh topology per run. ` +
+      `${d.workers} client loops, each alternating a KV read and a KV write (1 KB) at ${d.ratePerWorker} req/s, ${via}. ` +
+      `kill -9 of the primary (postmaster and backends) after ${BASELINE_MS_TEXT}; the standby is promoted (\`pg_promote()\`) ${d.detectionDelayMs} ms after the kill — a fixed detection delay standing for the operator's tooling. ` +
+      `Promoted: kill → the standby accepts writes. Error window and recovery as in the failover windows above.`,
+    '',
+    table(
+      [
+        'Run',
+        'active node',
+        'req/s before the kill',
+        'promoted ms',
+        'longest request ms',
+        'failed reads',
+        'failed writes',
+        'of which outcome unknown',
+        'error window ms',
+        'recovery ms',
+      ],
+      rows,
+    ),
+    '',
+    `Failure statuses over all runs (0 = connection error): ${
+      Object.entries(codes)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ') || 'none'
+    }.${
+      Object.keys(reasons).length
+        ? ` The 503s said: ${Object.entries(reasons)
+            .map(([m, n]) => `“${m}…” ${n}`)
+            .join(', ')}.`
+        : ''
+    }`,
+  ].join('\n');
 }
 
 /** The issue-3 block: failover seen through a standby. */

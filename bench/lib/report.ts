@@ -9,7 +9,7 @@ import type { ProcessProfile } from '../sections/profile';
 import { TRACING_MODES, type TracingMode } from '../sections/tracing';
 import { failoverChart, STEADY_CHARTS, writeCharts } from './charts';
 import { metaLine, table } from './markdown';
-import { failover, standbyFailover } from './report-failover';
+import { failover, failoverPg, standbyFailover } from './report-failover';
 import { readScaling } from './report-read-scaling';
 import { replication } from './report-replication';
 import { growth, steady } from './report-throughput';
@@ -247,6 +247,7 @@ export function renderBlocks(r: Results): Record<string, string> {
     targets: targets(r),
     steady: r.steady ? `${steady(r.steady)}\n\n${steadyPictures()}` : none,
     failover: r.failover ? `${failover(r.failover)}\n\n${failoverPictures(r)}` : none,
+    'failover-pg': r.failoverPg ? failoverPg(r.failoverPg) : none,
     growth: r.growth ? growth(r.growth) : none,
     tracing: r.tracing ? tracing(r.tracing) : none,
     'list-shim': r.listShim ? listShim(r.listShim) : none,

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { EnginesResult } from '../engines/compare';
 import type { AbuseResult } from '../sections/abuse';
 import type { FailoverResult } from '../sections/failover';
+import type { PgPromotionResult } from '../sections/failover-pg';
 import type { GrowthResult } from '../sections/growth';
 import type { ListShimResult } from '../sections/list-shim';
 import type { ProfileResult } from '../sections/profile';
@@ -45,6 +46,7 @@ export interface Measured<T> {
 export interface Results {
   steady?: Measured<SteadyResult>;
   failover?: Measured<FailoverResult>;
+  failoverPg?: Measured<PgPromotionResult>;
   growth?: Measured<GrowthResult>;
   tracing?: Measured<TracingResult>;
   listShim?: Measured<ListShimResult>;
