@@ -50,6 +50,11 @@ export interface OpenedStorage {
 export interface OpenOptions {
   /** Lock commands time out after this (the HA layer passes ttl/3, so a renew never lingers). */
   lockCommandTimeoutMs: number;
+  /**
+   * The process's id (the node id), added to the PostgreSQL sessions' `application_name`
+   * (`leaderway-data/<id>`) so an operator, or an audit trigger, tells the nodes' sessions apart.
+   */
+  processId?: string;
   /** The in-process store to use for `inmem` (shared by the nodes of `leaderway dev`). */
   inmem?: InmemStore;
   /**
@@ -79,6 +84,7 @@ function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore, signals: S
         haTable: pg.haTable,
         statementTimeoutMs: o.lockCommandTimeoutMs,
         reader: o.reader,
+        processId: o.processId,
       });
       break;
     }
@@ -109,6 +115,7 @@ function openData(spec: StorageSpec, o: OpenOptions, store: InmemStore, signals:
         haTable: pg.haTable,
         maxParallel: pg.maxParallel,
         reader: o.reader,
+        processId: o.processId,
       });
     }
     case 'inmem':
