@@ -37,9 +37,10 @@ export async function gatewayCommand(): Promise<void> {
   for (const v of unknownEnvVars([gatewaySchema], process.env)) {
     log.warn({ variable: v }, 'unknown LEADERWAY_ environment variable ignored');
   }
-  const data = { type: 'redis' as const, redisUrl: settings.redisUrl, prefix: settings.prefix };
-  const ha = settings.haRedisUrl ? { ...data, redisUrl: settings.haRedisUrl } : null;
-  // A reader: its Redis user (leaderway-gateway) allows reads of the lock and advertisements only.
+  const { storage: data, haStorage: ha } = settings;
+  // A reader: its Redis user (leaderway-gateway) or PostgreSQL role (leaderway_gateway) allows
+  // reads of the lock, the advertisements and the membership records only; on PostgreSQL it
+  // checks the schema version and never creates or migrates a table.
   const storage = openStorage(data, ha, {
     lockCommandTimeoutMs: GATEWAY_LOCK_COMMAND_TIMEOUT_MS,
     reader: true,
@@ -52,7 +53,7 @@ export async function gatewayCommand(): Promise<void> {
             'Metrics Listener': `tcp (addr: "${formatHostPort(settings.metricsListen)}", metrics only, no token)`,
           }
         : {}),
-      Storage: ha ? 'redis (split: lock in HA storage)' : 'redis',
+      Storage: ha ? `${data.type} (split: lock in HA storage, ${ha.type})` : data.type,
       Version: `leaderway v${VERSION}`,
     }),
   );
@@ -60,7 +61,8 @@ export async function gatewayCommand(): Promise<void> {
     log.warn(
       'the gateway listener has no TLS: traffic is plain HTTP (set LEADERWAY_TLS_CERT_FILE/_KEY_FILE)',
     );
-  if (!(await warmUp(storage, 5_000))) log.warn('storage is not reachable yet; will keep trying');
+  const problem = await warmUp(storage, 5_000);
+  if (problem) log.warn({ reason: problem }, 'storage is not usable yet; will keep trying');
   const gateway = new GatewayServer(settings, { ...storage, log });
   reloadOnSighup([gateway], () => log.info({ signal: 'SIGHUP' }, 'reloading the TLS certificate'));
   closeOnSignals([gateway], (sig) => log.info({ signal: sig }, 'draining'));

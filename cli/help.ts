@@ -14,11 +14,13 @@ export function optionsHelp(schema: Schema): string {
 export const MAIN_HELP = `Usage: leaderway <command> [--help]
 
 Commands:
-  server    run an HA node (Vault-compatible API, leader lock in Redis)
+  server    run an HA node (Vault-compatible API, leader lock in Redis or PostgreSQL)
   gateway   run a gateway: routes every request to the current leader
   dev       run a local cluster in one process: 3 nodes and a gateway on in-memory storage
   keys      print a fresh set of keys (seal, advertisement, signing, verify)
   redis-acl print Redis ACL users for nodes, gateways (least privilege) and operators
+  postgres-grants
+            print the SQL for the gateways' read-only PostgreSQL role (least privilege)
   status    who leads and is every node heartbeating (VAULT_ADDR, VAULT_TOKEN; --format json)
   members   the nodes table alone (like 'bao operator members')
   version   print the version

@@ -2,12 +2,14 @@
 import { devSchema } from '../shared/config/dev-schema';
 import { gatewaySchema } from '../shared/config/gateway-schema';
 import { nodeSchema } from '../shared/config/node-schema';
+import { postgresGrantsSchema } from '../shared/config/postgres-grants-schema';
 import { redisAclSchema } from '../shared/config/redis-acl-schema';
 import { VERSION } from '../shared/version';
 import { devCommand } from './dev-command';
 import { gatewayCommand } from './gateway-command';
 import { MAIN_HELP, optionsHelp } from './help';
 import { keysCommand } from './keys-command';
+import { postgresGrantsCommand } from './postgres-grants-command';
 import { redisAclCommand } from './redis-acl-command';
 import { serverCommand } from './server-command';
 import { statusCommand } from './status-command';
@@ -34,6 +36,12 @@ const COMMANDS = {
     about:
       'Print Redis aclfile lines for the least-privilege leaderway-node and leaderway-gateway users (and leaderway-admin, for operators).',
     schema: redisAclSchema,
+  },
+  'postgres-grants': {
+    run: postgresGrantsCommand,
+    about:
+      'Print the SQL creating the least-privilege leaderway_gateway PostgreSQL role: LOGIN and SELECT of the lock, advertisement and membership rows only (row level security). Run it once a node has created the tables.',
+    schema: postgresGrantsSchema,
   },
 } as const;
 

@@ -60,7 +60,8 @@ export async function serverCommand(): Promise<void> {
     log.warn('the API listener has no TLS: traffic is plain HTTP (set LEADERWAY_TLS_CERT_FILE/_KEY_FILE)');
   if (storage.split)
     log.warn('split storage: fencing is unavailable, so a paused active node may still write (see docs)');
-  if (!(await warmUp(storage, 5_000))) log.warn('storage is not reachable yet; will keep trying');
+  const problem = await warmUp(storage, 5_000);
+  if (problem) log.warn({ reason: problem }, 'storage is not reachable yet; will keep trying');
   const node = new NodeServer(settings, { ...storage, log, gateways });
   reloadOnSighup([node], () => log.info({ signal: 'SIGHUP' }, 'reloading the TLS certificate'));
   closeOnSignals([node], (sig) => log.info({ signal: sig }, 'shutting down'));

@@ -10,6 +10,7 @@ import {
 } from '../shared/config/listener';
 import { ConfigError } from '../shared/config/load';
 import { type VerifyKey, verifyKeyFromRaw } from '../shared/crypto/signing';
+import type { StorageSpec } from '../shared/storage/open';
 import type { ReadRouting } from './router';
 
 export interface GatewaySettings {
@@ -17,9 +18,10 @@ export interface GatewaySettings {
   listener: ListenerSettings;
   /** The metrics listener (`GET /metrics`, no token), or null when off. */
   metricsListen: HostPort | null;
-  redisUrl: string;
-  haRedisUrl: string | null;
-  prefix: string;
+  /** The nodes' storage, opened as a reader. */
+  storage: StorageSpec;
+  /** The nodes' separate HA storage (split storage), or null when the lock is in storage. */
+  haStorage: StorageSpec | null;
   advertisementKeys: Buffer[];
   /** The nodes' advertisement verify keys. */
   verifyKeys: VerifyKey[];
@@ -33,6 +35,58 @@ export interface GatewaySettings {
   /** Where reads go (LEADERWAY_GATEWAY_READ_ROUTING): the active only, or spread over standbys too. */
   readRouting: ReadRouting;
   logLevel: string;
+}
+
+/**
+ * The storage specs, as the node derives its own (node/settings.ts): the HA storage's type may be
+ * implied by its URL alone. A PostgreSQL URL has no default here: it must name the gateway's own
+ * read-only role, never fall back to a node's.
+ */
+function storageSpecs(c: GatewayConfig): Pick<GatewaySettings, 'storage' | 'haStorage'> {
+  if (c.storage.type === 'postgresql' && !c.storage.connection_url) {
+    throw new ConfigError(
+      'storage.connection_url (LEADERWAY_POSTGRESQL_URL): required when LEADERWAY_STORAGE=postgresql: the gateway’s read-only role (leaderway postgres-grants)',
+    );
+  }
+  if (c.storage.type === 'postgresql' && c.storage.max_parallel < 1) {
+    throw new ConfigError('storage.max_parallel (LEADERWAY_POSTGRESQL_MAX_PARALLEL): must be at least 1');
+  }
+  const haType =
+    c.ha_storage.type || (c.ha_storage.redis_url ? 'redis' : c.ha_storage.connection_url ? 'postgresql' : '');
+  if (haType === 'redis' && !c.ha_storage.redis_url) {
+    throw new ConfigError(
+      'ha_storage.redis_url (LEADERWAY_HA_REDIS_URL): required when LEADERWAY_HA_STORAGE=redis',
+    );
+  }
+  if (haType === 'postgresql' && !c.ha_storage.connection_url) {
+    throw new ConfigError(
+      'ha_storage.connection_url (LEADERWAY_HA_POSTGRESQL_URL): required when LEADERWAY_HA_STORAGE=postgresql',
+    );
+  }
+  const postgres = (url: string) => ({
+    postgres: {
+      url,
+      table: c.storage.table,
+      haTable: c.storage.ha_table,
+      maxParallel: c.storage.max_parallel,
+    },
+  });
+  const base = { redisUrl: c.storage.redis_url, prefix: c.storage.prefix };
+  return {
+    storage: {
+      type: c.storage.type,
+      ...base,
+      ...(c.storage.type === 'postgresql' ? postgres(c.storage.connection_url) : {}),
+    },
+    haStorage: haType
+      ? {
+          type: haType,
+          ...base,
+          redisUrl: c.ha_storage.redis_url,
+          ...(haType === 'postgresql' ? postgres(c.ha_storage.connection_url) : {}),
+        }
+      : null,
+  };
 }
 
 /** Validates cross-field rules; throws ConfigError. */
@@ -61,9 +115,7 @@ export function gatewaySettings(c: GatewayConfig): GatewaySettings {
     nodeId: c.node_id,
     listener,
     metricsListen: metricsListen(c.metrics_address, [listener.listen]),
-    redisUrl: c.storage.redis_url,
-    haRedisUrl: c.ha_storage.redis_url || null,
-    prefix: c.storage.prefix,
+    ...storageSpecs(c),
     advertisementKeys,
     verifyKeys,
     identity: {

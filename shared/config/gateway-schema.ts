@@ -1,10 +1,15 @@
 /**
  * The gateway's (`leaderway gateway`) configuration schema. The gateway holds only the
- * advertisement key: it never needs, and refuses to start with, the seal key.
+ * advertisement key: it never needs, and refuses to start with, the seal key. Storage variables
+ * have the nodes' names and defaults, so one environment block can serve both.
  */
 import { type ListenerConfig, listenerSchema, metricsAddressSchema } from './listener';
 import type { Schema } from './load';
 import { defaultNodeId } from './node-schema';
+
+/** Storage a gateway can read (not inmem: that lives inside one `leaderway dev` process). */
+export const GATEWAY_STORAGE_TYPES = ['redis', 'postgresql'] as const;
+export type GatewayStorageType = (typeof GATEWAY_STORAGE_TYPES)[number];
 
 export const gatewaySchema = {
   listener: {
@@ -20,6 +25,12 @@ export const gatewaySchema = {
     'metrics are then only at /metrics with unauthenticated_metrics_access',
   ),
   storage: {
+    type: {
+      doc: 'Where the nodes keep their storage: redis or postgresql. The gateway only reads (the lock, the advertisements and the membership records).',
+      format: [...GATEWAY_STORAGE_TYPES],
+      default: 'redis',
+      env: 'LEADERWAY_STORAGE',
+    },
     redis_url: {
       doc: 'Redis holding the advertisements (the nodes’ storage).',
       format: 'redis-url',
@@ -32,13 +43,49 @@ export const gatewaySchema = {
       default: 'leaderway',
       env: 'LEADERWAY_REDIS_PREFIX',
     },
+    connection_url: {
+      doc: 'PostgreSQL holding the nodes’ storage, as the gateway’s read-only role (`leaderway postgres-grants`): postgres://leaderway_gateway:password@host:port/database[?sslmode=verify-full&...]. Required with LEADERWAY_STORAGE=postgresql. The gateway never creates, migrates or writes a table.',
+      format: 'optional-postgres-url',
+      default: '',
+      env: 'LEADERWAY_POSTGRESQL_URL',
+    },
+    table: {
+      doc: 'The nodes’ PostgreSQL data table (their LEADERWAY_POSTGRESQL_TABLE).',
+      format: 'pg-identifier',
+      default: 'leaderway_kv',
+      env: 'LEADERWAY_POSTGRESQL_TABLE',
+    },
+    ha_table: {
+      doc: 'The nodes’ PostgreSQL lock table (their LEADERWAY_POSTGRESQL_HA_TABLE).',
+      format: 'pg-identifier',
+      default: 'leaderway_ha_locks',
+      env: 'LEADERWAY_POSTGRESQL_HA_TABLE',
+    },
+    max_parallel: {
+      doc: 'Connections to PostgreSQL for reading advertisements and membership records at most.',
+      format: 'nat',
+      default: 16,
+      env: 'LEADERWAY_POSTGRESQL_MAX_PARALLEL',
+    },
   },
   ha_storage: {
+    type: {
+      doc: 'The nodes’ separate HA storage (split storage): redis or postgresql, or empty when the lock is in storage.',
+      format: ['', ...GATEWAY_STORAGE_TYPES],
+      default: '',
+      env: 'LEADERWAY_HA_STORAGE',
+    },
     redis_url: {
-      doc: 'Redis holding the lock, when the nodes use split storage (their LEADERWAY_HA_REDIS_URL).',
+      doc: 'Redis holding the lock, when the nodes use split storage (their LEADERWAY_HA_REDIS_URL). Setting it alone implies LEADERWAY_HA_STORAGE=redis.',
       format: 'optional-redis-url',
       default: '',
       env: 'LEADERWAY_HA_REDIS_URL',
+    },
+    connection_url: {
+      doc: 'PostgreSQL holding the lock (table storage.ha_table), when the nodes use split storage, as the gateway’s read-only role. Setting it alone implies LEADERWAY_HA_STORAGE=postgresql.',
+      format: 'optional-postgres-url',
+      default: '',
+      env: 'LEADERWAY_HA_POSTGRESQL_URL',
     },
   },
   advertisement_key: {
@@ -121,8 +168,16 @@ export const gatewaySchema = {
 export interface GatewayConfig {
   listener: ListenerConfig;
   metrics_address: string;
-  storage: { redis_url: string; prefix: string };
-  ha_storage: { redis_url: string };
+  storage: {
+    type: GatewayStorageType;
+    redis_url: string;
+    prefix: string;
+    connection_url: string;
+    table: string;
+    ha_table: string;
+    max_parallel: number;
+  };
+  ha_storage: { type: '' | GatewayStorageType; redis_url: string; connection_url: string };
   advertisement_key: string;
   advertisement_verify_key: string;
   identity: { cert_file: string; key_file: string };

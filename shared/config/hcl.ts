@@ -53,7 +53,8 @@ const TYPED_STANZAS: Record<string, { key: string | null; allowed: readonly stri
  * `listener "tcp" {...}` → `listener: {...}`; an unlabelled block is its body, at the top level
  * and inside a stanza (`telemetry { ... }` in a listener). Anything that
  * does not fit (two listeners, an unknown storage type) is an error naming the stanza. `hasKey`
- * tells whether the schema has a dotted key (the gateway's has no `storage.type`).
+ * tells whether the schema has a dotted key (a schema without `storage.type` reads Redis only);
+ * the schema then checks the type against its own list (the gateway's has no inmem).
  */
 export function hclConfigToObject(
   doc: Record<string, unknown>,
@@ -63,7 +64,7 @@ export function hclConfigToObject(
   for (const [name, value] of Object.entries(doc)) {
     const stanza = TYPED_STANZAS[name];
     if (stanza) {
-      // A schema without `<stanza>.type` (the gateway's) supports only the first type: Redis.
+      // A schema without `<stanza>.type` supports only the first type: Redis.
       const typed =
         stanza.key && !hasKey(`${name}.${stanza.key}`)
           ? { key: null, allowed: stanza.allowed.slice(0, 1) }

@@ -129,18 +129,33 @@ export async function loadConfig<T>(schema: Schema, opts: LoadOptions = {}): Pro
   return deepFreeze(conf.getProperties()) as T;
 }
 
-/** Rewrites convict's messages so each names the key's environment variable. */
+/**
+ * Masks the passwords of URLs in an echoed value (`scheme://user:password@`, `...password=...`):
+ * a Redis or PostgreSQL URL is not a sensitive key (its value helps fix a typo), its password is.
+ */
+export function maskUrlPasswords(text: string): string {
+  return text
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s/@:"]*:)[^\s@"]*@/gi, '$1***@')
+    .replace(/(password=)[^\s&"]*/gi, '$1***');
+}
+
+/**
+ * Rewrites convict's messages so each names the key's environment variable (and echoes no URL
+ * password).
+ */
 function describeErrors(message: string, entries: Array<{ key: string; entry: SchemaEntry }>): string {
   const byKey = new Map(entries.map((e) => [e.key, e.entry]));
-  const lines = message.split('\n').map((line) => {
-    const undeclared = /^configuration param '(.+)' not declared in the schema$/.exec(line);
-    if (undeclared) return `unknown configuration key '${undeclared[1]}'`;
-    const m = /^([A-Za-z0-9_.]+): (.*)$/s.exec(line);
-    const entry = m ? byKey.get(m[1] ?? '') : undefined;
-    if (!m || !entry) return line;
-    const names = [entry.env, ...(entry.envAliases ?? [])].join(' or ');
-    return `${m[1]} (${names}): ${m[2]}`;
-  });
+  const lines = maskUrlPasswords(message)
+    .split('\n')
+    .map((line) => {
+      const undeclared = /^configuration param '(.+)' not declared in the schema$/.exec(line);
+      if (undeclared) return `unknown configuration key '${undeclared[1]}'`;
+      const m = /^([A-Za-z0-9_.]+): (.*)$/s.exec(line);
+      const entry = m ? byKey.get(m[1] ?? '') : undefined;
+      if (!m || !entry) return line;
+      const names = [entry.env, ...(entry.envAliases ?? [])].join(' or ');
+      return `${m[1]} (${names}): ${m[2]}`;
+    });
   return `invalid configuration:\n  ${lines.join('\n  ')}`;
 }
 

@@ -132,11 +132,20 @@ export function openStorage(data: StorageSpec, ha: StorageSpec | null, o: OpenOp
   return { data: dataBackend, ha: haBackend, split: ha !== null, signals };
 }
 
-/** Waits until the backends can be reached, or `timeoutMs` passes (then resolves anyway: they heal). */
-export async function warmUp(s: OpenedStorage, timeoutMs: number): Promise<boolean> {
+/**
+ * Waits until the backends can be reached, or `timeoutMs` passes (then resolves anyway: they
+ * heal). Resolves null when both are ready, else what kept the first one from it (a driver's
+ * message, sanitized: no URL or statement parameter; or a schema a reader cannot use).
+ */
+export async function warmUp(s: OpenedStorage, timeoutMs: number): Promise<string | null> {
   const starts = [s.data, s.ha].map((b) =>
     (b as { start?: (t: number) => Promise<void> }).start?.(timeoutMs),
   );
   const results = await Promise.allSettled(starts);
-  return results.every((r) => r.status === 'fulfilled');
+  for (const r of results) {
+    if (r.status === 'fulfilled') continue;
+    const err = r.reason as { message?: unknown; cause?: { message?: unknown } } | null;
+    return String(err?.cause?.message ?? err?.message ?? 'unknown');
+  }
+  return null;
 }

@@ -1,7 +1,7 @@
 /**
- * A whole deployment for end-to-end tests: a real Redis, `nodes` real nodes whose api_addr is
- * the gateway, and one real gateway in front, initialized, with every node unsealed and the
- * gateway following the active one.
+ * A whole deployment for end-to-end tests: a real Redis (or other storage: `startDeployment`),
+ * `nodes` real nodes whose api_addr is the gateway, and one real gateway in front, initialized,
+ * with every node unsealed and the gateway following the active one.
  */
 
 import { findActive, waitActive } from './cluster';
@@ -10,8 +10,13 @@ import { freePort } from './ports';
 import { type Proc, spawnGateway, spawnNode, type TestKeys, testKeys, waitFor } from './procs';
 import { type RedisServer, startRedis } from './redis';
 
-export interface GatewayCluster {
+/** A deployment on Redis. */
+export interface GatewayCluster extends Deployment {
   redis: RedisServer;
+}
+
+/** Nodes and a gateway, on whatever storage they were started with. */
+export interface Deployment {
   keys: TestKeys;
   nodes: Proc[];
   gw: Proc;
@@ -32,45 +37,80 @@ export interface GatewayClusterOptions {
   gatewayEnv?: Record<string, string>;
 }
 
+/** Where a deployment keeps its storage; `stop()` is called with the deployment's. */
+export interface DeploymentStorage {
+  /** LEADERWAY_REDIS_URL of nodes and gateway (a dummy when storage is not Redis). */
+  redisUrl: string;
+  /** Variables of every node (under `nodeEnv`'s). */
+  nodeEnv: Record<string, string>;
+  /**
+   * Variables of the gateway (under `gatewayEnv`'s), asked once the nodes are initialized: the
+   * tables a reader role is granted on exist by then.
+   */
+  gatewayEnv(): Promise<Record<string, string>>;
+  stop(): Promise<void>;
+}
+
 export async function startGatewayCluster(o: GatewayClusterOptions = {}): Promise<GatewayCluster> {
   const redis = await startRedis();
+  const d = await startDeployment(
+    { redisUrl: redis.url, nodeEnv: {}, gatewayEnv: async () => ({}), stop: () => redis.stop() },
+    o,
+  );
+  return Object.assign(d, { redis });
+}
+
+/** Starts nodes and a gateway on `storage` (stopped with them, or here if they fail to come up). */
+export async function startDeployment(
+  storage: DeploymentStorage,
+  o: GatewayClusterOptions = {},
+): Promise<Deployment> {
   const started: Proc[] = [];
   // A cluster that fails to come up is stopped here: its caller never gets it to stop, and its
   // processes would keep the test run from ending.
   const abandon = async (err: unknown): Promise<never> => {
     await Promise.all(started.map((p) => p.stop('SIGKILL')));
-    await redis.stop();
+    await storage.stop();
     throw err;
   };
   try {
-    return await bringUp(redis, started, o);
+    return await bringUp(storage, started, o);
   } catch (err) {
     return abandon(err);
   }
 }
 
 async function bringUp(
-  redis: RedisServer,
+  storage: DeploymentStorage,
   started: Proc[],
   o: GatewayClusterOptions,
-): Promise<GatewayCluster> {
+): Promise<Deployment> {
   const keys = testKeys();
   const port = await freePort();
   const apiAddr = `http://127.0.0.1:${port}`;
   const names = Array.from({ length: o.nodes ?? 3 }, (_, i) => `n${i + 1}`);
   const nodes = await Promise.all(
     names.map(async (n) => {
-      const p = await spawnNode(n, { redisUrl: redis.url, keys, apiAddr, env: o.nodeEnv });
+      const p = await spawnNode(n, {
+        redisUrl: storage.redisUrl,
+        keys,
+        apiAddr,
+        env: { ...storage.nodeEnv, ...o.nodeEnv },
+      });
       started.push(p);
       return p;
     }),
   );
   const token = await initCluster(nodes[0]!.url);
-  const gw = await spawnGateway('gw', { redisUrl: redis.url, keys, port, env: o.gatewayEnv });
+  const gw = await spawnGateway('gw', {
+    redisUrl: storage.redisUrl,
+    keys,
+    port,
+    env: { ...(await storage.gatewayEnv()), ...o.gatewayEnv },
+  });
   started.push(gw);
   const live = () => nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
-  const c: GatewayCluster = {
-    redis,
+  const c: Deployment = {
     keys,
     nodes,
     gw,
@@ -99,7 +139,7 @@ async function bringUp(
     },
     async stop() {
       await Promise.all([...nodes, gw].map((p) => p.stop('SIGKILL')));
-      await redis.stop();
+      await storage.stop();
     },
   };
   for (const n of nodes) {

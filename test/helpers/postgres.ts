@@ -97,12 +97,26 @@ class TestPostgres implements PostgresServer {
     return this.child?.pid;
   }
 
-  initdb(): void {
+  initdb(passwordAuth: boolean): void {
     execFileSync(
       path.join(binDir(), 'initdb'),
       ['-D', this.dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'],
       { stdio: 'pipe', ...(this.user ?? {}) },
     );
+    if (!passwordAuth) return;
+    // Lines are matched in order: the superuser (the tests' admin) stays trusted, every other
+    // role must prove its password, as against a production server.
+    const hba = path.join(this.dataDir, 'pg_hba.conf');
+    writeFileSync(
+      hba,
+      [
+        'local all all trust',
+        'host all postgres 127.0.0.1/32 trust',
+        'host all all 127.0.0.1/32 scram-sha-256',
+        '',
+      ].join('\n'),
+    );
+    if (this.user) chownSync(hba, this.user.uid, this.user.gid);
   }
 
   async start(): Promise<void> {
@@ -227,6 +241,11 @@ class TestPostgres implements PostgresServer {
 export interface PostgresOptions {
   /** More server settings, `name=value` (passed as `-c`). */
   settings?: readonly string[];
+  /**
+   * Roles other than `postgres` log in over TCP with their password (SCRAM-SHA-256), not
+   * trusted: for tests of roles and their passwords.
+   */
+  passwordAuth?: boolean;
 }
 
 /**
@@ -245,7 +264,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
     const server = new TestPostgres(await freePort(), dir, user, settings);
     try {
-      if (!initialized) server.initdb();
+      if (!initialized) server.initdb(opts.passwordAuth ?? false);
       initialized = true;
       await server.start();
       return server;
@@ -415,4 +434,20 @@ export async function startPostgresPair(opts: { synchronous: boolean }): Promise
   };
   await pair.streaming();
   return pair;
+}
+
+/** `postgres://role:password@127.0.0.1:<port>/postgres` on `pg`. */
+export function roleUrl(pg: PostgresServer, role: string, password: string): string {
+  return `postgres://${role}:${encodeURIComponent(password)}@127.0.0.1:${pg.port}/postgres`;
+}
+
+/**
+ * Creates a LOGIN role for nodes, not a superuser, allowed to create tables in `public` (which
+ * PostgreSQL 15 grants to nobody): the tables it creates are its own, as in production. Returns
+ * its URL.
+ */
+export async function createNodeRole(pg: PostgresServer, role: string, password: string): Promise<string> {
+  await pg.sql(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+  await pg.sql(`GRANT CREATE ON SCHEMA public TO ${role}`);
+  return roleUrl(pg, role, password);
 }

@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { gatewaySettings } from '../../gateway/settings';
 import { nodeSettings } from '../../node/settings';
 import { type GatewayConfig, gatewaySchema } from '../../shared/config/gateway-schema';
 import { ConfigError, loadConfig } from '../../shared/config/load';
@@ -627,7 +628,7 @@ describe('loadConfig(gatewaySchema)', () => {
     assert.ok(!err.message.includes(seal));
   });
 
-  it('reads an HCL file: storage "redis" only, no type key', async () => {
+  it('reads an HCL file: storage "redis" or "postgresql", not "inmem"', async () => {
     const hcl = (text: string) =>
       loadConfig<GatewayConfig>(gatewaySchema, { env: { LEADERWAY_CONFIG: configFile(text, 'hcl') } });
     const c = await hcl(
@@ -637,7 +638,109 @@ describe('loadConfig(gatewaySchema)', () => {
     assert.equal(c.listener.address, '0.0.0.0:8310');
     assert.equal(c.failover_wait, 4000);
     const inmem = await configError(() => hcl('storage "inmem" {\n}\n'));
-    assert.match(inmem.message, /unsupported storage type "inmem" \(supported: redis\)/);
+    assert.match(inmem.message, /storage\.type/);
+    const pg = await hcl(
+      'storage "postgresql" {\n  connection_url = "postgres://gw@db:5432/lw"\n  table = "kv2"\n}\n',
+    );
+    assert.equal(pg.storage.type, 'postgresql');
+    assert.equal(pg.storage.connection_url, 'postgres://gw@db:5432/lw');
+    assert.equal(pg.storage.table, 'kv2');
+  });
+
+  describe('storage settings', () => {
+    const pki = { LEADERWAY_GATEWAY_CERT_FILE: '/gw.crt', LEADERWAY_GATEWAY_KEY_FILE: '/gw.key' };
+    const settings = async (env: Record<string, string>) =>
+      gatewaySettings(
+        await loadConfig<GatewayConfig>(gatewaySchema, {
+          env: {
+            LEADERWAY_ADVERTISEMENT_KEY: key(),
+            LEADERWAY_ADVERTISEMENT_VERIFY_KEY: signingKeyFromSeed(randomBytes(32)).publicRaw.toString(
+              'base64',
+            ),
+            ...pki,
+            ...env,
+          },
+        }),
+      );
+
+    it('reads Redis by default, as before', async () => {
+      const s = await settings({});
+      assert.equal(s.storage.type, 'redis');
+      assert.equal(s.storage.redisUrl, 'redis://127.0.0.1:6379');
+      assert.equal(s.storage.postgres, undefined);
+      assert.equal(s.haStorage, null);
+      const split = await settings({ LEADERWAY_HA_REDIS_URL: 'redis://lock:6379' });
+      assert.equal(split.haStorage?.type, 'redis');
+      assert.equal(split.haStorage?.redisUrl, 'redis://lock:6379');
+    });
+
+    it('reads PostgreSQL with the nodes’ variables and table defaults', async () => {
+      const url = 'postgres://leaderway_gateway:pw@db:5432/lw';
+      const s = await settings({ LEADERWAY_STORAGE: 'postgresql', LEADERWAY_POSTGRESQL_URL: url });
+      assert.equal(s.storage.type, 'postgresql');
+      assert.deepEqual(s.storage.postgres, {
+        url,
+        table: 'leaderway_kv',
+        haTable: 'leaderway_ha_locks',
+        maxParallel: 16,
+      });
+      assert.equal(s.haStorage, null, 'the lock beside the data');
+      const split = await settings({
+        LEADERWAY_STORAGE: 'postgresql',
+        LEADERWAY_POSTGRESQL_URL: url,
+        LEADERWAY_POSTGRESQL_HA_TABLE: 'locks2',
+        LEADERWAY_HA_POSTGRESQL_URL: 'postgres://leaderway_gateway:pw@lockdb:5432/lw',
+      });
+      assert.equal(split.haStorage?.type, 'postgresql', 'implied by the URL');
+      assert.equal(split.haStorage?.postgres?.url, 'postgres://leaderway_gateway:pw@lockdb:5432/lw');
+      assert.equal(split.haStorage?.postgres?.haTable, 'locks2');
+      const pgLockRedisData = await settings({
+        LEADERWAY_HA_STORAGE: 'redis',
+        LEADERWAY_HA_REDIS_URL: 'redis://lock:6379',
+      });
+      assert.equal(pgLockRedisData.storage.type, 'redis');
+      assert.equal(pgLockRedisData.haStorage?.type, 'redis');
+    });
+
+    it('refuses PostgreSQL without a URL (no default: it must be the gateway’s role), naming the variable', async () => {
+      const err = await configError(() => settings({ LEADERWAY_STORAGE: 'postgresql' }));
+      assert.match(err.message, /LEADERWAY_POSTGRESQL_URL/);
+      const ha = await configError(() => settings({ LEADERWAY_HA_STORAGE: 'postgresql' }));
+      assert.match(ha.message, /LEADERWAY_HA_POSTGRESQL_URL/);
+      const redis = await configError(() => settings({ LEADERWAY_HA_STORAGE: 'redis' }));
+      assert.match(redis.message, /LEADERWAY_HA_REDIS_URL/);
+      const inmem = await configError(() => settings({ LEADERWAY_STORAGE: 'inmem' }));
+      assert.match(inmem.message, /LEADERWAY_STORAGE/);
+      const table = await configError(() =>
+        settings({
+          LEADERWAY_STORAGE: 'postgresql',
+          LEADERWAY_POSTGRESQL_URL: 'postgres://db/lw',
+          LEADERWAY_POSTGRESQL_TABLE: 'x;drop',
+        }),
+      );
+      assert.match(table.message, /LEADERWAY_POSTGRESQL_TABLE/);
+      const pool = await configError(() =>
+        settings({
+          LEADERWAY_STORAGE: 'postgresql',
+          LEADERWAY_POSTGRESQL_URL: 'postgres://db/lw',
+          LEADERWAY_POSTGRESQL_MAX_PARALLEL: '0',
+        }),
+      );
+      assert.match(pool.message, /LEADERWAY_POSTGRESQL_MAX_PARALLEL/);
+    });
+
+    it('never echoes a URL’s password', async () => {
+      const err = await configError(() =>
+        settings({ LEADERWAY_STORAGE: 'postgresql', LEADERWAY_POSTGRESQL_URL: 'mysql://gw:S3cretPw@db/lw' }),
+      );
+      assert.match(err.message, /LEADERWAY_POSTGRESQL_URL/);
+      assert.ok(!err.message.includes('S3cretPw'), err.message);
+      const sentinel = await configError(() =>
+        settings({ LEADERWAY_REDIS_URL: 'redis+sentinel://h:1/m?sentinel_password=S3cretPw x' }),
+      );
+      assert.match(sentinel.message, /LEADERWAY_REDIS_URL/);
+      assert.ok(!sentinel.message.includes('S3cretPw'), sentinel.message);
+    });
   });
 
   it('names the variable of an invalid value', async () => {

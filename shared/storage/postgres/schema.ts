@@ -15,6 +15,7 @@
  */
 import type { PoolClient } from 'pg';
 import { LwError } from '../../errors';
+import { storageUnavailableError } from '../semantics';
 
 export const DEFAULT_TABLE = 'leaderway_kv';
 export const DEFAULT_HA_TABLE = 'leaderway_ha_locks';
@@ -75,6 +76,45 @@ const HA_MIGRATIONS: readonly Migration[] = [
 
 /** The newest layout this release writes, per kind (a newer one in the database is refused). */
 export const SCHEMA_VERSIONS = { data: DATA_MIGRATIONS.length, ha: HA_MIGRATIONS.length } as const;
+
+/**
+ * For a reader (a gateway), which may not write: checks `table`'s recorded layout version with
+ * one SELECT. Rejects (an Error whose message names the table, never a value) unless it is
+ * exactly this release's: missing (no node has created it yet), older (no node of this release
+ * has migrated it yet) or newer (this release would misread it) reject with
+ * `LW_ERR_STORAGE_UNAVAILABLE`, the reason in its `cause`, so the reader keeps retrying. Needs only SELECT on
+ * `leaderway_schema` (`leaderway postgres-grants`).
+ */
+export async function checkVersion(c: PoolClient, kind: 'data' | 'ha', table: string): Promise<void> {
+  const known = SCHEMA_VERSIONS[kind];
+  let version: number | undefined;
+  try {
+    const { rows } = await c.query<{ version: number }>(
+      `SELECT version FROM ${SCHEMA_TABLE} WHERE component = $1`,
+      [`${kind}:${table}`],
+    );
+    version = rows[0]?.version;
+  } catch (err) {
+    // undefined_table: no node ever ran in this database.
+    if ((err as { code?: unknown }).code !== '42P01') throw err;
+  }
+  if (version === undefined) {
+    throw storageUnavailableError(
+      new Error(
+        `postgresql table ${table} has no recorded schema: a leaderway node creates it on start (a reader never does)`,
+      ),
+    );
+  }
+  if (version !== known) {
+    throw storageUnavailableError(
+      new Error(
+        version > known
+          ? `postgresql table ${table} has schema version ${version}; this release reads up to ${known}: upgrade it`
+          : `postgresql table ${table} has schema version ${version}; this release reads ${known}: a node of this release migrates it on start`,
+      ),
+    );
+  }
+}
 
 /**
  * Brings `table` to this release's layout in one transaction, serialized across nodes by an
