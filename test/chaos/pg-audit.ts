@@ -126,8 +126,10 @@ const ms = (v: unknown): number | null => (v instanceof Date ? v.getTime() : nul
 /** Every audit row, in sequence order. */
 export async function readAudit(pg: PostgresServer): Promise<AuditRow[]> {
   const rows = await pg.sql(
-    `SELECT seq::text, at, kind, op, epoch::text, holder, prev_holder, prev_valid_until, lease_until, app, pid, path
-       FROM ${AUDIT} ORDER BY seq`,
+    // Ordered by the column a.seq (a bare `seq` would name the text output column: 10 < 9).
+    `SELECT a.seq::text AS seq, a.at, a.kind, a.op, a.epoch::text AS epoch, a.holder, a.prev_holder,
+            a.prev_valid_until, a.lease_until, a.app, a.pid, a.path
+       FROM ${AUDIT} a ORDER BY a.seq`,
   );
   return rows.map((r) => ({
     seq: Number(r['seq']),
