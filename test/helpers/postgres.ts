@@ -59,6 +59,8 @@ export interface PostgresServer {
   sql(text: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
   /** The server's process id (the postmaster), while it runs. */
   readonly pid: number | undefined;
+  /** Its data directory (the leak scan reads its files). */
+  readonly dataDir: string;
   /** Kills the server and removes its directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -112,6 +114,8 @@ class TestPostgres implements PostgresServer {
       [
         'local all all trust',
         'host all postgres 127.0.0.1/32 trust',
+        // A standby's base backup and streaming (startPostgresPair) as the superuser.
+        'host replication postgres 127.0.0.1/32 trust',
         'host all all 127.0.0.1/32 scram-sha-256',
         '',
       ].join('\n'),
@@ -354,6 +358,9 @@ async function startStandby(primary: PostgresServer, port?: number): Promise<Tes
       'wal_level=replica',
       'max_wal_senders=5',
       'wal_keep_size=256MB',
+      // After its primary is lost the standby retries streaming every this long, and may only
+      // act on pg_promote() then (the 5 s default made promotions take 5 s).
+      'wal_retrieve_retry_interval=200ms',
     ]);
     await standby.start();
     return standby;
@@ -371,8 +378,13 @@ async function startStandby(primary: PostgresServer, port?: number): Promise<Tes
  * the standby has the WAL on disk (`synchronous_commit=on`) — an acknowledged write survives the
  * primary's loss and the standby's promotion. Without the standby connected, commits wait.
  */
-export async function startPostgresPair(opts: { synchronous: boolean }): Promise<PostgresPair> {
+export async function startPostgresPair(opts: {
+  synchronous: boolean;
+  /** As for `startPostgres` (the standbys copy the primary's pg_hba.conf). */
+  passwordAuth?: boolean;
+}): Promise<PostgresPair> {
   const first = await startPostgres({
+    passwordAuth: opts.passwordAuth,
     settings: [
       'wal_level=replica',
       'max_wal_senders=5',
