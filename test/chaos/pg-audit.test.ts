@@ -14,8 +14,9 @@ import { PostgresHABackend } from '../../shared/storage/postgres/postgres-ha-bac
 import { type PostgresServer, startPostgres } from '../helpers/postgres';
 import { type AuditRow, checkAudit, installAudit, readAudit } from './pg-audit';
 
-/** A lease short enough to run out within the test. */
-const TTL_MS = 300;
+/** A lease long enough for the first term's writes, short enough to run out within the test. */
+const TTL_MS = 1_000;
+const WRITES_IN_FIRST_TERM = 12;
 
 let seq = 0;
 function row(kind: AuditRow['kind'], app: string, o: Partial<AuditRow> = {}): AuditRow {
@@ -112,7 +113,10 @@ describe('PostgreSQL fencing audit: triggers on a real server', () => {
     const v1 = randomUUID();
     const e1 = await ha.get('n1')?.acquire(v1, TTL_MS);
     assert.ok(typeof e1 === 'number');
-    await data.get('n1')?.fenced(v1, signal).put('logical/a', Buffer.from('1'));
+    // More than 10 audit rows in the first term: read back out of order (as text) they would
+    // put the next term's acquisition among them.
+    for (let i = 0; i < WRITES_IN_FIRST_TERM; i++)
+      await data.get('n1')?.fenced(v1, signal).put(`logical/a${i}`, Buffer.from('1'));
     await new Promise((r) => setTimeout(r, TTL_MS + 100));
     const v2 = randomUUID();
     const e2 = await ha.get('n2')?.acquire(v2, 10_000);
@@ -125,7 +129,7 @@ describe('PostgreSQL fencing audit: triggers on a real server', () => {
     );
     const clean = checkAudit(await readAudit(pg));
     assert.deepEqual(clean.violations, []);
-    assert.equal(clean.writesChecked, 2);
+    assert.equal(clean.writesChecked, WRITES_IN_FIRST_TERM + 1);
     assert.deepEqual(
       clean.acquisitions.map((a) => a.epoch),
       [e1, e2],
