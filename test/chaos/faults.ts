@@ -7,6 +7,7 @@ import { waitFor } from '../helpers/procs';
 import { type ChaosCluster, probe } from './cluster';
 import type { Fault, FaultResult } from './fault';
 import type { FaultKind } from './history';
+import { POSTGRES_FAULTS } from './pg-faults';
 import type { Rng } from './rng';
 import { SENTINEL_FAULTS } from './sentinel-faults';
 
@@ -165,6 +166,7 @@ const FAULTS: Record<FaultKind, Fault> = {
   },
 
   ...SENTINEL_FAULTS,
+  ...POSTGRES_FAULTS,
 };
 
 /** Injects one fault of `kind`. */
