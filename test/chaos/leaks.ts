@@ -7,6 +7,10 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { request } from 'undici';
+import { advertisementPath, decodeAdvertisement } from '../../shared/advertisement';
+import { verifyKeyFromRaw } from '../../shared/crypto/signing';
+import { PostgresBackend } from '../../shared/storage/postgres/postgres-backend';
+import { leaderIdentityFrom } from '../helpers/cluster';
 import type { OtlpReceiver } from '../helpers/otlp-receiver';
 import type { PostgresPair } from '../helpers/postgres';
 import { type LeakReport, type StoreContents, scanForLeaks } from '../security/leak-scan';
@@ -71,8 +75,9 @@ function summaryLine(report: LeakReport, traces: OtlpReceiver | undefined): stri
   );
 }
 
-/** leaderway's data table (default name); its values are bytea, read raw. */
+/** leaderway's tables (default names); data values are bytea, read raw. */
 const DATA_TABLE = 'leaderway_kv';
+const HA_TABLE = 'leaderway_ha_locks';
 
 /**
  * What PostgreSQL holds, as an operator with SQL and file access sees it: the data table's paths
@@ -80,10 +85,32 @@ const DATA_TABLE = 'leaderway_kv';
  * directories (heap and WAL: a value stored in the clear once stays there after it is replaced).
  */
 function postgresContents(pair: PostgresPair): StoreContents {
+  const get = async (p: string): Promise<Buffer | null> => {
+    const [row] = await pair.primary.sql(`SELECT value FROM ${DATA_TABLE} WHERE path = $1`, [p]);
+    return (row?.['value'] as Buffer | undefined) ?? null;
+  };
   return {
-    async get(p) {
-      const [row] = await pair.primary.sql(`SELECT value FROM ${DATA_TABLE} WHERE path = $1`, [p]);
-      return (row?.['value'] as Buffer | undefined) ?? null;
+    get,
+    async leader(keys) {
+      const [lock] = await pair.primary.sql(`SELECT ha_value FROM ${HA_TABLE} WHERE ha_key = 'core/lock'`);
+      const uuid = lock?.['ha_value'];
+      if (typeof uuid !== 'string') return null;
+      const raw = await get(advertisementPath(uuid));
+      if (!raw) return null;
+      const d = decodeAdvertisement(
+        raw,
+        advertisementPath(uuid),
+        [Buffer.from(keys.adKey, 'base64')],
+        [verifyKeyFromRaw(Buffer.from(keys.verifyKey, 'base64'))],
+      );
+      if (!d.ok) return null;
+      // A reader: reads only, never creates or migrates (the nodes own the tables).
+      const backend = new PostgresBackend({ url: pair.primary.url, reader: true });
+      try {
+        return await leaderIdentityFrom(backend, d.ad, keys);
+      } finally {
+        await backend.close();
+      }
     },
     async *items() {
       for (const row of await pair.primary.sql(`SELECT path, value FROM ${DATA_TABLE}`)) {

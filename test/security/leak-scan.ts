@@ -20,7 +20,11 @@ export interface StoreContents {
   get(path: string): Promise<Buffer | null>;
   /** Every stored row or item, and every file of the store's own, as bytes. */
   items(): AsyncIterable<{ where: string; bytes: Buffer; file?: boolean }>;
+  /** The current leader's cluster identity, read from the store (its key is searched for). */
+  leader(keys: TestKeys): Promise<LeaderIdentity | null>;
 }
+
+type LeaderIdentity = Awaited<ReturnType<typeof readLeaderIdentity>>;
 
 /** Where to look. */
 export interface LeakSources {
@@ -86,7 +90,12 @@ export async function scanForLeaks(src: LeakSources, s: Secrets): Promise<LeakRe
     for (const n of needles) if (data.includes(n.bytes)) report.findings.push(`${where} contains ${n.name}`);
   };
   if (src.store) {
-    needles = await collectNeedles((p) => (src.store as StoreContents).get(p), s, undefined);
+    const store = src.store;
+    needles = await collectNeedles(
+      (p) => store.get(p),
+      s,
+      () => store.leader(s.keys),
+    );
     for await (const item of src.store.items()) {
       if (item.file) report.scanned.storeFileBytes += item.bytes.length;
       else report.scanned.storeItems++;
@@ -118,7 +127,13 @@ async function scanRedis(
 ): Promise<void> {
   const r = await rawRedis(redisUrl);
   try {
-    setNeedles(await collectNeedles((p) => r.getBuffer(`{leaderway}/d/${p}`), s, redisUrl));
+    setNeedles(
+      await collectNeedles(
+        (p) => r.getBuffer(`{leaderway}/d/${p}`),
+        s,
+        () => readLeaderIdentity(redisUrl, s.keys),
+      ),
+    );
     let cursor = '0';
     do {
       const [next, keys] = await r.scanBuffer(cursor, 'COUNT', '500');
@@ -151,7 +166,7 @@ async function scanRedis(
 async function collectNeedles(
   get: (path: string) => Promise<Buffer | null>,
   s: Secrets,
-  redisUrl: string | undefined,
+  readLeader: () => Promise<LeaderIdentity | null>,
 ): Promise<Needle[]> {
   const out: Needle[] = [
     { name: 'the root token', bytes: Buffer.from(s.token) },
@@ -180,8 +195,7 @@ async function collectNeedles(
       key('the token HMAC key', Buffer.from(k.hmac_key, 'base64'));
     }
   }
-  // The leader's identity is read from Redis only (the advertisement's codec is Redis-keyed here).
-  const leader = redisUrl ? await readLeaderIdentity(redisUrl, s.keys).catch(() => null) : null;
+  const leader = await readLeader().catch(() => null);
   if (leader) {
     const der = Buffer.from(leader.key.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     out.push({ name: 'the cluster private key', bytes: Buffer.from(der.toString('base64').slice(0, 64)) });
