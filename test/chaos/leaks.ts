@@ -84,7 +84,7 @@ const HA_TABLE = 'leaderway_ha_locks';
  * and raw values, every other table's rows as text, and every file under both servers' data
  * directories (heap and WAL: a value stored in the clear once stays there after it is replaced).
  */
-function postgresContents(pair: PostgresPair): StoreContents {
+export function postgresContents(pair: Pick<PostgresPair, 'primary' | 'standby'>): StoreContents {
   const get = async (p: string): Promise<Buffer | null> => {
     const [row] = await pair.primary.sql(`SELECT value FROM ${DATA_TABLE} WHERE path = $1`, [p]);
     return (row?.['value'] as Buffer | undefined) ?? null;
