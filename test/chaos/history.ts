@@ -122,8 +122,8 @@ export const POSTGRES_FAULT_KINDS = [
   'pg-standby-lost',
 ] as const;
 /**
- * The faults of FAULT_KINDS that do not reach Redis (through the store), so also apply to
- * PostgreSQL. `holder-conn-kill` has its PostgreSQL form in `pg-connection-kill`.
+ * The faults of FAULT_KINDS that also apply to PostgreSQL (`kill9-at-renew` watches the lease
+ * row there). `holder-conn-kill` has its PostgreSQL form in `pg-connection-kill`.
  */
 const NODE_FAULT_KINDS = [
   'kill9-active',
@@ -131,6 +131,7 @@ const NODE_FAULT_KINDS = [
   'sigterm-rolling',
   'step-down',
   'gateway-kill',
+  'kill9-at-renew',
 ] as const;
 export type FaultKind =
   | (typeof FAULT_KINDS)[number]
@@ -146,7 +147,7 @@ export type FaultKind =
  * is then re-pointed, and lost — unless every replica must confirm each write. So it is in the
  * Sentinel round only with `allReplicas` (LEADERWAY_REDIS_MIN_REPLICAS = the replica count);
  * docs/GUARANTEES.md, "does not promise".
- * On PostgreSQL: the node faults and the PostgreSQL ones, the primary's loss a quarter of them.
+ * On PostgreSQL: the node faults and the PostgreSQL ones (the primary killed or frozen: two in ten).
  */
 export function faultRound(store: StoreKind, allReplicas = false): FaultKind[] {
   if (store === 'single') return [...FAULT_KINDS];
