@@ -55,7 +55,7 @@ async function leaseRemaining(c: ChaosCluster): Promise<() => Promise<number>> {
         `SELECT (extract(epoch FROM valid_until - clock_timestamp()) * 1000)::float8 AS ms
            FROM leaderway_ha_locks WHERE ha_key = 'core/lock-lease'`,
       );
-      return Number(row?.['ms'] ?? 0);
+      return Math.round(Number(row?.['ms'] ?? 0));
     };
   }
   const primary = await c.store.primary();
