@@ -51,8 +51,9 @@ export interface OpenOptions {
   /** Lock commands time out after this (the HA layer passes ttl/3, so a renew never lingers). */
   lockCommandTimeoutMs: number;
   /**
-   * The process's id (the node id), added to the PostgreSQL sessions' `application_name`
-   * (`leaderway-data/<id>`) so an operator, or an audit trigger, tells the nodes' sessions apart.
+   * The process's id (LEADERWAY_NODE_ID of a node or gateway), added to the PostgreSQL sessions'
+   * `application_name` (`leaderway-data/<id>`) so an operator, or an audit trigger, tells each
+   * process's sessions apart.
    */
   processId?: string;
   /** The in-process store to use for `inmem` (shared by the nodes of `leaderway dev`). */
