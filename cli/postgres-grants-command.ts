@@ -29,6 +29,7 @@ export async function postgresGrantsCommand(): Promise<void> {
     haTable: c.ha_table,
     role: c.gateway_role,
     password: c.gateway_password,
+    haOnly: c.ha_only,
   });
   if (c.out_file) writeFileSync(c.out_file, text, { mode: 0o600 });
   else process.stdout.write(text);

@@ -27,6 +27,12 @@ export const postgresGrantsSchema = {
     env: 'LEADERWAY_POSTGRESQL_GATEWAY_PASSWORD',
     sensitive: true,
   },
+  ha_only: {
+    doc: 'For the separate lock database of split storage (the nodes’ LEADERWAY_HA_POSTGRESQL_URL): grant on the lock table only (that database has no data table). Run the SQL without it on the data database.',
+    format: Boolean,
+    default: false,
+    env: 'LEADERWAY_POSTGRESQL_GRANTS_HA_ONLY',
+  },
   out_file: {
     doc: 'Write the SQL to this file (mode 0600) instead of standard output.',
     format: String,
@@ -40,5 +46,6 @@ export interface PostgresGrantsConfig {
   ha_table: string;
   gateway_role: string;
   gateway_password: string;
+  ha_only: boolean;
   out_file: string;
 }

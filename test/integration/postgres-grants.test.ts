@@ -212,6 +212,49 @@ describe('a gateway on PostgreSQL: read-only schema check and least-privilege ro
     assert.equal(await data.get(SECRET_PATH), null);
   });
 
+  it('on the separate lock database of split storage, grants on the lock table only (haOnly)', async () => {
+    await pg.sql('CREATE DATABASE lwg_lockdb');
+    const inLockDb = (url: string) => url.replace(/\/postgres$/, '/lwg_lockdb');
+    const admin = await session(inLockDb(pg.url));
+    try {
+      await admin.query('GRANT CREATE ON SCHEMA public TO leaderway_node');
+      const nodeHa = track(new PostgresHABackend({ url: inLockDb(nodeUrl) }));
+      const uuid = randomUUID();
+      const epoch = await nodeHa.acquire(uuid, 30_000);
+      const grants = (haOnly: boolean) =>
+        gatewayGrantsSql({
+          table: 'leaderway_kv',
+          haTable: 'leaderway_ha_locks',
+          role: 'leaderway_gateway',
+          password: GATEWAY_PASSWORD,
+          haOnly,
+        });
+      // No data table in this database: the full SQL refuses, the lock table's runs.
+      await assert.rejects(admin.query(grants(false)), /do not exist yet/);
+      await admin.query('ROLLBACK'); // the script's transaction, aborted (psql would have exited)
+      await admin.query(grants(true));
+      const ha = track(new PostgresHABackend({ url: inLockDb(gatewayUrl), reader: true }));
+      assert.deepEqual(await ha.holder(), { value: uuid, epoch });
+      const gw = await session(inLockDb(gatewayUrl));
+      try {
+        for (const sql of [
+          'SELECT ha_identity FROM leaderway_ha_locks',
+          `UPDATE leaderway_ha_locks SET ha_value = 'x'`,
+        ]) {
+          await assert.rejects(
+            gw.query(sql),
+            (err: unknown) => (err as { code?: string }).code === '42501',
+            sql,
+          );
+        }
+      } finally {
+        await gw.end();
+      }
+    } finally {
+      await admin.end();
+    }
+  });
+
   it('refuses a gateway role that could bypass row level security', async () => {
     await pg.sql('CREATE ROLE lwg_owner_member LOGIN');
     await pg.sql('GRANT leaderway_node TO lwg_owner_member');

@@ -39,6 +39,11 @@ export interface GatewayGrants {
   role: string;
   /** The role's password: printable ASCII (so SASLprep leaves it as is). */
   password: string;
+  /**
+   * For the separate lock database of split storage (LEADERWAY_HA_POSTGRESQL_URL), which holds
+   * the lock table and no data table: grants on the lock table only.
+   */
+  haOnly?: boolean;
 }
 
 /** Printable ASCII without space: SASLprep maps such a password to itself. */
@@ -72,36 +77,42 @@ export function gatewayGrantsSql(o: GatewayGrants): string {
   validateTableName(o.role, 'gateway role');
   const { table: t, haTable: h, role: r } = o;
   const policy = `${r}_read`;
+  const tables = o.haOnly ? [h] : [t, h];
+  const names = tables.join(' and ');
+  const regclasses = tables.map((x) => `${literal(x)}::regclass`).join(', ');
+  const dataGrants = o.haOnly
+    ? ''
+    : `GRANT SELECT (path, value) ON ${t} TO ${r};
+ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS ${policy} ON ${t};
+CREATE POLICY ${policy} ON ${t} FOR SELECT TO ${r}
+  USING (path ^@ ${literal(SIGNED_LEADER_PREFIX)} OR path ^@ ${literal(MEMBERS_PREFIX)});
+`;
   return `-- leaderway postgres-grants: the read-only role ${r} for the gateways of the cluster whose
--- tables are ${t} and ${h}. Run it as a superuser (psql -v ON_ERROR_STOP=1 -f ...) once a
--- leaderway node has created the tables (its first start); again after changing the password.
+-- ${o.haOnly ? 'lock table (in this separate HA database) is' : 'tables are'} ${names}. Run it as a superuser (psql -v ON_ERROR_STOP=1 -f ...)
+-- once a leaderway node has created the tables (its first start); again after changing the password.
 -- The nodes connect as the tables' owner, which row level security does not restrict.
 BEGIN;
 DO $$
 BEGIN
-  IF to_regclass(${literal(t)}) IS NULL OR to_regclass(${literal(h)}) IS NULL
+  IF ${tables.map((x) => `to_regclass(${literal(x)}) IS NULL`).join(' OR ')}
      OR to_regclass(${literal(SCHEMA_TABLE)}) IS NULL THEN
-    RAISE EXCEPTION 'tables ${t} and ${h} do not exist yet: start a leaderway node on this database first';
+    RAISE EXCEPTION 'table(s) ${names} do not exist yet: start a leaderway node on this database first';
   END IF;
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${literal(r)}) THEN
     CREATE ROLE ${r};
   END IF;
-  IF EXISTS (SELECT FROM pg_class WHERE oid IN (${literal(t)}::regclass, ${literal(h)}::regclass)
+  IF EXISTS (SELECT FROM pg_class WHERE oid IN (${regclasses})
               AND pg_has_role(${literal(r)}, relowner, 'MEMBER')) THEN
-    RAISE EXCEPTION 'role ${r} owns ${t} or ${h}, or may SET ROLE to their owner: it would bypass row level security';
+    RAISE EXCEPTION 'role ${r} owns ${names}, or may SET ROLE to their owner: it would bypass row level security';
   END IF;
 END $$;
 ALTER ROLE ${r} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS
   PASSWORD ${literal(scramVerifier(o.password))};
-REVOKE ALL ON ${t}, ${h}, ${SCHEMA_TABLE} FROM ${r};
-GRANT SELECT (path, value) ON ${t} TO ${r};
-GRANT SELECT (ha_key, ha_value, valid_until, epoch) ON ${h} TO ${r};
+REVOKE ALL ON ${[...tables, SCHEMA_TABLE].join(', ')} FROM ${r};
 GRANT SELECT (component, version) ON ${SCHEMA_TABLE} TO ${r};
-ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY;
+${dataGrants}GRANT SELECT (ha_key, ha_value, valid_until, epoch) ON ${h} TO ${r};
 ALTER TABLE ${h} ENABLE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS ${policy} ON ${t};
-CREATE POLICY ${policy} ON ${t} FOR SELECT TO ${r}
-  USING (path ^@ ${literal(SIGNED_LEADER_PREFIX)} OR path ^@ ${literal(MEMBERS_PREFIX)});
 DROP POLICY IF EXISTS ${policy} ON ${h};
 CREATE POLICY ${policy} ON ${h} FOR SELECT TO ${r}
   USING (ha_key IN (${literal(LOCK_PATH)}, ${literal(LEASE_KEY)}));
