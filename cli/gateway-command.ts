@@ -44,6 +44,7 @@ export async function gatewayCommand(): Promise<void> {
   const storage = openStorage(data, ha, {
     lockCommandTimeoutMs: GATEWAY_LOCK_COMMAND_TIMEOUT_MS,
     reader: true,
+    processId: settings.nodeId,
   });
   process.stdout.write(
     banner('leaderway gateway', {

@@ -50,6 +50,7 @@ export async function serverCommand(): Promise<void> {
   }
   const storage = openStorage(settings.storage, settings.haStorage, {
     lockCommandTimeoutMs: settings.lockTtlMs / 3,
+    processId: settings.nodeId,
   });
   process.stdout.write(nodeBanner(settings, storage.data.kind, settings.haStorage ? storage.ha.kind : null));
   if (settings.storage.type === 'inmem') {

@@ -50,6 +50,12 @@ export interface OpenedStorage {
 export interface OpenOptions {
   /** Lock commands time out after this (the HA layer passes ttl/3, so a renew never lingers). */
   lockCommandTimeoutMs: number;
+  /**
+   * The process's id (LEADERWAY_NODE_ID of a node or gateway), added to the PostgreSQL sessions'
+   * `application_name` (`leaderway-data/<id>`) so an operator, or an audit trigger, tells each
+   * process's sessions apart.
+   */
+  processId?: string;
   /** The in-process store to use for `inmem` (shared by the nodes of `leaderway dev`). */
   inmem?: InmemStore;
   /**
@@ -79,6 +85,7 @@ function openHA(spec: StorageSpec, o: OpenOptions, store: InmemStore, signals: S
         haTable: pg.haTable,
         statementTimeoutMs: o.lockCommandTimeoutMs,
         reader: o.reader,
+        processId: o.processId,
       });
       break;
     }
@@ -109,6 +116,7 @@ function openData(spec: StorageSpec, o: OpenOptions, store: InmemStore, signals:
         haTable: pg.haTable,
         maxParallel: pg.maxParallel,
         reader: o.reader,
+        processId: o.processId,
       });
     }
     case 'inmem':

@@ -1,5 +1,6 @@
 /**
- * One chaos run: start the cluster, watch Redis (MONITOR), start the clients, run the fault
+ * One chaos run: start the cluster, watch the store (Redis MONITOR, or PostgreSQL audit
+ * triggers: pg-audit.ts), start the clients, run the fault
  * schedule, stop the clients, read the final state, and check history, fencing and logs. Used by
  * `npm run chaos` (run.ts) and by the short run inside `npm test` (chaos.test.ts).
  */
@@ -18,13 +19,13 @@ import { readFinalState } from './final-state';
 import { faultRound, History } from './history';
 import type { FencingReport } from './lock-monitor';
 import { type StandbyReads, StandbyReadsWatch } from './node-metrics';
+import { PgFencingAudit } from './pg-audit';
 import { checkPolicy, type PolicyStats } from './policy-checker';
 import { startPolicyClient } from './policy-client';
 import { faultTable, figures, type KindFigures } from './report';
 import { rng } from './rng';
 import { runSchedule } from './scheduler';
-import type { StoreKind } from './store';
-import { SENTINEL_REPLICAS } from './store';
+import { type ChaosStore, SENTINEL_REPLICAS, type StoreKind, storeLabel } from './store';
 import { checkTokens, type TokenStats } from './token-checker';
 import { startTokenClient } from './token-client';
 
@@ -48,7 +49,7 @@ export interface ChaosOptions {
   keys?: number;
   /** Export traces to a local collector (scanned for secrets afterwards). */
   traces?: boolean;
-  /** One Redis (default) or a Sentinel topology, with its own faults. */
+  /** One Redis (default), a Sentinel topology or PostgreSQL, each with its own faults. */
   store?: StoreKind;
   /** LEADERWAY_REDIS_MIN_REPLICAS for the nodes (default: theirs, `auto`). */
   minReplicas?: number;
@@ -90,6 +91,28 @@ const CLIENTS: ClientSpec[] = [
   { name: 'a1', via: 'any' },
 ];
 
+/**
+ * Where the fencing evidence comes from, independently of leaderway's code: Redis' MONITOR
+ * stream, or PostgreSQL's audit triggers.
+ */
+interface FencingEvidence {
+  start(): Promise<void>;
+  /** The report, once the clients stopped and the cluster is healthy. */
+  report(): Promise<FencingReport>;
+  /** Stops watching (idempotent; also after a failed run). */
+  close(): void;
+}
+
+function fencingEvidence(store: ChaosStore): FencingEvidence {
+  const pg = store.pg;
+  if (pg) {
+    const audit = new PgFencingAudit(() => pg.primary);
+    return { start: () => audit.start(), report: () => audit.stop(), close: () => undefined };
+  }
+  const watch = new FencingWatch(store.servers.map((s) => s.port));
+  return { start: () => watch.start(), report: async () => watch.stop(), close: () => void watch.stop() };
+}
+
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const log = o.log ?? (() => undefined);
   const t0 = Date.now();
@@ -100,11 +123,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   if (o.minReplicas !== undefined) env['LEADERWAY_REDIS_MIN_REPLICAS'] = String(o.minReplicas);
   const cluster = new ChaosCluster({ env, store });
   const history = new History();
-  let monitor: FencingWatch | undefined;
+  let monitor: FencingEvidence | undefined;
   const standbyWatch = new StandbyReadsWatch(cluster);
   try {
     await cluster.start();
-    monitor = new FencingWatch(cluster.store.servers.map((s) => s.port));
+    monitor = fencingEvidence(cluster.store);
     await monitor.start();
     const run = randomBytes(3).toString('hex');
     const perGen = o.keys ?? 16;
@@ -120,7 +143,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (res.status !== 204) throw new Error(`setting max_versions failed: ${res.status} ${res.text}`);
     }
     log(
-      `cluster up (${cluster.nodes.map((n) => n.name).join(', ')}, gw1, gw2; ${store} Redis); clients start`,
+      `cluster up (${cluster.nodes.map((n) => n.name).join(', ')}, gw1, gw2; ${storeLabel(store)}); clients start`,
     );
     const started = Date.now();
     const current = () =>
@@ -147,7 +170,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
     await cluster.waitHealthy();
     const state = await readFinalState(cluster.gateways[0]!.url, cluster.token, generations.flat());
-    const fencing = monitor.stop();
+    const fencing = await monitor.report();
     const standbyReads = await standbyWatch.stop();
     const readsByTarget: Record<string, number> = {};
     for (const op of history.ops)
@@ -168,7 +191,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       ),
     ];
     if (fencing.writesChecked === 0)
-      violations.push('fencing: no write was observed by MONITOR (evidence missing)');
+      violations.push(`fencing: no write was observed by ${evidenceName(store)} (evidence missing)`);
     await o.beforeStop?.(cluster, collector);
     const figs = figures(history.ops, history.faults);
     const result: ChaosResult = {
@@ -204,7 +227,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     result.summary = summarize(result);
     return result;
   } finally {
-    monitor?.stop();
+    monitor?.close();
     await cluster.stop();
     await collector?.close();
   }
@@ -224,7 +247,7 @@ function summarize(x: ChaosResult): string {
   const f = x.fencing;
   const gapMs = f.gaps.reduce((a, g) => a + (g.to - g.from), 0);
   const lines = [
-    `seed ${x.seed} (${x.store} Redis${x.minReplicas !== undefined ? `, min replicas ${x.minReplicas}` : ''}): ${x.faults} faults in ${(x.durationMs / 1000).toFixed(0)} s, ${s.ops} operations`,
+    `seed ${x.seed} (${storeLabel(x.store)}${x.minReplicas !== undefined ? `, min replicas ${x.minReplicas}` : ''}): ${x.faults} faults in ${(x.durationMs / 1000).toFixed(0)} s, ${s.ops} operations`,
     '',
     faultTable(x.figures),
     '',
@@ -247,9 +270,9 @@ function summarize(x: ChaosResult): string {
     `tokens: ${x.tokens.tokens} created, ${x.tokens.uses} uses (accepted ${x.tokens.accepted}, refused ${x.tokens.refused}; accepted after a renewal ${x.tokens.acceptedAfterRenewal}), ${x.tokens.revocations} revocations acknowledged; ` +
       `uses sent to nodes directly ${x.tokens.direct} (to standbys ${x.tokens.directStandby}); uses after a revocation ${x.tokens.afterRevocation}, of certainly-live tokens ${x.tokens.mustAccept}`,
     `policy: ${x.policy.changes} changes acknowledged (allow/deny), ${x.policy.reads} reads under it, ${x.policy.checked} with one legitimate answer checked (${x.policy.checkedDirect} sent to nodes directly)`,
-    `fencing (Redis MONITOR): ${f.acquisitions.length} terms, ended by release ${f.ends.released} / expiry ${f.ends.expired} / takeover ${f.ends.takenOver}; ` +
+    `fencing (${evidenceName(x.store)}): ${f.acquisitions.length} terms, ended by release ${f.ends.released} / expiry ${f.ends.expired} / takeover ${f.ends.takenOver}; ` +
       `${f.writesChecked} writes checked against the live lock (min margin to expiry ${Number.isFinite(f.minExpiryMarginMs) ? f.minExpiryMarginMs.toFixed(0) : '-'} ms), ` +
-      `${f.writesUnchecked} unchecked; ${f.gaps.length} MONITOR gaps (${gapMs} ms)`,
+      `${f.writesUnchecked} unchecked${x.store === 'postgres' ? ' (under the epoch held when the audit began)' : `; ${f.gaps.length} MONITOR gaps (${gapMs} ms)`}`,
     `node logs: writes refused by fencing ${JSON.stringify(x.evidence.fencedRefusals)}; leadership lost ${JSON.stringify(x.evidence.lostReasons)}; epochs not logged ${x.evidence.unloggedEpochs.length}`,
     '',
     x.violations.length === 0
@@ -257,4 +280,9 @@ function summarize(x: ChaosResult): string {
       : `VIOLATIONS (${x.violations.length}; history in ${x.historyFile}):\n  ${x.violations.slice(0, 50).join('\n  ')}`,
   ];
   return lines.join('\n');
+}
+
+/** Where the fencing evidence of a store comes from. */
+function evidenceName(store: StoreKind): string {
+  return store === 'postgres' ? 'PostgreSQL audit triggers' : 'Redis MONITOR';
 }

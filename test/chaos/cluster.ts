@@ -1,6 +1,6 @@
 /**
- * The cluster under chaos: a real Redis (one append-only redis-server, or a Sentinel topology:
- * store.ts), three `leaderway server` nodes whose
+ * The cluster under chaos: real storage (one append-only redis-server, a Sentinel topology, or a
+ * PostgreSQL primary with a synchronous standby: store.ts), three `leaderway server` nodes whose
  * api_addr is the first gateway (the gateway deployment), and two `leaderway gateway`s. Nodes that
  * are killed are replaced by new ones (new names, new ports); gateways restart on their own port
  * so clients keep their URL. Every process ever spawned is kept for the log checks, and any exit
@@ -31,7 +31,7 @@ export interface Crash {
 export interface ChaosClusterOptions {
   /** Extra environment for every node and gateway (e.g. OTEL_* to export traces). */
   env?: Record<string, string>;
-  /** The Redis topology (default `single`). */
+  /** The storage (default `single`: one Redis). */
   store?: StoreKind;
 }
 
@@ -106,7 +106,7 @@ export class ChaosCluster {
       redisUrl: this.store.url,
       keys: this.keys,
       apiAddr: this.apiAddr,
-      env: { ...this.o.env },
+      env: { ...this.store.nodeEnv, ...this.o.env },
     });
     this.track(p);
     return p;
@@ -119,7 +119,11 @@ export class ChaosCluster {
       port,
       // gw2 spreads reads over the standbys (gw1 sends everything to the active): both routings
       // are judged by the same checkers through every fault.
-      env: { ...(name === 'gw2' ? { LEADERWAY_GATEWAY_READ_ROUTING: 'spread' } : {}), ...this.o.env },
+      env: {
+        ...(await this.store.gatewayEnv()),
+        ...(name === 'gw2' ? { LEADERWAY_GATEWAY_READ_ROUTING: 'spread' } : {}),
+        ...this.o.env,
+      },
     });
     this.track(p);
     return p;

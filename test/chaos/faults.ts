@@ -7,6 +7,7 @@ import { waitFor } from '../helpers/procs';
 import { type ChaosCluster, probe } from './cluster';
 import type { Fault, FaultResult } from './fault';
 import type { FaultKind } from './history';
+import { POSTGRES_FAULTS } from './pg-faults';
 import type { Rng } from './rng';
 import { SENTINEL_FAULTS } from './sentinel-faults';
 
@@ -40,6 +41,25 @@ async function holderClientId(c: ChaosCluster): Promise<string | null> {
   const record = String((await (await c.store.primary()).cli('GET', `{leaderway}/core/lock-conn`)) ?? '');
   const id = record.split('|')[2];
   return id && /^\d+$/.test(id) ? id : null;
+}
+
+/**
+ * Reads the lock's remaining lease, ms: Redis' PTTL of the lock key, or on PostgreSQL the lease
+ * row's `valid_until` against the database's clock (leaderway's default HA table).
+ */
+async function leaseRemaining(c: ChaosCluster): Promise<() => Promise<number>> {
+  const pg = c.store.pg;
+  if (pg) {
+    return async () => {
+      const [row] = await pg.primary.sql(
+        `SELECT (extract(epoch FROM valid_until - clock_timestamp()) * 1000)::float8 AS ms
+           FROM leaderway_ha_locks WHERE ha_key = 'core/lock-lease'`,
+      );
+      return Math.round(Number(row?.['ms'] ?? 0));
+    };
+  }
+  const primary = await c.store.primary();
+  return async () => Number(await primary.cli('PTTL', '{leaderway}/core/lock'));
 }
 
 const FAULTS: Record<FaultKind, Fault> = {
@@ -149,12 +169,12 @@ const FAULTS: Record<FaultKind, Fault> = {
   /** kill -9 of the active right after a renew (the lock's TTL just reset), then a replacement. */
   async 'kill9-at-renew'(c) {
     const a = await activeNode(c);
-    const primary = await c.store.primary();
+    const remaining = await leaseRemaining(c);
     const deadline = Date.now() + LOCK_TTL_MS * 2;
     let last = Number.POSITIVE_INFINITY;
     // A renew shows as the lock's remaining TTL jumping back up.
     while (Date.now() < deadline) {
-      const pttl = Number(await primary.cli('PTTL', '{leaderway}/core/lock'));
+      const pttl = await remaining();
       if (pttl > last + 50) break;
       last = pttl;
       await sleep(5);
@@ -165,6 +185,7 @@ const FAULTS: Record<FaultKind, Fault> = {
   },
 
   ...SENTINEL_FAULTS,
+  ...POSTGRES_FAULTS,
 };
 
 /** Injects one fault of `kind`. */

@@ -5,6 +5,7 @@
  */
 
 import type { PolicyOp } from './policy-checker';
+import type { StoreKind } from './store';
 
 /** What an operation did. */
 export type OpKind = 'read' | 'write' | 'cas' | 'delete';
@@ -113,7 +114,29 @@ export const SENTINEL_FAULT_KINDS = [
   'redis-primary-return-own-data',
   'redis-forced-failover',
 ] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof SENTINEL_FAULT_KINDS)[number];
+/** Faults of the PostgreSQL store (`npm run chaos -- --store postgres`; pg-faults.ts). */
+export const POSTGRES_FAULT_KINDS = [
+  'pg-primary-kill9-promote',
+  'pg-primary-sigstop',
+  'pg-connection-kill',
+  'pg-standby-lost',
+] as const;
+/**
+ * The faults of FAULT_KINDS that also apply to PostgreSQL (`kill9-at-renew` watches the lease
+ * row there). `holder-conn-kill` has its PostgreSQL form in `pg-connection-kill`.
+ */
+const NODE_FAULT_KINDS = [
+  'kill9-active',
+  'sigstop-active',
+  'sigterm-rolling',
+  'step-down',
+  'gateway-kill',
+  'kill9-at-renew',
+] as const;
+export type FaultKind =
+  | (typeof FAULT_KINDS)[number]
+  | (typeof SENTINEL_FAULT_KINDS)[number]
+  | (typeof POSTGRES_FAULT_KINDS)[number];
 
 /**
  * One round of faults for a store kind (the scheduler draws a shuffled round at a time). Under
@@ -124,9 +147,11 @@ export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof SENTINEL_FAULT_KI
  * is then re-pointed, and lost — unless every replica must confirm each write. So it is in the
  * Sentinel round only with `allReplicas` (LEADERWAY_REDIS_MIN_REPLICAS = the replica count);
  * docs/GUARANTEES.md, "does not promise".
+ * On PostgreSQL: the node faults and the PostgreSQL ones (the primary killed or frozen: two in ten).
  */
-export function faultRound(store: 'single' | 'sentinel', allReplicas = false): FaultKind[] {
+export function faultRound(store: StoreKind, allReplicas = false): FaultKind[] {
   if (store === 'single') return [...FAULT_KINDS];
+  if (store === 'postgres') return [...NODE_FAULT_KINDS, ...POSTGRES_FAULT_KINDS];
   const kinds = FAULT_KINDS.filter((k) => allReplicas || k !== 'redis-restart');
   return [...kinds, ...SENTINEL_FAULT_KINDS, 'redis-primary-sigstop'];
 }

@@ -1,13 +1,18 @@
 /**
- * `npm run chaos [-- --minutes N] [-- --seed S] [-- --redis sentinel] [-- --no-traces]`: a chaos
- * run against real processes (default 2 minutes; one Redis, or a Sentinel topology with its own
- * faults). Prints the seed first (replay with --seed), a line per fault,
- * the summary table and any violation; exits 1 on a violation. Needs `npm run build` first.
+ * `npm run chaos [-- --minutes N] [-- --seed S] [-- --store single|sentinel|postgres] [-- --no-traces]`:
+ * a chaos run against real processes (default 2 minutes) on one Redis (`single`, the default), a
+ * Sentinel topology, or a PostgreSQL primary with a synchronous standby, the last two with their
+ * own faults (`--redis` is the old name of `--store`). Prints the seed first (replay with
+ * --seed), a line per fault, the summary table and any violation; exits 1 on a violation or a
+ * leak. Needs `npm run build` first.
  */
 
 import { runChaos } from './chaos';
 import { leakScan } from './leaks';
 import { randomSeed } from './rng';
+import { type StoreKind, storeLabel } from './store';
+
+const STORES: readonly string[] = ['single', 'sentinel', 'postgres'] satisfies StoreKind[];
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -17,23 +22,27 @@ function arg(name: string): string | undefined {
 async function main(): Promise<number> {
   const minutes = Number(arg('minutes') ?? 2);
   const seed = arg('seed') === undefined ? randomSeed() : Number(arg('seed'));
-  const store = arg('redis') ?? 'single';
+  const store = (arg('store') ?? arg('redis') ?? 'single') as StoreKind;
   const minReplicas = arg('min-replicas') === undefined ? undefined : Number(arg('min-replicas'));
   if (
     !Number.isFinite(minutes) ||
     minutes <= 0 ||
     !Number.isInteger(seed) ||
-    (store !== 'single' && store !== 'sentinel') ||
+    !STORES.includes(store) ||
     (minReplicas !== undefined && !Number.isInteger(minReplicas))
   ) {
     process.stderr.write(
-      'usage: npm run chaos -- [--minutes N] [--seed S] [--redis single|sentinel] [--min-replicas N] [--no-traces]\n',
+      'usage: npm run chaos -- [--minutes N] [--seed S] [--store single|sentinel|postgres] [--min-replicas N] [--no-traces]\n' +
+        '  --store   single: one Redis (default); sentinel: a Redis Sentinel topology; postgres: a PostgreSQL\n' +
+        '            primary with a synchronous standby (its faults: kill -9 + promotion, SIGSTOP, terminated\n' +
+        '            sessions, a lost standby); --redis is an old name for it\n' +
+        '  --min-replicas  LEADERWAY_REDIS_MIN_REPLICAS for the nodes (Redis only)\n',
     );
     return 2;
   }
   const traces = !process.argv.includes('--no-traces');
   process.stdout.write(
-    `chaos: seed ${seed}, ${minutes} min, ${store} Redis (replay: npm run chaos -- --minutes ${minutes} --seed ${seed} --redis ${store}${minReplicas !== undefined ? ` --min-replicas ${minReplicas}` : ''})\n`,
+    `chaos: seed ${seed}, ${minutes} min, ${storeLabel(store)} (replay: npm run chaos -- --minutes ${minutes} --seed ${seed} --store ${store}${minReplicas !== undefined ? ` --min-replicas ${minReplicas}` : ''})\n`,
   );
   const stamp = () => new Date().toISOString().slice(11, 19);
   let leaks: string[] = [];

@@ -1,16 +1,17 @@
 /**
- * A short seeded chaos run as a test suite (chaos.test.ts, chaos-sentinel.test.ts): faults for
+ * A short seeded chaos run as a test suite (chaos.test.ts, chaos-sentinel.test.ts,
+ * chaos-postgres.test.ts): faults for
  * `windowMs` under seven KV clients (through both gateways and directly to nodes, standbys
  * serving reads) and the token and policy clients, at least one full round so every kind
- * appears, then the history, fencing and logs checked and Redis, logs and traces scanned for secrets in the clear. A failure
- * replays with `npm run chaos -- --minutes 1 --seed <SEED> --redis <store>`.
+ * appears, then the history, fencing and logs checked and the store, logs and traces scanned for
+ * secrets in the clear. A failure replays with `npm run chaos -- --minutes 1 --seed <SEED> --store <store>`.
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { type ChaosResult, runChaos } from './chaos';
 import { faultRound } from './history';
 import { leakScan } from './leaks';
-import type { StoreKind } from './store';
+import { type StoreKind, storeLabel } from './store';
 
 export interface ShortRun {
   seed: number;
@@ -24,14 +25,14 @@ export interface ShortRun {
 export function describeShortRun(o: ShortRun): void {
   const round = faultRound(o.store);
   const minFaults = round.length;
-  describe(`chaos: a short seeded run (${o.store} Redis)`, () => {
+  describe(`chaos: a short seeded run (${storeLabel(o.store)})`, () => {
     let result: ChaosResult;
     let leaks: { findings: string[]; line: string } = { findings: [], line: '' };
 
     before(
       async () => {
         process.stdout.write(
-          `chaos: seed ${o.seed} (replay: npm run chaos -- --minutes 1 --seed ${o.seed} --redis ${o.store})\n`,
+          `chaos: seed ${o.seed} (replay: npm run chaos -- --minutes 1 --seed ${o.seed} --store ${o.store})\n`,
         );
         result = await runChaos({
           seed: o.seed,
@@ -58,10 +59,10 @@ export function describeShortRun(o: ShortRun): void {
       );
     });
 
-    it('records a real history: acknowledged writes, reads, and fencing evidence from Redis', () => {
+    it('records a real history: acknowledged writes, reads, and fencing evidence from the store', () => {
       assert.ok(result.stats.ackedWrites > 100, `only ${result.stats.ackedWrites} acknowledged writes`);
       assert.ok(result.stats.readsChecked > 100, `only ${result.stats.readsChecked} reads checked`);
-      assert.ok(result.fencing.writesChecked > 100, 'MONITOR saw too few writes to vouch for fencing');
+      assert.ok(result.fencing.writesChecked > 100, 'the store saw too few writes to vouch for fencing');
       assert.ok(result.fencing.acquisitions.length >= 3, 'too few leadership terms observed');
     });
 

@@ -11,6 +11,7 @@ import {
 } from '../../shared/advertisement';
 import { verifyKeyFromRaw } from '../../shared/crypto/signing';
 import { derToPem } from '../../shared/leader/leader-client';
+import type { Backend } from '../../shared/storage/backend';
 import { RedisBackend } from '../../shared/storage/redis/redis-backend';
 import { call } from './http';
 import { gatewayPkiFiles, type Proc, type TestKeys, waitFor } from './procs';
@@ -95,12 +96,24 @@ export async function readLeaderIdentity(
   const backend = new RedisBackend({ url: redisUrl, prefix });
   await backend.start();
   try {
-    const u = await unseal(backend, Buffer.from(keys.sealKey, 'base64'));
-    if (u.state !== 'unsealed') throw new Error(`cannot open the barrier: ${u.state}`);
-    const stored = await u.storage.get<{ key: string }>(LEADER_KEY_PREFIX + ad.uuid);
-    if (!stored) throw new Error('no leader key behind the barrier');
-    return { ad, cert: derToPem(ad.cert, 'CERTIFICATE'), key: derToPem(stored.key, 'PRIVATE KEY') };
+    return await leaderIdentityFrom(backend, ad, keys);
   } finally {
     await backend.close();
   }
+}
+
+/**
+ * `ad`'s leader's cluster certificate and private key (PEM), from the storage `backend` (any
+ * kind): the key is behind the barrier, so this opens it with the seal key.
+ */
+export async function leaderIdentityFrom(
+  backend: Backend,
+  ad: Advertisement,
+  keys: TestKeys,
+): Promise<{ ad: Advertisement; cert: string; key: string }> {
+  const u = await unseal(backend, Buffer.from(keys.sealKey, 'base64'));
+  if (u.state !== 'unsealed') throw new Error(`cannot open the barrier: ${u.state}`);
+  const stored = await u.storage.get<{ key: string }>(LEADER_KEY_PREFIX + ad.uuid);
+  if (!stored) throw new Error('no leader key behind the barrier');
+  return { ad, cert: derToPem(ad.cert, 'CERTIFICATE'), key: derToPem(stored.key, 'PRIVATE KEY') };
 }

@@ -59,6 +59,8 @@ export interface PostgresServer {
   sql(text: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
   /** The server's process id (the postmaster), while it runs. */
   readonly pid: number | undefined;
+  /** Its data directory (the leak scan reads its files). */
+  readonly dataDir: string;
   /** Kills the server and removes its directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -112,6 +114,8 @@ class TestPostgres implements PostgresServer {
       [
         'local all all trust',
         'host all postgres 127.0.0.1/32 trust',
+        // A standby's base backup and streaming (startPostgresPair) as the superuser.
+        'host replication postgres 127.0.0.1/32 trust',
         'host all all 127.0.0.1/32 scram-sha-256',
         '',
       ].join('\n'),
@@ -280,12 +284,24 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
 
 /** A primary and its streaming standby (see `startPostgresPair`). */
 export interface PostgresPair {
+  /** The server that takes writes now (changes with `rebuild()`). */
   primary: PostgresServer;
+  /** Its standby now (changes with `rebuild()`). */
   standby: PostgresServer;
-  /** Both hosts, primary first: `postgres://postgres@127.0.0.1:<p>,127.0.0.1:<s>/postgres`. */
+  /** Both hosts, first primary first: `postgres://postgres@127.0.0.1:<p>,127.0.0.1:<s>/postgres`. */
   readonly url: string;
-  /** `pg_promote()` on the standby; resolves once it accepts writes. */
-  promote(): Promise<void>;
+  /**
+   * `pg_promote()` on the standby; resolves once it accepts writes. `keepSynchronous`: the
+   * standby is first told (ALTER SYSTEM) to want a synchronous standby of its own, so no commit
+   * is acknowledged on it alone until `rebuild()` gives it one (writes wait meanwhile).
+   */
+  promote(o?: { keepSynchronous?: boolean }): Promise<void>;
+  /**
+   * After `promote()` with the old primary gone (killed): a fresh standby of the new primary
+   * (pg_basebackup) on the old primary's port, so the URL names both again; the roles swap and
+   * it resolves once the new standby streams (and, when synchronous, is `sync`).
+   */
+  rebuild(): Promise<void>;
   /** Resolves once the standby streams from the primary (and, when synchronous, is `sync`). */
   streaming(): Promise<void>;
   stop(): Promise<void>;
@@ -294,20 +310,10 @@ export interface PostgresPair {
 const STANDBY_NAME = 'lw_standby';
 
 /**
- * A primary and a hot standby streaming from it (pg_basebackup, on loopback). `synchronous`:
- * the primary's `synchronous_standby_names` names the standby, so a COMMIT is answered only once
- * the standby has the WAL on disk (`synchronous_commit=on`) — an acknowledged write survives the
- * primary's loss and the standby's promotion. Without the standby connected, commits wait.
+ * A standby of `primary` on `port` (a free one when omitted) in a new directory: pg_basebackup
+ * over loopback, `standby.signal`, and `primary_conninfo` naming it `STANDBY_NAME`.
  */
-export async function startPostgresPair(opts: { synchronous: boolean }): Promise<PostgresPair> {
-  const primary = await startPostgres({
-    settings: [
-      'wal_level=replica',
-      'max_wal_senders=5',
-      'wal_keep_size=256MB',
-      ...(opts.synchronous ? [`synchronous_standby_names=${STANDBY_NAME}`, 'synchronous_commit=on'] : []),
-    ],
-  });
+async function startStandby(primary: PostgresServer, port?: number): Promise<TestPostgres> {
   const user = runAs();
   const dir = mkdtempSync(path.join(tmpdir(), 'lw-pg-standby-'));
   dirs.add(dir);
@@ -329,6 +335,8 @@ export async function startPostgresPair(opts: { synchronous: boolean }): Promise
         '-X',
         'stream',
         '--no-sync',
+        // Not a spread checkpoint (the default): the backup starts at once.
+        '--checkpoint=fast',
       ],
       { stdio: 'pipe', ...(user ?? {}) },
     );
@@ -343,27 +351,65 @@ export async function startPostgresPair(opts: { synchronous: boolean }): Promise
     }
     // The standby's own settings: it may be promoted, so it must be able to serve as a primary;
     // no synchronous standby of its own (it has none) so that writes go on after a promotion.
-    standby = new TestPostgres(await freePort(), dir, user, [
+    standby = new TestPostgres(port ?? (await freePort()), dir, user, [
       'fsync=off',
       'max_connections=200',
       'hot_standby=on',
       'wal_level=replica',
       'max_wal_senders=5',
+      'wal_keep_size=256MB',
+      // After its primary is lost the standby retries streaming every this long, and may only
+      // act on pg_promote() then (the 5 s default made promotions take 5 s).
+      'wal_retrieve_retry_interval=200ms',
     ]);
     await standby.start();
+    return standby;
   } catch (err) {
     await standby?.stop();
-    await primary.stop();
     rmSync(dir, { recursive: true, force: true });
     dirs.delete(dir);
     throw err;
   }
-  const s = standby;
+}
+
+/**
+ * A primary and a hot standby streaming from it (pg_basebackup, on loopback). `synchronous`:
+ * the primary's `synchronous_standby_names` names the standby, so a COMMIT is answered only once
+ * the standby has the WAL on disk (`synchronous_commit=on`) — an acknowledged write survives the
+ * primary's loss and the standby's promotion. Without the standby connected, commits wait.
+ */
+export async function startPostgresPair(opts: {
+  synchronous: boolean;
+  /** As for `startPostgres` (the standbys copy the primary's pg_hba.conf). */
+  passwordAuth?: boolean;
+}): Promise<PostgresPair> {
+  const first = await startPostgres({
+    passwordAuth: opts.passwordAuth,
+    settings: [
+      'wal_level=replica',
+      'max_wal_senders=5',
+      'wal_keep_size=256MB',
+      ...(opts.synchronous ? [`synchronous_standby_names=${STANDBY_NAME}`, 'synchronous_commit=on'] : []),
+    ],
+  });
+  let second: TestPostgres;
+  try {
+    second = await startStandby(first);
+  } catch (err) {
+    await first.stop();
+    throw err;
+  }
   const pair: PostgresPair = {
-    primary,
-    standby: s,
-    url: `postgres://postgres@127.0.0.1:${primary.port},127.0.0.1:${s.port}/postgres`,
-    async promote() {
+    primary: first,
+    standby: second,
+    url: `postgres://postgres@127.0.0.1:${first.port},127.0.0.1:${second.port}/postgres`,
+    async promote(o = {}) {
+      const s = pair.standby;
+      if (o.keepSynchronous) {
+        // Read by the server only once promoted: from then on it waits for a standby of its own.
+        await s.sql(`ALTER SYSTEM SET synchronous_standby_names = '${STANDBY_NAME}'`);
+        await s.sql('SELECT pg_reload_conf()');
+      }
       await s.sql('SELECT pg_promote(true, 30)');
       const deadline = performance.now() + START_TIMEOUT_MS;
       while ((await s.sql('SELECT pg_is_in_recovery() AS r'))[0]?.['r'] !== false) {
@@ -371,13 +417,22 @@ export async function startPostgresPair(opts: { synchronous: boolean }): Promise
         await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
       }
     },
+    async rebuild() {
+      const promoted = pair.standby;
+      const old = pair.primary;
+      // Its data diverges from the promoted server's timeline: it is discarded, not rewound.
+      await old.stop();
+      const fresh = await startStandby(promoted, old.port);
+      pair.primary = promoted;
+      pair.standby = fresh;
+      await pair.streaming();
+    },
     async streaming() {
       const deadline = performance.now() + START_TIMEOUT_MS;
       for (;;) {
-        const rows = await primary.sql(
-          'SELECT sync_state FROM pg_stat_replication WHERE application_name = $1',
-          [STANDBY_NAME],
-        );
+        const rows = await pair.primary
+          .sql('SELECT sync_state FROM pg_stat_replication WHERE application_name = $1', [STANDBY_NAME])
+          .catch(() => []);
         const state = rows[0]?.['sync_state'];
         if (state === (opts.synchronous ? 'sync' : 'async')) return;
         if (performance.now() > deadline) throw new Error(`the standby is not streaming (${String(state)})`);
@@ -385,8 +440,8 @@ export async function startPostgresPair(opts: { synchronous: boolean }): Promise
       }
     },
     async stop() {
-      await s.stop();
-      await primary.stop();
+      await pair.standby.stop();
+      await pair.primary.stop();
     },
   };
   await pair.streaming();

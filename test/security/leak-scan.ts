@@ -11,9 +11,27 @@ import { open } from '../../shared/crypto/aead';
 import { rawRedis, readLeaderIdentity } from '../helpers/cluster';
 import type { Proc, TestKeys } from '../helpers/procs';
 
+/**
+ * A store other than Redis (PostgreSQL): what it holds, to scan, and a data path's stored value,
+ * to unwrap the root key and keyring from (so they are searched for too).
+ */
+export interface StoreContents {
+  /** A data path's stored value (`core/seal/root-key`), or null. */
+  get(path: string): Promise<Buffer | null>;
+  /** Every stored row or item, and every file of the store's own, as bytes. */
+  items(): AsyncIterable<{ where: string; bytes: Buffer; file?: boolean }>;
+  /** The current leader's cluster identity, read from the store (its key is searched for). */
+  leader(keys: TestKeys): Promise<LeaderIdentity | null>;
+}
+
+type LeaderIdentity = Awaited<ReturnType<typeof readLeaderIdentity>>;
+
 /** Where to look. */
 export interface LeakSources {
-  redisUrl: string;
+  /** The Redis to scan (keys, values, append-only file), or none when `store` is given. */
+  redisUrl?: string;
+  /** Another store to scan instead of Redis. */
+  store?: StoreContents;
   procs: Proc[];
   /** Raw OTLP export bodies. */
   traces: Buffer[];
@@ -34,7 +52,16 @@ export interface Secrets {
 
 export interface LeakReport {
   findings: string[];
-  scanned: { redisKeys: number; aofBytes: number; logLines: number; traceBodies: number; texts: number };
+  scanned: {
+    redisKeys: number;
+    aofBytes: number;
+    /** Rows of another store (`LeakSources.store`), and bytes of its files. */
+    storeItems: number;
+    storeFileBytes: number;
+    logLines: number;
+    traceBodies: number;
+    texts: number;
+  };
   needles: string[];
 }
 
@@ -43,21 +70,70 @@ interface Needle {
   bytes: Buffer;
 }
 
-/** Runs the scan. Redis must be up. */
+/** Runs the scan. Redis (or the store) must be up. */
 export async function scanForLeaks(src: LeakSources, s: Secrets): Promise<LeakReport> {
-  const r = await rawRedis(src.redisUrl);
   const report: LeakReport = {
     findings: [],
-    scanned: { redisKeys: 0, aofBytes: 0, logLines: 0, traceBodies: src.traces.length, texts: 0 },
+    scanned: {
+      redisKeys: 0,
+      aofBytes: 0,
+      storeItems: 0,
+      storeFileBytes: 0,
+      logLines: 0,
+      traceBodies: src.traces.length,
+      texts: 0,
+    },
     needles: [],
   };
   let needles: Needle[] = [];
   const check = (where: string, data: Buffer) => {
     for (const n of needles) if (data.includes(n.bytes)) report.findings.push(`${where} contains ${n.name}`);
   };
+  if (src.store) {
+    const store = src.store;
+    needles = await collectNeedles(
+      (p) => store.get(p),
+      s,
+      () => store.leader(s.keys),
+    );
+    for await (const item of src.store.items()) {
+      if (item.file) report.scanned.storeFileBytes += item.bytes.length;
+      else report.scanned.storeItems++;
+      check(item.where, item.bytes);
+    }
+  }
+  if (src.redisUrl !== undefined) await scanRedis(src.redisUrl, s, report, check, (n) => (needles = n));
+  report.needles = needles.map((n) => n.name);
+  const checkText = (where: string, text: string) => check(where, Buffer.from(text, 'utf8'));
+  for (const p of src.procs) {
+    report.scanned.logLines += p.lines.length;
+    checkText(`log of ${p.name}`, p.lines.join('\n'));
+  }
+  for (const [i, b] of src.traces.entries()) checkText(`trace export #${i}`, b.toString('utf8'));
+  for (const t of src.texts ?? []) {
+    report.scanned.texts++;
+    checkText(t.name, t.text);
+  }
+  return report;
+}
+
+/** Redis' keys, values and files. */
+async function scanRedis(
+  redisUrl: string,
+  s: Secrets,
+  report: LeakReport,
+  check: (where: string, data: Buffer) => void,
+  setNeedles: (n: Needle[]) => void,
+): Promise<void> {
+  const r = await rawRedis(redisUrl);
   try {
-    needles = await collectNeedles(r, s, src.redisUrl);
-    report.needles = needles.map((n) => n.name);
+    setNeedles(
+      await collectNeedles(
+        (p) => r.getBuffer(`{leaderway}/d/${p}`),
+        s,
+        () => readLeaderIdentity(redisUrl, s.keys),
+      ),
+    );
     let cursor = '0';
     do {
       const [next, keys] = await r.scanBuffer(cursor, 'COUNT', '500');
@@ -84,24 +160,13 @@ export async function scanForLeaks(src: LeakSources, s: Secrets): Promise<LeakRe
   } finally {
     r.disconnect();
   }
-  const checkText = (where: string, text: string) => check(where, Buffer.from(text, 'utf8'));
-  for (const p of src.procs) {
-    report.scanned.logLines += p.lines.length;
-    checkText(`log of ${p.name}`, p.lines.join('\n'));
-  }
-  for (const [i, b] of src.traces.entries()) checkText(`trace export #${i}`, b.toString('utf8'));
-  for (const t of src.texts ?? []) {
-    report.scanned.texts++;
-    checkText(t.name, t.text);
-  }
-  return report;
 }
 
 /** The secrets, in every form they could leak in (text, base64, hex, raw bytes). */
 async function collectNeedles(
-  r: Awaited<ReturnType<typeof rawRedis>>,
+  get: (path: string) => Promise<Buffer | null>,
   s: Secrets,
-  redisUrl: string,
+  readLeader: () => Promise<LeaderIdentity | null>,
 ): Promise<Needle[]> {
   const out: Needle[] = [
     { name: 'the root token', bytes: Buffer.from(s.token) },
@@ -118,11 +183,11 @@ async function collectNeedles(
   key('the seal key', seal);
   key('the advertisement key', Buffer.from(s.keys.adKey, 'base64'));
   key('the advertisement signing key', Buffer.from(s.keys.signingKey, 'base64'));
-  const wrappedRoot = await r.getBuffer('{leaderway}/d/core/seal/root-key');
+  const wrappedRoot = await get('core/seal/root-key');
   const rootKey = wrappedRoot ? open(seal, wrappedRoot.subarray(1), 'core/seal/root-key') : null;
   if (rootKey) {
     key('the root key', rootKey);
-    const wrappedRing = await r.getBuffer('{leaderway}/d/core/keyring');
+    const wrappedRing = await get('core/keyring');
     const ring = wrappedRing ? open(rootKey, wrappedRing.subarray(1), 'core/keyring') : null;
     if (ring) {
       const k = JSON.parse(ring.toString('utf8')) as { terms: Array<{ key: string }>; hmac_key: string };
@@ -130,7 +195,7 @@ async function collectNeedles(
       key('the token HMAC key', Buffer.from(k.hmac_key, 'base64'));
     }
   }
-  const leader = await readLeaderIdentity(redisUrl, s.keys).catch(() => null);
+  const leader = await readLeader().catch(() => null);
   if (leader) {
     const der = Buffer.from(leader.key.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     out.push({ name: 'the cluster private key', bytes: Buffer.from(der.toString('base64').slice(0, 64)) });

@@ -21,6 +21,15 @@ const START_RETRY_MS = 100;
  */
 const SERVER_TIMEOUT_SLACK_MS = 500;
 
+/**
+ * A session's `application_name`: `leaderway-<role>`, and `/<process id>` when given (the node
+ * id, not secret), so pg_stat_activity, the server's log and audit triggers tell each process's
+ * pools apart. The server keeps the first 63 bytes.
+ */
+export function sessionName(role: 'data' | 'lock' | 'events', processId?: string): string {
+  return processId ? `leaderway-${role}/${processId}` : `leaderway-${role}`;
+}
+
 /** How to open a pool. */
 export interface PgPoolOptions {
   /**

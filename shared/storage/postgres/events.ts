@@ -27,6 +27,8 @@ export interface PgEventsOptions {
   statementTimeoutMs: number;
   /** Reads the holder, for the poll fallback. */
   holder(): Promise<LockHolder | null>;
+  /** The session's application_name (connection.ts sessionName). */
+  applicationName: string;
 }
 
 export class PgEvents {
@@ -87,7 +89,7 @@ export class PgEvents {
     const at = this.host;
     const client = new Client({
       connectionString: this.targets.urls[at],
-      application_name: 'leaderway-events',
+      application_name: this.o.applicationName,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       query_timeout: this.o.statementTimeoutMs,
       keepAlive: true,

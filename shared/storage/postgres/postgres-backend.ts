@@ -9,7 +9,7 @@ import type { PoolClient } from 'pg';
 import { type Backend, type FencingBackend, LOCK_PATH, type WriteOp } from '../backend';
 import { FencedView, type FenceTarget, fencedWriteError } from '../fenced-view';
 import { immediateChildren } from '../semantics';
-import { DEFAULT_START_TIMEOUT_MS, PgPool, Rollback } from './connection';
+import { DEFAULT_START_TIMEOUT_MS, PgPool, Rollback, sessionName } from './connection';
 import { DEFAULT_HA_TABLE, DEFAULT_TABLE, LEASE_KEY, validateTableName } from './schema';
 import { SchemaGate } from './schema-gate';
 
@@ -32,6 +32,8 @@ export interface PostgresBackendOptions {
   statementTimeoutMs?: number;
   /** A process that only reads (a gateway): never creates or migrates tables. */
   reader?: boolean;
+  /** Added to the sessions' application_name (connection.ts sessionName). */
+  processId?: string;
 }
 
 /** The final state of each path a batch touches: the last op on a path wins, as if applied in order. */
@@ -74,7 +76,7 @@ export class PostgresBackend implements FencingBackend, FenceTarget {
     validateTableName(this.haTable, 'ha_table');
     this.pool = new PgPool({
       url: opts.url,
-      applicationName: 'leaderway-data',
+      applicationName: sessionName('data', opts.processId),
       statementTimeoutMs: opts.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
       max: opts.maxParallel ?? DEFAULT_MAX_PARALLEL,
       idleTimeoutMs: 30_000,

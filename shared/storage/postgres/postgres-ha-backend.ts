@@ -17,7 +17,7 @@
 import { type HABackend, type HAEvent, type HolderLiveness, LOCK_PATH, type LockHolder } from '../backend';
 import type { HAEventStats } from '../ha-events';
 import { assertLockValue, normalizeTtlMs } from '../semantics';
-import { DEFAULT_START_TIMEOUT_MS, PgPool, Rollback } from './connection';
+import { DEFAULT_START_TIMEOUT_MS, PgPool, Rollback, sessionName } from './connection';
 import { PgEvents } from './events';
 import { DEFAULT_HA_TABLE, ENSURE_ROWS, LEASE_KEY, validateTableName } from './schema';
 import { SchemaGate } from './schema-gate';
@@ -35,6 +35,8 @@ export interface PostgresHABackendOptions {
   statementTimeoutMs?: number;
   /** A process that only reads the lock and the events (a gateway): never creates tables. */
   reader?: boolean;
+  /** Added to the sessions' application_name (connection.ts sessionName). */
+  processId?: string;
 }
 
 /** Microseconds since 1970 of a timestamptz expression, as text (exact: extract is numeric). */
@@ -74,7 +76,7 @@ export class PostgresHABackend implements HABackend {
     const statementTimeoutMs = opts.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
     this.lock = new PgPool({
       url: opts.url,
-      applicationName: 'leaderway-lock',
+      applicationName: sessionName('lock', opts.processId),
       statementTimeoutMs,
       // A renew queued behind another lock statement gives up within its own budget too, so it
       // never reaches the server long after the holder's deadline logic stopped waiting for it.
@@ -88,6 +90,7 @@ export class PostgresHABackend implements HABackend {
       channel: `${this.haTable}_events`,
       statementTimeoutMs,
       holder: () => this.holder(),
+      applicationName: sessionName('events', opts.processId),
     });
   }
 
