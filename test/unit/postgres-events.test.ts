@@ -19,6 +19,7 @@ describe('PgEvents poll fallback', () => {
     const events = new PgEvents({
       url: `postgres://nobody@127.0.0.1:${await freePort()}/none`,
       channel: 'lw_test',
+      applicationName: 'leaderway-events/test',
       statementTimeoutMs: 500,
       holder: async () => holder,
     });
