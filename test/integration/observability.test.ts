@@ -267,6 +267,12 @@ describe('observability: a held request', () => {
   });
 });
 
+/**
+ * These gateways have no leader to follow: a request is answered 503 once the failover wait is
+ * over (10 s by default, three requests: most of this suite's time); a span is all it needs.
+ */
+const NO_HOLD = { LEADERWAY_FAILOVER_WAIT: '300ms' };
+
 describe('observability: defaults', () => {
   it('exports http/protobuf by default and nothing at all without an endpoint', async () => {
     const redis = await startRedis();
@@ -278,17 +284,17 @@ describe('observability: defaults', () => {
         await spawnGateway('proto', {
           redisUrl: redis.url,
           keys,
-          env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: '100' },
+          env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: '100', ...NO_HOLD },
         }),
       );
       procs.push(
         await spawnGateway('silent', {
           redisUrl: redis.url,
           keys,
-          env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_SDK_DISABLED: 'true' },
+          env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_SDK_DISABLED: 'true', ...NO_HOLD },
         }),
       );
-      procs.push(await spawnGateway('unset', { redisUrl: redis.url, keys }));
+      procs.push(await spawnGateway('unset', { redisUrl: redis.url, keys, env: NO_HOLD }));
       await call(procs[0]!.url, '/v1/secret/data/x');
       await waitFor(() => otlp.contentTypes.includes('application/x-protobuf'), 10_000, 'a protobuf export');
       const n = otlp.raw.length;
