@@ -107,6 +107,10 @@ export class NodeServer implements NodeApi {
   private readonly standbyListener: StandbyListener | null;
   /** Aborted by close(): the unseal loop and a pending unseal stop. */
   private readonly stop = new AbortController();
+  /** Storage was seen initialized (initializedNow). */
+  private knownInitialized = false;
+  /** The one storage read initializedNow callers share. */
+  private initializedRead: Promise<boolean> | undefined;
   /** The loop waiting for an initialized storage, while sealed (close() waits for it). */
   private unsealLoop: Promise<void> | undefined;
 
@@ -213,6 +217,9 @@ export class NodeServer implements NodeApi {
       try {
         if (this.deps.devRootToken !== undefined) await this.devInit(this.deps.devRootToken);
         const r = await unseal(this.deps.data, this.settings.sealKey);
+        // An init answered while this look was in flight has unsealed the node already: the
+        // state must not go back to sealed (a second onUnsealed would start HA twice).
+        if (unsealedOf(this.current)) return;
         if (r.state === 'unsealed') {
           this.onUnsealed(r.storage);
           return;
@@ -460,11 +467,17 @@ export class NodeServer implements NodeApi {
   // ---- commands from the API (NodeApi) ----
 
   async initializedNow(): Promise<boolean> {
-    if (this.current.status !== 'sealed') return true;
+    if (this.current.status !== 'sealed' || this.knownInitialized) return true;
     // Sealed: storage says. Until the unseal loop's first look at it (slower on PostgreSQL,
     // which creates its tables first) 'sealed' only means "not known yet", and an init sent
-    // right after start was refused as "already initialized".
-    return isInitialized(this.deps.data);
+    // right after start was refused as "already initialized". Unauthenticated callers share
+    // one read at a time, and a yes is kept (storage never becomes uninitialized again).
+    this.initializedRead ??= isInitialized(this.deps.data).finally(() => {
+      this.initializedRead = undefined;
+    });
+    const yes = await this.initializedRead;
+    if (yes) this.knownInitialized = true;
+    return yes;
   }
 
   async initialize(): Promise<string> {

@@ -8,7 +8,8 @@
  * Bytes given back are garbage until V8 collects them, and V8 collects late after large
  * allocations read natively: three 30 MiB writes admitted one after the other piled onto each
  * other's garbage (RSS +411 MiB where one alone costs ~320). With a `collector`, each time a
- * budget-full of bytes has been given back the budget runs it (a full collection) before it lets
+ * budget-full of bytes has been given back by large holds (an eighth of the budget or more;
+ * small requests' garbage is the young generation's) the budget runs it (a full collection) before it lets
  * the next waiter in, so what requests leave behind is bounded by the budget, not V8's heuristics.
  */
 
@@ -22,7 +23,10 @@ interface Waiter {
   grant(): void;
 }
 
-/** Run once per `capacity` bytes given back, before waiters are let in (a full collection). */
+/** A hold of at least capacity / this counts towards a collection (3 MiB of the default 24). */
+const LARGE_HOLD_FRACTION = 8;
+
+/** Run once per `capacity` bytes of large holds given back, before waiters are let in. */
 export type Collector = () => void;
 
 export class ByteBudget {
@@ -98,7 +102,9 @@ export class ByteBudget {
   release(bytes: number): void {
     if (bytes <= 0) return;
     this.taken = Math.max(0, this.taken - bytes);
-    this.givenBack += bytes;
+    // Only large holds count: small requests' garbage is what V8's young generation collects
+    // cheaply, and counting it would block the loop for a full collection under plain load.
+    if (bytes >= this.capacity / LARGE_HOLD_FRACTION) this.givenBack += bytes;
     if (this.collector && this.givenBack >= this.capacity) {
       this.givenBack = 0;
       this.collector();

@@ -134,9 +134,12 @@ export async function loadConfig<T>(schema: Schema, opts: LoadOptions = {}): Pro
  * a Redis or PostgreSQL URL is not a sensitive key (its value helps fix a typo), its password is.
  */
 export function maskUrlPasswords(text: string): string {
-  return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s/@:"]*:)[^\s@"]*@/gi, '$1***@')
-    .replace(/(password=)[^\s&"]*/gi, '$1***');
+  return (
+    text
+      // Up to the last @ of the URL: a password may hold an unencoded @ (masking more is harmless).
+      .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s/@:"]*:)[^\s"]*@/gi, '$1***@')
+      .replace(/(password=)[^\s&"]*/gi, '$1***')
+  );
 }
 
 /**

@@ -746,6 +746,13 @@ describe('loadConfig(gatewaySchema)', () => {
       );
       assert.match(err.message, /LEADERWAY_POSTGRESQL_URL/);
       assert.ok(!err.message.includes('S3cretPw'), err.message);
+      // An unencoded @ in the password, and a port the URL parser refuses (hosts.ts).
+      for (const url of ['mysql://gw:S3cret@Pw@db/lw', 'postgres://gw:S3cretPw@db:abc/lw']) {
+        const at = await configError(() =>
+          settings({ LEADERWAY_STORAGE: 'postgresql', LEADERWAY_POSTGRESQL_URL: url }),
+        );
+        assert.ok(!/S3cret|Pw@db/.test(at.message), at.message);
+      }
       const sentinel = await configError(() =>
         settings({ LEADERWAY_REDIS_URL: 'redis+sentinel://h:1/m?sentinel_password=S3cretPw x' }),
       );

@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DatabaseError } from 'pg';
 import { isLwError } from '../../shared/errors';
+import { isServerReply, sanitizeError } from '../../shared/storage/postgres/connection';
 import { parseTargets } from '../../shared/storage/postgres/hosts';
 
 describe('parseTargets', () => {
@@ -39,12 +41,27 @@ describe('parseTargets', () => {
       'postgres://a/db?target_session_attrs=standby',
       'postgres://a,,b/db',
       'mysql://a/db',
+      'postgres://u:pw@h:abc/db',
     ]) {
       assert.throws(
         () => parseTargets(url),
         (e: unknown) => isLwError(e, 'LW_ERR_CONFIG'),
         url,
       );
+    }
+  });
+});
+
+describe('isServerReply', () => {
+  it('is a DatabaseError (or its sanitized copy), never an errno that looks like a SQLSTATE', () => {
+    const server = new DatabaseError('duplicate key', 0, 'error');
+    server.code = '23505';
+    assert.equal(isServerReply(server), true);
+    assert.equal(isServerReply(sanitizeError(server)), true);
+    for (const code of ['EPIPE', 'EBADF', 'ECONNRESET']) {
+      const lost = Object.assign(new Error(code), { code });
+      assert.equal(isServerReply(lost), false, code);
+      assert.equal(isServerReply(sanitizeError(lost)), false, code);
     }
   });
 });

@@ -3,7 +3,7 @@
  * while the server is away, heal by itself when it returns, never run a statement long after its
  * caller gave up, and never let a statement parameter (a secret value) leak into an error.
  */
-import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import { DatabaseError, Pool, type PoolClient, type PoolConfig } from 'pg';
 import { isLwError, LwError } from '../../errors';
 import { storageUnavailableError } from '../semantics';
 import { noteApplied } from '../write-scope';
@@ -62,13 +62,17 @@ export function sanitizeError(err: unknown): Error {
   safe.name = err.name;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') Object.assign(safe, { code });
+  if (isServerReply(err)) Object.assign(safe, { serverReply: true });
   return safe;
 }
 
-/** A reply error from the server (it answered; a SQLSTATE), as opposed to a lost connection. */
+/**
+ * A reply error from the server (it answered: a `DatabaseError` with a SQLSTATE), as opposed to
+ * a lost connection. Not judged by the code's shape: `EPIPE` or `EBADF` look like a SQLSTATE, and
+ * a COMMIT lost that way would be taken for a refusal (nothing stored) instead of an unknown outcome.
+ */
 export function isServerReply(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+  return err instanceof DatabaseError || (err as { serverReply?: unknown } | null)?.serverReply === true;
 }
 
 /**
@@ -78,6 +82,8 @@ export function isServerReply(err: unknown): boolean {
  * connection (a COMMIT's outcome is then unknown): a write acknowledged here is replicated.
  */
 const SYNC_REP_CANCELLED = /synchronous replication/i;
+/** Its SQLSTATE: the generic WARNING code (the message may be in another language). */
+const GENERIC_WARNING = '01000';
 
 /** SQLSTATE 22021: a NUL (or invalid UTF-8) in a text parameter. */
 const CHARACTER_NOT_IN_REPERTOIRE = '22021';
@@ -197,8 +203,10 @@ export class PgPool {
     };
     client.on('error', onError);
     let unreplicated = false;
-    const onNotice = (n: { message?: string }): void => {
-      if (SYNC_REP_CANCELLED.test(n.message ?? '')) unreplicated = true;
+    const onNotice = (n: { message?: string; code?: string }): void => {
+      // The text is translated under another lc_messages and the SQLSTATE is the generic 01000:
+      // any such warning counts (it can only turn a success into "outcome unknown").
+      if (n.code === GENERIC_WARNING || SYNC_REP_CANCELLED.test(n.message ?? '')) unreplicated = true;
     };
     client.on('notice', onNotice);
     try {

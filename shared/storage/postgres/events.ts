@@ -84,16 +84,28 @@ export class PgEvents {
     await c?.end().catch(() => undefined);
   }
 
-  private connect(): void {
-    if (this.closed) return;
-    const at = this.host;
-    const client = new Client({
+  private newClient(at: number): Client {
+    return new Client({
       connectionString: this.targets.urls[at],
       application_name: this.o.applicationName,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       query_timeout: this.o.statementTimeoutMs,
       keepAlive: true,
     });
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const at = this.host;
+    let client: Client;
+    try {
+      client = this.newClient(at);
+    } catch {
+      // Refused by the driver (hosts.ts validates URLs first): retry later, never crash.
+      this.reconnectTimer = setTimeout(() => this.connect(), RECONNECT_DELAY_MS);
+      this.reconnectTimer.unref();
+      return;
+    }
     this.client = client;
     let failed = false;
     const fail = (): void => {

@@ -44,8 +44,14 @@ export function parseTargets(url: string): PgTargets {
     throw bad('target_session_attrs must be read-write or primary (leaderway writes to the database)');
   }
   const query = params.toString();
+  const urls = hosts.map((h) => `${scheme}${userinfo}${h}${pathPart}${query ? `?${query}` : ''}`);
+  for (const u of urls) {
+    // What the driver will parse (WHATWG URL): refused here, at startup, without echoing the URL
+    // (a password in it), rather than thrown later from a reconnect.
+    if (!URL.canParse(u)) throw bad('a host, port or part of it is malformed');
+  }
   return {
-    urls: hosts.map((h) => `${scheme}${userinfo}${h}${pathPart}${query ? `?${query}` : ''}`),
+    urls,
     writableOnly: hosts.length > 1 || (attrs !== null && WRITABLE.has(attrs)),
   };
 }
