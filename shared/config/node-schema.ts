@@ -248,7 +248,7 @@ export const nodeSchema = {
     env: 'LEADERWAY_MAX_REQUEST_SIZE',
   },
   response_budget: {
-    doc: 'Bytes the active node lets requests hold in memory at once: a read of a KV secret holds the secret’s stored size from before it is fetched, an authenticated body its length from before it is read, until the response is flushed. Requests beyond it wait in arrival order; one larger than the whole budget is served alone. Each byte held costs up to ~5 bytes of memory (~8 for a write) until then; a full GC runs each time a budget-full has been given back, so the default fits a 512 MiB container (README: "Memory bounded by design").',
+    doc: 'Bytes the active node lets requests hold in memory at once: a read of a KV secret holds the secret’s stored size from before it is fetched, an authenticated body its length from before it is read, until the response is flushed. Requests beyond it wait in arrival order; one larger than the whole budget is served alone. Each byte held costs up to ~5 bytes of memory (~8 for a write) until then; a full GC runs each time large holds have given back a budget-full, so the default fits a 512 MiB container (README: "Memory bounded by design").',
     format: 'byte-size',
     default: '24MiB',
     env: 'LEADERWAY_RESPONSE_BUDGET',
