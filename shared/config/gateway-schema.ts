@@ -6,6 +6,7 @@
 import { type ListenerConfig, listenerSchema, metricsAddressSchema } from './listener';
 import type { Schema } from './load';
 import { defaultNodeId } from './node-schema';
+import { nodesTablesSchema } from './postgres-grants-schema';
 
 /** Storage a gateway can read (not inmem: that lives inside one `leaderway dev` process). */
 export const GATEWAY_STORAGE_TYPES = ['redis', 'postgresql'] as const;
@@ -49,18 +50,7 @@ export const gatewaySchema = {
       default: '',
       env: 'LEADERWAY_POSTGRESQL_URL',
     },
-    table: {
-      doc: 'The nodes’ PostgreSQL data table (their LEADERWAY_POSTGRESQL_TABLE).',
-      format: 'pg-identifier',
-      default: 'leaderway_kv',
-      env: 'LEADERWAY_POSTGRESQL_TABLE',
-    },
-    ha_table: {
-      doc: 'The nodes’ PostgreSQL lock table (their LEADERWAY_POSTGRESQL_HA_TABLE).',
-      format: 'pg-identifier',
-      default: 'leaderway_ha_locks',
-      env: 'LEADERWAY_POSTGRESQL_HA_TABLE',
-    },
+    ...nodesTablesSchema,
     max_parallel: {
       doc: 'Connections to PostgreSQL for reading advertisements and membership records at most.',
       format: 'nat',

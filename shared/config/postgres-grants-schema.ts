@@ -1,7 +1,8 @@
 /** Options of `leaderway postgres-grants` (the least-privilege PostgreSQL role of gateways). */
 import type { Schema } from './load';
 
-export const postgresGrantsSchema = {
+/** The nodes' table names, as gateways and the grants command read them (same variables). */
+export const nodesTablesSchema = {
   table: {
     doc: 'The nodes’ PostgreSQL data table (their LEADERWAY_POSTGRESQL_TABLE).',
     format: 'pg-identifier',
@@ -14,6 +15,10 @@ export const postgresGrantsSchema = {
     default: 'leaderway_ha_locks',
     env: 'LEADERWAY_POSTGRESQL_HA_TABLE',
   },
+} satisfies Schema;
+
+export const postgresGrantsSchema = {
+  ...nodesTablesSchema,
   gateway_role: {
     doc: 'Name of the gateways’ PostgreSQL role (created unless it exists).',
     format: 'pg-identifier',

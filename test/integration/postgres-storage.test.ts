@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import { isLwError } from '../../shared/errors';
 import type { HAEvent } from '../../shared/storage/backend';
+import { PgPool } from '../../shared/storage/postgres/connection';
 import { PostgresBackend, type PostgresBackendOptions } from '../../shared/storage/postgres/postgres-backend';
 import { PostgresHABackend } from '../../shared/storage/postgres/postgres-ha-backend';
 import { withWriteScope } from '../../shared/storage/write-scope';
@@ -322,6 +323,31 @@ describe('postgresql storage: what only PostgreSQL can get wrong', () => {
         assert.ok(!v.includes(secret) && !v.includes(hex), `a stored value leaked in ${String(key)}: ${v}`);
       }
     }
+  });
+
+  it('a commit that came with a generic WARNING (01000), in whatever language, is not acknowledged', async () => {
+    // What a cancelled wait for the synchronous standby sends, as under a German lc_messages.
+    const pool = track(
+      new PgPool({
+        url: pg.url,
+        applicationName: 'lw-test',
+        statementTimeoutMs: 2_000,
+        max: 1,
+        idleTimeoutMs: 0,
+      }),
+    );
+    const warn = `DO $$ BEGIN RAISE WARNING 'Warten auf synchrone Replikation abgebrochen' USING ERRCODE = '01000'; END $$`;
+    await rejectsWithCode(
+      pool.transaction(async (c) => {
+        await c.query(warn);
+      }),
+      'LW_ERR_OUTCOME_UNKNOWN',
+    );
+    await rejectsWithCode(
+      pool.run((c) => c.query(warn)),
+      'LW_ERR_STORAGE_UNAVAILABLE',
+    );
+    assert.equal((await pool.run((c) => c.query('SELECT 1 AS one'))).rows[0]?.one, 1, 'the pool works on');
   });
 
   it('refuses a NUL in a path as a bad request (400), not an outage, storing nothing', async () => {
