@@ -18,7 +18,7 @@ import { withWriteScope } from '../../shared/storage/write-scope';
 import type { Capability } from '../acl/policy';
 import { PolicyStore } from '../acl/policy-store';
 import { invalidWrapping, isRoot, isWrapping, type TokenEntry, TokenStore } from '../auth/token-store';
-import { readStamp } from '../barrier/config-stamp';
+import { standbyView } from '../barrier/config-stamp';
 import type { SecureStorage } from '../barrier/secure-storage';
 import { AUTH_MOUNTS, type MountEntry, MountTable, SECRET_MOUNTS } from './mounts';
 import { type NodeApi, servingSession, type Unsealed, unsealedOf } from './node-api';
@@ -134,7 +134,8 @@ export class ApiHandler {
 
   /**
    * A standby serving a read itself, on a read-only view of storage whose caches are keyed by the
-   * config stamp read first (config-stamp.ts). False when the request must go to the active after
+   * config stamp read first, in the same round trip as the caller's token entry (config-stamp.ts
+   * `standbyView`). False when the request must go to the active after
    * all — before anything was answered: the request, its route or its token needs the active, the
    * handler tried to write (the view refused it before it reached the store), or a read of
    * storage failed "not served" (a Redis failover: forwarding holds it, as with reads off).
@@ -155,7 +156,8 @@ export class ApiHandler {
       return false;
     }
     try {
-      const view = unsealed.storage.readOnly(await readStamp(unsealed.storage));
+      const tokenPath = this.svc.tokens.entryPath(unsealed.storage, requestToken(raw));
+      const view = await standbyView(unsealed.storage, tokenPath ? [tokenPath] : []);
       await this.run(raw, res, req, view, viaCluster, { unsealed, epoch, standby: true });
     } catch (err) {
       // Not served here (it needs the active, or storage failed before anything was read): the

@@ -140,6 +140,10 @@ export function remainingTtl(e: TokenEntry, now = Date.now()): number {
 
 const denied = () => new LwError('LW_ERR_PERMISSION_DENIED', MESSAGES.permissionDenied);
 
+/** Absurd tokens are rejected before hashing; the length limit is not secret. */
+const usableToken = (token: string | undefined): token is string =>
+  token !== undefined && token !== '' && token.length <= 256;
+
 /** The token store over one storage view. */
 export class TokenStore {
   private readonly uses = new KeyedMutex();
@@ -148,10 +152,17 @@ export class TokenStore {
     return s.get<TokenEntry>(ENTRY + hash);
   }
 
+  /**
+   * Where a token's entry is stored (null for a token no entry can have), so a standby can read it
+   * in the same round trip as its config stamp (config-stamp.ts `standbyView`).
+   */
+  entryPath(s: SecureStorage, token: string | undefined): string | null {
+    return usableToken(token) ? ENTRY + s.barrier.hmac(token) : null;
+  }
+
   /** The entry of a token, without any validity check (null when unknown). */
   async find(s: SecureStorage, token: string | undefined): Promise<TokenEntry | null> {
-    // Reject absurd tokens before hashing; the length limit is not secret.
-    if (!token || token.length > 256) return null;
+    if (!usableToken(token)) return null;
     const hash = s.barrier.hmac(token);
     const entry = await this.entryAt(s, hash);
     const a = Buffer.from(hash, 'hex');

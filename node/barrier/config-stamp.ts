@@ -22,3 +22,32 @@ export function newStamp(): JsonWriteOp {
 export async function readStamp(s: SecureStorage): Promise<string> {
   return (await s.get<string>(CONFIG_STAMP_PATH)) ?? '';
 }
+
+/**
+ * A standby's read-only view for one request (SecureStorage.readOnly): the stamp and the entries
+ * at `prefetch` (the caller's token entry) read in one round trip, at one instant — after the
+ * request began, as reading them one after the other would be — with the view's caches keyed by
+ * that stamp and each prefetched entry answering the view's first read of its path.
+ */
+export async function standbyView(s: SecureStorage, prefetch: readonly string[]): Promise<SecureStorage> {
+  const [stamp, ...entries] = await s.backend.getMany([CONFIG_STAMP_PATH, ...prefetch]);
+  return s.readOnly(
+    stamp ? openStamp(s, stamp) : '',
+    new Map(prefetch.map((path, i) => [path, entries[i] ?? null])),
+  );
+}
+
+/**
+ * The last stamp opened, by its stored bytes: the same bytes were already authenticated by the
+ * barrier, so they are not decrypted again on every request (a new stamp is new bytes — each
+ * write seals with a fresh nonce — and is opened, and so authenticated, before use).
+ */
+const lastOpened = new WeakMap<object, { raw: Buffer; stamp: string }>();
+
+function openStamp(s: SecureStorage, raw: Buffer): string {
+  const last = lastOpened.get(s.barrier);
+  if (last?.raw.equals(raw)) return last.stamp;
+  const stamp = s.open<string>(CONFIG_STAMP_PATH, raw);
+  lastOpened.set(s.barrier, { raw, stamp });
+  return stamp;
+}

@@ -54,14 +54,21 @@ export class SecureStorage {
    * A view for a standby serving a read: every write is refused before it reaches the store
    * (LW_ERR_NOT_ACTIVE, "not served": the request goes to the active instead), and caches are
    * keyed by `stamp`, the config stamp read at the start of the request (config-stamp.ts).
+   * `prefetched`: entries read together with the stamp; each answers the view's first read of its
+   * path (later reads go to the store), so what the request sees was read after it began.
    */
-  readOnly(stamp: string): SecureStorage {
-    return new SecureStorage(this.barrier, readOnlyBackend(this.backend), `stamp:${stamp}`);
+  readOnly(stamp: string, prefetched?: ReadonlyMap<string, Buffer | null>): SecureStorage {
+    return new SecureStorage(this.barrier, readOnlyBackend(this.backend, prefetched), `stamp:${stamp}`);
   }
 
   async get<T>(path: string): Promise<T | null> {
     const raw = await this.backend.get(path);
     return raw ? this.decode<T>(path, raw) : null;
+  }
+
+  /** An entry's value from its stored bytes (read with `backend.getMany`, say). */
+  open<T>(path: string, raw: Buffer): T {
+    return this.decode<T>(path, raw);
   }
 
   /**
@@ -127,14 +134,32 @@ export class SecureStorage {
   }
 }
 
-/** `b` with every write refused locally: what a standby may do is read. */
-function readOnlyBackend(b: Backend): Backend {
+/**
+ * `b` with every write refused locally: what a standby may do is read. An entry in `prefetched`
+ * answers the first read of its path once; every other read goes to `b`.
+ */
+function readOnlyBackend(b: Backend, prefetched?: ReadonlyMap<string, Buffer | null>): Backend {
   const refuse = () =>
     Promise.reject(new LwError('LW_ERR_NOT_ACTIVE', 'node is not active', { retryAfter: 1 }));
+  const unused = new Map(prefetched);
+  const take = (path: string): { raw: Buffer | null } | undefined => {
+    if (!unused.has(path)) return undefined;
+    const raw = unused.get(path) ?? null;
+    unused.delete(path);
+    return { raw };
+  };
   return {
     kind: b.kind,
-    get: (path) => b.get(path),
-    getWithin: (path, maxBytes) => b.getWithin(path, maxBytes),
+    get: (path) => {
+      const hit = take(path);
+      return hit ? Promise.resolve(hit.raw) : b.get(path);
+    },
+    getWithin: (path, maxBytes) => {
+      const hit = take(path);
+      if (!hit) return b.getWithin(path, maxBytes);
+      return Promise.resolve(hit.raw && hit.raw.length > maxBytes ? hit.raw.length : hit.raw);
+    },
+    getMany: (paths) => b.getMany(paths),
     list: (prefix) => b.list(prefix),
     put: refuse,
     delete: refuse,

@@ -34,6 +34,13 @@ export interface Backend {
    * values, most of them, still take one round trip.
    */
   getWithin(path: string, maxBytes: number): Promise<Buffer | number | null>;
+  /**
+   * The values at `paths` (null where nothing is stored), in order, read in one round trip at one
+   * instant: no write lands between two of them. For small entries a request needs together (a
+   * standby's config stamp and the caller's token entry); client-chosen sizes go through
+   * `getWithin`.
+   */
+  getMany(paths: readonly string[]): Promise<(Buffer | null)[]>;
   put(path: string, value: Buffer): Promise<void>;
   delete(path: string): Promise<void>;
   /**

@@ -11,6 +11,7 @@ export interface FenceTarget {
   readonly kind: string;
   get(path: string): Promise<Buffer | null>;
   getWithin(path: string, maxBytes: number): Promise<Buffer | number | null>;
+  getMany(paths: readonly string[]): Promise<(Buffer | null)[]>;
   list(prefix: string): Promise<string[]>;
   /**
    * Applies `ops` atomically only if the lock holds `fence` at that instant; otherwise stores
@@ -48,6 +49,10 @@ export class FencedView implements Backend {
 
   getWithin(path: string, maxBytes: number): Promise<Buffer | number | null> {
     return this.target.getWithin(path, maxBytes);
+  }
+
+  getMany(paths: readonly string[]): Promise<(Buffer | null)[]> {
+    return this.target.getMany(paths);
   }
 
   list(prefix: string): Promise<string[]> {

@@ -149,6 +149,11 @@ export class InmemBackend extends InmemHandle implements FencingBackend, FenceTa
     return this.store.get(path);
   }
 
+  async getMany(paths: readonly string[]): Promise<(Buffer | null)[]> {
+    this.check();
+    return paths.map((p) => this.store.get(p));
+  }
+
   async getWithin(path: string, maxBytes: number): Promise<Buffer | number | null> {
     this.check();
     const size = this.store.size(path);

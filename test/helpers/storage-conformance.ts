@@ -109,6 +109,35 @@ export function exerciseBackend(make: () => Promise<BackendPair>): void {
     assert.deepEqual(await view.getWithin('w/small', 1024), small);
   });
 
+  it('getMany: values in the order asked (binary safe), null where absent, one read at one instant', async () => {
+    const { backend } = await fresh();
+    const a = randomBytes(64);
+    await backend.put('m/a', a);
+    await backend.put('m/empty', Buffer.alloc(0));
+    assert.deepEqual(await backend.getMany([]), []);
+    assert.deepEqual(await backend.getMany(['m/missing', 'm/a', 'm/empty', 'm/a']), [
+      null,
+      a,
+      Buffer.alloc(0),
+      a,
+    ]);
+    // Reads pass through a fenced view unchanged.
+    const view = backend.fenced(randomUUID(), new AbortController().signal);
+    assert.deepEqual(await view.getMany(['m/a', 'm/none']), [a, null]);
+    // One instant: a batch writing both keys lands before or after the read, never between.
+    const pairs = Array.from({ length: 40 }, async (_, i) => {
+      const v = Buffer.from(String(i));
+      const write = backend.batch([
+        { op: 'put', path: 'm/x', value: v },
+        { op: 'put', path: 'm/y', value: v },
+      ]);
+      const [x, y] = await backend.getMany(['m/x', 'm/y']);
+      await write;
+      assert.deepEqual(x, y, 'getMany saw half a batch');
+    });
+    await Promise.all(pairs);
+  });
+
   it('lists immediate children: folders once with a trailing slash, sorted', async () => {
     const { backend } = await fresh();
     assert.deepEqual(await backend.list(''), []);
@@ -234,6 +263,7 @@ export function exerciseBackend(make: () => Promise<BackendPair>): void {
     await backend.close();
     await rejectsWithCode(backend.get('x'), 'LW_ERR_STORAGE_UNAVAILABLE');
     await rejectsWithCode(backend.getWithin('x', 1), 'LW_ERR_STORAGE_UNAVAILABLE');
+    await rejectsWithCode(backend.getMany(['x']), 'LW_ERR_STORAGE_UNAVAILABLE');
     await rejectsWithCode(backend.put('x', Buffer.from('x')), 'LW_ERR_STORAGE_UNAVAILABLE');
     await rejectsWithCode(backend.list(''), 'LW_ERR_STORAGE_UNAVAILABLE');
   });

@@ -11,11 +11,13 @@ import { MountTable, SECRET_MOUNTS } from '../../node/api/mounts';
 import { type AnyRequest, parseRequest } from '../../node/api/request';
 import { standbyMayServe } from '../../node/api/standby-reads';
 import { type IndexKey, requiredEpoch, vaultIndex } from '../../node/api/vault-index';
-import { CONFIG_STAMP_PATH, readStamp } from '../../node/barrier/config-stamp';
+import { type TokenEntry, TokenStore } from '../../node/auth/token-store';
+import { CONFIG_STAMP_PATH, readStamp, standbyView } from '../../node/barrier/config-stamp';
 import { initialize } from '../../node/barrier/seal';
 import type { SecureStorage } from '../../node/barrier/secure-storage';
 import { isLwError } from '../../shared/errors';
 import { InmemBackend } from '../../shared/storage/inmem';
+import { tokenSpec } from '../helpers/token-spec';
 
 const KEY: IndexKey = { clusterId: 'c-1', hmac: (d) => `${d.length.toString(16).padStart(64, '0')}` };
 const realKey = (s: SecureStorage): IndexKey => ({ clusterId: 'c-1', hmac: (d) => s.barrier.hmac(d) });
@@ -81,6 +83,72 @@ describe('standby reads: the read-only view', () => {
       'the warm policy cache is not used',
     );
     assert.notEqual(await s.get(CONFIG_STAMP_PATH), null, 'stored through the barrier');
+  });
+});
+
+describe('standby reads: the stamp and the token entry in one round trip', () => {
+  /** Counts what reaches the store. */
+  function counting(inner: InmemBackend) {
+    const calls: string[] = [];
+    const note = <T>(call: string, result: T): T => {
+      calls.push(call);
+      return result;
+    };
+    const backend = Object.assign(Object.create(inner) as InmemBackend, {
+      get: (p: string) => note(`get ${p}`, inner.get(p)),
+      getWithin: (p: string, n: number) => note(`getWithin ${p}`, inner.getWithin(p, n)),
+      getMany: (ps: readonly string[]) => note(`getMany ${ps.length}`, inner.getMany(ps)),
+    });
+    return { backend, calls };
+  }
+
+  it('reads both with one getMany; the entry answers its first read, later reads go to the store', async () => {
+    const inner = new InmemBackend();
+    const s0 = await initialize(inner, randomBytes(32), () => []);
+    const policies = new PolicyStore();
+    await policies.write(s0, 'p', 'path "a" { capabilities = ["read"] }');
+    const { token } = await new TokenStore().create(s0, tokenSpec({ policies: ['p'] }));
+    const { backend, calls } = counting(inner);
+    const s = s0.withBackend(backend);
+    const tokens = new TokenStore();
+    const path = tokens.entryPath(s, token);
+    assert.ok(path);
+    const view = await standbyView(s, [path]);
+    assert.deepEqual(calls, ['getMany 2'], 'one round trip for stamp and entry');
+    assert.equal(view.cacheKey, `stamp:${await readStamp(s0)}`, 'caches keyed by the stamp read');
+    assert.equal((await tokens.find(view, token))?.policies[0], 'p');
+    assert.deepEqual(calls, ['getMany 2'], 'the entry came with the stamp');
+    // Revoked after the view was made: the next read of the entry sees it gone.
+    await tokens.revoke(s0, (await tokens.find(s0, token)) as TokenEntry, false);
+    assert.equal(await tokens.find(view, token), null, 'a second read goes to the store');
+    assert.equal(calls.length, 2);
+  });
+
+  it('a stamp is authenticated whenever its stored bytes change (only unchanged bytes are not opened again)', async () => {
+    const s = await initialize(new InmemBackend(), randomBytes(32), () => []);
+    await new PolicyStore().write(s, 'p', 'path "a" { capabilities = ["read"] }');
+    const first = await standbyView(s, []);
+    assert.equal((await standbyView(s, [])).cacheKey, first.cacheKey);
+    const sealed = (await s.backend.get(CONFIG_STAMP_PATH)) as Buffer;
+    const forged = Buffer.from(sealed);
+    forged.writeUInt8(forged.readUInt8(forged.length - 1) ^ 1, forged.length - 1);
+    await s.backend.put(CONFIG_STAMP_PATH, forged);
+    await assert.rejects(standbyView(s, []), 'altered bytes are opened, and refused');
+    await new PolicyStore().write(s, 'p', 'path "b" { capabilities = ["read"] }');
+    assert.notEqual((await standbyView(s, [])).cacheKey, first.cacheKey, 'a new stamp is read');
+  });
+
+  it('no token, an absurd one, or nothing stored: the stamp alone, and absent reads as absent', async () => {
+    const s = await initialize(new InmemBackend(), randomBytes(32), () => []);
+    const tokens = new TokenStore();
+    assert.equal(tokens.entryPath(s, undefined), null);
+    assert.equal(tokens.entryPath(s, ''), null);
+    assert.equal(tokens.entryPath(s, 'x'.repeat(257)), null);
+    const path = tokens.entryPath(s, 'hvs.unknown') as string;
+    const view = await standbyView(s, [path]);
+    assert.equal(view.cacheKey, 'stamp:', 'no change made yet: the empty stamp');
+    assert.equal(await tokens.find(view, 'hvs.unknown'), null);
+    await assert.rejects(view.put('x', 1), (e) => isLwError(e, 'LW_ERR_NOT_ACTIVE'));
   });
 });
 

@@ -115,6 +115,19 @@ export class PostgresBackend implements FencingBackend, FenceTarget {
     });
   }
 
+  /** One statement, so one snapshot (READ COMMITTED takes one per statement). */
+  getMany(paths: readonly string[]): Promise<(Buffer | null)[]> {
+    if (paths.length === 0) return Promise.resolve([]);
+    return this.read(async (c) => {
+      const { rows } = await c.query<{ path: string; value: Buffer }>(
+        `SELECT path, value FROM ${this.table} WHERE path = ANY($1::text[])`,
+        [paths],
+      );
+      const found = new Map(rows.map((r) => [r.path, r.value]));
+      return paths.map((p) => found.get(p) ?? null);
+    });
+  }
+
   async put(path: string, value: Buffer): Promise<void> {
     await this.batch([{ op: 'put', path, value }]);
   }

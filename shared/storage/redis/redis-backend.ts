@@ -112,6 +112,12 @@ export class RedisBackend implements FencingBackend, FenceTarget {
     return this.conn.run((c) => c.lwGetWithin(this.keys.data(path), maxBytes));
   }
 
+  /** One MGET: Redis runs a command whole, so the values are of one instant. */
+  getMany(paths: readonly string[]): Promise<(Buffer | null)[]> {
+    if (paths.length === 0) return Promise.resolve([]);
+    return this.conn.run((c) => c.mgetBuffer(...paths.map((p) => this.keys.data(p))));
+  }
+
   async put(path: string, value: Buffer): Promise<void> {
     await this.batch([{ op: 'put', path, value }]);
   }
