@@ -19,7 +19,7 @@ import { ApiListener } from '../shared/http/server';
 import { TlsCertificates } from '../shared/http/tls-reload';
 import type { ClientIdentity } from '../shared/leader/leader-client';
 import { type Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
-import { MembershipWatcher } from '../shared/leader/membership-watcher';
+import { MEMBERSHIP_REJECTIONS, MembershipWatcher } from '../shared/leader/membership-watcher';
 import { type ProbeResult, probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
 import {
@@ -185,6 +185,7 @@ export class GatewayServer {
   /** Follows the leader's signed membership record; its pools present this gateway's identity. */
   private membershipWatcher(): MembershipWatcher {
     const { settings, deps } = this;
+    for (const reason of MEMBERSHIP_REJECTIONS) this.metrics.membershipRejected.inc({ reason }, 0);
     return new MembershipWatcher({
       data: deps.data,
       leaders: this.watcher,

@@ -142,6 +142,18 @@ export const PANELS: PanelSpec[] = [
     ],
   },
   {
+    title: 'Standby reads',
+    description:
+      'Reads standbys were asked for (standby reads on): served there from storage, or forwarded to the active (the route, the token or a header needs it).',
+    unit: 'reqps',
+    targets: [
+      {
+        expr: 'sum by (instance, outcome) (rate(leaderway_standby_reads_total{job=~"$node_job"}[1m]))',
+        legend: '{{instance}} {{outcome}}',
+      },
+    ],
+  },
+  {
     title: 'Storage errors',
     description:
       'Requests failed by Redis (unreachable, or a write whose outcome is unknown), writes WAIT did not confirm, lock command errors.',
@@ -171,6 +183,37 @@ export const PANELS: PanelSpec[] = [
       {
         expr: 'sum by (reason) (increase(leaderway_gateway_advertisements_rejected_total{job=~"$gateway_job"}[5m]))',
         legend: 'gateway refused: {{reason}}',
+      },
+    ],
+  },
+  {
+    title: 'Spread reads: served, and fallbacks to the active',
+    description:
+      'Gateways with LEADERWAY_GATEWAY_READ_ROUTING=spread: reads by the kind of node that served them, and reads a standby did not serve, sent on to the active, by outcome (alert LeaderwayGatewayReadFallbacks).',
+    unit: 'reqps',
+    targets: [
+      {
+        expr: 'sum by (target) (rate(leaderway_gateway_reads_served_total{job=~"$gateway_job"}[1m]))',
+        legend: 'served by {{target}}',
+      },
+      {
+        expr: 'sum by (outcome) (rate(leaderway_gateway_read_fallbacks_total{job=~"$gateway_job"}[1m]))',
+        legend: 'fell back: {{outcome}}',
+      },
+    ],
+  },
+  {
+    title: 'Standbys known and membership records refused',
+    description:
+      'Standbys each spread-routing gateway takes from the verified membership record, and records refused by reason (alerts LeaderwayGatewayNoStandbys, LeaderwayGatewayMembershipRejected; leader-mismatch is a read racing a leader change).',
+    targets: [
+      {
+        expr: 'max by (instance) (leaderway_gateway_standby_members{job=~"$gateway_job"})',
+        legend: '{{instance}} standbys',
+      },
+      {
+        expr: 'sum by (reason) (increase(leaderway_gateway_membership_rejected_total{job=~"$gateway_job"}[5m]))',
+        legend: 'refused: {{reason}}',
       },
     ],
   },

@@ -19,6 +19,7 @@ import {
   renderDashboard,
   renderPrometheusRule,
 } from '../../scripts/gen-monitoring';
+import { MEMBERSHIP_REJECTIONS } from '../../shared/leader/membership-watcher';
 import { createGatewayMetrics, createNodeMetrics } from '../../shared/telemetry/metrics';
 import { waitActive } from '../helpers/cluster';
 import { call, initCluster } from '../helpers/http';
@@ -119,6 +120,7 @@ describe('the rules and the dashboard query metrics that exist', () => {
   let node: Proc;
   let gw: Proc;
   const exposed = new Map<string, { type: string; labels: Set<string> }>();
+  let gatewayText = '';
 
   before(async () => {
     redis = await startRedis();
@@ -126,14 +128,21 @@ describe('the rules and the dashboard query metrics that exist', () => {
     node = await spawnNode('n1', { redisUrl: redis.url, keys });
     const token = await initCluster(node.url);
     await waitActive([node]);
-    gw = await spawnGateway('gw', { redisUrl: redis.url, keys });
+    // Spread routing, so its metrics are exported as a spread gateway exports them.
+    gw = await spawnGateway('gw', {
+      redisUrl: redis.url,
+      keys,
+      env: { LEADERWAY_GATEWAY_READ_ROUTING: 'spread' },
+    });
     await waitFor(async () => (await call(gw.url, '/-/ready')).status === 200, 20_000, 'gateway ready');
     // Some traffic, so labelled series exist: a read, a refused token.
     await call(gw.url, '/v1/secret/data/m', { token });
     await call(gw.url, '/v1/secret/data/m', { token: 'nope' });
     for (const p of [node, gw]) {
       const r = await request(`${p.metricsUrl}/metrics`);
-      for (const [k, v] of parseExposition(await r.body.text())) exposed.set(k, v);
+      const text = await r.body.text();
+      if (p === gw) gatewayText = text;
+      for (const [k, v] of parseExposition(text)) exposed.set(k, v);
     }
   });
 
@@ -181,6 +190,15 @@ describe('the rules and the dashboard query metrics that exist', () => {
       }
     }
     assert.deepEqual(wrong, []);
+  });
+
+  it('a spread gateway exports every membership rejection reason at 0 (the alert sees the first refusal)', () => {
+    for (const reason of MEMBERSHIP_REJECTIONS)
+      assert.match(
+        gatewayText,
+        new RegExp(`^leaderway_gateway_membership_rejected_total\\{reason="${reason}"\\} 0$`, 'm'),
+        reason,
+      );
   });
 
   it('a renamed metric would be caught (the check sees what is missing)', () => {
