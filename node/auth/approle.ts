@@ -89,9 +89,10 @@ export interface SecretIdRequest {
  * A secret ID may only narrow its role (upstream's handleRoleSecretIDCommon): no more uses than
  * `secret_id_num_uses` and no longer than `secret_id_ttl` when the role sets them (0, unlimited,
  * is then refused too), CIDRs inside the role's `secret_id_bound_cidrs` and `token_bound_cidrs`.
- * Resolves the request with the role's values filled in; throws 400 naming the field.
+ * Resolves the request with the role's values filled in and its TTL capped at the mount's max
+ * lease TTL (`mountMaxS`); throws 400 naming the field.
  */
-export function secretIdBounds(role: Role, r: SecretIdRequest): Required<SecretIdRequest> {
+export function secretIdBounds(role: Role, r: SecretIdRequest, mountMaxS: number): Required<SecretIdRequest> {
   if (!role.bind_secret_id) throw bad('bind_secret_id is not set on the role');
   const numUses = r.numUses ?? role.secret_id_num_uses;
   if (role.secret_id_num_uses > 0 && (numUses === 0 || numUses > role.secret_id_num_uses))
@@ -103,7 +104,8 @@ export function secretIdBounds(role: Role, r: SecretIdRequest): Required<SecretI
     throw bad("cidr_list must be a subset of the role's secret_id_bound_cidrs");
   if (r.tokenBoundCidrs.length > 0 && !cidrsWithin(r.tokenBoundCidrs, role.token_bound_cidrs))
     throw bad("token_bound_cidrs must be a subset of the role's token_bound_cidrs");
-  return { ...r, numUses, ttlS };
+  // No longer than the mount allows (upstream's deriveSecretIDTTL): 0, no expiry, stays 0 there too.
+  return { ...r, numUses, ttlS: Math.min(ttlS, mountMaxS) };
 }
 
 /** One AppRole mount. */

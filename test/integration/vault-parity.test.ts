@@ -348,6 +348,26 @@ describe('OpenBao parity details, end to end', () => {
         config: Record<string, unknown>;
       };
       assert.deepEqual([listed.description, listed.config.max_lease_ttl], ['apps', 3600]);
+      // The mount's max lease TTL also caps secret IDs (OpenBao's deriveSecretIDTTL) and refuses
+      // a token_period beyond it (OpenBao's role write).
+      assert.equal(
+        (await api('auth/approle/role/capped', { body: { token_policies: 'default' } })).status,
+        204,
+      );
+      const sid = await api('auth/approle/role/capped/secret-id', { body: { ttl: '2h' } });
+      assert.equal(sid.json.data?.secret_id_ttl, 3600, sid.text);
+      const looked = await api('auth/approle/role/capped/secret-id/lookup', {
+        body: { secret_id: sid.json.data?.secret_id },
+      });
+      assert.equal(looked.json.data?.secret_id_ttl, 3600, 'stored capped, not only answered');
+      const never = await api('auth/approle/role/capped/secret-id', { body: {} });
+      assert.equal(never.json.data?.secret_id_ttl, 0, 'no expiry stays no expiry, as OpenBao');
+      const period = await api('auth/approle/role/capped', { body: { token_period: '2h' } });
+      assert.equal(period.status, 400);
+      assert.deepEqual(period.json.errors, [
+        `period of "2h0m0s" is greater than the backend's maximum lease TTL of "1h0m0s"`,
+      ]);
+      assert.equal((await api('auth/approle/role/capped', { body: { period: '30m' } })).status, 204);
       // A role without token_ttl gets the mount's default_lease_ttl, as OpenBao's CalculateTTL.
       assert.equal((await tune('approle', { default_lease_ttl: '10m' })).status, 204);
       assert.equal((await login()).json.auth?.lease_duration, 600);

@@ -14,7 +14,7 @@ import { PolicyStore } from '../../node/acl/policy-store';
 import { AppRole, type Role, secretIdBounds } from '../../node/auth/approle';
 import { cidrsWithin } from '../../node/auth/cidr';
 import { CREATE_MESSAGES, type CreateRequest, decideTokenCreate } from '../../node/auth/token-create';
-import { type TokenEntry, TokenStore } from '../../node/auth/token-store';
+import { MAX_TTL_S, type TokenEntry, TokenStore } from '../../node/auth/token-store';
 import { initialize } from '../../node/barrier/seal';
 import type { SecureStorage } from '../../node/barrier/secure-storage';
 import { LwError } from '../../shared/errors';
@@ -280,9 +280,11 @@ describe('secret IDs only narrow their role (secretIdBounds)', () => {
     token_no_default_policy: false,
   };
   const req = { metadata: {}, cidrList: [], tokenBoundCidrs: [] };
+  /** A mount with no max_lease_ttl of its own: the system's. */
+  const MAX = MAX_TTL_S;
 
   it('takes the role values when unset; narrower values pass', () => {
-    assert.deepEqual(secretIdBounds(role, req), { ...req, numUses: 5, ttlS: 600 });
+    assert.deepEqual(secretIdBounds(role, req, MAX), { ...req, numUses: 5, ttlS: 600 });
     const narrow = {
       ...req,
       numUses: 2,
@@ -290,44 +292,52 @@ describe('secret IDs only narrow their role (secretIdBounds)', () => {
       cidrList: ['10.9.9.0/24'],
       tokenBoundCidrs: ['10.1.2.3/32'],
     };
-    assert.deepEqual(secretIdBounds(role, narrow), narrow);
+    assert.deepEqual(secretIdBounds(role, narrow, MAX), narrow);
   });
 
   it('refuses more uses, a longer TTL, or unlimited ones, than the role allows', () => {
     refused(
-      () => secretIdBounds(role, { ...req, numUses: 6 }),
+      () => secretIdBounds(role, { ...req, numUses: 6 }, MAX),
       "num_uses cannot be higher than the role's secret_id_num_uses",
     );
     refused(
-      () => secretIdBounds(role, { ...req, numUses: 0 }),
+      () => secretIdBounds(role, { ...req, numUses: 0 }, MAX),
       "num_uses cannot be higher than the role's secret_id_num_uses",
     );
     refused(
-      () => secretIdBounds(role, { ...req, ttlS: 601 }),
+      () => secretIdBounds(role, { ...req, ttlS: 601 }, MAX),
       "ttl cannot be longer than the role's secret_id_ttl",
     );
     refused(
-      () => secretIdBounds(role, { ...req, ttlS: 0 }),
+      () => secretIdBounds(role, { ...req, ttlS: 0 }, MAX),
       "ttl cannot be longer than the role's secret_id_ttl",
     );
     const open = { ...role, secret_id_num_uses: 0, secret_id_ttl: 0 };
-    assert.equal(secretIdBounds(open, { ...req, numUses: 0, ttlS: 0 }).numUses, 0);
+    assert.equal(secretIdBounds(open, { ...req, numUses: 0, ttlS: 0 }, MAX).numUses, 0);
+  });
+
+  it("caps the TTL at the mount's max lease TTL, as upstream; no expiry (0) stays 0", () => {
+    const open = { ...role, secret_id_ttl: 0 };
+    assert.equal(secretIdBounds(open, { ...req, ttlS: 7200 }, 3600).ttlS, 3600);
+    assert.equal(secretIdBounds(role, req, 300).ttlS, 300, "the role's secret_id_ttl, capped");
+    assert.equal(secretIdBounds(role, { ...req, ttlS: 60 }, 300).ttlS, 60);
+    assert.equal(secretIdBounds(open, { ...req, ttlS: 0 }, 300).ttlS, 0);
   });
 
   it("refuses CIDRs outside the role's", () => {
     refused(
-      () => secretIdBounds(role, { ...req, cidrList: ['192.168.0.0/16'] }),
+      () => secretIdBounds(role, { ...req, cidrList: ['192.168.0.0/16'] }, MAX),
       "cidr_list must be a subset of the role's secret_id_bound_cidrs",
     );
     refused(
-      () => secretIdBounds(role, { ...req, tokenBoundCidrs: ['10.0.0.0/8'] }),
+      () => secretIdBounds(role, { ...req, tokenBoundCidrs: ['10.0.0.0/8'] }, MAX),
       "token_bound_cidrs must be a subset of the role's token_bound_cidrs",
     );
   });
 
   it('refuses a secret ID for a role that does not bind one', () => {
     refused(
-      () => secretIdBounds({ ...role, bind_secret_id: false }, req),
+      () => secretIdBounds({ ...role, bind_secret_id: false }, req, MAX),
       'bind_secret_id is not set on the role',
     );
   });

@@ -105,7 +105,7 @@ describe('AppRole custom secret IDs', () => {
     });
     const r = (await approle.role(s, 'bounded')) as Role;
     const req = { metadata: {}, cidrList: [], tokenBoundCidrs: [] };
-    const e = await approle.registerSecret(s, r, 'bounded-value', secretIdBounds(r, req));
+    const e = await approle.registerSecret(s, r, 'bounded-value', secretIdBounds(r, req, MAX_TTL_S));
     assert.equal(e.num_uses, 2);
     assert.equal(e.ttl, 60);
   });

@@ -15,6 +15,7 @@ import {
   secretIdBounds,
 } from '../../auth/approle';
 import { cidrsWithin, parseCidrList } from '../../auth/cidr';
+import { MAX_TTL_S } from '../../auth/token-store';
 import { parseDurationSeconds } from '../duration';
 import type { MountEntry } from '../mounts';
 import { type Context, noContent, ok, perMount, type Reply, type Route } from '../route';
@@ -48,7 +49,7 @@ function count(v: unknown, field: string): number {
 }
 
 /** Role fields a write may set; legacy names (policies, period, bound_cidr_list) too, as upstream. */
-function applyRole(r: Role, b: Record<string, unknown>): void {
+function applyRole(r: Role, b: Record<string, unknown>, mountMaxS: number): void {
   if (b.bind_secret_id !== undefined) {
     if (typeof b.bind_secret_id !== 'boolean') throw bad('invalid bind_secret_id: a boolean');
     r.bind_secret_id = b.bind_secret_id;
@@ -79,6 +80,26 @@ function applyRole(r: Role, b: Record<string, unknown>): void {
     throw new LwError('LW_ERR_UNSUPPORTED', 'only service tokens are supported');
   if (r.token_max_ttl > 0 && r.token_ttl > r.token_max_ttl)
     throw bad('token_ttl must not exceed token_max_ttl');
+  // A periodic token renews to its period without end, so the period may not pass the mount's
+  // limit (upstream's role write refuses it the same way).
+  if (r.token_period > mountMaxS)
+    throw bad(
+      `period of "${goDuration(r.token_period)}" is greater than the backend's maximum lease TTL of "${goDuration(mountMaxS)}"`,
+    );
+}
+
+/** The mount's max_lease_ttl, else the system's (upstream's System().MaxLeaseTTL()). */
+function mountMaxTtl(c: Context): number {
+  return (c.mount as MountEntry).config.max_lease_ttl || MAX_TTL_S;
+}
+
+/** Seconds as Go's time.Duration prints them (upstream's messages): 90 → "1m30s", 3600 → "1h0m0s". */
+function goDuration(totalS: number): string {
+  const h = Math.floor(totalS / 3600);
+  const m = Math.floor((totalS % 3600) / 60);
+  const sec = totalS % 60;
+  if (h > 0) return `${h}h${m}m${sec}s`;
+  return m > 0 ? `${m}m${sec}s` : `${sec}s`;
 }
 
 function roleView(r: Role): Record<string, unknown> {
@@ -163,7 +184,7 @@ async function generate(c: Context): Promise<Reply> {
   const { secretId, entry } = await store(c).generateSecret(
     c.storage,
     role,
-    secretIdBounds(role, secretIdRequest(b)),
+    secretIdBounds(role, secretIdRequest(b), mountMaxTtl(c)),
   );
   return secretIdReply(secretId, entry);
 }
@@ -178,7 +199,7 @@ async function registerCustom(c: Context): Promise<Reply> {
     c.storage,
     role,
     secretId,
-    secretIdBounds(role, secretIdRequest(b)),
+    secretIdBounds(role, secretIdRequest(b), mountMaxTtl(c)),
   );
   return secretIdReply(secretId, entry);
 }
@@ -265,7 +286,8 @@ export const appRoleRoutes: readonly Route[] = [
       },
       write: async (c) => {
         const b = await c.body();
-        await store(c).writeRole(c.storage, roleName(c), (r) => applyRole(r, b));
+        const maxS = mountMaxTtl(c);
+        await store(c).writeRole(c.storage, roleName(c), (r) => applyRole(r, b, maxS));
         return noContent();
       },
       delete: async (c) => {
