@@ -60,11 +60,7 @@ export class ByteBudget {
   acquire(bytes: number, signal: AbortSignal | undefined, maxWaitMs: number): Promise<Granted> {
     if (!(bytes >= 0 && bytes <= this.capacity)) throw new RangeError('bytes must be within the capacity');
     if (signal?.aborted) return ABORTED;
-    if (bytes === 0) return GRANTED;
-    if (this.queue.length === 0 && this.taken + bytes <= this.capacity) {
-      this.taken += bytes;
-      return GRANTED;
-    }
+    if (bytes === 0 || this.tryTake(bytes)) return GRANTED;
     return new Promise((resolve) => {
       const end = (how: Granted): void => {
         clearTimeout(timer);
@@ -88,6 +84,16 @@ export class ByteBudget {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(waiter);
     });
+  }
+
+  /**
+   * Takes `bytes` (at most the capacity) now if they fit and nobody waits; false otherwise (then
+   * `acquire` queues). Lets the common case skip what a wait needs (a signal, a timer).
+   */
+  tryTake(bytes: number): boolean {
+    if (this.queue.length > 0 || this.taken + bytes > this.capacity) return false;
+    this.taken += bytes;
+    return true;
   }
 
   /**

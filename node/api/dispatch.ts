@@ -156,8 +156,8 @@ export class ApiHandler {
       return false;
     }
     try {
-      const tokenPath = this.svc.tokens.entryPath(unsealed.storage, requestToken(raw));
-      const view = await standbyView(unsealed.storage, tokenPath ? [tokenPath] : []);
+      const prefetch = this.svc.tokens.prefetch(unsealed.storage, requestToken(raw));
+      const view = await standbyView(unsealed.storage, prefetch);
       await this.run(raw, res, req, view, viaCluster, { unsealed, epoch, standby: true });
     } catch (err) {
       // Not served here (it needs the active, or storage failed before anything was read): the

@@ -73,14 +73,17 @@ export class ResponseHold implements EntryAdmission {
     }
     // An entry larger than the whole budget waits until nothing else is held and is served alone.
     const n = Math.min(bytes, budget.capacity);
-    this.ended ??= new AbortController();
-    const granted = await budget.acquire(n, this.ended.signal, this.o.maxWaitMs);
-    if (granted === 'timeout') throw overloaded();
-    if (granted === 'aborted') throw clientGone();
-    // Granted, but the response may have closed before this continuation ran.
-    if (this.closed) {
-      budget.release(n);
-      throw clientGone();
+    // Most requests fit at once: no signal to make (and abort at close) unless they must wait.
+    if (!budget.tryTake(n)) {
+      this.ended ??= new AbortController();
+      const granted = await budget.acquire(n, this.ended.signal, this.o.maxWaitMs);
+      if (granted === 'timeout') throw overloaded();
+      if (granted === 'aborted') throw clientGone();
+      // Granted, but the response may have closed before this continuation ran.
+      if (this.closed) {
+        budget.release(n);
+        throw clientGone();
+      }
     }
     this.bytes += n;
   }

@@ -14,6 +14,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LwError, MESSAGES } from '../../shared/errors';
+import { NO_PREFETCH, type Prefetch } from '../barrier/config-stamp';
 import type { JsonWriteOp, SecureStorage } from '../barrier/secure-storage';
 import { CUBBYHOLE_ROOT, cubbyholeDeletes, cubbyholeEntries, cubbyholeOf } from '../kv/cubbyhole';
 import { KeyedMutex } from '../kv/keyed-mutex';
@@ -153,17 +154,20 @@ export class TokenStore {
   }
 
   /**
-   * Where a token's entry is stored (null for a token no entry can have), so a standby can read it
-   * in the same round trip as its config stamp (config-stamp.ts `standbyView`).
+   * What a standby reads with its config stamp for a request by `token`: the token's entry (none
+   * for a token no entry can have), and its HMAC, so `find` on the view does not compute it again
+   * (config-stamp.ts `standbyView`).
    */
-  entryPath(s: SecureStorage, token: string | undefined): string | null {
-    return usableToken(token) ? ENTRY + s.barrier.hmac(token) : null;
+  prefetch(s: SecureStorage, token: string | undefined): Prefetch {
+    if (!usableToken(token)) return NO_PREFETCH;
+    const hash = s.hmac(token);
+    return { paths: [ENTRY + hash], hmacs: new Map([[token, hash]]) };
   }
 
   /** The entry of a token, without any validity check (null when unknown). */
   async find(s: SecureStorage, token: string | undefined): Promise<TokenEntry | null> {
     if (!usableToken(token)) return null;
-    const hash = s.barrier.hmac(token);
+    const hash = s.hmac(token);
     const entry = await this.entryAt(s, hash);
     const a = Buffer.from(hash, 'hex');
     const b = Buffer.from(entry?.hash ?? '00'.repeat(32), 'hex');

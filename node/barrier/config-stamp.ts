@@ -23,18 +23,26 @@ export async function readStamp(s: SecureStorage): Promise<string> {
   return (await s.get<string>(CONFIG_STAMP_PATH)) ?? '';
 }
 
+/** Entries to read with the stamp, and the HMACs computed to name them (`Prefetched.hmacs`). */
+export interface Prefetch {
+  paths: readonly string[];
+  hmacs: ReadonlyMap<string, string>;
+}
+
+export const NO_PREFETCH: Prefetch = { paths: [], hmacs: new Map() };
+
 /**
  * A standby's read-only view for one request (SecureStorage.readOnly): the stamp and the entries
- * at `prefetch` (the caller's token entry) read in one round trip, at one instant — after the
- * request began, as reading them one after the other would be — with the view's caches keyed by
- * that stamp and each prefetched entry answering the view's first read of its path.
+ * at `prefetch.paths` (the caller's token entry) read in one round trip, at one instant — after
+ * the request began, as reading them one after the other would be — with the view's caches keyed
+ * by that stamp and each prefetched entry answering the view's first read of its path.
  */
-export async function standbyView(s: SecureStorage, prefetch: readonly string[]): Promise<SecureStorage> {
-  const [stamp, ...entries] = await s.backend.getMany([CONFIG_STAMP_PATH, ...prefetch]);
-  return s.readOnly(
-    stamp ? openStamp(s, stamp) : '',
-    new Map(prefetch.map((path, i) => [path, entries[i] ?? null])),
-  );
+export async function standbyView(s: SecureStorage, prefetch: Prefetch): Promise<SecureStorage> {
+  const [stamp, ...entries] = await s.backend.getMany([CONFIG_STAMP_PATH, ...prefetch.paths]);
+  return s.readOnly(stamp ? openStamp(s, stamp) : '', {
+    entries: new Map(prefetch.paths.map((path, i) => [path, entries[i] ?? null])),
+    hmacs: prefetch.hmacs,
+  });
 }
 
 /**

@@ -29,8 +29,19 @@ export interface EntryAdmission {
 /** A write of a JSON value (or a delete) in an atomic batch. */
 export type JsonWriteOp = { op: 'put'; path: string; value: unknown } | { op: 'delete'; path: string };
 
+/** What a standby read first for a request (config-stamp.ts `standbyView`). */
+export interface Prefetched {
+  /** Stored bytes by path (null: nothing stored). */
+  entries: ReadonlyMap<string, Buffer | null>;
+  /** HMACs already computed for this request, by input. */
+  hmacs: ReadonlyMap<string, string>;
+}
+
 /** Encrypted JSON storage over a Backend. */
 export class SecureStorage {
+  /** A request view's HMACs by input (`readOnly`); unset on long-lived views. */
+  private hmacs: ReadonlyMap<string, string> | undefined;
+
   /**
    * What node caches are keyed by (term-cache.ts): the view itself on the active node (one per
    * term); on a standby's read-only views, the config stamp read for the request.
@@ -55,10 +66,22 @@ export class SecureStorage {
    * (LW_ERR_NOT_ACTIVE, "not served": the request goes to the active instead), and caches are
    * keyed by `stamp`, the config stamp read at the start of the request (config-stamp.ts).
    * `prefetched`: entries read together with the stamp; each answers the view's first read of its
-   * path (later reads go to the store), so what the request sees was read after it began.
+   * path (later reads go to the store), so what the request sees was read after it began; and the
+   * HMACs computed to name them, so they are not computed twice.
    */
-  readOnly(stamp: string, prefetched?: ReadonlyMap<string, Buffer | null>): SecureStorage {
-    return new SecureStorage(this.barrier, readOnlyBackend(this.backend, prefetched), `stamp:${stamp}`);
+  readOnly(stamp: string, prefetched?: Prefetched): SecureStorage {
+    const view = new SecureStorage(
+      this.barrier,
+      readOnlyBackend(this.backend, prefetched?.entries),
+      `stamp:${stamp}`,
+    );
+    view.hmacs = prefetched?.hmacs;
+    return view;
+  }
+
+  /** The barrier's HMAC of `data`, reusing one computed for this request's view (`readOnly`). */
+  hmac(data: string): string {
+    return this.hmacs?.get(data) ?? this.barrier.hmac(data);
   }
 
   async get<T>(path: string): Promise<T | null> {
