@@ -3,7 +3,8 @@
  * root key counted and held at will: the unseal loop does not undo an unseal that `sys/init` made
  * while the loop's first look at storage was in flight (which started HA a second time), and
  * `initializedNow` (unauthenticated: GET and PUT sys/init) shares one storage read among
- * concurrent callers and keeps a yes once seen.
+ * concurrent callers and keeps a yes once seen, until the node reseals on a storage that lost its
+ * root key.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -168,6 +169,15 @@ async function startedNode(answerAtCall: boolean) {
   return { store, node, data, lines, look };
 }
 
+/** Polls `predicate` every 5 ms until it holds (fails after `timeoutMs`). */
+async function waitFor(what: string, predicate: () => boolean, timeoutMs = 2_000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!predicate()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** Another node initializes `store` (with the same seal key). */
 async function initializeElsewhere(store: InmemStore): Promise<void> {
   await initialize(new InmemBackend(store), Buffer.from(SEAL_KEY, 'base64'), () => []);
@@ -232,5 +242,24 @@ describe('NodeServer: init while sealed', () => {
 
     await other.put(ROOT_KEY_PATH, rootKey as Buffer);
     look.release();
+  });
+
+  it('a node that reseals (its storage lost the root key) forgets the yes: sys/init is accepted again', async () => {
+    const { store, node, data, look } = await startedNode(false);
+    await initializeElsewhere(store);
+    assert.equal(await node.initializedNow(), true);
+
+    // The loop unseals; the elector wins the lock at once and, becoming active, looks for the root key.
+    const activation = data.holdNext(false);
+    look.release();
+    await activation.arrived;
+    // Meanwhile Redis lost its data: the node seals again and waits for an init.
+    await new InmemBackend(store).delete(ROOT_KEY_PATH);
+    activation.release();
+    await waitFor('sealed, uninitialized', () => sealOf(node.state()) === 'uninitialized');
+
+    assert.equal(await node.initializedNow(), false, 'GET sys/init says initialized, sys/seal-status not');
+    await node.initialize();
+    assert.equal(sealOf(node.state()), 'unsealed');
   });
 });
