@@ -107,7 +107,7 @@ export class NodeServer implements NodeApi {
   private readonly standbyListener: StandbyListener | null;
   /** Aborted by close(): the unseal loop and a pending unseal stop. */
   private readonly stop = new AbortController();
-  /** Storage was seen initialized (initializedNow). */
+  /** Storage was seen initialized (initializedNow), and has not lost its root key since (reseal). */
   private knownInitialized = false;
   /** The one storage read initializedNow callers share. */
   private initializedRead: Promise<boolean> | undefined;
@@ -460,6 +460,8 @@ export class NodeServer implements NodeApi {
     unsealed.echoer.close();
     await this.standbyListener?.pause();
     await unsealed.watcher.close();
+    // The storage lost its root key: a yes seen before would refuse the init it now waits for.
+    this.knownInitialized = false;
     this.setState({ status: 'sealed', seal: 'uninitialized' });
     this.unsealLoop = this.unsealWhenReady();
   }
@@ -471,7 +473,8 @@ export class NodeServer implements NodeApi {
     // Sealed: storage says. Until the unseal loop's first look at it (slower on PostgreSQL,
     // which creates its tables first) 'sealed' only means "not known yet", and an init sent
     // right after start was refused as "already initialized". Unauthenticated callers share
-    // one read at a time, and a yes is kept (storage never becomes uninitialized again).
+    // one read at a time, and a yes is kept (storage does not become uninitialized again, unless
+    // it loses its data: then the node reseals, and forgets the yes).
     this.initializedRead ??= isInitialized(this.deps.data).finally(() => {
       this.initializedRead = undefined;
     });
