@@ -14,6 +14,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { LwError, MESSAGES } from '../../shared/errors';
+import { formatDuration } from '../api/duration';
 import { NO_PREFETCH, type Prefetch } from '../barrier/config-stamp';
 import type { JsonWriteOp, SecureStorage } from '../barrier/secure-storage';
 import { CUBBYHOLE_ROOT, cubbyholeDeletes, cubbyholeEntries, cubbyholeOf } from '../kv/cubbyhole';
@@ -58,8 +59,14 @@ export interface TokenEntry {
   /** No renewal goes past this, ms since the epoch (0: no cap). */
   max_expire?: number;
   explicit_max_ttl?: number;
-  /** Periodic tokens renew to this many seconds, indefinitely. */
+  /** Periodic tokens renew to this many seconds, indefinitely (as asked; see period_cap). */
   period?: number;
+  /**
+   * The most one issuance or renewal of a periodic token grants, seconds: the smallest of the
+   * system's max TTL, the issuing role's and mount's max and explicit_max_ttl (OpenBao's
+   * CalculateTTL). Absent on entries written before it: the system's max.
+   */
+  period_cap?: number;
   renewable?: boolean;
   /** Uses left (0: unlimited). */
   num_uses?: number;
@@ -82,8 +89,9 @@ export interface TokenSpec {
   ttlS: number;
   explicitMaxTtlS: number;
   /**
-   * A cap on the lifetime of a non-periodic token besides explicit_max_ttl (an auth role's
-   * `token_max_ttl`, the mount's `max_lease_ttl`); 0: none. Periodic tokens ignore it, as upstream.
+   * A cap besides explicit_max_ttl (an auth role's `token_max_ttl`, the mount's
+   * `max_lease_ttl`); 0: none. It bounds a non-periodic token's lifetime, and a periodic token's
+   * period at each issuance and renewal (not its lifetime), as upstream's CalculateTTL.
    */
   maxTtlS?: number;
   periodS: number;
@@ -140,6 +148,13 @@ export function remainingTtl(e: TokenEntry, now = Date.now()): number {
 }
 
 const denied = () => new LwError('LW_ERR_PERMISSION_DENIED', MESSAGES.permissionDenied);
+
+/** A new token, its entry, and the warnings its reply carries. */
+export interface Created {
+  token: string;
+  entry: TokenEntry;
+  warnings: string[];
+}
 
 /** Absurd tokens are rejected before hashing; the length limit is not secret. */
 const usableToken = (token: string | undefined): token is string =>
@@ -249,13 +264,16 @@ export class TokenStore {
    * Creates the token an auth method's login issues (OpenBao's LoginCreateToken): the one place
    * every auth method's tokens pass, so no method, present or future, issues a root token.
    */
-  async createForLogin(s: SecureStorage, spec: TokenSpec): Promise<{ token: string; entry: TokenEntry }> {
+  async createForLogin(s: SecureStorage, spec: TokenSpec): Promise<Created> {
     if (spec.policies.includes('root')) throw new LwError('LW_ERR_BAD_REQUEST', MESSAGES.loginRoot);
     return this.create(s, spec);
   }
 
-  /** Creates a token; resolves the token and its entry. No token is created with the wrapping policy. */
-  async create(s: SecureStorage, spec: TokenSpec): Promise<{ token: string; entry: TokenEntry }> {
+  /**
+   * Creates a token; resolves the token, its entry and the warnings its reply carries (a period
+   * capped). No token is created with the wrapping policy.
+   */
+  async create(s: SecureStorage, spec: TokenSpec): Promise<Created> {
     if (spec.policies.includes(WRAPPING_POLICY)) {
       throw new LwError(
         'LW_ERR_BAD_REQUEST',
@@ -264,7 +282,14 @@ export class TokenStore {
     }
     const { token, entry, ops } = this.build(s, spec);
     await s.batch(ops);
-    return { token, entry };
+    const cap = entry.period_cap ?? 0;
+    const warnings =
+      spec.periodS > cap && cap > 0
+        ? [
+            `period of "${formatDuration(spec.periodS)}" exceeded the effective max_ttl of "${formatDuration(cap)}"; period value is capped accordingly`,
+          ]
+        : [];
+    return { token, entry, warnings };
   }
 
   /** A new token's entry and the writes that store it (entry, accessor, place in its tree). */
@@ -275,10 +300,13 @@ export class TokenStore {
     if (depth > MAX_DEPTH) throw new LwError('LW_ERR_BAD_REQUEST', 'token tree is too deep');
     // Periodic tokens renew to their period forever; others get a TTL capped by the system
     // maximum (root-policy tokens may live forever) and by explicit_max_ttl.
-    let maxS = root ? 0 : MAX_TTL_S;
-    const caps = [spec.explicitMaxTtlS, spec.periodS > 0 ? 0 : (spec.maxTtlS ?? 0)];
+    // A periodic token's period is capped at each issuance by the system's max (root too), the
+    // role's and mount's max and explicit_max_ttl; its lifetime only by explicit_max_ttl.
+    const periodic = spec.periodS > 0;
+    let maxS = root && !periodic ? 0 : MAX_TTL_S;
+    const caps = [spec.explicitMaxTtlS, spec.maxTtlS ?? 0];
     for (const cap of caps) if (cap > 0) maxS = maxS === 0 ? cap : Math.min(maxS, cap);
-    let ttlS = spec.periodS > 0 ? spec.periodS : spec.ttlS || (root ? 0 : DEFAULT_TTL_S);
+    let ttlS = periodic ? spec.periodS : spec.ttlS || (root ? 0 : DEFAULT_TTL_S);
     if (maxS > 0 && (ttlS === 0 || ttlS > maxS)) ttlS = maxS;
     const token = newToken();
     const hash = s.barrier.hmac(token);
@@ -301,6 +329,7 @@ export class TokenStore {
             : 0,
       explicit_max_ttl: spec.explicitMaxTtlS,
       period: spec.periodS,
+      ...(periodic ? { period_cap: maxS } : {}),
       renewable: spec.periodS > 0 || (spec.renewable && ttlS > 0),
       num_uses: spec.numUses,
       parent: spec.parent?.hash ?? '',
@@ -403,7 +432,9 @@ export class TokenStore {
       const current = await this.entryAt(s, e.hash);
       if (!current) throw new LwError('LW_ERR_BAD_REQUEST', 'token not found');
       const now = Date.now();
-      const byS = current.period ? current.period : incrementS || current.creation_ttl || DEFAULT_TTL_S;
+      const byS = current.period
+        ? Math.min(current.period, current.period_cap || MAX_TTL_S)
+        : incrementS || current.creation_ttl || DEFAULT_TTL_S;
       let expire = now + byS * 1000;
       if (current.max_expire && expire > current.max_expire) expire = current.max_expire;
       const next = { ...current, expire_time: expire };

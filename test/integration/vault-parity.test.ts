@@ -368,6 +368,28 @@ describe('OpenBao parity details, end to end', () => {
         `period of "2h0m0s" is greater than the backend's maximum lease TTL of "1h0m0s"`,
       ]);
       assert.equal((await api('auth/approle/role/capped', { body: { period: '30m' } })).status, 204);
+      // A role whose period was allowed before the mount was tuned down keeps it, and every login
+      // and renewal is capped at the new limit with OpenBao's warning (its CalculateTTL).
+      assert.equal((await tune('approle', { max_lease_ttl: '3h' })).status, 204);
+      const periodic = { bind_secret_id: false, secret_id_bound_cidrs: '127.0.0.0/8', token_period: '2h' };
+      assert.equal((await api('auth/approle/role/periodic', { body: periodic })).status, 204);
+      assert.equal((await tune('approle', { max_lease_ttl: '1h' })).status, 204);
+      const pid = (await api('auth/approle/role/periodic/role-id')).json.data?.role_id;
+      const plogin = await api('auth/approle/login', { token: '', body: { role_id: pid } });
+      assert.equal(plogin.json.auth?.lease_duration, 3600, plogin.text);
+      assert.deepEqual(plogin.json.warnings, [
+        'period of "2h0m0s" exceeded the effective max_ttl of "1h0m0s"; period value is capped accordingly',
+      ]);
+      const renewed = await api('auth/token/renew-self', {
+        token: plogin.json.auth?.client_token as string,
+        body: {},
+      });
+      assert.equal(renewed.json.auth?.lease_duration, 3600, 'a renewal is capped too');
+      assert.equal(
+        (await api('auth/approle/role/periodic', { body: { token_policies: 'default' } })).status,
+        204,
+        'an update that sets no period passes',
+      );
       // A role without token_ttl gets the mount's default_lease_ttl, as OpenBao's CalculateTTL.
       assert.equal((await tune('approle', { default_lease_ttl: '10m' })).status, 204);
       assert.equal((await login()).json.auth?.lease_duration, 600);

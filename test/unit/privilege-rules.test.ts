@@ -192,9 +192,38 @@ describe('stores over the embedded backend', () => {
     });
     assert.ok((entry.max_expire ?? 0) - t0 <= 601_000 && (entry.max_expire ?? 0) - t0 >= 599_000);
     assert.ok((entry.expire_time ?? 0) <= (entry.max_expire ?? 0));
-    // Periodic tokens ignore max_ttl (as upstream) but keep explicit_max_ttl.
+  });
+
+  it("a periodic token's period is capped at each issuance and renewal, not its lifetime (OpenBao's CalculateTTL)", async () => {
     const periodic = await tokens.create(s, { ...base, policies: ['app'], periodS: 60, maxTtlS: 30 });
-    assert.equal(periodic.entry.creation_ttl, 60);
+    assert.deepEqual(
+      [
+        periodic.entry.creation_ttl,
+        periodic.entry.period,
+        periodic.entry.period_cap,
+        periodic.entry.max_expire,
+      ],
+      [30, 60, 30, 0],
+    );
+    assert.deepEqual(periodic.warnings, [
+      'period of "1m0s" exceeded the effective max_ttl of "30s"; period value is capped accordingly',
+    ]);
+    const t0 = Date.now();
+    const renewed = await tokens.renew(s, periodic.entry, 0);
+    assert.ok((renewed.expire_time ?? 0) - t0 <= 31_000, 'a renewal grants the cap, not the period');
+    // Under the cap: no warning, the period itself.
+    const fits = await tokens.create(s, { ...base, policies: ['app'], periodS: 20, maxTtlS: 30 });
+    assert.deepEqual([fits.entry.creation_ttl, fits.warnings], [20, []]);
+    // The system's max bounds every periodic token, root's too (and entries from before period_cap).
+    const long = await tokens.create(s, { ...base, policies: ['root'], periodS: MAX_TTL_S * 2 });
+    assert.equal(long.entry.creation_ttl, MAX_TTL_S);
+    // An entry stored before period_cap: its renewals are capped at the system's max.
+    const { period_cap: _, ...old } = long.entry;
+    await s.put(`auth/token/id/${old.hash}`, old);
+    const t1 = Date.now();
+    const oldRenewed = await tokens.renew(s, old, 0);
+    assert.equal(oldRenewed.period_cap, undefined, 'the entry as stored before');
+    assert.ok((oldRenewed.expire_time ?? 0) - t1 <= MAX_TTL_S * 1000 + 1000);
   });
 
   it('a child is never usable where its parent is not; a target is found from anywhere', async () => {

@@ -16,10 +16,10 @@ import {
 } from '../../auth/approle';
 import { cidrsWithin, parseCidrList } from '../../auth/cidr';
 import { MAX_TTL_S } from '../../auth/token-store';
-import { parseDurationSeconds } from '../duration';
+import { formatDuration, parseDurationSeconds } from '../duration';
 import type { MountEntry } from '../mounts';
 import { type Context, noContent, ok, perMount, type Reply, type Route } from '../route';
-import { authBlock, stringList } from './token';
+import { authBlock, stringList, warningsOf } from './token';
 
 const bad = (message: string) => new LwError('LW_ERR_BAD_REQUEST', message);
 
@@ -80,26 +80,18 @@ function applyRole(r: Role, b: Record<string, unknown>, mountMaxS: number): void
     throw new LwError('LW_ERR_UNSUPPORTED', 'only service tokens are supported');
   if (r.token_max_ttl > 0 && r.token_ttl > r.token_max_ttl)
     throw bad('token_ttl must not exceed token_max_ttl');
-  // A periodic token renews to its period without end, so the period may not pass the mount's
-  // limit (upstream's role write refuses it the same way).
-  if (r.token_period > mountMaxS)
+  // A period this write sets may not pass the mount's limit (upstream refuses the legacy
+  // `period` so; `token_period` too here, stricter). A role written before a tune-down keeps its
+  // period, capped at each login (TokenStore: OpenBao's CalculateTTL), so unrelated updates pass.
+  if (period !== undefined && r.token_period > mountMaxS)
     throw bad(
-      `period of "${goDuration(r.token_period)}" is greater than the backend's maximum lease TTL of "${goDuration(mountMaxS)}"`,
+      `period of "${formatDuration(r.token_period)}" is greater than the backend's maximum lease TTL of "${formatDuration(mountMaxS)}"`,
     );
 }
 
 /** The mount's max_lease_ttl, else the system's (upstream's System().MaxLeaseTTL()). */
 function mountMaxTtl(c: Context): number {
   return (c.mount as MountEntry).config.max_lease_ttl || MAX_TTL_S;
-}
-
-/** Seconds as Go's time.Duration prints them (upstream's messages): 90 → "1m30s", 3600 → "1h0m0s". */
-function goDuration(totalS: number): string {
-  const h = Math.floor(totalS / 3600);
-  const m = Math.floor((totalS % 3600) / 60);
-  const sec = totalS % 60;
-  if (h > 0) return `${h}h${m}m${sec}s`;
-  return m > 0 ? `${m}m${sec}s` : `${sec}s`;
 }
 
 function roleView(r: Role): Record<string, unknown> {
@@ -250,7 +242,7 @@ async function login(c: Context): Promise<Reply> {
     secret?.token_bound_cidrs.length && cidrsWithin(secret.token_bound_cidrs, role.token_bound_cidrs)
       ? secret.token_bound_cidrs
       : role.token_bound_cidrs;
-  const { token, entry } = await c.svc.tokens.createForLogin(c.storage, {
+  const { token, entry, warnings } = await c.svc.tokens.createForLogin(c.storage, {
     policies: [...policies].sort(),
     parent: null,
     displayName: `approle`,
@@ -266,7 +258,7 @@ async function login(c: Context): Promise<Reply> {
     path: `auth/${mount.path}login`,
     boundCidrs: bound,
   });
-  return ok(null, { auth: authBlock(token, entry) });
+  return ok(null, { auth: authBlock(token, entry), ...warningsOf(warnings) });
 }
 
 const role = '(?<role>[^/]+)';

@@ -65,6 +65,11 @@ export function authBlock(token: string, e: TokenEntry): Record<string, unknown>
   };
 }
 
+/** The envelope's `warnings` when there are any (Vault answers null otherwise). */
+export function warningsOf(warnings: readonly string[]): { warnings?: readonly string[] } {
+  return warnings.length > 0 ? { warnings } : {};
+}
+
 /** What lookup answers. The token itself is shown only to whoever presented it. */
 function lookupView(e: TokenEntry, id: string): Record<string, unknown> {
   const exp = e.expire_time ?? 0;
@@ -122,8 +127,8 @@ function create(orphanPath: boolean) {
       },
       { sudo, orphanPath, now: Date.now() },
     );
-    const { token, entry } = await c.svc.tokens.create(c.storage, spec);
-    return ok(null, { auth: authBlock(token, entry) });
+    const { token, entry, warnings } = await c.svc.tokens.create(c.storage, spec);
+    return ok(null, { auth: authBlock(token, entry), ...warningsOf(warnings) });
   };
 }
 
