@@ -91,7 +91,7 @@ export class ByteBudget {
    * `acquire` queues). Lets the common case skip what a wait needs (a signal, a timer).
    */
   tryTake(bytes: number): boolean {
-    if (this.queue.length > 0 || this.taken + bytes > this.capacity) return false;
+    if (!(bytes >= 0) || this.queue.length > 0 || this.taken + bytes > this.capacity) return false;
     this.taken += bytes;
     return true;
   }

@@ -182,7 +182,13 @@ function readOnlyBackend(b: Backend, prefetched?: ReadonlyMap<string, Buffer | n
       if (!hit) return b.getWithin(path, maxBytes);
       return Promise.resolve(hit.raw && hit.raw.length > maxBytes ? hit.raw.length : hit.raw);
     },
-    getMany: (paths) => b.getMany(paths),
+    getMany: async (paths) => {
+      const hits = paths.map(take);
+      const missing = paths.filter((_, i) => !hits[i]);
+      const fetched = missing.length > 0 ? await b.getMany(missing) : [];
+      let next = 0;
+      return hits.map((hit) => (hit ? hit.raw : (fetched[next++] ?? null)));
+    },
     list: (prefix) => b.list(prefix),
     put: refuse,
     delete: refuse,

@@ -129,6 +129,23 @@ describe('standby reads: the stamp and the token entry in one round trip', () =>
     assert.equal(calls.length, 2);
   });
 
+  it("the view's getMany answers a prefetched path from the prefetch too, once", async () => {
+    const inner = new InmemBackend();
+    const s0 = await initialize(inner, randomBytes(32), () => []);
+    const { token } = await new TokenStore().create(s0, tokenSpec({ policies: ['default'] }));
+    const { backend, calls } = counting(inner);
+    const s = s0.withBackend(backend);
+    const prefetch = new TokenStore().prefetch(s, token);
+    const [path] = prefetch.paths as [string];
+    const view = await standbyView(s, prefetch);
+    await s0.put('x/other', { v: 1 });
+    const [entry, other] = await view.backend.getMany([path, 'x/other']);
+    assert.ok(entry && other);
+    assert.deepEqual(calls, ['getMany 2', 'getMany 1'], 'only the other path went to the store');
+    await view.backend.getMany([path]);
+    assert.deepEqual(calls.at(-1), 'getMany 1', 'the second read of it goes to the store');
+  });
+
   it('a stamp is authenticated whenever its stored bytes change (only unchanged bytes are not opened again)', async () => {
     const s = await initialize(new InmemBackend(), randomBytes(32), () => []);
     await new PolicyStore().write(s, 'p', 'path "a" { capabilities = ["read"] }');

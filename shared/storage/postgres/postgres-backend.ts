@@ -115,16 +115,19 @@ export class PostgresBackend implements FencingBackend, FenceTarget {
     });
   }
 
-  /** One statement, so one snapshot (READ COMMITTED takes one per statement). */
+  /**
+   * One statement, so one snapshot (READ COMMITTED takes one per statement); a row per path asked,
+   * in order (matched by position, not by the path text coming back).
+   */
   getMany(paths: readonly string[]): Promise<(Buffer | null)[]> {
     if (paths.length === 0) return Promise.resolve([]);
     return this.read(async (c) => {
-      const { rows } = await c.query<{ path: string; value: Buffer }>(
-        `SELECT path, value FROM ${this.table} WHERE path = ANY($1::text[])`,
+      const { rows } = await c.query<{ value: Buffer | null }>(
+        `SELECT t.value FROM unnest($1::text[]) WITH ORDINALITY AS p(path, i)
+           LEFT JOIN ${this.table} t ON t.path = p.path ORDER BY p.i`,
         [paths],
       );
-      const found = new Map(rows.map((r) => [r.path, r.value]));
-      return paths.map((p) => found.get(p) ?? null);
+      return rows.map((r) => r.value ?? null);
     });
   }
 
