@@ -18,7 +18,7 @@ import { routeClass } from '../shared/http/route-class';
 import { ApiListener } from '../shared/http/server';
 import { TlsCertificates } from '../shared/http/tls-reload';
 import type { ClientIdentity } from '../shared/leader/leader-client';
-import { type Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
+import { ADVERTISEMENT_REJECTIONS, type Leader, LeaderWatcher } from '../shared/leader/leader-watcher';
 import { MEMBERSHIP_REJECTIONS, MembershipWatcher } from '../shared/leader/membership-watcher';
 import { type ProbeResult, probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
@@ -106,6 +106,7 @@ export class GatewayServer {
       },
       'gateway identity (LEADERWAY_GATEWAY_CERT_FILE, LEADERWAY_GATEWAY_KEY_FILE)',
     );
+    for (const reason of ADVERTISEMENT_REJECTIONS) this.metrics.advertisementsRejected.inc({ reason }, 0);
     this.watcher = new LeaderWatcher({
       data: deps.data,
       ha: deps.ha,

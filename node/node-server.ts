@@ -24,7 +24,7 @@ import type { HostPort } from '../shared/config/formats';
 import { LwError, MESSAGES } from '../shared/errors';
 import { ApiListener } from '../shared/http/server';
 import { derToPem } from '../shared/leader/leader-client';
-import { LeaderWatcher } from '../shared/leader/leader-watcher';
+import { ADVERTISEMENT_REJECTIONS, LeaderWatcher } from '../shared/leader/leader-watcher';
 import { probeClusterAddr } from '../shared/leader/probe';
 import type { Backend, HABackend } from '../shared/storage/backend';
 import type { HeldLock } from '../shared/storage/held-lock';
@@ -259,6 +259,7 @@ export class NodeServer implements NodeApi {
     const s = this.settings;
     const log = this.deps.log;
     const connect = s.forwarding && s.clusterListen !== null;
+    for (const reason of ADVERTISEMENT_REJECTIONS) this.metrics.advertisementsRejected.inc({ reason }, 0);
     const watcher = new LeaderWatcher({
       data: this.deps.data,
       ha: this.deps.ha,

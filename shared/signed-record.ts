@@ -23,6 +23,27 @@ export type RejectReason =
   | 'unknown-signer'
   | 'bad-signature';
 
+/** Each reason once (the compiler checks the list is complete). */
+const REASONS: Record<RejectReason, true> = {
+  format: true,
+  'unknown-key': true,
+  decrypt: true,
+  schema: true,
+  'uuid-mismatch': true,
+  unsigned: true,
+  'unknown-signer': true,
+  'bad-signature': true,
+};
+
+/**
+ * Every reason a record's checks refuse it for, and a watcher's `extra` ones (complete by type):
+ * metric labels to export at 0 before any refusal — a counter series that first appears at 1 is
+ * no increase to Prometheus, so an alert on refusals would miss the first one.
+ */
+export function rejectReasons<T extends string>(extra: Record<T, true>): readonly (RejectReason | T)[] {
+  return [...(Object.keys(REASONS) as RejectReason[]), ...(Object.keys(extra) as T[])];
+}
+
 /** The format byte of the previous, unsigned advertisement (refused as `unsigned` where a signed one is due). */
 export const LEGACY_FORMAT = 0x01;
 

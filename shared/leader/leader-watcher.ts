@@ -22,6 +22,7 @@ import {
   type RejectReason,
 } from '../advertisement';
 import type { VerifyKey } from '../crypto/signing';
+import { rejectReasons } from '../signed-record';
 import type { Backend, HABackend } from '../storage/backend';
 import { CoalescedRead } from './coalesced';
 import { type ClientIdentity, derToPem, LeaderClient } from './leader-client';
@@ -37,13 +38,26 @@ export interface Leader {
   client: LeaderClient | null;
 }
 
+/** Why an advertisement was not used (a metric label; never contains the data). */
+export type AdvertisementRejection =
+  | RejectReason
+  | 'epoch-mismatch'
+  | 'stale-epoch'
+  | 'bad-cert'
+  | 'no-identity';
+
+/** Every reason, for nodes and gateways to export each at 0 before any refusal. */
+export const ADVERTISEMENT_REJECTIONS = rejectReasons<Exclude<AdvertisementRejection, RejectReason>>({
+  'epoch-mismatch': true,
+  'stale-epoch': true,
+  'bad-cert': true,
+  'no-identity': true,
+});
+
 /** Hooks for metrics and logs. None receives secret material. */
 export interface WatcherHooks {
   onChange?(leader: Leader | null, previous: Leader | null): void;
-  onReject?(
-    reason: RejectReason | 'epoch-mismatch' | 'stale-epoch' | 'bad-cert' | 'no-identity',
-    uuid: string,
-  ): void;
+  onReject?(reason: AdvertisementRejection, uuid: string): void;
   onReadError?(err: unknown): void;
 }
 

@@ -21,6 +21,7 @@
 import type { Advertisement, RejectReason } from '../advertisement';
 import type { VerifyKey } from '../crypto/signing';
 import { decodeMembership, type Member, type Membership, membershipPath } from '../membership';
+import { rejectReasons } from '../signed-record';
 import type { Backend } from '../storage/backend';
 import { CoalescedRead } from './coalesced';
 import { type ClientIdentity, LeaderClient } from './leader-client';
@@ -42,25 +43,12 @@ export interface Standby extends Leader {
 /** Why a record was not used (a metric label; never contains the data). */
 export type MembershipRejection = RejectReason | 'leader-mismatch' | 'stale-seq' | 'bad-cert';
 
-/** Each reason once (the compiler checks the list is complete). */
-const REJECTIONS: Record<MembershipRejection, true> = {
-  format: true,
-  'unknown-key': true,
-  decrypt: true,
-  schema: true,
-  'uuid-mismatch': true,
-  unsigned: true,
-  'unknown-signer': true,
-  'bad-signature': true,
+/** Every reason, for a gateway to export each at 0 before any refusal. */
+export const MEMBERSHIP_REJECTIONS = rejectReasons<Exclude<MembershipRejection, RejectReason>>({
   'leader-mismatch': true,
   'stale-seq': true,
   'bad-cert': true,
-};
-/**
- * Every reason, for a gateway to export each at 0 before any refusal: a counter series that first
- * appears at 1 is no increase to Prometheus, and the alert on a refusal would miss the first one.
- */
-export const MEMBERSHIP_REJECTIONS = Object.keys(REJECTIONS) as MembershipRejection[];
+});
 
 export interface MembershipWatcherOptions {
   data: Backend;

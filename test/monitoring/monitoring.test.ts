@@ -19,6 +19,7 @@ import {
   renderDashboard,
   renderPrometheusRule,
 } from '../../scripts/gen-monitoring';
+import { ADVERTISEMENT_REJECTIONS } from '../../shared/leader/leader-watcher';
 import { MEMBERSHIP_REJECTIONS } from '../../shared/leader/membership-watcher';
 import { createGatewayMetrics, createNodeMetrics } from '../../shared/telemetry/metrics';
 import { waitActive } from '../helpers/cluster';
@@ -121,6 +122,7 @@ describe('the rules and the dashboard query metrics that exist', () => {
   let gw: Proc;
   const exposed = new Map<string, { type: string; labels: Set<string> }>();
   let gatewayText = '';
+  let nodeText = '';
 
   before(async () => {
     redis = await startRedis();
@@ -142,6 +144,7 @@ describe('the rules and the dashboard query metrics that exist', () => {
       const r = await request(`${p.metricsUrl}/metrics`);
       const text = await r.body.text();
       if (p === gw) gatewayText = text;
+      else nodeText = text;
       for (const [k, v] of parseExposition(text)) exposed.set(k, v);
     }
   });
@@ -199,6 +202,21 @@ describe('the rules and the dashboard query metrics that exist', () => {
         new RegExp(`^leaderway_gateway_membership_rejected_total\\{reason="${reason}"\\} 0$`, 'm'),
         reason,
       );
+  });
+
+  it('nodes and gateways export every advertisement rejection reason at 0 (the alert sees the first refusal)', () => {
+    for (const reason of ADVERTISEMENT_REJECTIONS) {
+      assert.match(
+        gatewayText,
+        new RegExp(`^leaderway_gateway_advertisements_rejected_total\\{reason="${reason}"\\} 0$`, 'm'),
+        `gateway: ${reason}`,
+      );
+      assert.match(
+        nodeText,
+        new RegExp(`^leaderway_advertisements_rejected_total\\{reason="${reason}"\\} 0$`, 'm'),
+        `node: ${reason}`,
+      );
+    }
   });
 
   it('a renamed metric would be caught (the check sees what is missing)', () => {
