@@ -69,3 +69,35 @@ export function summariseProfile(
       .map(([name, selfMs]) => ({ name, selfMs, share: selfMs / total }));
   return { totalMs: total, frames: rows(frames), groups: rows(groups) };
 }
+
+/**
+ * The frames with the most inclusive time (their own and their callees'), each counted once per
+ * sample however deep it recurses; the process's total is the denominator (idle included).
+ */
+export function summariseInclusive(file: string, top = 40): ProfileRow[] {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const keyOf = (n: ProfileNode): string => {
+    const f = n.callFrame;
+    return `${f.functionName || '(anonymous)'} ${shortUrl(f.url)}${f.url ? `:${f.lineNumber + 1}` : ''}`;
+  };
+  const incl = new Map<string, number>();
+  let total = 0;
+  p.samples.forEach((id, i) => {
+    const dt = (p.timeDeltas[i] ?? 0) / 1000;
+    total += dt;
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const n = byId.get(at);
+      if (!n || n.callFrame.functionName === '(root)') continue;
+      seen.add(keyOf(n));
+    }
+    for (const k of seen) incl.set(k, (incl.get(k) ?? 0) + dt);
+  });
+  return [...incl.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, selfMs]) => ({ name, selfMs, share: selfMs / total }));
+}

@@ -98,7 +98,7 @@ function pgTable(d: ReplicationResult): string[] {
         ]
       : []),
     '',
-    `The same PostgreSQL servers loaded without leaderway right after each leaderway load (${d.writes[0]?.connections ?? '?'} connections from the bench, each writing its own 1 KB row): "fenced" is leaderway's write transaction for one put (four round trips: BEGIN, the fence SELECT ... FOR SHARE, the upsert, COMMIT; a KV v2 write whose key has more than max_versions versions adds a DELETE), "single" the upsert alone in autocommit. Medians over the rounds; WAL is what the primary wrote per acknowledged KV write.`,
+    `The same PostgreSQL servers loaded without leaderway right after each leaderway load (${d.writes[0]?.connections ?? '?'} connections from the bench, each writing its own 1 KB row): "fenced" is leaderway's write transaction for one put (three round trips: BEGIN sent together with the fence SELECT ... FOR SHARE, the upsert, COMMIT; a KV v2 write whose key has more than max_versions versions adds a DELETE, sent with the upsert), "single" the upsert alone in autocommit. Medians over the rounds; WAL is what the primary wrote per acknowledged KV write.`,
     '',
     table(
       [

@@ -2,12 +2,14 @@
  * A closed-loop SQL load straight from the bench to PostgreSQL, without leaderway: what the
  * database itself gives for the statements a KV write costs, so a leaderway figure can be read
  * against it. Two shapes, each client on its own connection writing its own key:
- *  - `fenced`: leaderway's write transaction as postgres-backend.ts sends it, four round trips —
- *    BEGIN, the fence `SELECT ... FOR SHARE`, the upsert, COMMIT;
+ *  - `fenced`: leaderway's write transaction as postgres-backend.ts sends it, three round trips —
+ *    BEGIN with the fence `SELECT ... FOR SHARE` (sent together, connection.ts sendTogether), the
+ *    upsert, COMMIT;
  *  - `single`: the upsert alone in autocommit, one round trip.
  * The tables are the bench's own (`lwbench_*`), beside leaderway's in the same database.
  */
 import { Client } from 'pg';
+import { sendTogether } from '../../shared/storage/postgres/connection';
 
 /** A shape of write transaction. */
 export type SqlShape = 'fenced' | 'single';
@@ -65,7 +67,11 @@ export async function runSqlLoad(o: {
   const value = Buffer.alloc(o.valueBytes, 'x');
   const upsert = `INSERT INTO ${KV_TABLE} (path, value) VALUES ($1, $2)
     ON CONFLICT (path) DO UPDATE SET value = excluded.value`;
-  const clients = Array.from({ length: o.clients }, () => new Client({ connectionString: o.url }));
+  const clients = Array.from(
+    { length: o.clients },
+    // Pipeline mode, as leaderway's data pool: BEGIN and the fence go out in one write.
+    () => new Client({ connectionString: o.url, pipeline: true }),
+  );
   for (const c of clients) c.on('error', () => {});
   await Promise.all(clients.map((c) => c.connect()));
   const latencies: number[] = [];
@@ -82,11 +88,13 @@ export async function runSqlLoad(o: {
             if (o.shape === 'single') {
               await c.query(upsert, [key, value]);
             } else {
-              await c.query('BEGIN');
-              await c.query(
-                `SELECT 1 FROM ${FENCE_TABLE} WHERE ha_key = 'core/lock' AND ha_value = $1 FOR SHARE`,
-                [FENCE_VALUE],
-              );
+              await sendTogether(c, [
+                { text: 'BEGIN' },
+                {
+                  text: `SELECT 1 FROM ${FENCE_TABLE} WHERE ha_key = 'core/lock' AND ha_value = $1 FOR SHARE`,
+                  values: [FENCE_VALUE],
+                },
+              ]);
               await c.query(upsert, [key, value]);
               await c.query('COMMIT');
             }

@@ -155,6 +155,8 @@ export interface NodeOptions {
   waitListening?: boolean;
   /** Another build's `bin/leaderway` (the upgrade test runs the previous release). */
   bin?: string;
+  /** Node flags before the script (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
 }
 
 /** Spawns `leaderway server` on free ports (API, cluster, metrics) with a short lock TTL. */
@@ -182,7 +184,7 @@ export async function spawnNode(name: string, o: NodeOptions): Promise<Proc> {
     ['server'],
     env,
     { port, clusterPort },
-    { waitListening: o.waitListening, bin: o.bin },
+    { waitListening: o.waitListening, bin: o.bin, nodeArgs: o.nodeArgs },
   );
 }
 

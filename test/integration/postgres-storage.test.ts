@@ -303,6 +303,24 @@ describe('postgresql storage: what only PostgreSQL can get wrong', () => {
     await data.put('fine', Buffer.from('ok')); // the pool is healthy
   });
 
+  it('rolls back a fence check the server refused after BEGIN (sent together), so its connection is reused clean', async () => {
+    const t = tables();
+    const data = await openData({ ...t, maxParallel: 1 }); // one connection: the next call gets it
+    const ha = await openHA(t.haTable);
+    const v = randomUUID();
+    assert.ok((await ha.acquire(v, 10_000)) !== null);
+    const view = data.fenced(v, new AbortController().signal);
+    await view.put('f/a', Buffer.from('1'));
+    // The fence reads the lock table: renamed away, its SELECT fails after BEGIN succeeded.
+    await pg.sql(`ALTER TABLE ${t.haTable} RENAME TO ${t.haTable}_away`);
+    await rejectsWithCode(view.put('f/b', Buffer.from('2')), 'LW_ERR_STORAGE_UNAVAILABLE');
+    await pg.sql(`ALTER TABLE ${t.haTable}_away RENAME TO ${t.haTable}`);
+    // Left inside the aborted transaction, the connection would refuse these (25P02).
+    assert.deepEqual(await data.get('f/a'), Buffer.from('1'));
+    await view.put('f/c', Buffer.from('3'));
+    assert.equal(await data.get('f/b'), null);
+  });
+
   it('never puts a stored value into an error', async () => {
     const t = tables();
     const data = await openData(t);

@@ -3,7 +3,7 @@
  * while the server is away, heal by itself when it returns, never run a statement long after its
  * caller gave up, and never let a statement parameter (a secret value) leak into an error.
  */
-import { DatabaseError, Pool, type PoolClient, type PoolConfig } from 'pg';
+import { type Client, DatabaseError, Pool, type PoolClient, type PoolConfig, type QueryResult } from 'pg';
 import { isLwError, LwError } from '../../errors';
 import { storageUnavailableError } from '../semantics';
 import { noteApplied } from '../write-scope';
@@ -50,6 +50,52 @@ export interface PgPoolOptions {
    * standbys read the holder's liveness from it (a closed one looks like a crash).
    */
   idleTimeoutMs: number;
+  /**
+   * Sessions in node-postgres' pipeline mode, so {@link sendTogether} sends several statements in
+   * one socket write. Default off: every caller awaits each statement anyway.
+   */
+  pipeline?: boolean;
+}
+
+/** A statement and its parameters. */
+export interface Statement {
+  text: string;
+  values?: unknown[];
+}
+
+/**
+ * Runs `statements` on `c` in order. On a pipelining session (PgPoolOptions.pipeline) they are
+ * sent together, in one socket write, without waiting for each answer: each is still its own
+ * extended-protocol message with its own Sync, so one that fails does not stop the server running
+ * the next (inside a transaction those fail too, 25P02). Otherwise one at a time, stopping at the
+ * first failure. Resolves every result in order; rejects with the first failure, once every
+ * statement sent was answered (none is left in flight on a connection that goes back to the pool).
+ * Send together only statements that may all run whatever the earlier ones answer: never a write
+ * that depends on a check, nor a COMMIT behind a write whose failure must leave "nothing stored".
+ */
+export async function sendTogether(c: Client, statements: readonly Statement[]): Promise<QueryResult[]> {
+  if (!c.pipeline) {
+    const out: QueryResult[] = [];
+    for (const s of statements) out.push(await c.query(s.text, s.values));
+    return out;
+  }
+  // node-postgres writes each statement as it is queued (its own cork/uncork): the outer cork
+  // makes them one write (one syscall, one wake-up of the server) instead of one each.
+  const stream = c.connection.stream;
+  stream.cork();
+  let pending: Promise<QueryResult>[];
+  try {
+    pending = statements.map((s) => c.query(s.text, s.values));
+  } finally {
+    stream.uncork();
+  }
+  const settled = await Promise.allSettled(pending);
+  const out: QueryResult[] = [];
+  for (const r of settled) {
+    if (r.status === 'rejected') throw r.reason;
+    out.push(r.value);
+  }
+  return out;
 }
 
 /**
@@ -128,6 +174,7 @@ export class PgPool {
       lock_timeout: opts.statementTimeoutMs,
       idle_in_transaction_session_timeout: opts.statementTimeoutMs * 2 + SERVER_TIMEOUT_SLACK_MS,
       keepAlive: true,
+      pipeline: opts.pipeline ?? false,
     };
     const pool = new Pool(config);
     // An idle connection that breaks (server restarted, terminated) is dropped by the pool;
@@ -238,15 +285,26 @@ export class PgPool {
    * was sent stored nothing: the transaction is rolled back, or dies with its connection. Lock
    * transactions (`data: false`) note nothing and reject `LW_ERR_STORAGE_UNAVAILABLE` either way,
    * as the HABackend contract says (a lock taken unknowingly runs out with its lease).
+   *
+   * `o.first` is sent together with BEGIN ({@link sendTogether}: one write on a pipelining pool)
+   * and its result handed to `fn`. It runs even if BEGIN fails, then outside any transaction, so
+   * it must be harmless alone: a read (a failed BEGIN still rejects, before `fn` runs).
    */
-  async transaction<T>(fn: (c: PoolClient) => Promise<T>, o: { data: boolean } = { data: true }): Promise<T> {
+  async transaction<T>(
+    fn: (c: PoolClient, first: QueryResult | undefined) => Promise<T>,
+    o: { data: boolean; first?: Statement } = { data: true },
+  ): Promise<T> {
     let committing = false;
     try {
       const result = await this.run(async (c) => {
-        await c.query('BEGIN');
         let result: T;
         try {
-          result = await fn(c);
+          // In the try: a `first` that failed left the transaction open (aborted) to roll back.
+          const [, first] = await sendTogether(
+            c,
+            o.first ? [{ text: 'BEGIN' }, o.first] : [{ text: 'BEGIN' }],
+          );
+          result = await fn(c, first);
         } catch (err) {
           if (err instanceof Rollback) {
             await c.query('ROLLBACK');

@@ -9,7 +9,14 @@ import type { PoolClient } from 'pg';
 import { type Backend, type FencingBackend, LOCK_PATH, type WriteOp } from '../backend';
 import { FencedView, type FenceTarget, fencedWriteError } from '../fenced-view';
 import { immediateChildren } from '../semantics';
-import { DEFAULT_START_TIMEOUT_MS, PgPool, Rollback, sessionName } from './connection';
+import {
+  DEFAULT_START_TIMEOUT_MS,
+  PgPool,
+  Rollback,
+  type Statement,
+  sendTogether,
+  sessionName,
+} from './connection';
 import { DEFAULT_HA_TABLE, DEFAULT_TABLE, LEASE_KEY, validateTableName } from './schema';
 import { SchemaGate } from './schema-gate';
 
@@ -80,6 +87,8 @@ export class PostgresBackend implements FencingBackend, FenceTarget {
       statementTimeoutMs: opts.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
       max: opts.maxParallel ?? DEFAULT_MAX_PARALLEL,
       idleTimeoutMs: 30_000,
+      // A write sends its fence check with BEGIN, and its DELETE with its upsert (write()).
+      pipeline: true,
     });
     this.schema = new SchemaGate(this.pool, 'data', this.table, opts.reader ?? false);
     // The fence reads the lock table: it must exist even before any node took the lock.
@@ -188,42 +197,51 @@ export class PostgresBackend implements FencingBackend, FenceTarget {
   ): Promise<boolean> {
     const { puts, deletes } = finalWrites(ops);
     await this.ready();
-    return this.pool.transaction(async (c) => {
-      if (fence !== undefined) {
-        // FOR SHARE of the fence row: held to COMMIT, so no change of holder (which locks that
-        // row FOR UPDATE) can commit between this check and our writes; one that committed first
-        // makes the row not match (READ COMMITTED re-checks a concurrently updated row against
-        // the WHERE clause). Not FOR KEY SHARE: that lock skips the re-check when an update left
-        // the key alone, and would pass a stale holder. The lease row is only read: a lease that
-        // ran out while this write was in flight is harmless, as nobody can take the lock until
-        // the write ends.
-        const { rowCount } = await c.query(
-          `SELECT 1 FROM ${this.haTable} f, ${this.haTable} l
-            WHERE f.ha_key = $1 AND f.ha_value = $3 AND l.ha_key = $2 AND l.ha_value = $3
-              AND l.valid_until > clock_timestamp()
-            FOR SHARE OF f`,
-          [LOCK_PATH, LEASE_KEY, fence],
-        );
-        if (rowCount !== 1) throw fencedWriteError();
-      }
-      if (ifAbsent !== undefined) {
-        // Two guarded batches on one path (two nodes initializing) run one after the other, so
-        // the second sees the first's row.
-        await c.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [this.table, ifAbsent]);
-        const { rowCount } = await c.query(`SELECT 1 FROM ${this.table} WHERE path = $1`, [ifAbsent]);
-        if (rowCount === 1) throw new Rollback(false);
-      }
-      if (deletes.length > 0) {
-        await c.query(`DELETE FROM ${this.table} WHERE path = ANY($1::text[])`, [deletes]);
-      }
-      if (puts.size > 0) {
-        await c.query(
-          `INSERT INTO ${this.table} (path, value) SELECT * FROM unnest($1::text[], $2::bytea[])
-           ON CONFLICT (path) DO UPDATE SET value = excluded.value`,
-          [[...puts.keys()], [...puts.values()]],
-        );
-      }
-      return true;
-    });
+    // FOR SHARE of the fence row: held to COMMIT, so no change of holder (which locks that row FOR
+    // UPDATE) can commit between this check and our writes; one that committed first makes the
+    // row not match (READ COMMITTED re-checks a concurrently updated row against the WHERE
+    // clause). Not FOR KEY SHARE: that lock skips the re-check when an update left the key alone,
+    // and would pass a stale holder. The lease row is only read: a lease that ran out while this
+    // write was in flight is harmless, as nobody can take the lock until the write ends. A read,
+    // so it is sent with BEGIN (one socket write); the writes wait for its answer.
+    const fenceCheck: Statement | undefined =
+      fence === undefined
+        ? undefined
+        : {
+            text: `SELECT 1 FROM ${this.haTable} f, ${this.haTable} l
+                    WHERE f.ha_key = $1 AND f.ha_value = $3 AND l.ha_key = $2 AND l.ha_value = $3
+                      AND l.valid_until > clock_timestamp()
+                    FOR SHARE OF f`,
+            values: [LOCK_PATH, LEASE_KEY, fence],
+          };
+    const writes: Statement[] = [];
+    if (deletes.length > 0) {
+      writes.push({ text: `DELETE FROM ${this.table} WHERE path = ANY($1::text[])`, values: [deletes] });
+    }
+    if (puts.size > 0) {
+      writes.push({
+        text: `INSERT INTO ${this.table} (path, value) SELECT * FROM unnest($1::text[], $2::bytea[])
+               ON CONFLICT (path) DO UPDATE SET value = excluded.value`,
+        values: [[...puts.keys()], [...puts.values()]],
+      });
+    }
+    return this.pool.transaction(
+      async (c, fenced) => {
+        if (fenceCheck !== undefined && fenced?.rowCount !== 1) throw fencedWriteError();
+        if (ifAbsent !== undefined) {
+          // Two guarded batches on one path (two nodes initializing) run one after the other, so
+          // the second sees the first's row.
+          await c.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [this.table, ifAbsent]);
+          const { rowCount } = await c.query(`SELECT 1 FROM ${this.table} WHERE path = $1`, [ifAbsent]);
+          if (rowCount === 1) throw new Rollback(false);
+        }
+        // The DELETE and the upsert touch different paths (finalWrites): sent together (one
+        // socket write). COMMIT only once both answered, so a write that fails or is cut off
+        // before then stored nothing ("not served", not "outcome unknown").
+        await sendTogether(c, writes);
+        return true;
+      },
+      { data: true, first: fenceCheck },
+    );
   }
 }
