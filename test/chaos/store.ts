@@ -73,7 +73,11 @@ export async function startStore(kind: StoreKind): Promise<ChaosStore> {
       stop: () => redis.stop(),
     };
   }
-  const sentinel = await startSentinel({ appendonly: true, replicas: SENTINEL_REPLICAS });
+  const sentinel = await startSentinel({
+    appendonly: true,
+    replicas: SENTINEL_REPLICAS,
+    infoPeriodMs: 1_000,
+  });
   return {
     kind,
     url: sentinel.url,

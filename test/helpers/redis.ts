@@ -92,6 +92,7 @@ class TestRedis implements RedisServer {
     private readonly appendonly: boolean,
     private readonly extraArgs: readonly string[] = [],
     private readonly leadingArgs: readonly string[] = [],
+    private readonly afterStart?: (s: RedisServer) => Promise<void>,
   ) {
     this.url = `redis://127.0.0.1:${port}`;
   }
@@ -142,7 +143,10 @@ class TestRedis implements RedisServer {
       failure = why;
     });
     while (performance.now() < deadline && failure === undefined) {
-      if (await ping(this.port)) return;
+      if (await ping(this.port)) {
+        await this.afterStart?.(this);
+        return;
+      }
       await new Promise((r) => setTimeout(r, PING_INTERVAL_MS));
     }
     if (failure === NOT_INSTALLED) throw new Error(NOT_INSTALLED);
@@ -222,6 +226,8 @@ export interface RedisOptions {
   leadingArgs?: readonly string[];
   /** Use this port (a restarted topology member keeps its address). */
   port?: number;
+  /** Runs each time the server has started and answers PING (settings that do not persist). */
+  afterStart?: (s: RedisServer) => Promise<void>;
 }
 
 export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
@@ -236,6 +242,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
       opts.appendonly ?? false,
       opts.args,
       opts.leadingArgs,
+      opts.afterStart,
     );
     try {
       await server.start();

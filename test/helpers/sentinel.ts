@@ -25,6 +25,14 @@ export interface SentinelOptions {
   appendonly?: boolean;
   /** The Sentinels' `failover-timeout` (default: 3 × down-after, at least 3 s). */
   failoverTimeoutMs?: number;
+  /**
+   * How often the Sentinels ask each server for INFO outside a failover (`SENTINEL DEBUG
+   * info-period`; Sentinel's default 10 s). Set on every start of a Sentinel (it is not kept in
+   * its configuration). Sentinels learn a server's role changes this often — a demoted replica
+   * seen as one, a returned old primary demoted — so a shorter one only makes the settling after
+   * a failover quicker: the failover itself polls every second whatever this is.
+   */
+  infoPeriodMs?: number;
 }
 
 export interface SentinelTopology {
@@ -98,9 +106,23 @@ export async function startSentinel(o: SentinelOptions = {}): Promise<SentinelTo
   try {
     servers.push(await startData(0));
     const primaryPort = (servers[0] as RedisServer).port;
-    for (let i = 0; i < replicas; i++) servers.push(await startData(i + 1, primaryPort));
+    // Started together (the replicas once the primary is up); pushed in order, so the first
+    // replica is servers[1] whichever answers first.
+    const started = await Promise.allSettled(
+      Array.from({ length: replicas }, (_, i) => startData(i + 1, primaryPort)),
+    );
+    for (const r of started) if (r.status === 'fulfilled') servers.push(r.value);
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     const sentinelPorts = await freePorts(3);
-    for (const [i, port] of sentinelPorts.entries()) {
+    const infoPeriod = o.infoPeriodMs;
+    const afterStart =
+      infoPeriod === undefined
+        ? undefined
+        : async (s: RedisServer) => {
+            await s.cli('SENTINEL', 'DEBUG', 'info-period', String(infoPeriod));
+          };
+    const confs = sentinelPorts.map((port, i) => {
       const conf = path.join(confDir, `sentinel-${i}.conf`);
       writeFileSync(
         conf,
@@ -113,8 +135,14 @@ export async function startSentinel(o: SentinelOptions = {}): Promise<SentinelTo
           '',
         ].join('\n'),
       );
-      sentinels.push(await startRedis({ port, leadingArgs: [conf, '--sentinel'] }));
-    }
+      return { port, conf };
+    });
+    const sentinelsStarted = await Promise.allSettled(
+      confs.map(({ port, conf }) => startRedis({ port, leadingArgs: [conf, '--sentinel'], afterStart })),
+    );
+    for (const r of sentinelsStarted) if (r.status === 'fulfilled') sentinels.push(r.value);
+    const sentinelFailed = sentinelsStarted.find((r) => r.status === 'rejected');
+    if (sentinelFailed) throw sentinelFailed.reason;
     const topology: SentinelTopology = {
       url: `redis+sentinel://${sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${MASTER_NAME}`,
       servers,

@@ -55,12 +55,16 @@ describe('Sentinel failover sequences (issue 25)', () => {
   let token = '';
 
   before(async () => {
-    topo = await startSentinel({ appendonly: true, failoverTimeoutMs: 4_000 });
+    topo = await startSentinel({ appendonly: true, failoverTimeoutMs: 4_000, infoPeriodMs: 1_000 });
     const port = await freePort();
     const apiAddr = `http://127.0.0.1:${port}`;
     const env = { LEADERWAY_LOCK_TTL: '5s' };
-    for (const n of ['n1', 'n2', 'n3'])
-      nodes.push(await spawnNode(n, { redisUrl: topo.url, keys, apiAddr, env }));
+    // Started together; every one that started is stopped in `after`, even if another failed.
+    const spawned = await Promise.allSettled(
+      ['n1', 'n2', 'n3'].map((n) => spawnNode(n, { redisUrl: topo.url, keys, apiAddr, env })),
+    );
+    for (const r of spawned) if (r.status === 'fulfilled') nodes.push(r.value);
+    for (const r of spawned) if (r.status === 'rejected') throw r.reason;
     token = await initCluster((nodes[0] as Proc).url);
     gw = await spawnGateway('gw', { redisUrl: topo.url, keys, port });
     await waitActive(nodes, 20_000);

@@ -80,10 +80,16 @@ describe('security: forged and replayed advertisements', () => {
         await r.set(`{leaderway}/d/${advertisementPath(uuid)}`, forge(uuid, epoch));
         await r.publish('{leaderway}/events', JSON.stringify({ type: 'advertised', epoch }));
         const fresh = await c.freshGateway(`gw-${kind.replace(/\W+/g, '-')}`);
-        for (const target of [gw, fresh, nodes[0]!]) {
-          // To the standby a write: it serves reads itself, from storage, without any leader.
-          const write = target === nodes[0] ? { body: { data: { v: 1 } } } : {};
-          const res = await call(target.url, '/v1/secret/data/sec', { token, ...write });
+        // To the standby a write: it serves reads itself, from storage, without any leader.
+        const ask = (target: Proc) =>
+          call(target.url, '/v1/secret/data/sec', {
+            token,
+            ...(target === nodes[0] ? { body: { data: { v: 1 } } } : {}),
+          });
+        // Both gateways at once (each holds the request its failover wait, then 503s; the fresh
+        // one read the lock and the forgery before it listened), then the standby, as before.
+        const atGateways = await Promise.all([gw, fresh].map(async (g) => [g, await ask(g)] as const));
+        for (const [target, res] of [...atGateways, [nodes[0]!, await ask(nodes[0]!)] as const]) {
           assert.equal(res.status, 503, `${kind}: ${target.name} answered ${res.status}`);
           assert.ok(res.headers['retry-after'], `${kind}: Retry-After`);
         }

@@ -138,17 +138,22 @@ async function scanRedis(
     do {
       const [next, keys] = await r.scanBuffer(cursor, 'COUNT', '500');
       cursor = String(next);
-      for (const key of keys) {
+      // Each batch's types, then its values, in one round trip each (not two per key).
+      const types = await Promise.all(keys.map((key) => r.type(key)));
+      const values = await Promise.all(
+        keys.map((key, i) =>
+          types[i] === 'string'
+            ? r.getBuffer(key).then((v) => [v])
+            : types[i] === 'zset'
+              ? r.zrangeBuffer(key, '0', '-1')
+              : Promise.resolve([Buffer.from(`<${types[i]}>`)]),
+        ),
+      );
+      for (const [i, key] of keys.entries()) {
         report.scanned.redisKeys++;
         check(`redis key name ${key.toString('latin1').slice(0, 60)}`, key);
-        const type = await r.type(key);
-        const values =
-          type === 'string'
-            ? [await r.getBuffer(key)]
-            : type === 'zset'
-              ? await r.zrangeBuffer(key, '0', '-1')
-              : [Buffer.from(`<${type}>`)];
-        for (const v of values) if (v) check(`redis value of ${key.toString('latin1').slice(0, 60)}`, v);
+        for (const v of values[i] ?? [])
+          if (v) check(`redis value of ${key.toString('latin1').slice(0, 60)}`, v);
       }
     } while (cursor !== '0');
     const [, dir] = (await r.config('GET', 'dir')) as [string, string];
