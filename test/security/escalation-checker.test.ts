@@ -167,6 +167,151 @@ describe('escalation checker', () => {
     );
   });
 
+  it('13 wrapping, KV reads: the unwrap reveals what was read then; a read not allowed is 403 and wraps nothing', () => {
+    // t1 may read secret/data/a (maker); t2 may not (other: secret/data/b/* only).
+    const read = () =>
+      base()
+        .create('root', 't2', ['default', 'other'])
+        .kvWrite('secret/data/a', 'v1')
+        .wrapRead('t1', 'w1', 'secret/data/a');
+    // Clean: a write after the wrap changes nothing the unwrap reveals; a refused read is 403.
+    assert.deepEqual(read().kvWrite('secret/data/a', 'v2').unwrapKv('w1', 200, 'v1').rules(), []);
+    assert.deepEqual(read().wrapRead('t2', 'w2', 'secret/data/a', { status: 403 }).rules(), []);
+    // A write without an answer may or may not have applied before the wrap: either value is fine.
+    const unsure = () =>
+      base()
+        .kvWrite('secret/data/a', 'v1')
+        .kvWrite('secret/data/a', 'v2', 0)
+        .wrapRead('t1', 'w1', 'secret/data/a');
+    assert.deepEqual(unsure().unwrapKv('w1', 200, 'v1').rules(), []);
+    assert.deepEqual(unsure().unwrapKv('w1', 200, 'v2').rules(), []);
+    // Planted: the unwrap tells what was written after the wrap, or something else than a read.
+    assert.deepEqual(read().kvWrite('secret/data/a', 'v2').unwrapKv('w1', 200, 'v2').rules(), ['wrapping']);
+    assert.deepEqual(
+      read()
+        .unwrap('w1', 200, issued('t9', ['default']))
+        .rules(),
+      ['wrapping'],
+    );
+    // Planted: a read t2 may not do, wrapped anyway, or answered other than 403, or refused yet
+    // handing out a wrapping token; a wrapped answer with the data in the clear as well.
+    assert.deepEqual(read().wrapRead('t2', 'w2', 'secret/data/a').rules(), ['capability']);
+    assert.deepEqual(read().wrapRead('t2', 'w2', 'secret/data/a', { status: 404 }).rules(), ['capability']);
+    const wrapping = issued('w2', ['response-wrapping'], { leaseS: 300, numUses: 1 });
+    assert.deepEqual(
+      read().wrapRead('t2', 'w2', 'secret/data/a', { status: 403, out: { wrapping } }).rules(),
+      ['wrapping'],
+    );
+    assert.deepEqual(
+      read()
+        .wrapRead('t1', 'w2', 'secret/data/a', { out: { wrapping, clear: true } })
+        .rules(),
+      ['wrapping'],
+    );
+  });
+
+  it('13 wrapping, rewrap: only of a live wrapping token, by a caller allowed, spending it, same TTL and content', () => {
+    const read = () =>
+      base()
+        .policy('rewrapper', [{ path: 'sys/wrapping/rewrap', caps: ['update'] }])
+        .create('root', 't2', ['default', 'rewrapper'])
+        .kvWrite('secret/data/a', 'v1')
+        .wrapRead('t1', 'w1', 'secret/data/a');
+    // Clean: rewrapped by a caller with update on sys/wrapping/rewrap; the new token unwraps once
+    // to the same data, the old one is refused; t1 (no rewrap right) and w1 itself are refused.
+    assert.deepEqual(
+      read()
+        .rewrap('t1', 403, 'w1')
+        .rewrap('w1', 403, 'w1')
+        .rewrap('w1', 403)
+        .lookup(null, 200, 'w1', { path: 'secret/data/a', ttlS: 300 })
+        .rewrap('t2', 200, 'w1', 'w2')
+        .unwrap('w1', 400)
+        .lookup(null, 400, 'w1')
+        .lookup(null, 200, 'w2', { path: 'secret/data/a', ttlS: 300 })
+        .unwrapKv('w2', 200, 'v1')
+        .unwrap('w2', 400)
+        .rules(),
+      [],
+    );
+    // Planted: the spent token unwrapped after its rewrap; rewrapped twice; a rewrap by a caller
+    // without the right, by the wrapping token itself, of a token that wraps nothing, of one
+    // already unwrapped; a new TTL; the new token revealing other data.
+    const rewrapped = () => read().rewrap('t2', 200, 'w1', 'w2');
+    assert.deepEqual(rewrapped().unwrapKv('w1', 200, 'v1').rules(), ['dead', 'wrapping']);
+    assert.deepEqual(rewrapped().rewrap('t2', 200, 'w1', 'w3').rules(), ['dead', 'wrapping']);
+    assert.deepEqual(read().rewrap('t1', 200, 'w1', 'w2').rules(), ['capability']);
+    assert.deepEqual(read().rewrap('w1', 200, 'w1', 'w2').rules(), ['wrapping']);
+    assert.deepEqual(read().rewrap('root', 200, 't1', 'w2').rules(), ['wrapping']);
+    assert.deepEqual(read().unwrapKv('w1', 200, 'v1').rewrap('root', 200, 'w1', 'w2').rules(), [
+      'dead',
+      'wrapping',
+    ]);
+    assert.deepEqual(read().rewrap('root', 200, 'w1', 'w2', HOUR).rules(), ['lifetime']);
+    assert.deepEqual(rewrapped().kvWrite('secret/data/a', 'v2').unwrapKv('w2', 200, 'v2').rules(), [
+      'wrapping',
+    ]);
+  });
+
+  it('13 wrapping, lookup: needs no token, tells the truth of live wrapping tokens only, spends nothing', () => {
+    const read = () => base().kvWrite('secret/data/a', 'v1').wrapRead('t1', 'w1', 'secret/data/a');
+    const told = { path: 'secret/data/a', ttlS: 300 };
+    // Clean: by no token, a made-up one, a revoked one, the wrapping token itself; a limited-use
+    // caller spends no use; then the unwrap still works, and a lookup after it is refused.
+    const clean = read()
+      .create('root', 't2', ['default'], { token: { numUses: 1 } })
+      .add('root', { kind: 'revoke', token: 't1' }, 204)
+      .lookup(null, 200, 'w1', told)
+      .lookup('bogus1', 200, 'w1', told)
+      .lookup('t1', 200, 'w1', told)
+      .lookup('w1', 200, undefined, told)
+      .lookup('t2', 200, 'w1', told)
+      .add('t2', { kind: 'lookup-self' }, 200)
+      .unwrapKv('w1', 200, 'v1')
+      .lookup(null, 400, 'w1');
+    assert.deepEqual(clean.rules(), []);
+    const wrappedCreate = base().wrapCreate('t1', 'w1', { policies: ['maker'] }, 60);
+    assert.deepEqual(
+      wrappedCreate.lookup(null, 200, 'w1', { path: 'auth/token/create', ttlS: 60 }).rules(),
+      [],
+    );
+    // An unwrap without an answer may have spent it: a 400 after it is no proof of anything.
+    assert.deepEqual(read().add('w1', { kind: 'unwrap' }, 0).unwrap('w1', 400).rules(), []);
+    // Planted: refused for want of a token; told of a spent, a plain or a made-up token; a false
+    // path or TTL; a lookup that spent the token (its unwrap then refused).
+    assert.deepEqual(read().lookup(null, 403, 'w1').rules(), ['wrapping']);
+    assert.deepEqual(read().unwrapKv('w1', 200, 'v1').lookup(null, 200, 'w1', told).rules(), [
+      'dead',
+      'wrapping',
+    ]);
+    assert.deepEqual(read().lookup(null, 200, 't1', told).rules(), ['wrapping']);
+    assert.deepEqual(read().lookup(null, 200, 'bogus1', told).rules(), ['wrapping']);
+    assert.deepEqual(read().lookup(null, 200, 'w1', { path: 'secret/data/b/x', ttlS: 300 }).rules(), [
+      'wrapping',
+    ]);
+    assert.deepEqual(
+      read()
+        .lookup(null, 200, 'w1', { ...told, ttlS: 3000 })
+        .rules(),
+      ['wrapping'],
+    );
+    assert.deepEqual(read().lookup(null, 200, 'w1', told).unwrap('w1', 400).rules(), ['wrapping']);
+    assert.deepEqual(read().lookup('w1', 200, undefined, told).unwrap('root', 400, undefined, 'w1').rules(), [
+      'wrapping',
+    ]);
+    // Disabling AppRole revokes the wrapping token of a secret ID generated wrapped (its creation
+    // path is under the mount): its unwrap refused then is no lookup's doing, a 2xx is a dead token's.
+    const disabled = () =>
+      base()
+        .approle()
+        .role('r1', {}, 'id-1')
+        .wrapSecret('r1', 'w1')
+        .add('root', { kind: 'auth-disable', mount: 'approle' }, 204);
+    assert.deepEqual(disabled().unwrap('w1', 400).rules(), []);
+    const secret = { secret: { label: 's1', numUses: 0, ttlS: 0 } };
+    assert.deepEqual(disabled().add('w1', { kind: 'unwrap' }, 200, { out: secret }).rules(), ['dead']);
+  });
+
   it('1 root: a non-root parent creating root, an AppRole login issuing root', () => {
     assert.deepEqual(base().create('t1', 't2', ['root']).rules(), ['root', 'subset']);
     const h = base()

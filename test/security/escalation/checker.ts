@@ -18,12 +18,20 @@
  *   13 wrapping  a wrapping token is refused (403) everywhere but its own unwrap; an unwrap
  *               succeeds once per wrapping token, never for another token; what it reveals
  *               obeys the rules of the call it wrapped (checked when no policy changed between)
+ *               and is what that call answered (a KV read: the data at wrap time, whatever was
+ *               written since); a refused call hands out no wrapping token, and a wrapped answer
+ *               shows nothing in the clear; a wrapped read the caller may not do is a 403.
+ *               A rewrap succeeds only for a live, unspent wrapping token, spends it, and its
+ *               new token keeps the creation TTL; a lookup needs no token (never 403), tells
+ *               only of a live wrapping token, its true creation path and TTL, and spends
+ *               nothing: a wrapping token certainly live is never refused its unwrap (400)
  * The server's capabilities-self answers are compared with the model's evaluator; differences
  * are notes (the model may be the one that is wrong), not violations.
  */
 import { inCidrs } from './acl';
 import { checkLogin, checkSecretId } from './checker-approle';
 import { checkCreate, checkRenewal, checkRevokeAnywhere } from './checker-tokens';
+import { checkLookup, checkRewrap, checkWrappedAnswer, checkWrappedRead } from './checker-wrapping';
 import { describeStep, is2xx, type Step } from './history';
 import { Model } from './model';
 import type { Flag, RuleId, Violation } from './rules';
@@ -73,8 +81,10 @@ export function checkEscalation(history: readonly Step[]): EscalationResult {
   for (const s of history) {
     const flag = (rule: RuleId, reason: string) =>
       violations.push({ step: s.n, rule, reason, at: describeStep(s) });
-    const counts = stats.byKind[s.call.kind] ?? [0, 0, 0];
-    stats.byKind[s.call.kind] = counts;
+    // Wrapped calls are counted apart (`kv-read+wrap`), so a run shows it made them.
+    const kind = 'wrapTtlS' in s.call && s.call.wrapTtlS !== undefined ? `${s.call.kind}+wrap` : s.call.kind;
+    const counts = stats.byKind[kind] ?? [0, 0, 0];
+    stats.byKind[kind] = counts;
     counts[is2xx(s.status) ? 0 : s.status >= 400 && s.status < 500 ? 1 : 2]++;
     if (s.out?.token && is2xx(s.status)) {
       stats.tokensIssued++;
@@ -92,7 +102,8 @@ export function checkEscalation(history: readonly Step[]): EscalationResult {
 
 /** Rules 7, 9, 10, 12 for whoever sent the request. */
 function checkActor(m: Model, s: Step, flag: Flag, stats: EscalationStats): void {
-  if (s.actor === null) return;
+  // sys/wrapping/lookup needs no token: the one sent is not read (checkLookup judges the call).
+  if (s.actor === null || s.call.kind === 'wrap-lookup') return;
   // An unwrap answers a bad wrapping token 400, as OpenBao — the caller's own when it is the one.
   const refused = (status: number) => status === 403 || (s.call.kind === 'unwrap' && status === 400);
   const tk = m.tokens.get(s.actor);
@@ -138,6 +149,7 @@ function checkActor(m: Model, s: Step, flag: Flag, stats: EscalationStats): void
 function checkCall(m: Model, s: Step, flag: Flag, notes: string[]): void {
   const c = s.call;
   const ok = is2xx(s.status);
+  checkWrappedAnswer(s, flag);
   switch (c.kind) {
     case 'create':
       if (ok) checkCreate(m, s, flag);
@@ -194,6 +206,15 @@ function checkCall(m: Model, s: Step, flag: Flag, notes: string[]): void {
     case 'unwrap':
       checkUnwrap(m, s, flag);
       break;
+    case 'rewrap':
+      checkRewrap(m, s, flag);
+      break;
+    case 'wrap-lookup':
+      checkLookup(m, s, flag);
+      break;
+    case 'kv-read':
+      checkWrappedRead(m, s, flag);
+      break;
     case 'caps-self':
       if (ok && s.actor && s.out?.caps) {
         for (const p of c.paths) {
@@ -213,8 +234,15 @@ function checkCall(m: Model, s: Step, flag: Flag, notes: string[]): void {
 
 /** Rule 13 on an unwrap, and the wrapped call's own rules on what it revealed. */
 function checkUnwrap(m: Model, s: Step, flag: Flag): void {
-  const target = Model.unwrapTarget(s);
-  if (!is2xx(s.status) || target === null) return;
+  const target = Model.wrapTarget(s);
+  if (target === null) return;
+  // Nothing but an unwrap or a rewrap spends a wrapping token (a lookup does not): one the model
+  // knows unspent and far from its TTL is not refused as invalid (400) — by itself, or by a
+  // caller that is no wrapping token (a wrapping token opening another is refused 400, unspent).
+  const byWrapper = s.actor !== target && m.tokens.get(s.actor ?? '')?.source === 'wrap';
+  if (s.status === 400 && !byWrapper && m.wrappingSurelyLive(target, s.end))
+    flag('wrapping', `unwrap of ${target}, live and unspent, was refused 400 (spent by something else)`);
+  if (!is2xx(s.status)) return;
   if (!m.wrapped.has(target)) {
     flag('wrapping', `unwrap of ${target}, which is no wrapping token, answered ${s.status}`);
     return;
@@ -222,7 +250,30 @@ function checkUnwrap(m: Model, s: Step, flag: Flag): void {
   if (m.unwrapped.has(target)) flag('wrapping', `wrapping token ${target} was unwrapped twice`);
   const dead = m.deadReason(target, s.start);
   if (dead) flag('dead', `unwrap of ${target} (dead: ${dead}) answered ${s.status}`);
+  if (m.rewrapped.has(target))
+    flag('wrapping', `wrapping token ${target} was unwrapped after a rewrap replaced it`);
+  checkRevealedIsWrapped(m, s, target, flag);
   const revealed = m.revealed(s);
   if (revealed?.call.kind === 'create') checkCreate(m, revealed, flag);
   if (revealed?.call.kind === 'secret-id') checkSecretId(m, revealed, flag);
+}
+
+/**
+ * What an unwrap reveals is what the wrapped call answered: a token for a create, a secret ID
+ * for a secret-ID generation, and for a KV read the data the path held when it was wrapped (a
+ * write since then changes nothing), whether or not a rewrap came between.
+ */
+function checkRevealedIsWrapped(m: Model, s: Step, target: string, flag: Flag): void {
+  const w = m.wrapped.get(target);
+  const out = s.out ?? {};
+  const kind = w?.call.kind;
+  const got = out.token ? 'a token' : out.secret ? 'a secret ID' : out.kv ? `KV data ${out.kv}` : 'nothing';
+  if ((kind === 'create' && !out.token) || (kind === 'secret-id' && !out.secret))
+    flag('wrapping', `unwrap of ${target} revealed ${got}, not what its ${kind} answered`);
+  const kv = m.wrappedKv.get(target);
+  if (kind === 'kv-read' && kv?.size && !(out.kv && kv.has(out.kv)))
+    flag(
+      'wrapping',
+      `unwrap of ${target} revealed ${got}; the read it wraps answered ${[...kv].join(' or ')}`,
+    );
 }

@@ -18,7 +18,7 @@ import {
   type TokenArgs,
   type Via,
 } from './history';
-import type { Model } from './model';
+import { Model } from './model';
 import { type Need, needs } from './needs';
 import {
   ADDRS,
@@ -31,7 +31,11 @@ import {
   ROLES,
   TTLS,
   WEIGHTS,
+  WRAPPING_CALLS,
 } from './universe';
+
+/** The right sys/wrapping/rewrap needs. */
+const REWRAP: Rule = { path: 'sys/wrapping/rewrap', caps: ['update'] };
 
 type Kind = Call['kind'];
 
@@ -48,10 +52,18 @@ export interface Planned {
 export class Generator {
   private readonly queue: Planned[] = [];
   private customIds = 0;
+  /** KV writes so far: each stores its own value, so an unwrapped read tells which it saw. */
+  private kvWrites = 0;
 
+  /**
+   * `w` draws what response wrapping adds (wrapped KV reads, rewraps, lookups and their
+   * follow-ups, the rewrap right in policies): a stream of its own, so those calls shift as few of
+   * `r`'s draws as they can, and a seed keeps making much the same other calls.
+   */
   constructor(
     private readonly r: Rng,
     private readonly m: Model,
+    private readonly w: Rng,
   ) {
     // A start as root: AppRole mounted, some policies, tokens and a role, so non-root actors exist.
     const root = (call: Call): Planned => ({ actor: 'root', via: 'gateway', call });
@@ -72,13 +84,16 @@ export class Generator {
     this.queue.push(root({ kind: 'role-write', role: 'r1', fields: this.roleFields() }));
     // Secrets to read, so a read allowed (on the active or a standby serving it) answers 2xx.
     for (const path of ['secret/data/a', 'secret/data/b/x', 'secret/data/c/x'])
-      this.queue.push(root({ kind: 'kv-write', path }));
+      this.queue.push(root({ kind: 'kv-write', path, value: `w${++this.kvWrites}` }));
+    // A wrapped read from the start, so its follow-ups (lookup, rewrap, unwrap) come early.
+    this.queue.push(root({ kind: 'kv-read', path: 'secret/data/a', wrapTtlS: 300 }));
   }
 
   /** The next call to make at time `now`. */
   next(now: number): Planned {
     const queued = this.queue.shift();
     if (queued) return queued;
+    if (this.w.chance(WRAPPING_CALLS)) return this.wrappingCall(now);
     const kind = this.weighted();
     const call = this.call(kind, now);
     const need = needs(this.m, call);
@@ -88,6 +103,12 @@ export class Generator {
     // With a token in the body, sometimes by a wrapping token too (which may open only itself).
     if (call.kind === 'unwrap' && wrappers.length && this.r.chance(call.token === undefined ? 0.8 : 0.3))
       actor = this.r.pick(wrappers);
+    // A wrapped read is mostly by a caller allowed to read (few are by chance), so most unwraps
+    // reveal something; the others must be refused 403 without a wrapping token.
+    if (call.kind === 'kv-read' && call.wrapTtlS !== undefined && need && this.w.chance(0.5)) {
+      const able = this.liveTokens().filter((l) => this.m.allows(l, need));
+      actor = able.length ? this.w.pick(able) : 'root';
+    }
     // The harness's root token must outlive the run: someone else revokes themselves instead.
     if (kind === 'revoke-self' && actor === 'root') actor = this.actor(now, null);
     if (kind === 'revoke-self' && actor === 'root') actor = 'bogus1';
@@ -107,26 +128,69 @@ export class Generator {
   }
 
   /**
+   * A rewrap or a lookup (all drawn from `w`), of a token in the body or the caller's own: mostly
+   * by a wrapping token then — which may look itself up, not rewrap; with a token in the body,
+   * sometimes by a wrapping token too, and a lookup often by no token at all.
+   */
+  private wrappingCall(now: number): Planned {
+    const w = this.w;
+    const call = this.call(w.pick(['rewrap', 'wrap-lookup'] as const), now);
+    if (call.kind !== 'rewrap' && call.kind !== 'wrap-lookup') throw new Error('not a wrapping call');
+    let actor: string | null = this.actor(now, needs(this.m, call), w);
+    const wrappers = [...this.m.wrapped.keys()];
+    if (wrappers.length && w.chance(call.token === undefined ? 0.8 : 0.3)) actor = w.pick(wrappers);
+    if (call.kind === 'wrap-lookup' && call.token !== undefined && w.chance(0.4)) actor = null;
+    const via: Via = w.chance(0.4) ? 'gateway' : w.chance(2 / 3) ? 'standby' : 'active';
+    return { actor, via, xff: this.address(actor, call, w), call };
+  }
+
+  /**
    * Queues follow-ups: learn a new role's role ID; re-enable AppRole after someone disabled it;
-   * unwrap most wrapped answers at once (by the wrapping token, or by another token with it in
-   * the body), and sometimes again.
+   * on a wrapped answer, sometimes look it up (with no token, or by itself) or rewrap it first,
+   * then unwrap most at once (by the wrapping token, or by another token with it in the body),
+   * and sometimes again; after a rewrap, sometimes try the token it spent.
    */
   after(s: Step): void {
     if (!is2xx(s.status)) return;
     const c = s.call;
     const w = s.out?.wrapping?.label;
+    // What wrapped creates and secret IDs always had comes from `r`; the rest from `w`.
+    const r = c.kind === 'create' || c.kind === 'secret-id' ? this.r : this.w;
+    if (w && this.w.chance(0.3)) {
+      const own = this.w.chance(0.4);
+      const via: Via = this.w.pick(['gateway', 'standby', 'active']);
+      const call: Call = own ? { kind: 'wrap-lookup' } : { kind: 'wrap-lookup', token: w };
+      // It needs no token: half the time none is sent, else anyone's (dead or made-up ones too).
+      const anyone = this.w.chance(0.5) ? null : this.actor(Date.now(), null, this.w);
+      this.queue.push({ actor: own ? w : anyone, via, call });
+    }
+    if (w && this.w.chance(0.15)) {
+      const able = this.liveTokens().filter((l) => this.m.allows(l, REWRAP));
+      const actor = able.length && this.w.chance(0.5) ? this.w.pick(able) : 'root';
+      this.queue.push({ actor, via: 'gateway', call: { kind: 'rewrap', token: w } });
+    }
+    // A write between a wrapped read and its unwrap: the unwrap still tells what was read.
+    if (w && c.kind === 'kv-read' && this.w.chance(0.4))
+      this.queue.push({
+        actor: 'root',
+        via: 'gateway',
+        call: { kind: 'kv-write', path: c.path, value: `w${++this.kvWrites}` },
+      });
+    const spent = c.kind === 'rewrap' ? Model.wrapTarget(s) : null;
+    if (spent && this.w.chance(0.3))
+      this.queue.push({ actor: spent, via: 'gateway', call: { kind: 'unwrap' } });
     // Another wrapping token still unspent tries to open this one: it may open only itself.
     const others = w ? this.liveTokens().filter((l) => l !== w && this.m.wrapped.has(l)) : [];
-    if (w && others.length && this.r.chance(0.5))
-      this.queue.push({ actor: this.r.pick(others), via: 'gateway', call: { kind: 'unwrap', token: w } });
-    if (w && this.r.chance(0.6)) {
-      const body = this.r.chance(0.3);
-      const via: Via = this.r.chance(0.6) ? 'gateway' : 'standby';
+    if (w && others.length && r.chance(0.5))
+      this.queue.push({ actor: r.pick(others), via: 'gateway', call: { kind: 'unwrap', token: w } });
+    if (w && r.chance(0.6)) {
+      const body = r.chance(0.3);
+      const via: Via = r.chance(0.6) ? 'gateway' : 'standby';
       const unwrap: Planned = body
-        ? { actor: this.r.pick(['root', ...this.liveTokens()]), via, call: { kind: 'unwrap', token: w } }
+        ? { actor: r.pick(['root', ...this.liveTokens()]), via, call: { kind: 'unwrap', token: w } }
         : { actor: w, via, call: { kind: 'unwrap' } };
       this.queue.push(unwrap);
-      if (this.r.chance(0.3)) this.queue.push({ ...unwrap, via: 'active' });
+      if (r.chance(0.3)) this.queue.push({ ...unwrap, via: 'active' });
     }
     if (c.kind === 'role-write' && this.m.roles.get(c.role)?.roleId === undefined)
       this.queue.push({ actor: 'root', via: 'gateway', call: { kind: 'role-id-read', role: c.role } });
@@ -143,23 +207,23 @@ export class Generator {
     return 'create';
   }
 
-  private actor(now: number, need: Need | null): string {
+  private actor(now: number, need: Need | null, r = this.r): string {
     const labels = [...this.m.tokens.keys()];
     const live = labels.filter((l) => l !== 'root' && !this.m.deadReason(l, now));
-    const x = this.r.next();
-    if (x < 0.07) return `bogus${this.r.int(1, 3)}`;
+    const x = r.next();
+    if (x < 0.07) return `bogus${r.int(1, 3)}`;
     const dead = labels.filter((l) => this.m.deadReason(l, now));
-    if (x < 0.17 && dead.length) return this.r.pick(dead);
+    if (x < 0.17 && dead.length) return r.pick(dead);
     if (x < 0.24 || live.length === 0) return 'root';
     // Tokens with a use limit often, so their last use (and what comes after it) is exercised.
     const limited = live.filter((l) => (this.m.tokens.get(l)?.numUses ?? 0) > 0);
-    if (limited.length && this.r.chance(0.2)) return this.r.pick(limited);
+    if (limited.length && r.chance(0.2)) return r.pick(limited);
     const able = need ? live.filter((l) => this.m.allows(l, need)) : [];
-    return able.length && this.r.chance(0.6) ? this.r.pick(able) : this.r.pick(live);
+    return able.length && r.chance(0.6) ? r.pick(able) : r.pick(live);
   }
 
   /** An X-Forwarded-For: often inside the caller's (or the login's) CIDRs, so bound tokens work. */
-  private address(actor: string | null, call: Call): string | undefined {
+  private address(actor: string | null, call: Call, r = this.r): string | undefined {
     let bound = actor ? (this.m.tokens.get(actor)?.cidrs ?? []) : [];
     if (call.kind === 'login') {
       const s = this.m.secrets.get(call.secret);
@@ -167,11 +231,11 @@ export class Generator {
         ? s.cidrList
         : (this.m.roles.get(s?.role ?? '')?.fields.secret_id_bound_cidrs ?? []);
     }
-    if (bound.length && this.r.chance(0.7)) {
-      const b = this.r.pick(bound);
+    if (bound.length && r.chance(0.7)) {
+      const b = r.pick(bound);
       return b.endsWith('/32') || !b.includes('/') ? b.split('/')[0] : b.replace(/\.0\/\d+$/, '.7');
     }
-    return this.r.chance(0.2) ? undefined : this.r.pick(ADDRS);
+    return r.chance(0.2) ? undefined : r.pick(ADDRS);
   }
 
   private call(kind: Kind, now: number): Call {
@@ -225,8 +289,9 @@ export class Generator {
       case 'caps-self':
         return { kind, paths: [r.pick(PROBE_PATHS), r.pick(PROBE_PATHS)] };
       case 'kv-read':
+        return { kind, path: `secret/data/${r.pick(['a', 'b/x', 'c/x'])}`, ...this.maybeWrapped(this.w) };
       case 'kv-write':
-        return { kind, path: `secret/data/${r.pick(['a', 'b/x', 'c/x'])}` };
+        return { kind, path: `secret/data/${r.pick(['a', 'b/x', 'c/x'])}`, value: `w${++this.kvWrites}` };
       case 'auth-enable':
       case 'auth-read':
       case 'auth-disable':
@@ -236,20 +301,23 @@ export class Generator {
       case 'unwrap':
         // The caller's own token (next() makes the caller a wrapping token, often), or one in the body.
         return r.chance(0.6) ? { kind } : { kind, token: this.wrappingOrAny(now) };
+      case 'rewrap':
+      case 'wrap-lookup':
+        return this.w.chance(0.3) ? { kind } : { kind, token: this.wrappingOrAny(now, this.w) };
       case 'pause':
         return { kind, ms: r.int(300, 1500) };
     }
   }
 
   /** Sometimes a wrapped answer, with a TTL that lasts the run or runs out within it. */
-  private maybeWrapped(): { wrapTtlS?: number } {
-    return this.r.chance(0.25) ? { wrapTtlS: this.r.pick([1, 300]) } : {};
+  private maybeWrapped(r = this.r): { wrapTtlS?: number } {
+    return r.chance(0.25) ? { wrapTtlS: r.pick([1, 300]) } : {};
   }
 
   /** A wrapping token (any state) most of the time, else any target. */
-  private wrappingOrAny(now: number): string {
+  private wrappingOrAny(now: number, r = this.r): string {
     const wrappers = [...this.m.wrapped.keys()];
-    return wrappers.length && this.r.chance(0.7) ? this.r.pick(wrappers) : this.target(now);
+    return wrappers.length && r.chance(0.7) ? r.pick(wrappers) : this.target(now, r);
   }
 
   /** Live tokens other than root. */
@@ -259,11 +327,11 @@ export class Generator {
   }
 
   /** A token to act on: mostly live, some dead, a few made up; never the harness's root. */
-  private target(now: number): string {
+  private target(now: number, r = this.r): string {
     const all = [...this.m.tokens.keys()].filter((l) => l !== 'root');
     const live = all.filter((l) => !this.m.deadReason(l, now));
-    if (this.r.chance(0.08) || all.length === 0) return `bogus${this.r.int(1, 3)}`;
-    return live.length && this.r.chance(0.75) ? this.r.pick(live) : this.r.pick(all);
+    if (r.chance(0.08) || all.length === 0) return `bogus${r.int(1, 3)}`;
+    return live.length && r.chance(0.75) ? r.pick(live) : r.pick(all);
   }
 
   private increment(): { incrementS?: number } {
@@ -279,7 +347,9 @@ export class Generator {
       else for (let j = this.r.int(1, 3); j > 0; j--) caps.add(this.r.pick(CAPS));
       byPath.set(path, caps);
     }
-    return [...byPath].map(([path, caps]) => ({ path, caps: [...caps].sort() }));
+    const rules = [...byPath].map(([path, caps]) => ({ path, caps: [...caps].sort() }));
+    // Now and then the right to rewrap, which `default` does not grant.
+    return this.w.chance(0.15) ? [...rules, REWRAP] : rules;
   }
 
   private somePolicies(): string[] {

@@ -5,7 +5,15 @@
  */
 import type { Rule } from './acl';
 import { checkEscalation, type RuleId } from './checker';
-import type { Call, IssuedToken, Outcome, Step, TokenArgs, Via } from './history';
+import {
+  type Call,
+  type IssuedToken,
+  kvPayload,
+  type Outcome,
+  type Step,
+  type TokenArgs,
+  type Via,
+} from './history';
 
 /** An hour, in seconds. */
 export const HOUR = 3600;
@@ -69,6 +77,39 @@ export class History {
     const call: Call = target === undefined ? { kind: 'unwrap' } : { kind: 'unwrap', token: target };
     return this.add(actor, call, status, token ? { out: { token } } : {});
   }
+  /** `actor` writes `value` at KV `path` (status 0: no answer, the write may have applied). */
+  kvWrite(path: string, value: string, status = 200, actor = 'root') {
+    return this.add(actor, { kind: 'kv-write', path, value }, status);
+  }
+  /** `actor` reads KV `path` wrapped: a 2xx answer is wrapping token `wrapper`; `out` overrides. */
+  wrapRead(
+    actor: string,
+    wrapper: string,
+    path: string,
+    o: { status?: number; ttlS?: number; out?: Outcome } = {},
+  ) {
+    const { status = 200, ttlS = 300 } = o;
+    const wrapping = issued(wrapper, ['response-wrapping'], { leaseS: ttlS, numUses: 1, orphan: true });
+    const out = o.out ?? (status === 200 ? { wrapping } : undefined);
+    return this.add(actor, { kind: 'kv-read', path, wrapTtlS: ttlS }, status, { out });
+  }
+  /** `actor` unwraps `target` (absent: its own token), revealing KV data `{ v: value }`. */
+  unwrapKv(actor: string, status: number, value: string, target?: string) {
+    const call: Call = target === undefined ? { kind: 'unwrap' } : { kind: 'unwrap', token: target };
+    return this.add(actor, call, status, { out: { kv: kvJson(value) } });
+  }
+  /** `actor` rewraps `target` (absent: its own token); a 2xx answer is wrapping token `next`. */
+  rewrap(actor: string, status: number, target?: string, next?: string, ttlS = 300) {
+    const call: Call = target === undefined ? { kind: 'rewrap' } : { kind: 'rewrap', token: target };
+    const wrapping = next && issued(next, ['response-wrapping'], { leaseS: ttlS, numUses: 1, orphan: true });
+    return this.add(actor, call, status, wrapping ? { out: { wrapping } } : {});
+  }
+  /** `actor` (null: no token) looks up `target` (absent: its own token); a 2xx tells `told`. */
+  lookup(actor: string | null, status: number, target?: string, told?: { path: string; ttlS: number }) {
+    const call: Call =
+      target === undefined ? { kind: 'wrap-lookup' } : { kind: 'wrap-lookup', token: target };
+    return this.add(actor, call, status, told ? { out: { lookup: told } } : {});
+  }
   approle() {
     return this.add('root', { kind: 'auth-enable', mount: 'approle' }, 204);
   }
@@ -83,6 +124,13 @@ export class History {
   ) {
     const out = { secret: { label, numUses: o.numUses ?? 0, ttlS: o.ttlS ?? 0 } };
     return this.add('root', { kind: 'secret-id', role, args: o.args ?? {} }, 200, { out });
+  }
+  /** Root generates a secret ID of `role` wrapped: the answer is wrapping token `wrapper`. */
+  wrapSecret(role: string, wrapper: string, ttlS = 300) {
+    const wrapping = issued(wrapper, ['response-wrapping'], { leaseS: ttlS, numUses: 1, orphan: true });
+    return this.add('root', { kind: 'secret-id', role, args: {}, wrapTtlS: ttlS }, 200, {
+      out: { wrapping },
+    });
   }
   login(roleId: string, secret: string, token: IssuedToken, addr = '127.0.0.1') {
     return this.add(null, { kind: 'login', roleId, secret }, 200, { out: { token }, addr });
@@ -99,6 +147,9 @@ export class History {
     return [...new Set(checkEscalation(this.steps).violations.map((v) => v.rule))].sort();
   }
 }
+
+/** The KV data a write of `value` stores, as an unwrap records it. */
+export const kvJson = (value: string) => JSON.stringify(kvPayload(value));
 
 /** What a login answers (an orphan, an hour's lease unless told). */
 export const issued = (label: string, policies: string[], o: Partial<IssuedToken> = {}): IssuedToken => ({

@@ -53,8 +53,11 @@ export type Call =
   | { kind: 'role-id-read'; role: string }
   | { kind: 'role-id-write'; role: string; roleId: string }
   | { kind: 'secret-id'; role: string; args: SecretArgs; wrapTtlS?: number }
-  /** sys/wrapping/unwrap of `token` (in the body), or of the caller's own token when absent. */
-  | { kind: 'unwrap'; token?: string }
+  /**
+   * sys/wrapping/unwrap, rewrap or lookup (`wrap-lookup`) of `token` (in the body), or of the
+   * caller's own token when absent (a lookup without a body is a GET, which a standby may serve).
+   */
+  | { kind: 'unwrap' | 'rewrap' | 'wrap-lookup'; token?: string }
   | { kind: 'login'; roleId: string; secret: string }
   | { kind: 'revoke' | 'revoke-orphan' | 'lookup'; token: string }
   | { kind: 'renew'; token: string; incrementS?: number }
@@ -63,7 +66,9 @@ export type Call =
   | { kind: 'revoke-self' | 'lookup-self' }
   | { kind: 'renew-self'; incrementS?: number }
   | { kind: 'caps-self'; paths: string[] }
-  | { kind: 'kv-read' | 'kv-write'; path: string }
+  | { kind: 'kv-read'; path: string; wrapTtlS?: number }
+  /** `value`: what the write stores (`{ v: value }`), so a wrapped read's unwrap can be matched. */
+  | { kind: 'kv-write'; path: string; value?: string }
   | { kind: 'kv-list' }
   | { kind: 'auth-enable' | 'auth-read' | 'auth-disable'; mount: string }
   | { kind: 'accessors' }
@@ -86,8 +91,14 @@ export interface IssuedToken {
 export interface Outcome {
   /** A token issued (for an unwrap: the one the wrapped answer held). */
   token?: IssuedToken;
-  /** The wrapping token a wrapped answer handed out. */
+  /** The wrapping token a wrapped answer (or a rewrap) handed out — recorded on any status. */
   wrapping?: IssuedToken;
+  /** A wrapped answer that also carried content in the clear (`auth` or `data`). */
+  clear?: boolean;
+  /** What an unwrapped KV read answered: its `data.data`, as JSON. */
+  kv?: string;
+  /** What sys/wrapping/lookup told: the creation path and TTL (seconds) of the wrapping token. */
+  lookup?: { path: string; ttlS: number };
   /** A renewal's lease, seconds. */
   leaseS?: number;
   roleId?: string;
@@ -119,6 +130,9 @@ export interface Step {
   error?: string;
   out?: Outcome;
 }
+
+/** The KV data a write stores (`value` absent: an older history's fixed payload). */
+export const kvPayload = (value: string | undefined) => ({ v: value ?? 'written' });
 
 /** A 2xx answer: the request was served. */
 export const is2xx = (status: number) => status >= 200 && status < 300;

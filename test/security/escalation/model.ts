@@ -5,7 +5,7 @@
  * Time is the client's: expiry is bounded from the request's start and end, with slack.
  */
 import { type Cap, ModelAcl, type Rule } from './acl';
-import { is2xx, type Step, type TokenArgs } from './history';
+import { is2xx, kvPayload, type Step, type TokenArgs } from './history';
 import {
   approleMaxS,
   DEFAULT_RULES,
@@ -26,10 +26,26 @@ export class Model {
   readonly roles = new Map<string, ModelRole>();
   readonly secrets = new Map<string, ModelSecret>();
   readonly kv = new Set<string>();
+  /**
+   * KV path → what a read of it may answer now (`data.data` as JSON): one value after an
+   * acknowledged write, more after writes without a verdict (which may or may not have applied).
+   */
+  readonly kvData = new Map<string, Set<string>>();
   /** Wrapping token label → the step whose answer it wraps (its call, caller and time). */
   readonly wrapped = new Map<string, Step>();
+  /** Wrapping token label → its creation TTL, seconds (a rewrap's new token keeps the old one's). */
+  readonly wrapTtl = new Map<string, number>();
+  /** Wrapping token label of a wrapped KV read → what the read could have answered when wrapped. */
+  readonly wrappedKv = new Map<string, Set<string>>();
   /** Wrapping tokens whose unwrap was acknowledged. */
   readonly unwrapped = new Set<string>();
+  /** Wrapping tokens spent by an acknowledged rewrap → the wrapping token that replaced them. */
+  readonly rewrapped = new Map<string, string>();
+  /**
+   * Wrapping tokens a request without a verdict (no answer, 5xx) may have spent or revoked: the
+   * model cannot say they are still good.
+   */
+  readonly uncertain = new Set<string>();
   /** Bumped by every policy change: a wrapped answer is checked at unwrap only if none came between. */
   policyEpoch = 0;
   private readonly wrappedEpoch = new Map<string, number>();
@@ -112,9 +128,30 @@ export class Model {
     return [...this.roles.values()].find((r) => r.roleId === roleId);
   }
 
-  /** The wrapping token an unwrap step names (the body's, else the caller's own). */
-  static unwrapTarget(s: Step): string | null {
-    return s.call.kind === 'unwrap' ? (s.call.token ?? s.actor) : null;
+  /** The wrapping token an unwrap, rewrap or lookup names (the body's, else the caller's own). */
+  static wrapTarget(s: Step): string | null {
+    const c = s.call;
+    return c.kind === 'unwrap' || c.kind === 'rewrap' || c.kind === 'wrap-lookup'
+      ? (c.token ?? s.actor)
+      : null;
+  }
+
+  /**
+   * Whether wrapping token `label` is certainly good at `t`: wrapping a known answer, neither
+   * unwrapped, rewrapped, revoked nor possibly spent, and its TTL not near its end.
+   */
+  wrappingSurelyLive(label: string, t: number): boolean {
+    const tk = this.tokens.get(label);
+    return (
+      tk?.source === 'wrap' &&
+      this.wrapped.has(label) &&
+      !this.unwrapped.has(label) &&
+      !this.rewrapped.has(label) &&
+      !this.uncertain.has(label) &&
+      tk.revokedAt === undefined &&
+      tk.spentAt === undefined &&
+      t + SLACK_MS < tk.expiryLow
+    );
   }
 
   /**
@@ -123,7 +160,7 @@ export class Model {
    * the wrapped call would then be judged against policies it did not run under).
    */
   revealed(unwrap: Step): Step | null {
-    const label = Model.unwrapTarget(unwrap);
+    const label = Model.wrapTarget(unwrap);
     const w = label === null ? undefined : this.wrapped.get(label);
     if (!label || !w || this.wrappedEpoch.get(label) !== this.policyEpoch || !unwrap.out) return null;
     return { ...w, out: unwrap.out };
@@ -137,10 +174,12 @@ export class Model {
     // wrapping token unwrapping itself is spent by the unwrap (below), whatever the answer; one
     // unwrapping another is refused 400 without being spent (sys-wrapping.ts: it "must not be
     // spent to open another").
+    // sys/wrapping/lookup needs no token: the one sent is not checked, nor is a use counted.
     const selfUnwrap = s.call.kind === 'unwrap' && (s.call.token ?? s.actor) === s.actor;
     const wrapperOpeningAnother = s.call.kind === 'unwrap' && actor?.source === 'wrap' && !selfUnwrap;
     if (
       actor &&
+      s.call.kind !== 'wrap-lookup' &&
       !selfUnwrap &&
       !wrapperOpeningAnother &&
       actor.numUses > 0 &&
@@ -149,13 +188,15 @@ export class Model {
     )
       actor.spentAt ??= s.end;
     if (!is2xx(s.status)) {
-      // A renewal without a verdict may have moved the expiry anywhere.
-      if (s.status === 0 || s.status >= 500) this.forgetExpiry(s);
+      // A renewal without a verdict may have moved the expiry anywhere; an unwrap, rewrap or
+      // revocation may have spent the wrapping token it names; a KV write may have applied.
+      if (s.status === 0 || s.status >= 500) this.noVerdict(s);
       return;
     }
     const c = s.call;
     if (s.out?.wrapping) {
-      this.wrap(s);
+      if (c.kind === 'rewrap') this.rewrap(s);
+      else this.wrap(s);
       return;
     }
     switch (c.kind) {
@@ -214,6 +255,7 @@ export class Model {
       }
       case 'kv-write':
         this.kv.add(c.path);
+        this.kvData.set(c.path, new Set([JSON.stringify(kvPayload(c.value))]));
         break;
       case 'auth-enable':
         if (c.mount === 'approle') this.approleMounted = true;
@@ -270,6 +312,33 @@ export class Model {
     if (!w) return;
     this.wrapped.set(w.label, s);
     this.wrappedEpoch.set(w.label, this.policyEpoch);
+    this.wrapTtl.set(w.label, w.leaseS);
+    if (s.call.kind === 'kv-read') this.wrappedKv.set(w.label, new Set(this.kvData.get(s.call.path)));
+    this.add(
+      { ...s, out: { token: w } },
+      { parent: null, source: 'wrap', maxEnd: Number.POSITIVE_INFINITY, cidrs: [] },
+    );
+  }
+
+  /**
+   * An acknowledged rewrap spends the wrapping token it names and hands out a new one, holding
+   * the same answer (of the same call, caller and time) with the same creation TTL.
+   */
+  private rewrap(s: Step): void {
+    const old = Model.wrapTarget(s);
+    const w = s.out?.wrapping;
+    const tk = old === null ? undefined : this.tokens.get(old);
+    if (!old || !w || !tk) return;
+    tk.spentAt ??= s.end;
+    tk.revokedAt ??= s.end;
+    this.rewrapped.set(old, w.label);
+    const from = this.wrapped.get(old);
+    if (!from) return;
+    this.wrapped.set(w.label, from);
+    this.wrappedEpoch.set(w.label, this.wrappedEpoch.get(old) ?? -1);
+    this.wrapTtl.set(w.label, w.leaseS);
+    const kv = this.wrappedKv.get(old);
+    if (kv) this.wrappedKv.set(w.label, kv);
     this.add(
       { ...s, out: { token: w } },
       { parent: null, source: 'wrap', maxEnd: Number.POSITIVE_INFINITY, cidrs: [] },
@@ -278,7 +347,7 @@ export class Model {
 
   /** An acknowledged unwrap spends the wrapping token and reveals the wrapped answer. */
   private unwrap(s: Step): void {
-    const label = Model.unwrapTarget(s);
+    const label = Model.wrapTarget(s);
     const tk = label === null ? undefined : this.tokens.get(label);
     if (!label || !tk) return;
     tk.spentAt ??= s.end;
@@ -336,12 +405,30 @@ export class Model {
     }
   }
 
-  /** Disabling the AppRole mount revokes what it issued and drops its roles and secret IDs. */
+  /**
+   * Disabling the AppRole mount revokes what it issued — its logins' tokens, and the wrapping
+   * tokens of secret IDs generated wrapped, whose creation path is under it (sys-auth.ts tidies
+   * every token created under `auth/approle`) — and drops its roles and secret IDs.
+   */
   private disableAppRole(at: number): void {
     this.approleMounted = false;
     for (const t of this.tokens.values()) if (t.source === 'approle') this.revoke(t.label, at, true);
+    for (const [label, w] of this.wrapped) if (w.call.kind === 'secret-id') this.revoke(label, at, true);
     for (const sec of this.secrets.values()) sec.deadAt ??= at;
     this.roles.clear();
+  }
+
+  /** A request without a verdict: whatever it may have done, the model stops claiming otherwise. */
+  private noVerdict(s: Step): void {
+    const c = s.call;
+    for (const label of [Model.wrapTarget(s), 'token' in c ? (c.token ?? null) : null])
+      if (label !== null && this.tokens.get(label)?.source === 'wrap') this.uncertain.add(label);
+    if (c.kind === 'kv-write') {
+      const now = this.kvData.get(c.path) ?? new Set<string>();
+      now.add(JSON.stringify(kvPayload(c.value)));
+      this.kvData.set(c.path, now);
+    }
+    this.forgetExpiry(s);
   }
 
   private forgetExpiry(s: Step): void {

@@ -68,6 +68,12 @@ export function needs(m: Model, call: Call): Need | null {
       // With the token in the body the caller needs `update` there; a wrapping token unwrapping
       // itself is checked by its own rule (checker: wrapping), not by the ACL.
       return call.token === undefined ? null : { path: 'sys/wrapping/unwrap', caps: ['update'] };
+    case 'rewrap':
+      // Not `default`'s: a caller needs `update` here, whichever token it names (a wrapping token
+      // as the caller is refused before: checker rule wrapping).
+      return { path: 'sys/wrapping/rewrap', caps: ['update'] };
+    case 'wrap-lookup':
+    // An unauthenticated path: whatever token is sent is not read.
     case 'login':
     case 'pause':
       return null;

@@ -20,7 +20,7 @@ import { call, metricSum, Sources } from '../../helpers/http';
 import type { Proc } from '../../helpers/procs';
 import { checkEscalation, type EscalationResult } from './checker';
 import { Generator, type Planned } from './generator';
-import { type Call, is2xx, type Outcome, type Step } from './history';
+import { type Call, is2xx, kvPayload, type Outcome, type Step } from './history';
 import { Model } from './model';
 import { WRAPPING_POLICY } from './state';
 
@@ -166,7 +166,7 @@ function httpOf(c: Call, v: Values): { method: string; path: string; body?: unkn
     case 'kv-read':
       return { method: 'GET', path: c.path };
     case 'kv-write':
-      return { method: 'POST', path: c.path, body: { data: { written: true } } };
+      return { method: 'POST', path: c.path, body: { data: kvPayload(c.value) } };
     case 'kv-list':
       return { method: 'LIST', path: 'secret/metadata/' };
     case 'auth-enable':
@@ -180,11 +180,17 @@ function httpOf(c: Call, v: Values): { method: string; path: string; body?: unkn
     case 'ui-mount':
       return { method: 'GET', path: `sys/internal/ui/mounts/${c.path}` };
     case 'unwrap':
+    case 'rewrap':
       return {
         method: 'POST',
-        path: 'sys/wrapping/unwrap',
+        path: `sys/wrapping/${c.kind}`,
         body: c.token ? { token: v.token(c.token) } : {},
       };
+    case 'wrap-lookup':
+      // Without a body, a GET of the caller's own token: a read, which a standby may serve.
+      return c.token
+        ? { method: 'POST', path: 'sys/wrapping/lookup', body: { token: v.token(c.token) } }
+        : { method: 'GET', path: 'sys/wrapping/lookup' };
     case 'pause':
       throw new Error('a pause makes no request');
   }
@@ -193,33 +199,39 @@ function httpOf(c: Call, v: Values): { method: string; path: string; body?: unkn
 type Json = Record<string, unknown>;
 const obj = (x: unknown): Json => (x !== null && typeof x === 'object' ? (x as Json) : {});
 
+/**
+ * The wrapping token an answer hands out, if any — on any status, so a refused call that made
+ * one anyway is seen — and whether the answer also carried content in the clear.
+ */
+function wrappingOf(body: unknown, v: Values): Outcome | undefined {
+  const b = obj(body);
+  const wrap = obj(b.wrap_info);
+  if (typeof wrap.token !== 'string') return undefined;
+  const label = v.issued(wrap.token, String(wrap.accessor ?? ''));
+  const clear = Object.keys(obj(b.auth)).length > 0 || Object.keys(obj(b.data)).length > 0;
+  return {
+    wrapping: { label, policies: [WRAPPING_POLICY], leaseS: Number(wrap.ttl ?? 0), numUses: 1, orphan: true },
+    ...(clear ? { clear } : {}),
+  };
+}
+
 /** What the model needs from a 2xx answer; new tokens and secret IDs get labels here. */
 function outcomeOf(c: Call, body: unknown, v: Values): Outcome | undefined {
   const b = obj(body);
   const auth = obj(b.auth);
   const data = obj(b.data);
-  const wrap = obj(b.wrap_info);
-  if ((c.kind === 'create' || c.kind === 'secret-id') && c.wrapTtlS !== undefined) {
-    if (typeof wrap.token !== 'string') return undefined;
-    const label = v.issued(wrap.token, String(wrap.accessor ?? ''));
-    return {
-      wrapping: {
-        label,
-        policies: [WRAPPING_POLICY],
-        leaseS: Number(wrap.ttl ?? 0),
-        numUses: 1,
-        orphan: true,
-      },
-    };
-  }
+  if (('wrapTtlS' in c && c.wrapTtlS !== undefined) || c.kind === 'rewrap') return wrappingOf(body, v);
   if (c.kind === 'unwrap') {
-    // What the wrapped answer held: a token (auth/token/create) or a secret ID.
+    // What the wrapped answer held: a token (auth/token/create), a secret ID or a KV read.
     if (typeof auth.client_token === 'string')
       return outcomeOf({ kind: 'login', roleId: '', secret: '' }, body, v);
     if (typeof data.secret_id === 'string')
       return outcomeOf({ kind: 'secret-id', role: '', args: {} }, body, v);
+    if ('data' in data && 'metadata' in data) return { kv: JSON.stringify(data.data) };
     return {};
   }
+  if (c.kind === 'wrap-lookup')
+    return { lookup: { path: String(data.creation_path ?? ''), ttlS: Number(data.creation_ttl ?? 0) } };
   switch (c.kind) {
     case 'create':
     case 'login': {
@@ -318,7 +330,7 @@ async function execute(n: number, p: Planned, t: Targets, src: Sources, v: Value
     }
     const errors = obj(r.body).errors;
     const error = Array.isArray(errors) && errors.length ? String(errors[0]).slice(0, 120) : undefined;
-    const out = is2xx(r.status) ? outcomeOf(c, r.body, v) : undefined;
+    const out = is2xx(r.status) ? outcomeOf(c, r.body, v) : wrappingOf(r.body, v);
     return {
       ...base,
       start,
@@ -352,7 +364,8 @@ export async function runEscalation(o: RunOptions): Promise<RunReport> {
     const values = new Values();
     values.tokens.set('root', c.token);
     const model = new Model();
-    const gen = new Generator(rng(o.seed), model);
+    // Response wrapping's draws from a stream of their own (see Generator).
+    const gen = new Generator(rng(o.seed), model, rng(o.seed ^ 0x77a9));
     const history: Step[] = [];
     o.log?.(
       `cluster up in ${Date.now() - began} ms (active ${active.name}, standbys ${standbys.map((s) => s.name).join(', ')}); ${o.steps} steps`,

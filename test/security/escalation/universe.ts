@@ -82,7 +82,13 @@ export const TTLS = [2, 3, 4, 30, 3600, 4_000_000];
 /** Explicit and max TTLs, seconds: 2,880,000 s (800h) asks for more than 768h. */
 export const MAX_TTLS = [3, 10, 3600, 2_880_000];
 
-/** How often each kind of call comes (relative weights). */
+/**
+ * How often a random step is a rewrap or a lookup (drawn apart from WEIGHTS, from the
+ * generator's wrapping stream, so adding them did not reshuffle the other calls).
+ */
+export const WRAPPING_CALLS = 0.03;
+
+/** How often each kind of call comes (relative weights; rewrap and lookup: WRAPPING_CALLS). */
 export const WEIGHTS: Array<[Call['kind'], number]> = [
   ['policy-write', 7],
   ['policy-delete', 1],
