@@ -321,6 +321,45 @@ describe('postgresql storage: what only PostgreSQL can get wrong', () => {
     assert.equal(await data.get('f/b'), null);
   });
 
+  it('gives a DELETE and an upsert sent together each its own client timeout', async () => {
+    const t = tables();
+    const data = await openData({ ...t, statementTimeoutMs: 1000 });
+    await data.put('two/old', Buffer.from('0'));
+    // Each statement takes 600 ms, well under the 1 s timeout; together 1.2 s, over it.
+    await pg.sql(`CREATE FUNCTION ${t.table}_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_sleep(0.6); RETURN COALESCE(NEW, OLD); END $$`);
+    await pg.sql(`CREATE TRIGGER slow_del BEFORE DELETE ON ${t.table}
+      FOR EACH ROW WHEN (OLD.path LIKE 'two/%') EXECUTE FUNCTION ${t.table}_slow()`);
+    await pg.sql(`CREATE TRIGGER slow_put BEFORE INSERT ON ${t.table}
+      FOR EACH ROW WHEN (NEW.path LIKE 'two/%') EXECUTE FUNCTION ${t.table}_slow()`);
+    await data.batch([
+      { op: 'delete', path: 'two/old' },
+      { op: 'put', path: 'two/new', value: Buffer.from('1') },
+    ]);
+    assert.equal(await data.get('two/old'), null);
+    assert.deepEqual(await data.get('two/new'), Buffer.from('1'));
+  });
+
+  it('stores nothing when the server refuses an upsert sent with a DELETE that ran, and reuses the connection clean', async () => {
+    const t = tables();
+    const data = await openData({ ...t, maxParallel: 1 });
+    await data.put('keep', Buffer.from('k'));
+    await pg.sql(`CREATE FUNCTION ${t.table}_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'refused'; END $$`);
+    await pg.sql(`CREATE TRIGGER boom BEFORE INSERT ON ${t.table}
+      FOR EACH ROW WHEN (NEW.path LIKE 'boom%') EXECUTE FUNCTION ${t.table}_boom()`);
+    const w = withWriteScope(() =>
+      data.batch([
+        { op: 'delete', path: 'keep' },
+        { op: 'put', path: 'boom', value: Buffer.from('1') },
+      ]),
+    );
+    await rejectsWithCode(w.result, 'LW_ERR_STORAGE_UNAVAILABLE');
+    assert.equal(w.applied(), false, 'not applied: a gateway may send it again');
+    assert.deepEqual(await data.get('keep'), Buffer.from('k'), 'the DELETE was rolled back');
+    await data.put('after', Buffer.from('a')); // the one connection is out of the transaction
+  });
+
   it('never puts a stored value into an error', async () => {
     const t = tables();
     const data = await openData(t);

@@ -3,7 +3,15 @@
  * while the server is away, heal by itself when it returns, never run a statement long after its
  * caller gave up, and never let a statement parameter (a secret value) leak into an error.
  */
-import { type Client, DatabaseError, Pool, type PoolClient, type PoolConfig, type QueryResult } from 'pg';
+import {
+  type Client,
+  DatabaseError,
+  Pool,
+  type PoolClient,
+  type PoolConfig,
+  type QueryConfig,
+  type QueryResult,
+} from 'pg';
 import { isLwError, LwError } from '../../errors';
 import { storageUnavailableError } from '../semantics';
 import { noteApplied } from '../write-scope';
@@ -68,12 +76,22 @@ export interface Statement {
  * sent together, in one socket write, without waiting for each answer: each is still its own
  * extended-protocol message with its own Sync, so one that fails does not stop the server running
  * the next (inside a transaction those fail too, 25P02). Otherwise one at a time, stopping at the
- * first failure. Resolves every result in order; rejects with the first failure, once every
- * statement sent was answered (none is left in flight on a connection that goes back to the pool).
+ * first failure. Resolves every result in order; rejects with the first failure once every
+ * statement is settled — answered, or its connection destroyed by a client timeout (node-postgres
+ * does that in pipeline mode) — so none is left in flight on a connection back in the pool.
  * Send together only statements that may all run whatever the earlier ones answer: never a write
  * that depends on a check, nor a COMMIT behind a write whose failure must leave "nothing stored".
+ *
+ * `timeoutMs`: each statement's own client timeout (the pool's). node-postgres starts a
+ * statement's timer when it is queued, so the i-th of those sent together is given i + 1 times it
+ * (it waits for the ones before it, as it would have one at a time); the server's
+ * statement_timeout still bounds each statement on its own.
  */
-export async function sendTogether(c: Client, statements: readonly Statement[]): Promise<QueryResult[]> {
+export async function sendTogether(
+  c: Client,
+  statements: readonly Statement[],
+  timeoutMs?: number,
+): Promise<QueryResult[]> {
   if (!c.pipeline) {
     const out: QueryResult[] = [];
     for (const s of statements) out.push(await c.query(s.text, s.values));
@@ -85,7 +103,11 @@ export async function sendTogether(c: Client, statements: readonly Statement[]):
   stream.cork();
   let pending: Promise<QueryResult>[];
   try {
-    pending = statements.map((s) => c.query(s.text, s.values));
+    pending = statements.map((s, i) => {
+      // Per-statement client timeout: honoured by node-postgres, not in its type declarations.
+      const config = { text: s.text, values: s.values, query_timeout: timeoutMs && timeoutMs * (i + 1) };
+      return c.query(config as QueryConfig);
+    });
   } finally {
     stream.uncork();
   }
@@ -154,7 +176,11 @@ export class PgPool {
   private closed = false;
   private lastError: Error | undefined;
 
+  /** Each statement's client timeout (PgPoolOptions.statementTimeoutMs). */
+  readonly statementTimeoutMs: number;
+
   constructor(opts: PgPoolOptions) {
+    this.statementTimeoutMs = opts.statementTimeoutMs;
     this.targets = parseTargets(opts.url);
     this.pools = this.targets.urls.map((url) => this.open(url, opts));
   }
@@ -303,6 +329,7 @@ export class PgPool {
           const [, first] = await sendTogether(
             c,
             o.first ? [{ text: 'BEGIN' }, o.first] : [{ text: 'BEGIN' }],
+            this.statementTimeoutMs,
           );
           result = await fn(c, first);
         } catch (err) {

@@ -238,7 +238,7 @@ export class PostgresBackend implements FencingBackend, FenceTarget {
         // The DELETE and the upsert touch different paths (finalWrites): sent together (one
         // socket write). COMMIT only once both answered, so a write that fails or is cut off
         // before then stored nothing ("not served", not "outcome unknown").
-        await sendTogether(c, writes);
+        await sendTogether(c, writes, this.pool.statementTimeoutMs);
         return true;
       },
       { data: true, first: fenceCheck },
