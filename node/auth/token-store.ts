@@ -298,10 +298,10 @@ export class TokenStore {
     const root = spec.policies.includes('root');
     const depth = spec.parent ? (spec.parent.depth ?? 0) + 1 : 0;
     if (depth > MAX_DEPTH) throw new LwError('LW_ERR_BAD_REQUEST', 'token tree is too deep');
-    // Periodic tokens renew to their period forever; others get a TTL capped by the system
-    // maximum (root-policy tokens may live forever) and by explicit_max_ttl.
-    // A periodic token's period is capped at each issuance by the system's max (root too), the
-    // role's and mount's max and explicit_max_ttl; its lifetime only by explicit_max_ttl.
+    // Others get a TTL capped by the system's max (root-policy tokens may live forever), the
+    // role's and mount's max and explicit_max_ttl. A periodic token renews without end, each
+    // issuance and renewal capped by the same (the system's max for root too); its lifetime only
+    // by explicit_max_ttl.
     const periodic = spec.periodS > 0;
     let maxS = root && !periodic ? 0 : MAX_TTL_S;
     const caps = [spec.explicitMaxTtlS, spec.maxTtlS ?? 0];
