@@ -103,6 +103,20 @@ export function readTargetMedians(d: ReadScalingResult, t: ReadTarget) {
   };
 }
 
+/** The loads in which both nodes serve reads at the same time. */
+const SHARED: readonly ReadTarget[] = ['gateway-spread', 'haproxy-rr', 'direct-both'];
+
+/**
+ * Standby/active CPU per read in one round where both served: each node's CPU over the reads it
+ * served itself (the standby's counter; the active the rest). NaN when one of them served none.
+ */
+export function sharedCpuRatio(r: ReadScalingRun): number {
+  const served = Math.min(r.standbyReads?.served ?? Number.NaN, r.reads);
+  const standby = (r.cpuMs.standby ?? Number.NaN) / served;
+  const active = (r.cpuMs.active ?? Number.NaN) / (r.reads - served);
+  return Number.isFinite(standby / active) ? standby / active : Number.NaN;
+}
+
 /** The scaling ratios the issue asks for (NaN when a side was not measured). */
 export function readScalingRatios(d: ReadScalingResult) {
   const rps = (t: ReadTarget) => readTargetMedians(d, t)?.rps;
@@ -118,6 +132,9 @@ export function readScalingRatios(d: ReadScalingResult) {
     standbyCpu: s?.cpu.standby ?? Number.NaN,
     activeCpu: a?.cpu.active ?? Number.NaN,
     standbyOverActiveCpu: ratio(s?.cpu.standby, a?.cpu.active),
+    /** The same, in the rounds where both served at once (sharedCpuRatio): median and count. */
+    standbyOverActiveCpuShared: median(SHARED.flatMap((t) => runsOf(d, t)).map(sharedCpuRatio)),
+    sharedRounds: SHARED.flatMap((t) => runsOf(d, t)).length,
     /** The same ratios between the CPU-bound ceilings (readCeilings). */
     rrOverActiveOnlyCeiling: ratio(ceiling('haproxy-rr', 'machine'), ceiling('haproxy-active', 'machine')),
     rrOverActiveOnlyNodes: ratio(ceiling('haproxy-rr', 'nodes'), ceiling('haproxy-active', 'nodes')),
@@ -207,7 +224,8 @@ export function readScaling(m: Measured<ReadScalingResult>): string {
       `(ceilings on these cores ${fmt(r.rrOverActiveOnlyCeiling)}×, pinned nodes alone ${fmt(r.rrOverActiveOnlyNodes)}×); ` +
       `HAProxy round-robin/gateway (b)/(a) **${fmt(r.rrOverGateway)}×**; ${spread}` +
       `direct to both/direct to the active **${fmt(r.bothOverActive)}×** (ceilings ${fmt(r.bothOverActiveCeiling)}×); ` +
-      `CPU per read, standby/active (direct) **${fmt(r.standbyOverActiveCpu)}×** (${fmt(r.standbyCpu)} vs ${fmt(r.activeCpu)} ms per 1,000 reads).`,
+      `CPU per read, standby/active (direct) **${fmt(r.standbyOverActiveCpu)}×** (${fmt(r.standbyCpu)} vs ${fmt(r.activeCpu)} ms per 1,000 reads), ` +
+      `and in the ${r.sharedRounds} rounds where both served at once (spread, round-robin, direct to both; each node's CPU over the reads it served) **${fmt(r.standbyOverActiveCpuShared)}×**.`,
     '',
     'The ceilings are what the measured CPU per read allows: each core gives its pinned processes at most 1,000 ms a second, and all cores together carry every process of the bench (the floating ones wherever there is room); "nodes alone" counts only the pinned nodes, as if the load generator, proxies and Redis had cores of their own.',
     '',
