@@ -18,11 +18,6 @@ export function newStamp(): JsonWriteOp {
   return { op: 'put', path: CONFIG_STAMP_PATH, value: randomUUID() };
 }
 
-/** The stamp in storage now ('' before any change was made). */
-export async function readStamp(s: SecureStorage): Promise<string> {
-  return (await s.get<string>(CONFIG_STAMP_PATH)) ?? '';
-}
-
 /** Entries to read with the stamp, and the HMACs computed to name them (`Prefetched.hmacs`). */
 export interface Prefetch {
   paths: readonly string[];

@@ -31,8 +31,8 @@ export type JsonWriteOp = { op: 'put'; path: string; value: unknown } | { op: 'd
 
 /** What a standby read first for a request (config-stamp.ts `standbyView`). */
 export interface Prefetched {
-  /** Stored bytes by path (null: nothing stored). */
-  entries: ReadonlyMap<string, Buffer | null>;
+  /** Stored bytes by path (null: nothing stored); the view takes them, deleting each once read. */
+  entries: Map<string, Buffer | null>;
   /** HMACs already computed for this request, by input. */
   hmacs: ReadonlyMap<string, string>;
 }
@@ -158,13 +158,12 @@ export class SecureStorage {
 }
 
 /**
- * `b` with every write refused locally: what a standby may do is read. An entry in `prefetched`
+ * `b` with every write refused locally: what a standby may do is read. An entry in `unused`
  * answers the first read of its path once; every other read goes to `b`.
  */
-function readOnlyBackend(b: Backend, prefetched?: ReadonlyMap<string, Buffer | null>): Backend {
+function readOnlyBackend(b: Backend, unused: Map<string, Buffer | null> = new Map()): Backend {
   const refuse = () =>
     Promise.reject(new LwError('LW_ERR_NOT_ACTIVE', 'node is not active', { retryAfter: 1 }));
-  const unused = new Map(prefetched);
   const take = (path: string): { raw: Buffer | null } | undefined => {
     if (!unused.has(path)) return undefined;
     const raw = unused.get(path) ?? null;
