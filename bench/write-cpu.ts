@@ -21,6 +21,7 @@ import { startRedis } from '../test/helpers/redis';
 import { summariseInclusive, summariseProfile } from './lib/cpu-profile';
 import { initWhenUninitialized } from './lib/http';
 import { runLoad } from './lib/load';
+import { cpuSplitMs } from './lib/proc-stats';
 
 const arg = (name: string, dflt: string): string =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt;
@@ -35,13 +36,6 @@ function syscalls(pid: number | undefined): { r: number; w: number } {
   const io = readFileSync(`/proc/${pid}/io`, 'utf8');
   const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1]);
   return { r: field('syscr'), w: field('syscw') };
-}
-
-/** User and system CPU of `pid` so far, in ms (/proc/<pid>/stat, USER_HZ 100). */
-function cpuSplit(pid: number | undefined): { user: number; sys: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(f[11]) * 10, sys: Number(f[12]) * 10 };
 }
 
 async function main(): Promise<void> {
@@ -93,7 +87,7 @@ async function main(): Promise<void> {
       for (const store of order) {
         const t = targets[store] as Awaited<ReturnType<typeof start>>;
         const before = syscalls(t.node.child.pid);
-        const cpuBefore = cpuSplit(t.node.child.pid);
+        const cpuBefore = cpuSplitMs(t.node.child.pid as number);
         const r = await runLoad(
           {
             url: t.node.url,
@@ -107,7 +101,7 @@ async function main(): Promise<void> {
           { cpu: { node: t.node.child.pid } },
         );
         const after = syscalls(t.node.child.pid);
-        const cpuAfter = cpuSplit(t.node.child.pid);
+        const cpuAfter = cpuSplitMs(t.node.child.pid as number);
         const n = r.rps * r.durationS;
         console.log(
           `round ${round} ${store}: ${r.rps.toFixed(0)} writes/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ` +

@@ -8,19 +8,23 @@ import { readFileSync } from 'node:fs';
 /** Clock ticks per second for /proc/<pid>/stat (USER_HZ; 100 on every Linux we run on). */
 const CLK_TCK = 100;
 
-/** utime + stime of `pid` in milliseconds (all threads), or NaN if it is gone. */
-export function cpuMs(pid: number): number {
+/** User (utime) and system (stime) CPU of `pid` in milliseconds (all threads); NaN if it is gone. */
+export function cpuSplitMs(pid: number): { user: number; sys: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces) start after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    return ((utime + stime) * 1000) / CLK_TCK;
+    return { user: (Number(fields[11]) * 1000) / CLK_TCK, sys: (Number(fields[12]) * 1000) / CLK_TCK };
   } catch {
-    return Number.NaN;
+    return { user: Number.NaN, sys: Number.NaN };
   }
+}
+
+/** utime + stime of `pid` in milliseconds (all threads), or NaN if it is gone. */
+export function cpuMs(pid: number): number {
+  const { user, sys } = cpuSplitMs(pid);
+  return user + sys;
 }
 
 /** Resident set size of `pid` in MiB, or NaN if it is gone. */
